@@ -1,0 +1,60 @@
+# linkage: `make help` lists the targets. Everything runs in ./.venv, created by `make setup`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Allow Spark's forked Python workers to find the same interpreter as the driver.
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+
+CONFIG ?= conf/local.yaml
+SET ?=
+BENCH_SIZES ?= 100000 1000000
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-fast lint format docs bench docker-build clean
+
+help: ## List the targets with what each does
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed jars/.fetched ## Create .venv, install the project with dev deps, fetch the Delta jars (no-op when done)
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found: install Python 3.11" >&2; exit 2; }
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || { echo "setup: java not found: install Java 17" >&2; exit 2; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+jars/.fetched: $(VENV)/.installed
+	$(PY) -m linkage.jars
+	@touch $@
+
+run: setup ## Set up, generate a synthetic extract if paths.raw holds none, run the whole pipeline
+	$(PY) -m jobs.pipeline --config $(CONFIG) $(SET)
+
+test: setup ## Run the test suite (one Spark session, tiny data)
+	$(PY) -m pytest
+
+test-fast: setup ## Run the tests not marked slow or cluster
+	$(PY) -m pytest -m "not slow and not cluster"
+
+lint: setup ## Check style with ruff
+	$(VENV)/bin/ruff check .
+
+format: setup ## Format the code with ruff
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+docs: setup ## Regenerate the README's table schema reference from linkage/schemas.py
+	$(PY) -m linkage.docs --write README.md
+
+bench: setup ## Benchmark train and link at $(BENCH_SIZES) people against Splink on DuckDB and default Spark
+	$(PY) -m linkage.bench --sizes $(BENCH_SIZES)
+
+docker-build: ## Build the single-node Spark image (needs a Docker engine)
+	docker build -f docker/Dockerfile -t linkage:latest .
+
+clean: ## Remove the lake, generated data and caches (keeps .venv, jars and secrets)
+	rm -rf lake data .pytest_cache .ruff_cache spark-warehouse

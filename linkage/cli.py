@@ -1,0 +1,145 @@
+"""The job convention: `main(argv, environ) -> exit code`, `--config` and repeated `--set`.
+
+Exit codes: 0 ok, 2 bad configuration or input, 1 any other failure. Each stage prints one
+line with its wall time. Errors are printed as one line with quoted literals redacted (a
+Spark error can quote a field's value, and values here are identifiable); the full traceback
+goes to a log file inside the restricted zone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from pyspark.sql import SparkSession
+
+from linkage.config import AppConfig, load_config
+from linkage.errors import LinkageError
+from linkage.session import spark_session
+from linkage.tracking import RunContext, tracking_run
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class StageClock:
+    """Prints `[job] stage ... N.N s` as each stage ends and remembers the times."""
+
+    job: str
+    out: TextIO = field(default=sys.stdout)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[name] = elapsed
+            print(f"[{self.job}] {name:<28} {elapsed:8.1f} s", file=self.out, flush=True)
+
+    def say(self, message: str) -> None:
+        print(f"[{self.job}] {message}", file=self.out, flush=True)
+
+
+@dataclass
+class JobContext:
+    """What a job body receives: everything it needs, passed explicitly."""
+
+    job: str
+    args: argparse.Namespace
+    config: AppConfig
+    environ: Mapping[str, str]
+    spark: SparkSession
+    run: RunContext
+    clock: StageClock
+
+    def stage(self, name: str):
+        return self.clock.stage(name)
+
+    def say(self, message: str) -> None:
+        self.clock.say(message)
+
+
+JobBody = Callable[[JobContext], None]
+
+
+def build_parser(job: str, description: str,
+                 add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"jobs.{job}", description=description)
+    parser.add_argument("--config", default=None,
+                        help="Environment overlay YAML (default conf/local.yaml); conf/base.yaml beside it is read first.")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override one setting, e.g. --set spark.shuffle_partitions=8 (repeatable).")
+    if add_arguments:
+        add_arguments(parser)
+    return parser
+
+
+def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], environ: Mapping[str, str],
+            add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Parse, load config (before Spark), open Spark and the MLflow run, call the body, map errors."""
+    parser = build_parser(job, description, add_arguments)
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:  # argparse already printed the usage error
+        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
+    clock = StageClock(job)
+    config: AppConfig | None = None
+    try:
+        with clock.stage("load config"):
+            config = load_config(args.config, overrides=args.set)
+        with ExitStack() as stack:
+            with clock.stage("start spark"):
+                spark = stack.enter_context(spark_session(config.spark))
+            run = stack.enter_context(tracking_run(config, job=job))
+            started = time.perf_counter()
+            body(JobContext(job, args, config, environ, spark, run, clock))
+            run.log_metrics({f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()})
+            clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
+        return EXIT_OK
+    except LinkageError as error:
+        print(f"[{job}] error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except Exception as error:  # noqa: BLE001 - the job boundary: report and map to exit 1
+        log_path = _write_traceback(config, job)
+        where = f"; full traceback in {log_path}" if log_path else ""
+        print(f"[{job}] failed: {type(error).__name__}: {redact(first_line(error))}{where}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:400] if text else ""
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def redact(message: str) -> str:
+    """Replace quoted literals: Spark quotes offending values (e.g. a cast that failed)."""
+    return _QUOTED.sub("'<redacted>'", message)
+
+
+def _write_traceback(config: AppConfig | None, job: str) -> Path | None:
+    if config is None or "://" in config.paths.lake:
+        return None
+    folder = Path(config.paths.lake) / "restricted" / "_logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+    except OSError:
+        return None

@@ -1,0 +1,339 @@
+"""Typed configuration: conf/base.yaml + an environment overlay + --set overrides, parsed once.
+
+Every job calls `load_config` before Spark starts, so a wrong key or value fails fast with
+the file (or `--set`) that supplied it, the dotted key, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from linkage.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
+DEFAULT_OVERLAY = DEFAULT_CONF_DIR / "local.yaml"
+
+SOURCES = ("gp", "hospital", "social_care", "third_sector")
+Source = Literal["gp", "hospital", "social_care", "third_sector"]
+
+
+class Frozen(BaseModel):
+    """Base for every config section: immutable, and unknown keys are errors, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsConfig(Frozen):
+    raw: str = Field(description="Folder holding the raw extract files (CSV or Parquet) of the four sources.")
+    lake: str = Field(description="Root of all Delta tables (<lake>/<zone>/<table>) and, by default, the MLflow store.")
+    truth: str | None = Field(None, description="Optional truth.csv for synthetic or labelled data (QA only).")
+    truth_conditions: str | None = Field(None, description="Optional truth_conditions.csv for cohort QA.")
+    scratch: str | None = Field(
+        None, description="Scratch space for Spark checkpoints; default <lake>/restricted/_scratch (holds identifiable values)."
+    )
+    exports: str | None = Field(None, description="Folder for shareable CSV exports; default <lake>/exports.")
+
+    @property
+    def scratch_dir(self) -> str:
+        return self.scratch or f"{self.lake.rstrip('/')}/restricted/_scratch"
+
+    @property
+    def exports_dir(self) -> str:
+        return self.exports or f"{self.lake.rstrip('/')}/exports"
+
+
+class SparkConfig(Frozen):
+    master: str = Field("local[*]", description="Spark master URL: local[N], spark://host:port, yarn, k8s://...")
+    app_name: str = "linkage"
+    driver_memory: str = Field("4g", description="Driver heap; only applies when the job starts the JVM itself.")
+    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions: size it from the data.")
+    local_dir: str | None = Field(None, description="spark.local.dir for shuffle spill; default Spark's /tmp.")
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    conf: dict[str, str] = Field(default_factory=dict, description="Any other spark.* settings, passed as they are.")
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys_only(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not (key.startswith("spark.") or key.startswith("delta.")):
+                raise ValueError(f"'{key}' is not a Spark setting (keys must start with 'spark.')")
+        return {k: str(v) for k, v in value.items()}
+
+
+class TrackingConfig(Frozen):
+    uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///<lake>/mlflow.db.")
+    experiment: str = "linkage"
+    registered_model: str = Field("linkage-splink", description="Model registry name of the Splink model.")
+    approved_alias: str = Field("approved", description="Registry alias QA sets on the version link runs use.")
+
+
+class SyntheticConfig(Frozen):
+    people: int = Field(20_000, ge=10, description="Size of the synthetic resident population.")
+    seed: int = 42
+    error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
+    malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
+    reference_date: date = Field(date(2026, 6, 30), description="Extract date: 'today' for the synthetic world.")
+
+
+class ColumnMapping(Frozen):
+    """Canonical field -> the column name this site uses (matched case-insensitively)."""
+
+    people_file: str
+    activity_file: str
+    people_columns: dict[str, str] = Field(default_factory=dict)
+    activity_columns: dict[str, str] = Field(default_factory=dict)
+
+
+class IngestConfig(Frozen):
+    sources: dict[Source, ColumnMapping]
+    max_future_days: int = Field(0, ge=0, description="Dates more than this many days after the run date are impossible.")
+    earliest_birth_year: int = Field(1900, ge=1800)
+    nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
+    run_date: date | None = Field(None, description="Date treated as 'today' for future-date checks; default the system date.")
+
+
+class ThresholdsConfig(Frozen):
+    lower: float = Field(0.5, gt=0.0, lt=1.0, description="Pairs at or above this probability go to review when below upper.")
+    upper: float = Field(0.95, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdsConfig:
+        if self.upper <= self.lower:
+            raise ValueError(f"upper must be > lower, got {self.upper} <= {self.lower}")
+        return self
+
+
+class LinkageConfig(Frozen):
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    probability_two_random_records_match: float | None = Field(
+        None, gt=0, lt=1, description="Prior; default estimated from deterministic rules."
+    )
+    u_max_pairs: float = Field(5e6, gt=0, description="Pairs sampled to estimate u probabilities.")
+    u_num_chunks: int = Field(1, ge=1)
+    break_lineage_method: Literal["parquet", "checkpoint", "persist", "delta_lake_table"] = "parquet"
+    model_version: str | None = Field(None, description="Registry version to link with; default the approved alias.")
+    seed: int = 42
+
+
+class PseudonymiseConfig(Frozen):
+    release_id: str = Field("local-dev", min_length=1, description="Names the data release; logged with each run.")
+    key_env: str = Field("LINKAGE_PSEUDO_KEY", description="Environment variable holding the release key.")
+    key_file: str | None = Field(None, description="File holding the release key (used when the env var is unset).")
+    reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
+
+
+class DisclosureConfig(Frozen):
+    suppress_min: int = Field(1, ge=1, description="Smallest count suppressed.")
+    suppress_max: int = Field(7, ge=0, description="Largest count suppressed (0 turns suppression off).")
+    rounding_base: int = Field(5, ge=1, description="Unsuppressed counts are rounded to this base.")
+
+    @model_validator(mode="after")
+    def _range(self) -> DisclosureConfig:
+        if self.suppress_max and self.suppress_max < self.suppress_min:
+            raise ValueError(f"suppress_max must be >= suppress_min, got {self.suppress_max} < {self.suppress_min}")
+        return self
+
+
+class CohortsConfig(Frozen):
+    declarations: str = Field("conf/cohorts", description="Folder of cohort declaration YAML files.")
+    codelists: str = Field("conf/codelists", description="Folder of codelist CSV files.")
+    only: list[str] = Field(default_factory=list, description="Build only these cohorts (default all).")
+    index_date: date = Field(date(2026, 3, 31), description="Default index date of person-level cohorts.")
+    parallelism: int = Field(4, ge=1, description="Cohorts built at once, each in a FAIR pool.")
+    disclosure: DisclosureConfig = DisclosureConfig()
+
+
+class AppConfig(Frozen):
+    environment: Literal["local", "docker", "cluster"] = "local"
+    paths: PathsConfig
+    spark: SparkConfig = SparkConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    ingest: IngestConfig
+    linkage: LinkageConfig = LinkageConfig()
+    pseudonymise: PseudonymiseConfig = PseudonymiseConfig()
+    cohorts: CohortsConfig = CohortsConfig()
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.tracking.uri:
+            return self.tracking.uri
+        return f"sqlite:///{Path(self.paths.lake).resolve() / 'mlflow.db'}"
+
+    def config_hash(self) -> str:
+        """Short, stable hash of the effective configuration (stamped on every table write)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def flat_params(self) -> dict[str, str]:
+        """Dotted key -> value, for MLflow parameters. Config holds no secrets (keys come from env/file)."""
+        return {key: str(value) for key, value in _flatten(self.model_dump(mode="json")).items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(
+    overlay: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: str | Path | None = None,
+) -> AppConfig:
+    """Merge base.yaml, the overlay and `key=value` overrides (later wins), then validate.
+
+    Relative paths in `paths.*` and cohort/ingest file settings are resolved against the
+    project root, so a job behaves the same whatever folder it is started from.
+    """
+    overlay_path = Path(overlay) if overlay else DEFAULT_OVERLAY
+    base_path = Path(base) if base else _base_beside(overlay_path)
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for path in (base_path, overlay_path):
+        _deep_merge(merged, _read_yaml(path), origin, str(path))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _deep_merge(merged, _nest(key, value), origin, "--set")
+    try:
+        config = AppConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, origin)) from None
+    return _resolve_paths(config)
+
+
+def _base_beside(overlay_path: Path) -> Path:
+    beside = overlay_path.parent / "base.yaml"
+    return beside if beside.exists() else DEFAULT_CONF_DIR / "base.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(content).__name__}")
+    return content
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    key = key.strip()
+    # A path typed on the command line means what the shell user sees: relative to their cwd.
+    # (Paths inside YAML files are relative to the project root instead; see _resolve_paths.)
+    if key in _COMMAND_LINE_PATH_KEYS and isinstance(value, str) and "://" not in value:
+        value = str(Path(value).expanduser().resolve())
+    return key, value
+
+
+_COMMAND_LINE_PATH_KEYS = {f"paths.{name}" for name in PathsConfig.model_fields} | {
+    "pseudonymise.key_file", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
+}
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = dotted.split(".")
+    # spark.conf.* keys themselves contain dots: everything after `spark.conf.` is one key.
+    if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+        parts = ["spark", "conf", ".".join(parts[2:])]
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _deep_merge(target: dict[str, Any], update: Mapping[str, Any], origin: dict[str, str], source: str,
+                prefix: str = "") -> None:
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value, origin, source, f"{dotted}.")
+        else:
+            target[key] = dict(value) if isinstance(value, Mapping) else value
+            origin[dotted] = source
+            if isinstance(value, Mapping):
+                for sub in _flatten(value):
+                    origin[f"{dotted}.{sub}"] = source
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _describe(error: ValidationError, origin: Mapping[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        dotted = ".".join(str(part) for part in item["loc"])
+        source = _origin_of(dotted, origin)
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{dotted}'")
+        elif item["type"] == "missing":
+            lines.append(f"{source}: missing required key '{dotted}'")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {dotted}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _origin_of(dotted: str, origin: Mapping[str, str]) -> str:
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in origin:
+            return origin[candidate]
+    # A nested validator's error is reported on the section; name whoever set any key in it.
+    for key, source in origin.items():
+        if key.startswith(f"{dotted}."):
+            return source
+    return "configuration"
+
+
+def _resolve(path: str | None) -> str | None:
+    if path is None or "://" in path or path.startswith("/"):
+        return path
+    return str((PROJECT_ROOT / path).resolve())
+
+
+def _resolve_paths(config: AppConfig) -> AppConfig:
+    paths = config.paths.model_copy(
+        update={name: _resolve(getattr(config.paths, name)) for name in PathsConfig.model_fields}
+    )
+    ingest = config.ingest.model_copy(update={"nicknames_file": _resolve(config.ingest.nicknames_file)})
+    cohorts = config.cohorts.model_copy(
+        update={"declarations": _resolve(config.cohorts.declarations), "codelists": _resolve(config.cohorts.codelists)}
+    )
+    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file)})
+    local_dir = _resolve(config.spark.local_dir)
+    spark = config.spark.model_copy(update={"local_dir": local_dir})
+    return config.model_copy(
+        update={"paths": paths, "ingest": ingest, "cohorts": cohorts, "pseudonymise": pseudonymise, "spark": spark}
+    )
