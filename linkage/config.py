@@ -147,7 +147,7 @@ class CohortsConfig(Frozen):
     declarations: str = Field("conf/cohorts", description="Folder of cohort declaration YAML files.")
     codelists: str = Field("conf/codelists", description="Folder of codelist CSV files.")
     only: list[str] = Field(default_factory=list, description="Build only these cohorts (default all).")
-    index_date: date = Field(date(2026, 3, 31), description="Default index date of person-level cohorts.")
+    index_date: date = Field(date(2026, 6, 30), description="Default index date of person-level cohorts.")
     parallelism: int = Field(4, ge=1, description="Cohorts built at once, each in a FAIR pool.")
     disclosure: DisclosureConfig = DisclosureConfig()
 
