@@ -60,6 +60,14 @@ class SparkConfig(Frozen):
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
     conf: dict[str, str] = Field(default_factory=dict, description="Any other spark.* settings, passed as they are.")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        # YAML turns `true` and `8` into bool/int; Spark settings are strings.
+        if not isinstance(value, Mapping):
+            return value
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
     @field_validator("conf")
     @classmethod
     def _spark_keys_only(cls, value: dict[str, str]) -> dict[str, str]:
@@ -272,9 +280,11 @@ def _deep_merge(target: dict[str, Any], update: Mapping[str, Any], origin: dict[
             _deep_merge(target[key], value, origin, source, f"{dotted}.")
         else:
             target[key] = dict(value) if isinstance(value, Mapping) else value
+            origin.pop(dotted, None)
             origin[dotted] = source
             if isinstance(value, Mapping):
                 for sub in _flatten(value):
+                    origin.pop(f"{dotted}.{sub}", None)
                     origin[f"{dotted}.{sub}"] = source
 
 
@@ -305,15 +315,17 @@ def _describe(error: ValidationError, origin: Mapping[str, str]) -> str:
 
 
 def _origin_of(dotted: str, origin: Mapping[str, str]) -> str:
+    """The file (or --set) that last set this key or anything under it: a cross-field rule on a
+    section is reported against the latest source that touched the section."""
+    inside = [key for key in origin if key == dotted or key.startswith(f"{dotted}.")]
+    if inside:
+        # origin preserves insertion order and later sources re-insert keys at the end
+        return origin[inside[-1]]
     parts = dotted.split(".")
-    for end in range(len(parts), 0, -1):
+    for end in range(len(parts) - 1, 0, -1):
         candidate = ".".join(parts[:end])
         if candidate in origin:
             return origin[candidate]
-    # A nested validator's error is reported on the section; name whoever set any key in it.
-    for key, source in origin.items():
-        if key.startswith(f"{dotted}."):
-            return source
     return "configuration"
 
 

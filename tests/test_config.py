@@ -1,0 +1,111 @@
+"""Configuration: merge order, typed values, and errors that name the file, the key and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+
+from linkage.config import PROJECT_ROOT, load_config
+from linkage.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def conf_dir(tmp_path) -> Path:
+    """A conf folder holding the real base.yaml, so overlays are tested against the shipped defaults."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "base.yaml").write_text((PROJECT_ROOT / "conf" / "base.yaml").read_text(), encoding="utf-8")
+    return folder
+
+
+def test_default_overlay_is_local_and_paths_resolve_against_project_root():
+    config = load_config()
+    assert config.environment == "local"
+    assert config.paths.lake == str(PROJECT_ROOT / "lake")
+    assert config.tracking_uri == f"sqlite:///{PROJECT_ROOT / 'lake' / 'mlflow.db'}"
+
+
+def test_overlay_then_set_override_in_that_order(conf_dir):
+    overlay = write(conf_dir / "site.yaml", "spark:\n  shuffle_partitions: 8\n")
+    config = load_config(overlay, overrides=["spark.shuffle_partitions=3", "spark.conf.spark.sql.ansi.enabled=true"])
+    assert config.spark.shuffle_partitions == 3
+    # spark.conf keys keep their dots: everything after spark.conf. is one key
+    assert config.spark.conf == {"spark.sql.ansi.enabled": "true"}
+
+
+def test_set_paths_are_relative_to_the_working_directory(conf_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(conf_dir / "base.yaml", overrides=["paths.raw=extract"])
+    assert config.paths.raw == str(tmp_path / "extract")
+
+
+def test_unknown_key_names_the_file_and_the_key(conf_dir):
+    overlay = write(conf_dir / "bad.yaml", "spark:\n  shuffle_partition: 8\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(overlay)
+    assert f"{overlay}: unknown key 'spark.shuffle_partition'" in str(error.value)
+
+
+def test_wrong_type_names_the_source_key_and_what_is_allowed(conf_dir):
+    with pytest.raises(ConfigError) as error:
+        load_config(conf_dir / "base.yaml", overrides=["spark.shuffle_partitions=many"])
+    message = str(error.value)
+    assert "--set: spark.shuffle_partitions" in message
+    assert "integer" in message
+
+
+def test_cross_field_rule_names_the_file_that_broke_it(conf_dir):
+    overlay = write(conf_dir / "thr.yaml", "linkage:\n  thresholds:\n    upper: 0.4\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(overlay)
+    assert f"{overlay}: linkage.thresholds: upper must be > lower, got 0.4 <= 0.5" in str(error.value)
+
+
+def test_out_of_range_value_is_refused(conf_dir):
+    with pytest.raises(ConfigError, match=r"cohorts\.disclosure\.rounding_base"):
+        load_config(conf_dir / "base.yaml", overrides=["cohorts.disclosure.rounding_base=0"])
+
+
+def test_missing_overlay_file_is_named(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=f"{missing}: configuration file not found"):
+        load_config(missing)
+
+
+def test_invalid_yaml_names_the_file_and_line(conf_dir):
+    overlay = write(conf_dir / "broken.yaml", "spark:\n  master: [local\n")
+    with pytest.raises(ConfigError, match=rf"{overlay}: line \d+ is not valid YAML"):
+        load_config(overlay)
+
+
+def test_overlay_that_is_not_a_mapping_is_refused(conf_dir):
+    overlay = write(conf_dir / "list.yaml", "- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(overlay)
+
+
+def test_malformed_set_is_refused():
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_config(None, overrides=["spark.master"])
+
+
+def test_non_spark_key_in_spark_conf_is_refused():
+    with pytest.raises(ConfigError, match="is not a Spark setting"):
+        load_config(None, overrides=["spark.conf.foo=bar"])
+
+
+def test_config_is_frozen_and_hash_follows_content():
+    first = load_config()
+    with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on assignment
+        first.spark.shuffle_partitions = 9
+    assert first.config_hash() == load_config().config_hash()
+    assert first.config_hash() != load_config(None, overrides=["spark.shuffle_partitions=9"]).config_hash()
+
+
+def test_shipped_overlays_all_validate():
+    for name in ("local", "docker", "cluster"):
+        assert load_config(PROJECT_ROOT / "conf" / f"{name}.yaml").environment == name
