@@ -130,6 +130,9 @@ class LinkageConfig(Frozen):
     break_lineage_method: Literal["parquet", "checkpoint", "persist", "delta_lake_table"] = "parquet"
     model_version: str | None = Field(None, description="Registry version to link with; default the approved alias.")
     seed: int = 42
+    prior_recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from.")
+    em_max_iterations: int = Field(25, ge=1, description="EM iterations per training session.")
+    em_max_pairs: float | None = Field(None, gt=0, description="Cap on pairs per EM session (None: every blocked pair).")
 
 
 class PseudonymiseConfig(Frozen):
