@@ -1,0 +1,143 @@
+"""The whole pipeline on one Spark session under one MLflow parent run.
+
+ingest -> train (only when no model is approved) -> link -> pseudonymise -> cohorts. Each stage
+is the same library function its own job calls, in a nested MLflow run. A stage that fails
+stops the pipeline; every table it did not get to keeps its last good version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from linkage.cli import JobContext, StageClock
+from linkage.config import AppConfig
+from linkage.errors import ConfigError, LinkageError
+from linkage.tracking import tracking_run
+
+StageBody = Callable[[JobContext], dict[str, Any]]
+
+
+class StageFailed(LinkageError):
+    """A pipeline stage reported failure (e.g. a cohort failed) after finishing its other work."""
+
+
+def ensure_extract(ctx: JobContext) -> AppConfig:
+    """Generate a synthetic extract when paths.raw holds none; returns the config to run with.
+
+    Truth files that stand beside the extract (the generator writes them there) switch the QA
+    metrics on unless paths.truth / paths.truth_conditions name other files.
+    """
+    from linkage.synthetic import extract_present, generate_extract
+
+    config = ctx.config
+    raw = Path(config.paths.raw)
+    if "://" in config.paths.raw:
+        return config
+    if not extract_present(raw):
+        with ctx.stage("generate synthetic extract"):
+            counts = generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
+        ctx.say(f"no extract in {raw}: generated a synthetic one ({config.synthetic.people} people, "
+                f"{sum(counts.values())} rows in {len(counts)} files)")
+    found = {name: str(raw / f"{name}.csv") for name in ("truth", "truth_conditions")
+             if getattr(config.paths, name) is None and (raw / f"{name}.csv").exists()}
+    if found:
+        ctx.say(f"using the truth files beside the extract for QA: {', '.join(sorted(found))}")
+    return config.model_copy(update={"paths": config.paths.model_copy(update=found)})
+
+
+def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) -> dict[str, Any]:
+    """Run one stage as its own nested MLflow run, sharing the pipeline's session."""
+    with ctx.stage(name), tracking_run(config, job=name) as run:
+        stage_ctx = JobContext(name, ctx.args, config, ctx.environ, ctx.spark, run, StageClock(name))
+        result = body(stage_ctx) or {}
+        run.log_metrics({f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()})
+    return result
+
+
+def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
+    """Train only when no model version is approved; in local mode approve what was trained."""
+    from linkage.link import approve_model, approved_version, run_train
+
+    version = config.linkage.model_version or approved_version(config)
+    if version is not None:
+        ctx.say(f"using approved model version {version} of '{config.tracking.registered_model}'")
+        return {"model_version": version, "trained": False}
+    if config.environment != "local":
+        raise ConfigError(
+            f"no approved version of model '{config.tracking.registered_model}': run `python -m jobs.train`, "
+            f"review the run in MLflow, then `python -m jobs.approve --version N`"
+        )
+    result = run_stage(ctx, config, "train", run_train)
+    version = str(result["model_version"])
+    approve_model(config, version)
+    ctx.say(f"local mode: trained model version {version} and approved it (alias "
+            f"'{config.tracking.approved_alias}'); outside local mode QA approves with `python -m jobs.approve`")
+    return {**result, "trained": True}
+
+
+def run_pipeline(ctx: JobContext) -> dict[str, Any]:
+    from linkage.cohorts import run_cohorts
+    from linkage.ingest import run_ingest
+    from linkage.link import run_link
+    from linkage.pseudonymise import run_pseudonymise
+
+    config = ensure_extract(ctx)
+    results: dict[str, dict[str, Any]] = {}
+    results["ingest"] = run_stage(ctx, config, "ingest", run_ingest)
+    results["model"] = ensure_approved_model(ctx, config)
+    results["link"] = run_stage(ctx, config, "link", run_link)
+    results["pseudonymise"] = run_stage(ctx, config, "pseudonymise", run_pseudonymise)
+    results["cohorts"] = run_stage(ctx, config, "cohorts", run_cohorts)
+    ctx.run.log_dict(_jsonable(results), "pipeline_summary.json")
+    ctx.run.log_metrics(_numeric_leaves(results))
+    for line in summary_lines(config, results):
+        ctx.say(line)
+    failed = results["cohorts"].get("failed") or []
+    if failed:
+        raise StageFailed(f"cohorts failed: {', '.join(failed)} (the other stages and cohorts completed)")
+    return results
+
+
+def summary_lines(config: AppConfig, results: dict[str, dict[str, Any]]) -> list[str]:
+    lake = config.paths.lake
+    lines = ["---- summary ----"]
+    for stage, result in results.items():
+        numbers = {k: v for k, v in _numeric_leaves({stage: result}).items()}
+        shown = ", ".join(f"{k.split('.', 1)[1]}={_fmt(v)}" for k, v in list(numbers.items())[:12])
+        lines.append(f"{stage:<13} {shown}")
+    f1 = _numeric_leaves(results.get("link", {})).get("f1")
+    if f1 is not None:
+        lines.append(f"linkage F1 against truth: {f1:.4f}")
+    lines.append(f"tables: {lake}/restricted, {lake}/pseudonymised, {lake}/cohorts (Delta)")
+    lines.append(f"shareable summaries: {config.paths.exports_dir}")
+    lines.append(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {config.tracking_uri} --host 127.0.0.1 --port 5000"
+                 " then open http://127.0.0.1:5000")
+    return lines
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
+
+
+def _numeric_leaves(data: Any, prefix: str = "") -> dict[str, float]:
+    leaves: dict[str, float] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            leaves.update(_numeric_leaves(value, f"{prefix}{key}."))
+    elif isinstance(data, bool):
+        pass
+    elif isinstance(data, int | float):
+        leaves[prefix.rstrip(".")] = float(data)
+    return leaves
+
+
+def _jsonable(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {str(k): _jsonable(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_jsonable(v) for v in data]
+    if isinstance(data, str | int | float | bool) or data is None:
+        return data
+    return str(data)
