@@ -77,11 +77,26 @@ def session_settings(config: SparkConfig) -> dict[str, str]:
     return settings
 
 
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands Python its gateway through the environment."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def build_spark(config: SparkConfig) -> SparkSession:
-    """Create (or reuse) the process's SparkSession with Delta and Splink ready."""
+    """Create (or reuse) the process's SparkSession with Delta and Splink ready.
+
+    Under spark-submit its own --master and driver settings win (the JVM already runs with them);
+    spark.master and spark.driver_memory from config apply when the job starts the JVM itself.
+    """
     check_java()
-    builder = SparkSession.builder.appName(config.app_name).master(config.master)
-    for key, value in session_settings(config).items():
+    settings = session_settings(config)
+    builder = SparkSession.builder.appName(config.app_name)
+    if launched_by_spark_submit():
+        for fixed_at_launch in ("spark.driver.memory", "spark.driver.extraJavaOptions", "spark.jars"):
+            settings.pop(fixed_at_launch, None)
+    else:
+        builder = builder.master(config.master)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(config.log_level)
