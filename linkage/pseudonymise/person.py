@@ -1,0 +1,155 @@
+"""The analysts' person table: one row per person_id, generalised attributes chosen by one stated rule.
+
+Where a person's records disagree (two dates of birth, two sexes), the value kept is the most
+common non-null one; ties go to the source in SOURCE_PRIORITY order (GP first: the registration
+record is the most curated), then to the record with the most recent activity, then to the
+smallest value so the choice never depends on row order. The postcode district instead follows
+the most recent activity first (people move; the contract asks for the most recent postcode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from linkage.config import SOURCES
+
+SOURCE_PRIORITY = ("gp", "hospital", "social_care", "third_sector")
+
+# Lower bounds of the age bands fixed by the PERSON contract (a table shape, not a policy setting).
+AGE_BAND_LOWER_BOUNDS = (0, 5, 11, 16, 18, 26, 35, 45, 55, 65, 75, 85)
+
+# Every date column of an activity table that says when something happened to the person.
+ACTIVITY_DATE_COLUMNS = {
+    "gp": ("event_date",),
+    "hospital": ("start_date", "end_date"),
+    "social_care": ("start_date", "end_date"),
+    "third_sector": ("contact_date",),
+}
+
+UNKNOWN_ETHNIC_GROUP = "Unknown"
+
+# Attributes chosen per person by the most-common rule, and the one chosen by recency.
+MOST_COMMON_ATTRIBUTES = ("date_of_birth", "year_of_birth", "sex", "ethnic_group", "imd_decile")
+MOST_RECENT_ATTRIBUTES = ("postcode_district",)
+
+
+def source_rank(source: Column) -> Column:
+    """Position of the source in SOURCE_PRIORITY (0 = GP); unknown sources rank last."""
+    ranks = [F.when(source == name, F.lit(rank)) for rank, name in enumerate(SOURCE_PRIORITY)]
+    return F.coalesce(*ranks, F.lit(len(SOURCE_PRIORITY)))
+
+
+def record_activity_span(activity_dfs: Mapping[str, DataFrame]) -> DataFrame:
+    """(source_dataset, source_record_id, first_activity_date, last_activity_date) of each record with activity."""
+    dated = [
+        df.select("source_dataset", "source_record_id", F.col(column).alias("activity_date"))
+        for source, df in activity_dfs.items()
+        for column in ACTIVITY_DATE_COLUMNS[source]
+    ]
+    return (
+        reduce(DataFrame.unionByName, dated)
+        .where(F.col("activity_date").isNotNull())
+        .groupBy("source_dataset", "source_record_id")
+        .agg(F.min("activity_date").alias("first_activity_date"), F.max("activity_date").alias("last_activity_date"))
+    )
+
+
+def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_span_df: DataFrame) -> DataFrame:
+    """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
+    key = ["source_dataset", "source_record_id"]
+    return (
+        record_person_df.join(people_df, key, "left")
+        .join(activity_span_df, key, "left")
+        .select(
+            "person_id",
+            "source_dataset",
+            source_rank(F.col("source_dataset")).alias("source_rank"),
+            "first_activity_date",
+            "last_activity_date",
+            "date_of_birth",
+            "year_of_birth",
+            "sex",
+            # 'Unknown' is a missing value for the choice: a known group on any record wins over it.
+            F.when(F.col("ethnic_group") != UNKNOWN_ETHNIC_GROUP, F.col("ethnic_group")).alias("ethnic_group"),
+            "imd_decile",
+            "postcode_district",
+        )
+    )
+
+
+def choose_value(records_df: DataFrame, name: str, most_recent_first: bool = False) -> DataFrame:
+    """(person_id, <name>): each person's value of one attribute by the module's rule; persons with none absent."""
+    candidates_df = (
+        records_df.where(F.col(name).isNotNull())
+        .groupBy("person_id", name)
+        .agg(
+            F.count(F.lit(1)).alias("records"),
+            F.min("source_rank").alias("best_source_rank"),
+            F.max("last_activity_date").alias("latest_activity_date"),
+        )
+    )
+    most_common = [F.desc("records"), F.asc("best_source_rank"), F.desc_nulls_last("latest_activity_date")]
+    most_recent = [F.desc_nulls_last("latest_activity_date"), F.asc("best_source_rank"), F.desc("records")]
+    order = [*(most_recent if most_recent_first else most_common), F.asc(name)]
+    preference = F.row_number().over(Window.partitionBy("person_id").orderBy(*order))
+    return candidates_df.withColumn("preference", preference).where(F.col("preference") == 1).select("person_id", name)
+
+
+def age_at(birth_date: Column, reference_date: Column) -> Column:
+    """Whole years completed on reference_date (a 29 February birthday falls on 1 March in other years)."""
+    had_birthday = (F.month(reference_date) * 100 + F.dayofmonth(reference_date)) >= (
+        F.month(birth_date) * 100 + F.dayofmonth(birth_date))
+    return F.year(reference_date) - F.year(birth_date) - F.when(had_birthday, 0).otherwise(1)
+
+
+def age_band(age: Column) -> Column:
+    """Band label per AGE_BAND_LOWER_BOUNDS, e.g. '16-17' or '85+'; null for a null or negative age."""
+    bounds = AGE_BAND_LOWER_BOUNDS
+    labels = [f"{low}-{high - 1}" for low, high in zip(bounds, bounds[1:], strict=False)] + [f"{bounds[-1]}+"]
+    band = F.lit(None).cast("string")
+    for low, label in zip(bounds, labels, strict=True):  # ascending: the highest bound reached wins
+        band = F.when(age >= low, F.lit(label)).otherwise(band)
+    return band
+
+
+def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> DataFrame:
+    """The PERSON table from person_records(): one row per person_id."""
+    presence_df = records_df.groupBy("person_id").agg(
+        *[F.bool_or(F.col("source_dataset") == source).alias(f"in_{source}") for source in SOURCES],
+        F.min("first_activity_date").alias("first_activity_date"),
+        F.max("last_activity_date").alias("last_activity_date"),
+    )
+    chosen = [choose_value(records_df, name) for name in MOST_COMMON_ATTRIBUTES]
+    chosen += [choose_value(records_df, name, most_recent_first=True) for name in MOST_RECENT_ATTRIBUTES]
+    person_df = reduce(lambda left, right: left.join(right, "person_id", "left"), chosen, presence_df)
+    # With only a year of birth, age is taken at mid-year (1 July): off by at most one year either way.
+    birth_date = F.coalesce(F.col("date_of_birth"),
+                            F.try_to_date(F.format_string("%04d-07-01", F.col("year_of_birth")), F.lit("yyyy-MM-dd")))
+    return person_df.select(
+        "person_id",
+        F.coalesce(F.year("date_of_birth"), F.col("year_of_birth")).alias("year_of_birth"),
+        F.month("date_of_birth").alias("month_of_birth"),
+        age_band(age_at(birth_date, F.lit(reference_date))).alias("age_band"),
+        "sex",
+        F.coalesce(F.col("ethnic_group"), F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
+        "imd_decile",
+        "postcode_district",
+        *[F.col(f"in_{source}") for source in SOURCES],
+        "first_activity_date",
+        "last_activity_date",
+        F.lit(run_id).alias("run_id"),
+    )
+
+
+def persons_with_conflicts(records_df: DataFrame) -> dict[str, int]:
+    """How many persons' records hold more than one distinct value per attribute (QA aggregates only)."""
+    names = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
+    distinct_df = records_df.groupBy("person_id").agg(
+        *[F.count_distinct(name).alias(name) for name in names])
+    totals = distinct_df.agg(*[F.sum(F.when(F.col(name) > 1, 1).otherwise(0)).alias(name) for name in names]).first()
+    return {name: int(totals[name] or 0) for name in names}

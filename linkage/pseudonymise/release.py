@@ -1,0 +1,99 @@
+"""The pseudonymise job body: restricted spine, people and activity -> the analysts' zone.
+
+Each output table is replaced in one Delta transaction; local ids and identifiers never leave the
+restricted zone because every output is selected column by column from its contract.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from linkage import lake
+from linkage.cli import JobContext
+from linkage.errors import InputError
+from linkage.pseudonymise.keys import load_release_key
+from linkage.pseudonymise.person import (
+    build_person,
+    person_records,
+    persons_with_conflicts,
+    record_activity_span,
+)
+from linkage.pseudonymise.tokens import person_id_for
+from linkage.schemas import (
+    ACTIVITY_STD,
+    PEOPLE_STD,
+    PERSON,
+    PERSON_SPINE,
+    PSEUDONYMISED_ACTIVITY,
+    TableContract,
+)
+
+RECORD_KEY = ["source_dataset", "source_record_id"]
+
+
+def record_person_map(spine_df: DataFrame, key: bytes) -> DataFrame:
+    """(source_dataset, source_record_id, person_id) for every spine record with a person_key."""
+    return spine_df.join(person_id_for(spine_df, key), "person_key").select(*RECORD_KEY, "person_id")
+
+
+def pseudonymise_activity(activity_df: DataFrame, record_person_df: DataFrame, contract: TableContract,
+                          run_id: str) -> DataFrame:
+    """Activity rows keyed by person_id, holding only the contract's columns (local ids dropped)."""
+    return (activity_df.join(record_person_df, RECORD_KEY, "inner")
+            .withColumn("run_id", F.lit(run_id))
+            .select(*contract.column_names))
+
+
+def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
+    """Write pseudonymised/person and the four activity tables; returns rows written per table."""
+    config, spark, run = ctx.config, ctx.spark, ctx.run
+    lake_root = config.paths.lake
+    key = load_release_key(config, ctx.environ, say=ctx.say)  # first: without a key, read nothing
+    reference_date = config.pseudonymise.reference_date or datetime.now(UTC).date()
+
+    inputs = [PERSON_SPINE, PEOPLE_STD, *ACTIVITY_STD.values()]
+    missing = [f"{c.zone}/{c.name}" for c in inputs if not lake.table_exists(spark, lake_root, c)]
+    if missing:
+        raise InputError(f"input tables missing from {lake_root}: {', '.join(missing)} (run ingest and link first)")
+    # Read the versions logged, so a link run committing meanwhile cannot mix two spines into one release.
+    versions = lake.table_versions(spark, lake_root, inputs)
+    run.log_params({"pseudonymise.reference_date_used": reference_date.isoformat(),
+                    **{f"input_version.{name}": version for name, version in versions.items()}})
+    run.set_tags({"release_id": config.pseudonymise.release_id})
+
+    def read(contract: TableContract) -> DataFrame:
+        return lake.read_table(spark, lake_root, contract, version=versions[f"{contract.zone}/{contract.name}"])
+
+    counts: dict[str, int] = {}
+    metrics: dict[str, int] = {}
+    spine_df = read(PERSON_SPINE)
+    # Persisted: every output joins to it, and recomputing would rerun the Python HMAC each time.
+    record_person_df = record_person_map(spine_df, key).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        with ctx.stage("pseudonymise keys"):
+            metrics["spine_records_without_person"] = spine_df.count() - record_person_df.count()
+        activity_dfs = {source: read(contract) for source, contract in ACTIVITY_STD.items()}
+        for source, contract in PSEUDONYMISED_ACTIVITY.items():
+            with ctx.stage(f"write {contract.name}"):
+                events_df = pseudonymise_activity(activity_dfs[source], record_person_df, contract, run.run_id)
+                lake.write_table(events_df, lake_root, contract, run)
+                counts[contract.name] = lake.read_table(spark, lake_root, contract).count()
+                metrics[f"activity_rows_without_person.{source}"] = activity_dfs[source].count() - counts[contract.name]
+        with ctx.stage("write person"):
+            records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs))
+            lake.write_table(build_person(records_df, reference_date, run.run_id), lake_root, PERSON, run)
+            counts[PERSON.name] = lake.read_table(spark, lake_root, PERSON).count()
+        with ctx.stage("conflict counts"):
+            conflicts = persons_with_conflicts(records_df)
+    finally:
+        record_person_df.unpersist()
+
+    run.log_metrics({**{f"rows.{name}": n for name, n in counts.items()}, **metrics,
+                     **{f"persons_with_conflicting.{name}": n for name, n in conflicts.items()}})
+    ctx.say(f"release '{config.pseudonymise.release_id}': {counts[PERSON.name]} persons, "
+            + ", ".join(f"{name} {n}" for name, n in counts.items() if name != PERSON.name))
+    return counts
