@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,34 @@ def make_config(test_overrides) -> Callable[..., AppConfig]:
         return load_config(None, overrides=[*test_overrides, *extra])
 
     return _make
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+    lake: Path
+    raw: Path
+    tracking_uri: str
+    overrides: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, tmp_path_factory, tracking_uri) -> PipelineRun:
+    """The whole pipeline once, in-process, on a 300-person generated extract; shared by e2e tests."""
+    from jobs import pipeline as pipeline_job
+
+    work = tmp_path_factory.mktemp("pipeline")
+    lake, raw = work / "lake", work / "raw"
+    overrides = []
+    for setting in (f"paths.lake={lake}", f"paths.raw={raw}", f"tracking.uri={tracking_uri}",
+                    "tracking.registered_model=linkage-splink-pipeline-test",
+                    f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}",
+                    f"spark.master={TEST_SPARK.master}", f"spark.shuffle_partitions={TEST_SPARK.shuffle_partitions}",
+                    "synthetic.people=300", "linkage.u_max_pairs=20000"):
+        overrides += ["--set", setting]
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = pipeline_job.main(overrides, {})
+    return PipelineRun(code, out.getvalue(), err.getvalue(), lake, raw, tracking_uri, tuple(overrides))
