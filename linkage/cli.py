@@ -35,7 +35,7 @@ class StageClock:
     """Prints `[job] stage ... N.N s` as each stage ends and remembers the times."""
 
     job: str
-    out: TextIO = field(default=sys.stdout)
+    out: TextIO | None = None  # None: whatever sys.stdout is when printing (tests redirect it)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -46,10 +46,10 @@ class StageClock:
         finally:
             elapsed = time.perf_counter() - started
             self.seconds[name] = elapsed
-            print(f"[{self.job}] {name:<28} {elapsed:8.1f} s", file=self.out, flush=True)
+            print(f"[{self.job}] {name:<28} {elapsed:8.1f} s", file=self.out or sys.stdout, flush=True)
 
     def say(self, message: str) -> None:
-        print(f"[{self.job}] {message}", file=self.out, flush=True)
+        print(f"[{self.job}] {message}", file=self.out or sys.stdout, flush=True)
 
 
 @dataclass
