@@ -1,0 +1,52 @@
+"""The notebooks are valid jupytext files and run top to bottom against a pipeline's output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import runpy
+
+import jupytext
+import pytest
+
+from linkage.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+@pytest.mark.parametrize("name", ["analyst", "qa"])
+def test_notebook_is_a_valid_jupytext_notebook(name):
+    notebook = jupytext.read(NOTEBOOKS / f"{name}.py")
+    kinds = [cell.cell_type for cell in notebook.cells]
+    assert kinds.count("markdown") >= 3 and kinds.count("code") >= 4
+
+
+@pytest.fixture
+def notebook_env(pipeline_run, monkeypatch, tmp_path):
+    assert pipeline_run.exit_code == 0
+    settings = [pipeline_run.overrides[i + 1] for i in range(0, len(pipeline_run.overrides), 2)]
+    monkeypatch.setenv("LINKAGE_SET", ";".join(settings))
+    monkeypatch.setenv("LINKAGE_FIGURES", str(tmp_path / "figures"))
+    return tmp_path / "figures"
+
+
+def run_notebook(name: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(str(NOTEBOOKS / f"{name}.py"), run_name="__main__")
+    return out.getvalue()
+
+
+def test_analyst_notebook_queries_people_cohorts_history_and_plots(notebook_env):
+    output = run_notebook("analyst")
+    assert "persons now:" in output
+    assert "CREATE OR REPLACE TABLE AS SELECT" in output
+    plot = notebook_env / "people_by_age_band_sex.png"
+    assert plot.exists() and plot.stat().st_size > 1000
+
+
+def test_qa_notebook_reads_the_latest_link_run(notebook_env):
+    output = run_notebook("qa")
+    assert "finished link runs" in output
+    assert "f1" in output
