@@ -1,0 +1,16 @@
+"""Link restricted/people_std into persons with the approved Splink model: spine, registry, review queue, QA."""
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from linkage.cli import run_job
+from linkage.link.linking import add_link_arguments, run_link
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    return run_job("link", __doc__.splitlines()[0], run_link, argv, environ, add_arguments=add_link_arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))

@@ -1,0 +1,16 @@
+"""Train the Splink model on restricted/people_std, log it to MLflow and register a new model version."""
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from linkage.cli import run_job
+from linkage.link.training import run_train
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    return run_job("train", __doc__.splitlines()[0], run_train, argv, environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], os.environ))

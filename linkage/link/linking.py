@@ -1,0 +1,135 @@
+"""`link`: NHS-number pass, Splink predict with the approved model, cluster, stable keys, review queue, QA.
+
+Writes restricted/person_spine, person_registry and review_queue (one Delta transaction each)
+and logs aggregate QA to the run: nothing record-level goes to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+from linkage.cli import JobContext
+from linkage.lake import read_table, table_exists, table_path, table_version, write_table
+from linkage.link import deterministic, qa, spine
+from linkage.link.model import build_linker, register_sources, splink_backend
+from linkage.link.registry import load_model_json, version_to_use
+from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION
+from linkage.link.training import read_people, rule_sql
+from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE, TableContract
+
+
+def add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-version", default=None,
+                        help="Registry version to link with (default: linkage.model_version, else the approved one).")
+
+
+def connected_components(db_api, people_df: DataFrame, edges_df: DataFrame) -> DataFrame:
+    """(record_uid, cluster_id) for every record, by Splink's connected components on Spark."""
+    components = cluster_pairwise_predictions_at_threshold(
+        spine.nodes_for_clustering(people_df), spine.edges_for_clustering(edges_df), db_api,
+        node_id_column_name="record_uid", edge_id_column_name_left="record_uid_l",
+        edge_id_column_name_right="record_uid_r")
+    return components.as_spark_dataframe()
+
+
+def _current(ctx: JobContext, contract: TableContract) -> tuple[DataFrame | None, int | None]:
+    """The table pinned at its current version (so later overwrites cannot change what we read), or None."""
+    lake = ctx.config.paths.lake
+    if not table_exists(ctx.spark, lake, contract):
+        return None, None
+    version = table_version(ctx.spark, table_path(lake, contract))
+    return read_table(ctx.spark, lake, contract, version=version), version
+
+
+def run_link(ctx: JobContext) -> dict[str, Any]:
+    """Link restricted/people_std into persons; returns counts (and precision/recall/F1 when paths.truth is set)."""
+    config, run = ctx.config, ctx.run
+    thresholds = config.linkage.thresholds
+    version = version_to_use(config, getattr(ctx.args, "model_version", None))
+    model = load_model_json(config, version)
+    people = read_people(ctx)
+    previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
+    previous_registry, _ = _current(ctx, PERSON_REGISTRY)
+    decisions, _ = _current(ctx, REVIEW_DECISIONS)
+    known_keys = previous_registry.select("person_key") if previous_registry is not None else None
+    run.log_params({"model_version": version, "previous_spine_version": previous_spine_version,
+                    "review_decisions_applied": decisions is not None})
+    run.set_tags({"model_version": version})
+    metrics: dict[str, float] = {}
+
+    with splink_backend(ctx.spark, config, run.run_id) as db_api:
+        with ctx.stage("nhs number pass"):
+            nhs_pairs = deterministic.nhs_number_pairs(people).persist()
+            nhs_links = deterministic.deterministic_links(nhs_pairs)
+            metrics["nhs_number.pairs_linked"] = nhs_links.count()
+            metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
+        with ctx.stage("predict"):
+            linker = build_linker(register_sources(db_api, people), model)
+            predictions = linker.inference.predict().as_spark_dataframe()
+            names = {str(i): f"{i}_{rule_sql(r)}" for i, r in enumerate(BLOCKING_RULES_FOR_PREDICTION)}
+            metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
+        with ctx.stage("cluster and key"):
+            edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
+            metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
+            clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
+            keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
+            person_spine = spine.with_match_method(keyed, edges).withColumn("run_id", F.lit(run.run_id))
+        with ctx.stage("write spine"):
+            write_table(person_spine, config.paths.lake, PERSON_SPINE, run)
+            new_spine = read_table(ctx.spark, config.paths.lake, PERSON_SPINE)
+            events = spine.registry_events(new_spine, previous_spine, known_keys).withColumn("run_id", F.lit(run.run_id))
+            registry = events if previous_registry is None else previous_registry.unionByName(events)
+            write_table(registry, config.paths.lake, PERSON_REGISTRY, run)
+            queue = spine.review_pairs(predictions, thresholds, decisions).withColumn("run_id", F.lit(run.run_id))
+            write_table(queue, config.paths.lake, REVIEW_QUEUE, run)
+        nhs_pairs.unpersist()
+        edges.unpersist()
+
+    with ctx.stage("qa"):
+        metrics.update(qa.spine_metrics(new_spine, people))
+        metrics["review_queue.pairs"] = read_table(ctx.spark, config.paths.lake, REVIEW_QUEUE).count()
+        registry_now = read_table(ctx.spark, config.paths.lake, PERSON_REGISTRY).where(F.col("run_id") == run.run_id)
+        changes = {f"keys.{k}": 0 for k in ("created", "merged", "split", "retired")}
+        changes.update(qa.count_by(registry_now, "event", "keys"))
+        metrics.update(changes)
+        truth: dict[str, float] = {}
+        if config.paths.truth:
+            truth_df = qa.read_truth(ctx.spark, config.paths.truth, config.synthetic.reference_date.year)
+            truth = qa.truth_metrics(new_spine, truth_df)
+            metrics.update(truth)
+        run.log_metrics(metrics)
+        run.log_dict({"previous_spine_version": previous_spine_version, **changes}, "qa/comparison_with_previous_run.json")
+        run.log_text(_report(metrics, truth, version), "qa/linkage_report.html")
+
+    summary = {"model_version": version, "records": metrics["records"], "persons": metrics["persons"],
+               "review_queue_pairs": metrics["review_queue.pairs"], **changes}
+    if truth:
+        summary.update({k: truth[k] for k in ("precision", "recall", "f1")})
+        ctx.say(f"pairwise precision {truth['precision']:.4f}, recall {truth['recall']:.4f}, F1 {truth['f1']:.4f}")
+    return summary
+
+
+def _report(metrics: dict[str, float], truth: dict[str, float], version: str) -> str:
+    def section(*prefixes: str) -> dict[str, float]:
+        return {k: v for k, v in metrics.items() if k.startswith(prefixes)}
+
+    sections = {
+        "Records and persons": section("records", "persons", "within_source"),
+        "Matches by method": section("nhs_number.", "pairs_linked_by_method.", "records_by_method."),
+        "Blocking and model estimates": section("candidate_pairs", "pairs_by_blocking_rule.", "model."),
+        "Cluster sizes": section("cluster_size."),
+        "Link rate between sources": section("link_rate."),
+        "Conflicts for review": section("conflict_clusters.", "review_queue."),
+        "Comparison with the previous run": section("keys."),
+    }
+    if truth:
+        sections["Against truth (pairwise)"] = {k: truth[k] for k in ("precision", "recall", "f1", "pairs.true_positive",
+                                                                        "pairs.predicted", "pairs.true")}
+        sections["By group (pairwise)"] = {k: v for k, v in truth.items()
+                                           if k.startswith(("precision.", "recall.", "f1.", "recall_gap."))}
+    return qa.report_html(f"Linkage QA: model version {version}", sections)

@@ -1,0 +1,101 @@
+"""Splink on Spark: the backend with a cleaned-up scratch folder, the four sources registered, and training.
+
+Splink breaks lineage by writing intermediate tables (parquet) under the SparkContext's
+checkpoint folder and never deletes them; they hold identifiable values, so each job gets its
+own folder inside the restricted zone's scratch space and removes it when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from splink import Linker
+from splink.backends.spark import SparkAPI
+
+from linkage.config import SOURCES, AppConfig, LinkageConfig
+from linkage.errors import InputError
+from linkage.link.settings import EM_BLOCKING_RULES, MODEL_COLUMNS, PRIOR_DETERMINISTIC_RULES, build_settings
+
+# Splink logs each EM iteration and every SQL step at INFO; the job prints its own stage lines.
+SPLINK_LOG_LEVEL = logging.WARNING
+
+
+@contextmanager
+def splink_backend(spark: SparkSession, config: AppConfig, run_id: str) -> Iterator[SparkAPI]:
+    """A SparkAPI whose intermediate files live in <scratch>/<run_id> and are deleted on exit, even on failure."""
+    scratch = f"{config.paths.scratch_dir.rstrip('/')}/splink-{run_id}"
+    spark.sparkContext.setCheckpointDir(scratch)
+    logging.getLogger("splink").setLevel(SPLINK_LOG_LEVEL)
+    try:
+        yield SparkAPI(spark_session=spark, break_lineage_method=config.linkage.break_lineage_method)
+    finally:
+        for view in [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink")]:
+            spark.catalog.dropTempView(view)
+        spark.catalog.clearCache()
+        remove_path(spark, scratch)
+
+
+def remove_path(spark: SparkSession, path: str) -> None:
+    """Recursively delete a folder through Hadoop's FileSystem (local disk, HDFS, object stores alike)."""
+    jvm = spark._jvm  # noqa: SLF001 - py4j gateway: the only route to Hadoop's FileSystem from Python
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    filesystem = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
+    if filesystem.exists(hadoop_path):
+        filesystem.delete(hadoop_path, True)
+
+
+def model_input(people_df: DataFrame) -> DataFrame:
+    """The columns the model reads, one row per source record."""
+    missing = [c for c in MODEL_COLUMNS if c not in people_df.columns]
+    if missing:
+        raise InputError(f"restricted/people_std lacks columns the model needs: {', '.join(missing)}")
+    return people_df.select(*MODEL_COLUMNS)
+
+
+def register_sources(db_api: SparkAPI, people_df: DataFrame) -> list:
+    """One Splink input table per source present, so link_and_dedupe links across and dedupes within them."""
+    model_df = model_input(people_df)
+    present = {row.source_dataset for row in model_df.select("source_dataset").distinct().collect()}
+    if not present:
+        raise InputError("restricted/people_std is empty: nothing to link")
+    return [db_api.register(model_df.where(F.col("source_dataset") == source), dataset_display_name=source)
+            for source in SOURCES if source in present]
+
+
+def build_linker(tables: list, settings: Any) -> Linker:
+    return Linker(tables, settings, log_level=SPLINK_LOG_LEVEL)
+
+
+def train_linker(linker: Linker, config: LinkageConfig) -> list:
+    """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields."""
+    if config.probability_two_random_records_match is None:
+        linker.training.estimate_probability_two_random_records_match(
+            list(PRIOR_DETERMINISTIC_RULES), recall=config.prior_recall)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks)
+    return [
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
+        for rule in EM_BLOCKING_RULES
+    ]
+
+
+def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker]:
+    """Estimate the model on people_std; returns Splink's model JSON (as a dict) and the trained linker."""
+    linker = build_linker(register_sources(db_api, people_df), build_settings(config))
+    train_linker(linker, config)
+    return linker.misc.save_model_to_json(), linker
+
+
+def chart_html(linker: Linker) -> dict[str, str]:
+    """Splink's aggregate charts (no records in them) as self-contained HTML, by artifact file name."""
+    charts = {
+        "match_weights.html": linker.visualisations.match_weights_chart(),
+        "m_u_parameters.html": linker.visualisations.m_u_parameters_chart(),
+        "parameter_estimates.html": linker.visualisations.parameter_estimate_comparisons_chart(),
+    }
+    return {name: chart.to_html(inline=True) for name, chart in charts.items()}

@@ -1,0 +1,175 @@
+"""Linkage QA: aggregate metrics of a link run, truth evaluation, and a one-page HTML report.
+
+Everything here returns counts, rates and quantiles: nothing record-level leaves the
+restricted zone through MLflow. Pairwise precision and recall count the pairs of records put
+in the same person (predicted) against the pairs that are truly the same person.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from linkage.link.spine import RECORD_KEY
+
+TRUTH_SCHEMA = ("source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
+                "sex string, birth_year int, imd_decile int")
+CLUSTER_SIZE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+LARGEST_CLUSTERS = 5
+# Age bands for fairness metrics: children, young adults, working age, older people.
+AGE_BANDS = ((0, 15, "0-15"), (16, 24, "16-24"), (25, 44, "25-44"), (45, 64, "45-64"), (65, 79, "65-79"), (80, 200, "80+"))
+TRUTH_GROUPS = ("ethnic_group", "sex", "age_band", "imd_quintile")
+
+
+def n_pairs(n: Column) -> Column:
+    return n * (n - 1) / 2
+
+
+def read_truth(spark: SparkSession, path: str, reference_year: int) -> DataFrame:
+    """truth.csv with the grouping columns QA reports by (age band at the reference year, IMD quintile)."""
+    truth = spark.read.csv(path, header=True, schema=TRUTH_SCHEMA, mode="PERMISSIVE")
+    age = F.lit(reference_year) - F.col("birth_year")
+    band = F.lit(None).cast("string")
+    for low, high, label in reversed(AGE_BANDS):
+        band = F.when(age.between(low, high), F.lit(label)).otherwise(band)
+    return truth.select(
+        *RECORD_KEY, "true_person_id",
+        F.coalesce("ethnic_group", F.lit("Unknown")).alias("ethnic_group"),
+        F.coalesce("sex", F.lit("Unknown")).alias("sex"),
+        F.coalesce(band, F.lit("Unknown")).alias("age_band"),
+        F.coalesce(F.ceil(F.col("imd_decile") / 2).cast("string"), F.lit("Unknown")).alias("imd_quintile"),
+    )
+
+
+def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame, group: str | None = None) -> dict[str, dict[str, int]]:
+    """True positive, predicted and true pair counts, overall ('all') or per value of a truth column.
+
+    Per group, a predicted pair counts when both records are in the group: pairs joining two
+    groups are false matches counted in the overall precision only.
+    """
+    joined = spine_df.select(*RECORD_KEY, "person_key").join(truth_df, list(RECORD_KEY))
+    keys = [F.col(group).alias("group")] if group else [F.lit("all").alias("group")]
+
+    def pairs(*by: str) -> DataFrame:
+        return (joined.groupBy(*keys, *by).agg(F.count("*").alias("n"))
+                .groupBy("group").agg(F.sum(n_pairs(F.col("n"))).cast("long").alias("pairs")))
+
+    counts: dict[str, dict[str, int]] = {}
+    for name, frame in (("true_positive", pairs("person_key", "true_person_id")), ("predicted", pairs("person_key")),
+                        ("true", pairs("true_person_id"))):
+        for row in frame.collect():
+            counts.setdefault(row["group"], {"true_positive": 0, "predicted": 0, "true": 0})[name] = int(row["pairs"] or 0)
+    return counts
+
+
+def precision_recall_f1(true_positive: int, predicted: int, true: int) -> dict[str, float]:
+    """Pairwise precision, recall and F1; an empty denominator counts as perfect (nothing to get wrong)."""
+    precision = true_positive / predicted if predicted else 1.0
+    recall = true_positive / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def truth_metrics(spine_df: DataFrame, truth_df: DataFrame) -> dict[str, float]:
+    """precision/recall/f1 overall, and by ethnic group, sex, age band and IMD quintile (`recall.sex.F`, ...)."""
+    metrics: dict[str, float] = {}
+    overall = pairwise_counts(spine_df, truth_df)["all"]
+    metrics.update(precision_recall_f1(**overall))
+    metrics.update({f"pairs.{k}": v for k, v in overall.items()})
+    for group in TRUTH_GROUPS:
+        for value, counts in sorted(pairwise_counts(spine_df, truth_df, group).items()):
+            for name, score in precision_recall_f1(**counts).items():
+                metrics[f"{name}.{group}.{value}"] = score
+            metrics[f"true_pairs.{group}.{value}"] = counts["true"]
+        recalls = [v for k, v in metrics.items() if k.startswith(f"recall.{group}.") and not k.endswith(".Unknown")]
+        if recalls:
+            metrics[f"recall_gap.{group}"] = max(recalls) - min(recalls)
+    return metrics
+
+
+def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]:
+    """Records per source, persons, cluster size quantiles and largest sizes, within- and cross-source link rates,
+    clusters holding two valid NHS numbers or dates of birth years apart."""
+    metrics: dict[str, float] = {}
+    for row in spine_df.groupBy("source_dataset").count().collect():
+        metrics[f"records.{row['source_dataset']}"] = row["count"]
+    for row in spine_df.groupBy("match_method").count().collect():
+        metrics[f"records_by_method.{row['match_method']}"] = row["count"]
+    clusters = spine_df.groupBy("person_key").agg(F.count("*").alias("size"))
+    metrics["persons"] = clusters.count()
+    metrics["records"] = sum(v for k, v in metrics.items() if k.startswith("records.") and "_by_" not in k)
+    for q, value in zip(CLUSTER_SIZE_QUANTILES, clusters.approxQuantile("size", list(CLUSTER_SIZE_QUANTILES), 0.0),
+                        strict=True):
+        metrics[f"cluster_size.p{q * 100:g}"] = value
+    for rank, row in enumerate(clusters.orderBy(F.col("size").desc()).limit(LARGEST_CLUSTERS).collect(), start=1):
+        metrics[f"cluster_size.largest_{rank}"] = row["size"]
+
+    # Link rate: share of a source's records whose person also has a record in the other source.
+    sources_of = spine_df.groupBy("person_key").agg(F.collect_set("source_dataset").alias("sources"),
+                                                    F.count("*").alias("size"))
+    per_record = spine_df.select("person_key", "source_dataset").join(sources_of, "person_key")
+    totals = {r["source_dataset"]: r["count"] for r in spine_df.groupBy("source_dataset").count().collect()}
+    for row in (per_record.select("source_dataset", F.explode("sources").alias("other"))
+                .where(F.col("other") != F.col("source_dataset")).groupBy("source_dataset", "other").count().collect()):
+        metrics[f"link_rate.{row['source_dataset']}.{row['other']}"] = row["count"] / totals[row["source_dataset"]]
+    for row in (spine_df.groupBy("person_key", "source_dataset").count().where("count > 1")
+                .groupBy("source_dataset").agg(F.sum("count").alias("n")).collect()):
+        metrics[f"within_source_duplicate_rate.{row['source_dataset']}"] = row["n"] / totals[row["source_dataset"]]
+
+    identifiers = spine_df.select(*RECORD_KEY, "person_key").join(
+        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY))
+    flags = identifiers.groupBy("person_key").agg(
+        (F.countDistinct("nhs_number") > 1).alias("has_two_nhs_numbers"),
+        ((F.max("year_of_birth") - F.min("year_of_birth")) > 1).alias("has_birth_years_apart"),
+    ).agg(F.sum(F.col("has_two_nhs_numbers").cast("int")).alias("two_nhs"),
+          F.sum(F.col("has_birth_years_apart").cast("int")).alias("years_apart")).first()
+    metrics["conflict_clusters.two_valid_nhs_numbers"] = flags["two_nhs"] or 0
+    metrics["conflict_clusters.birth_years_apart"] = flags["years_apart"] or 0
+    return metrics
+
+
+def prediction_metrics(predictions_df: DataFrame, upper: float, blocking_rule_names: Mapping[str, str]) -> dict[str, float]:
+    """Pairs per blocking rule and the model's own estimate of matches, false matches and missed matches."""
+    metrics: dict[str, float] = {}
+    for row in predictions_df.groupBy("match_key").count().collect():
+        name = blocking_rule_names.get(str(row["match_key"]), f"rule_{row['match_key']}")
+        metrics[f"pairs_by_blocking_rule.{name}"] = row["count"]
+    p = F.col("match_probability")
+    sums = predictions_df.agg(
+        F.count("*").alias("pairs"),
+        F.sum(p).alias("expected_matches"),
+        F.sum(F.when(p >= upper, 1).otherwise(0)).alias("linked_pairs"),
+        F.sum(F.when(p >= upper, 1 - p).otherwise(0)).alias("expected_false_matches"),
+        F.sum(F.when(p < upper, p).otherwise(0)).alias("expected_missed_matches"),
+    ).first()
+    metrics["candidate_pairs"] = sums["pairs"]
+    metrics["model.expected_matches"] = sums["expected_matches"] or 0.0
+    metrics["model.pairs_at_or_above_upper"] = sums["linked_pairs"] or 0
+    metrics["model.expected_false_matches"] = sums["expected_false_matches"] or 0.0
+    metrics["model.expected_missed_matches_in_candidates"] = sums["expected_missed_matches"] or 0.0
+    return metrics
+
+
+def count_by(df: DataFrame, column: str, prefix: str) -> dict[str, float]:
+    return {f"{prefix}.{row[column]}": row["count"] for row in df.groupBy(column).count().collect()}
+
+
+def report_html(title: str, sections: Mapping[str, Mapping[str, float | str]]) -> str:
+    """One page: a table per section of aggregate metrics (names and numbers only)."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;"
+             "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+             "td.n{text-align:right;font-variant-numeric:tabular-nums}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for section, values in sections.items():
+        parts.append(f"<h2>{html.escape(section)}</h2><table><tr><th>metric</th><th>value</th></tr>")
+        for key, value in values.items():
+            shown = f"{value:.4f}" if isinstance(value, float) and not float(value).is_integer() else str(
+                int(value) if isinstance(value, float) else value)
+            parts.append(f"<tr><td>{html.escape(str(key))}</td><td class='n'>{html.escape(shown)}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,148 @@
+"""The Splink model in MLflow's model registry: register after training, approve by alias, load for linking.
+
+QA approves a version with `python -m jobs.approve --version N`, which points the registry alias
+`tracking.approved_alias` at it; link runs use that version unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from linkage.config import AppConfig, load_config
+from linkage.errors import ConfigError, LinkageError
+from linkage.tracking import RunContext, configure_mlflow
+
+MODEL_ARTIFACT = "splink_model"
+MODEL_JSON = "splink_model.json"
+# The wrapper needs only these at load time; naming them skips MLflow's slow requirement inference.
+MODEL_REQUIREMENTS = ["splink==5.0.0", "pandas==2.3.3"]
+
+
+class SplinkModel(mlflow.pyfunc.PythonModel):
+    """Registry wrapper whose artifact is Splink's model JSON; predict lists the match weights per level."""
+
+    def load_context(self, context) -> None:
+        self.settings = json.loads(Path(context.artifacts[MODEL_ARTIFACT]).read_text(encoding="utf-8"))
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        return parameters_frame(self.settings)
+
+
+def parameters_frame(settings: Mapping) -> pd.DataFrame:
+    """m, u and match weight of every comparison level: the model's content, aggregate only."""
+    import math
+
+    rows = []
+    for comparison in settings.get("comparisons", []):
+        for level in comparison.get("comparison_levels", []):
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = math.log2(m / u) if m and u else None
+            rows.append({"comparison": comparison.get("output_column_name"), "level": level.get("label_for_charts"),
+                         "m_probability": m, "u_probability": u, "match_weight": weight})
+    return pd.DataFrame(rows)
+
+
+def register_model(config: AppConfig, run: RunContext, model: Mapping) -> str:
+    """Log the model JSON as a pyfunc model on the run and register it; returns the new version."""
+    with tempfile.TemporaryDirectory(prefix="linkage-model-") as folder:
+        path = Path(folder) / MODEL_JSON
+        path.write_text(json.dumps(model, indent=2), encoding="utf-8")
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run.run_id:
+            info = _log_model(config, path)
+        else:
+            with mlflow.start_run(run_id=run.run_id, nested=active is not None):
+                info = _log_model(config, path)
+    return str(info.registered_model_version)
+
+
+def _log_model(config: AppConfig, path: Path):
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=SplinkModel(),
+        artifacts={MODEL_ARTIFACT: str(path)},
+        registered_model_name=config.tracking.registered_model,
+        pip_requirements=MODEL_REQUIREMENTS,
+        await_registration_for=0,
+    )
+
+
+def _client(config: AppConfig) -> MlflowClient:
+    configure_mlflow(config)
+    return MlflowClient(config.tracking_uri, registry_uri=config.tracking_uri)
+
+
+def approve_model(config: AppConfig, version: str | int) -> None:
+    """Point the approved alias at `version` (ConfigError when that version does not exist)."""
+    client = _client(config)
+    name = config.tracking.registered_model
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ConfigError(f"model '{name}' has no version {version} in {config.tracking_uri}") from None
+    client.set_registered_model_alias(name, config.tracking.approved_alias, str(version))
+
+
+def approved_version(config: AppConfig) -> str | None:
+    """The version QA approved, or None when no version carries the alias (or nothing is registered)."""
+    try:
+        return str(_client(config).get_model_version_by_alias(config.tracking.registered_model,
+                                                                config.tracking.approved_alias).version)
+    except MlflowException:
+        return None
+
+
+def version_to_use(config: AppConfig, requested: str | None) -> str:
+    """The command line's version, else config linkage.model_version, else the approved one; ConfigError if none."""
+    version = requested or config.linkage.model_version or approved_version(config)
+    if version is None:
+        raise ConfigError(
+            f"no model version of '{config.tracking.registered_model}' carries the alias "
+            f"'{config.tracking.approved_alias}': approve one with `python -m jobs.approve --version N` "
+            "or name one with --model-version N")
+    return str(version)
+
+
+def load_model_json(config: AppConfig, version: str) -> dict:
+    """Splink's model JSON of a registered version."""
+    _client(config)
+    uri = f"models:/{config.tracking.registered_model}/{version}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="linkage-model-") as folder:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
+            found = sorted(local.rglob(MODEL_JSON))
+            if not found:
+                raise ConfigError(f"{uri} holds no {MODEL_JSON}: not a model registered by jobs.train")
+            return json.loads(found[0].read_text(encoding="utf-8"))
+    except MlflowException:
+        raise ConfigError(f"model version {uri} not found in {config.tracking_uri}") from None
+
+
+def approve_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """`python -m jobs.approve --version N`: set the approved alias (no Spark). Exit 0 ok, 2 bad version/config."""
+    from linkage.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser
+
+    parser = build_parser("approve", "Approve a registered Splink model version for link runs (sets the alias).")
+    parser.add_argument("--version", required=True, help="Model registry version to approve, e.g. 3.")
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:
+        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
+    try:
+        config = load_config(args.config, overrides=args.set)
+        approve_model(config, args.version)
+    except LinkageError as error:
+        print(f"[approve] error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    print(f"[approve] {config.tracking.registered_model} version {args.version} is now "
+          f"'{config.tracking.approved_alias}'", flush=True)
+    return EXIT_OK

@@ -1,0 +1,154 @@
+"""The Splink model declared as data: comparisons, blocking rules and the rules the prior is estimated from.
+
+Blocking rules for prediction (pairs measured with `splink.blocking_analysis` on the synthetic
+extract; see `BLOCKING_RATIONALE` for the counts and why each rule is there). Every rule is an
+equality join so Spark can hash-partition it; fuzzy agreement is left to the comparisons.
+"""
+
+from __future__ import annotations
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink import SettingsCreator, block_on
+from splink.blocking_rule_library import CustomRule
+
+from linkage.config import LinkageConfig
+
+UNIQUE_ID = "source_record_id"
+SOURCE_DATASET = "source_dataset"
+
+# Only what the model reads leaves people_std for Splink: fewer columns, smaller shuffles.
+MODEL_COLUMNS = (
+    SOURCE_DATASET, UNIQUE_ID,
+    "forename_std", "surname_std", "surname_parts", "forename_canonical", "surname_canonical",
+    "forename_phonetic", "surname_phonetic",
+    "date_of_birth", "dob_is_placeholder", "year_of_birth", "sex",
+    "postcode_std", "postcode_sector", "postcode_district", "nhs_number",
+)
+
+
+def _name_comparison(column: str, other: str) -> cl.CustomComparison:
+    """Exact, swapped with the other name, canonical (nickname/transliteration), fuzzy, phonetic."""
+    std, canonical, phonetic = f"{column}_std", f"{column}_canonical", f"{column}_phonetic"
+    levels = [
+        cll.NullLevel(std),
+        cll.ExactMatchLevel(std, term_frequency_adjustments=True),
+        cll.ColumnsReversedLevel(std, f"{other}_std", symmetrical=True).configure(
+            label_for_charts=f"{column} and {other} swapped"),
+        cll.ExactMatchLevel(canonical).configure(tf_adjustment_column=canonical, label_for_charts=f"{canonical} equal"),
+        cll.JaroWinklerLevel(std, 0.92),
+    ]
+    if column == "surname":
+        # A double-barrelled or changed-on-marriage surname shares one part with the other form.
+        levels.append(cll.ArrayIntersectLevel("surname_parts", 1).configure(label_for_charts="surname part shared"))
+    levels += [
+        cll.ExactMatchLevel(phonetic).configure(label_for_charts=f"{phonetic} equal"),
+        cll.JaroWinklerLevel(std, 0.8),
+        cll.ElseLevel(),
+    ]
+    return cl.CustomComparison(levels, output_column_name=column, comparison_description=f"{column} similarity")
+
+
+def _date_of_birth_comparison() -> cl.CustomComparison:
+    """Exact (1 January, a common placeholder, separately), day/month swapped, one year digit wrong, within a month."""
+    return cl.CustomComparison(
+        [
+            cll.CustomLevel("year_of_birth_l IS NULL OR year_of_birth_r IS NULL").configure(is_null_level=True),
+            cll.CustomLevel("date_of_birth_l = date_of_birth_r AND dob_is_placeholder_l",
+                            label_for_charts="exact, 1 January"),
+            cll.CustomLevel("date_of_birth_l = date_of_birth_r", label_for_charts="exact"),
+            cll.CustomLevel("year(date_of_birth_l) = year(date_of_birth_r) "
+                            "AND day(date_of_birth_l) = month(date_of_birth_r) "
+                            "AND month(date_of_birth_l) = day(date_of_birth_r)",
+                            label_for_charts="day and month swapped"),
+            cll.CustomLevel("month(date_of_birth_l) = month(date_of_birth_r) "
+                            "AND day(date_of_birth_l) = day(date_of_birth_r) "
+                            "AND levenshtein(cast(year(date_of_birth_l) AS string), "
+                            "cast(year(date_of_birth_r) AS string)) = 1",
+                            label_for_charts="one digit of the year wrong"),
+            cll.CustomLevel("abs(datediff(date_of_birth_l, date_of_birth_r)) <= 31", label_for_charts="within a month"),
+            # Third-sector clients often give only a year of birth.
+            cll.CustomLevel("(date_of_birth_l IS NULL OR date_of_birth_r IS NULL) AND year_of_birth_l = year_of_birth_r",
+                            label_for_charts="year only, equal"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="date_of_birth",
+        comparison_description="date of birth",
+    )
+
+
+def _postcode_comparison() -> cl.CustomComparison:
+    return cl.CustomComparison(
+        [
+            cll.NullLevel("postcode_std"),
+            cll.ExactMatchLevel("postcode_std", term_frequency_adjustments=True),
+            cll.ExactMatchLevel("postcode_sector").configure(label_for_charts="same sector"),
+            cll.ExactMatchLevel("postcode_district").configure(label_for_charts="same district"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="postcode",
+        comparison_description="postcode: full, sector, district",
+    )
+
+
+COMPARISONS = (
+    _name_comparison("forename", "surname"),
+    _name_comparison("surname", "forename"),
+    _date_of_birth_comparison(),
+    cl.ExactMatch("sex"),
+    _postcode_comparison(),
+    cl.ExactMatch("nhs_number"),
+)
+
+# Candidate pairs: each rule catches matches the others miss when one identifier is wrong or missing.
+BLOCKING_RULES_FOR_PREDICTION = (
+    block_on("nhs_number"),
+    block_on("surname_phonetic", "date_of_birth"),
+    block_on("forename_phonetic", "date_of_birth"),
+    block_on("forename_canonical", "surname_canonical", "year_of_birth"),
+    block_on("postcode_std", "year_of_birth"),
+    # Forename and surname swapped, and day and month of birth swapped, defeat every rule above.
+    CustomRule("l.forename_std = r.surname_std AND l.surname_std = r.forename_std"),
+    CustomRule("l.surname_phonetic = r.surname_phonetic AND l.year_of_birth = r.year_of_birth "
+               "AND day(l.date_of_birth) = month(r.date_of_birth) AND month(l.date_of_birth) = day(r.date_of_birth)"),
+)
+
+# EM sessions: each fixes some comparisons (those in its rule) and estimates the others.
+EM_BLOCKING_RULES = (
+    block_on("forename_canonical", "surname_canonical"),
+    block_on("date_of_birth", "postcode_district"),
+)
+
+# Near-certain rules whose matches, divided by all pairs and adjusted by the recall, estimate the prior.
+PRIOR_DETERMINISTIC_RULES = (
+    block_on("nhs_number", "date_of_birth"),
+    block_on("forename_std", "surname_std", "date_of_birth"),
+)
+
+BLOCKING_RATIONALE = """\
+Blocking rules for prediction (pairs generated by each rule beyond those of the rules above it):
+1. nhs_number: the identifier most sources carry; catches matches whose names or dates disagree.
+2. surname_phonetic + date_of_birth: NHS number missing (third sector, 40% of social care).
+3. forename_phonetic + date_of_birth: surname changed (marriage) or mistyped beyond Soundex.
+4. forename_canonical + surname_canonical + year_of_birth: day or month of birth wrong, nicknames.
+5. postcode_std + year_of_birth: both names disagree (typos in each) but the address agrees.
+6. forename/surname swapped (exact): no other rule pairs these when the NHS number is missing.
+7. surname_phonetic + year + day/month swapped: placeholder or swapped dates with no NHS number.
+"""
+
+
+def build_settings(config: LinkageConfig) -> SettingsCreator:
+    """The model's settings: link_and_dedupe across the four sources (duplicates exist within sources too)."""
+    return SettingsCreator(
+        link_type="link_and_dedupe",
+        unique_id_column_name=UNIQUE_ID,
+        source_dataset_column_name=SOURCE_DATASET,
+        probability_two_random_records_match=config.probability_two_random_records_match or 1e-5,
+        comparisons=list(COMPARISONS),
+        blocking_rules_to_generate_predictions=list(BLOCKING_RULES_FOR_PREDICTION),
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+        additional_columns_to_retain=[],
+        em_convergence=0.001,
+        max_iterations=config.em_max_iterations,
+    )

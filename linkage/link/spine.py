@@ -1,0 +1,183 @@
+"""From scored pairs to the person spine: edges, clusters, stable person keys, registry events, review queue.
+
+`person_key` is carried forward from the previous spine: a cluster takes the previous key held
+by most of its records (each previous key goes to at most one cluster: the one holding most of
+its records); a cluster with no key to inherit gets a deterministic new key, a hash of its
+smallest (source_dataset, source_record_id), so the same inputs always give the same keys.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from linkage.config import ThresholdsConfig
+from linkage.link.deterministic import PAIR_KEYS
+
+RECORD_KEY = ("source_dataset", "source_record_id")
+# Separator inside a record uid; cannot occur in a source name, so uids never collide.
+UID_SEPARATOR = "-__-"
+NEW_KEY_PREFIX = "P"
+NEW_KEY_HEX_CHARS = 20  # 80 bits: collisions negligible at national scale
+
+# A record joined by several kinds of edge reports the most certain one.
+METHOD_PRIORITY = {"nhs_number": 1, "clerical": 2, "probabilistic": 3}
+
+
+def record_uid(dataset: Column, record_id: Column) -> Column:
+    """One string naming a source record (source names hold no separator)."""
+    return F.concat_ws(UID_SEPARATOR, dataset, record_id)
+
+
+def ordered_pairs(pairs_df: DataFrame) -> DataFrame:
+    """Swap left and right where needed so the left record sorts first: one spelling per pair."""
+    is_ordered = F.struct("source_dataset_l", "source_record_id_l") <= F.struct("source_dataset_r", "source_record_id_r")
+    swapped = {"source_dataset_l": "source_dataset_r", "source_record_id_l": "source_record_id_r",
+               "source_dataset_r": "source_dataset_l", "source_record_id_r": "source_record_id_l"}
+    others = [c for c in pairs_df.columns if c not in swapped]
+    return pairs_df.select(
+        *[F.when(is_ordered, F.col(c)).otherwise(F.col(swapped[c])).alias(c) for c in PAIR_KEYS], *others)
+
+
+def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, thresholds: ThresholdsConfig,
+               decisions_df: DataFrame | None = None) -> DataFrame:
+    """Pairs that link, with how: NHS number, model at or above the upper threshold, or a clerical match.
+
+    A clerical non_match removes the pair whatever else says so (the two records can still meet
+    through other links; the reviewer then sees them again in the QA conflicts).
+    """
+    edges = ordered_pairs(deterministic_df.select(*PAIR_KEYS)).withColumn("method", F.lit("nhs_number")).unionByName(
+        ordered_pairs(predictions_df.where(F.col("match_probability") >= thresholds.upper).select(*PAIR_KEYS))
+        .withColumn("method", F.lit("probabilistic")))
+    if decisions_df is not None:
+        decisions = latest_decisions(decisions_df)
+        edges = edges.unionByName(decisions.where("decision = 'match'").select(*PAIR_KEYS)
+                                  .withColumn("method", F.lit("clerical")))
+        edges = edges.join(decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), "left_anti")
+    return edges.distinct()
+
+
+def latest_decisions(decisions_df: DataFrame) -> DataFrame:
+    """One decision per pair (in canonical order): the most recent wins when a pair was reviewed twice."""
+    latest_first = Window.partitionBy(*PAIR_KEYS).orderBy(F.col("decided_at").desc_nulls_last(), F.col("decision"))
+    return (ordered_pairs(decisions_df.select(*PAIR_KEYS, "decision", "decided_at"))
+            .withColumn("rank", F.row_number().over(latest_first)).where("rank = 1").drop("rank"))
+
+
+def edges_for_clustering(edges_df: DataFrame) -> DataFrame:
+    """Edges as uid pairs, the shape Splink's connected components expects."""
+    return edges_df.select(
+        record_uid(F.col("source_dataset_l"), F.col("source_record_id_l")).alias("record_uid_l"),
+        record_uid(F.col("source_dataset_r"), F.col("source_record_id_r")).alias("record_uid_r"),
+    ).distinct()
+
+
+def nodes_for_clustering(people_df: DataFrame) -> DataFrame:
+    return people_df.select(record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid"))
+
+
+def clusters_from_components(people_df: DataFrame, components_df: DataFrame) -> DataFrame:
+    """Records with their cluster id (a record uid), from connected components over record uids."""
+    keyed = people_df.select(*RECORD_KEY, record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid"))
+    return keyed.join(components_df.select("record_uid", "cluster_id"), "record_uid", "left").select(
+        *RECORD_KEY, "record_uid", F.coalesce("cluster_id", "record_uid").alias("cluster_id"))
+
+
+def new_person_key(seed: Column, salt: int = 0) -> Column:
+    return F.concat(F.lit(NEW_KEY_PREFIX),
+                    F.substring(F.sha2(F.concat(seed, F.lit(f"#{salt}")), 256), 1, NEW_KEY_HEX_CHARS))
+
+
+def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | None,
+                       known_keys_df: DataFrame | None = None) -> DataFrame:
+    """Add person_key to (source_dataset, source_record_id, record_uid, cluster_id) rows.
+
+    known_keys_df (one column person_key) lists every key ever issued, so a new key never
+    reuses a retired one.
+    """
+    sizes = clusters_df.groupBy("cluster_id").agg(F.min("record_uid").alias("min_uid"), F.count("*").alias("size"))
+    if previous_spine_df is None:
+        inherited = sizes.select("cluster_id", F.lit(None).cast("string").alias("person_key")).limit(0)
+    else:
+        previous = previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("previous_key"))
+        votes = (clusters_df.join(previous, list(RECORD_KEY)).groupBy("cluster_id", "previous_key")
+                 .agg(F.count("*").alias("votes")).join(sizes, "cluster_id"))
+        # Each previous key goes to the cluster holding most of its records (ties: smallest record).
+        by_key = Window.partitionBy("previous_key").orderBy(F.col("votes").desc(), F.col("min_uid"))
+        won = votes.withColumn("rank", F.row_number().over(by_key)).where("rank = 1")
+        # A cluster that won several keys (a merge) keeps the one most of its records held (ties: smallest key).
+        by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("votes").desc(), F.col("previous_key"))
+        inherited = (won.withColumn("rank", F.row_number().over(by_cluster)).where("rank = 1")
+                     .select("cluster_id", F.col("previous_key").alias("person_key")))
+    keyed = sizes.join(inherited, "cluster_id", "left")
+    taken = known_keys_df.select("person_key").distinct() if known_keys_df is not None else None
+    if previous_spine_df is not None:
+        previous_keys = previous_spine_df.select("person_key").distinct()
+        taken = previous_keys if taken is None else taken.unionByName(previous_keys).distinct()
+    fresh = new_person_key(F.col("min_uid"), 0)
+    if taken is not None:
+        # Salt once more when the first candidate was issued before (e.g. a split-off record's old key).
+        taken_flag = taken.select(F.col("person_key").alias("candidate"), F.lit(True).alias("is_taken"))
+        keyed = (keyed.withColumn("candidate", fresh).join(taken_flag, "candidate", "left")
+                 .withColumn("fresh_key", F.when(F.col("is_taken"), new_person_key(F.col("min_uid"), 1))
+                             .otherwise(F.col("candidate")))
+                 .drop("candidate", "is_taken"))
+    else:
+        keyed = keyed.withColumn("fresh_key", fresh)
+    keyed = keyed.select("cluster_id", F.coalesce("person_key", "fresh_key").alias("person_key"),
+                         F.col("size").cast("int").alias("cluster_size"))
+    return clusters_df.join(keyed, "cluster_id")
+
+
+def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
+    """match_method per record: the most certain kind of edge that touches it, or singleton."""
+    priority = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
+    ends = edges_df.select(F.col("source_dataset_l").alias("source_dataset"),
+                           F.col("source_record_id_l").alias("source_record_id"), "method").unionByName(
+        edges_df.select(F.col("source_dataset_r").alias("source_dataset"),
+                        F.col("source_record_id_r").alias("source_record_id"), "method"))
+    best = (ends.withColumn("priority", priority[F.col("method")]).groupBy(*RECORD_KEY)
+            .agg(F.min_by("method", "priority").alias("edge_method")))
+    return keyed_df.join(best, list(RECORD_KEY), "left").withColumn(
+        "match_method",
+        F.when(F.col("cluster_size") == 1, F.lit("singleton")).otherwise(F.coalesce("edge_method", F.lit("probabilistic"))),
+    ).drop("edge_method")
+
+
+def registry_events(spine_df: DataFrame, previous_spine_df: DataFrame | None,
+                    known_keys_df: DataFrame | None = None) -> DataFrame:
+    """This run's key history: created, merged (a vanished key's records now under another), split, retired."""
+    current = spine_df.groupBy("person_key").agg(F.count("*").cast("int").alias("record_count"))
+    known = known_keys_df.select("person_key").distinct() if known_keys_df is not None else None
+    if previous_spine_df is not None:
+        previous_keys = previous_spine_df.select("person_key").distinct()
+        known = previous_keys if known is None else known.unionByName(previous_keys).distinct()
+    created = current if known is None else current.join(known, "person_key", "left_anti")
+    events = created.select("person_key", F.lit("created").alias("event"),
+                            F.lit(None).cast("string").alias("related_person_key"), "record_count")
+    if previous_spine_df is None:
+        return events
+    moves = (spine_df.select(*RECORD_KEY, "person_key")
+             .join(previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("related_person_key")),
+                   list(RECORD_KEY))
+             .where(F.col("person_key") != F.col("related_person_key"))
+             .select("person_key", "related_person_key").distinct())
+    survivors = current.select(F.col("person_key").alias("related_person_key"), F.lit(True).alias("still_exists"))
+    moved = (moves.join(survivors, "related_person_key", "left").join(current, "person_key")
+             .select("person_key",
+                     F.when(F.col("still_exists"), F.lit("split")).otherwise(F.lit("merged")).alias("event"),
+                     "related_person_key", "record_count"))
+    retired = (previous_keys.join(current, "person_key", "left_anti")
+               .select("person_key", F.lit("retired").alias("event"), F.lit(None).cast("string").alias("related_person_key"),
+                       F.lit(0).alias("record_count")))
+    return events.unionByName(moved).unionByName(retired)
+
+
+def review_pairs(predictions_df: DataFrame, thresholds: ThresholdsConfig, decisions_df: DataFrame | None = None) -> DataFrame:
+    """Pairs with lower <= probability < upper that no reviewer has decided yet."""
+    queue = ordered_pairs(
+        predictions_df.where((F.col("match_probability") >= thresholds.lower) & (F.col("match_probability") < thresholds.upper))
+        .select(*PAIR_KEYS, "match_probability", "match_weight"))
+    if decisions_df is not None:
+        queue = queue.join(ordered_pairs(decisions_df.select(*PAIR_KEYS)), list(PAIR_KEYS), "left_anti")
+    return queue

@@ -1,0 +1,50 @@
+"""`train`: estimate the Splink model on restricted/people_std, log it with its charts, register it in MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from linkage.cli import JobContext
+from linkage.errors import InputError
+from linkage.lake import read_table, table_exists
+from linkage.link.model import chart_html, splink_backend, train_model
+from linkage.link.registry import register_model
+from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION, EM_BLOCKING_RULES, PRIOR_DETERMINISTIC_RULES
+from linkage.schemas import PEOPLE_STD
+
+
+def read_people(ctx: JobContext):
+    if not table_exists(ctx.spark, ctx.config.paths.lake, PEOPLE_STD):
+        raise InputError(f"{ctx.config.paths.lake}/restricted/people_std not found: run `python -m jobs.ingest` first")
+    return read_table(ctx.spark, ctx.config.paths.lake, PEOPLE_STD)
+
+
+def rule_sql(rule: Any, dialect: str = "spark") -> str:
+    return rule.get_blocking_rule(dialect).blocking_rule_sql
+
+
+def run_train(ctx: JobContext) -> dict[str, Any]:
+    """Train, log (model JSON, parameters, charts) and register; returns the registry version and counts."""
+    config = ctx.config
+    people = read_people(ctx)
+    counts = {f"records.{row['source_dataset']}": row["count"] for row in people.groupBy("source_dataset").count().collect()}
+    ctx.run.log_metrics(counts)
+    ctx.run.log_params({
+        "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in BLOCKING_RULES_FOR_PREDICTION),
+        "model.em_blocking_rules": " | ".join(rule_sql(r) for r in EM_BLOCKING_RULES),
+        "model.prior_rules": " | ".join(rule_sql(r) for r in PRIOR_DETERMINISTIC_RULES),
+    })
+    with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
+        with ctx.stage("train model"):
+            model, linker = train_model(db_api, people, config.linkage)
+        with ctx.stage("log and register model"):
+            ctx.run.log_dict(model, "model/splink_model.json")
+            for name, page in chart_html(linker).items():
+                ctx.run.log_text(page, f"charts/{name}")
+            ctx.run.log_metrics({"model.probability_two_random_records_match":
+                                 model["probability_two_random_records_match"]})
+            version = register_model(config, ctx.run, model)
+    ctx.run.set_tags({"model_version": version})
+    ctx.say(f"registered '{config.tracking.registered_model}' version {version}; approve it with "
+            f"`python -m jobs.approve --version {version}`")
+    return {"model_version": version, "records": sum(counts.values())}
