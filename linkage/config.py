@@ -84,12 +84,86 @@ class TrackingConfig(Frozen):
     approved_alias: str = Field("approved", description="Registry alias QA sets on the version link runs use.")
 
 
+SYNTHETIC_COVERAGE = {"gp": 0.97, "hospital": 0.40, "social_care": 0.09, "third_sector": 0.05}
+SYNTHETIC_NHS_PRESENT = {"gp": 0.98, "hospital": 0.95, "social_care": 0.60, "third_sector": 0.0}
+SYNTHETIC_DUPLICATE_RATE = {"gp": 0.01, "hospital": 0.03, "social_care": 0.03, "third_sector": 0.02}
+SYNTHETIC_DMY_DOB_SHARE = {"gp": 0.0, "hospital": 0.35, "social_care": 0.0, "third_sector": 0.85}
+SYNTHETIC_ERROR_RATES = {
+    "name_typo": 0.02, "forename_variant": 0.05, "surname_variant": 0.03, "name_swap": 0.005,
+    "surname_part_dropped": 0.3, "maiden_surname": 0.3, "diacritics_stripped": 0.5,
+    "dob_day_month_swap": 0.006, "dob_placeholder": 0.004, "dob_year_digit": 0.006,
+    "postcode_no_space": 0.05, "postcode_lower": 0.02, "postcode_stale": 0.3,
+    "nhs_wrong_digit": 0.004, "nhs_family_member": 0.002,
+}
+SYNTHETIC_GROUP_ERROR_FACTOR = {"White": 1.0, "Mixed": 1.2, "Asian": 1.4, "Black": 1.3, "Other": 1.4}
+SYNTHETIC_CONDITION_RATES = {
+    "shielding": 0.04, "shielding_lower_risk": 0.06, "cyp_mental_health": 0.10, "mental_health_other_age": 0.02,
+    "unpaid_carers": 0.07, "carer_ended": 0.2, "cancer_referral": 0.02, "cancer_diagnosed": 0.35,
+    "asthma": 0.08, "asthma_resolved": 0.1, "asthma_no_recent_treatment": 0.25,
+    "hypertension": 0.15, "hypertension_resolved": 0.08,
+    "mmr1": 0.92, "mmr2": 0.88, "preschool_booster": 0.86,
+}
+_SYNTHETIC_RATE_DEFAULTS = {
+    "coverage": SYNTHETIC_COVERAGE, "nhs_number_present": SYNTHETIC_NHS_PRESENT,
+    "duplicate_rate": SYNTHETIC_DUPLICATE_RATE, "dmy_dob_share": SYNTHETIC_DMY_DOB_SHARE,
+    "error_rates": SYNTHETIC_ERROR_RATES, "group_error_factor": SYNTHETIC_GROUP_ERROR_FACTOR,
+    "condition_rates": SYNTHETIC_CONDITION_RATES,
+}
+
+
 class SyntheticConfig(Frozen):
     people: int = Field(20_000, ge=10, description="Size of the synthetic resident population.")
     seed: int = 42
     error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
     malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
     reference_date: date = Field(date(2026, 6, 30), description="Extract date: 'today' for the synthetic world.")
+    coverage: dict[Source, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_COVERAGE),
+        description="Share of residents with a record in each source (age-weighted inside the source).")
+    nhs_number_present: dict[Source, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_NHS_PRESENT), description="Share of people records with an NHS number.")
+    duplicate_rate: dict[Source, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_DUPLICATE_RATE),
+        description="Share of a source's people held twice under two local ids.")
+    dmy_dob_share: dict[Source, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_DMY_DOB_SHARE),
+        description="Share of a source's dates of birth written DD/MM/YYYY instead of YYYY-MM-DD.")
+    error_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_ERROR_RATES),
+        description="Base rate of each identifier error kind, per record (scaled by error_rate_scale).")
+    group_error_factor: dict[str, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_GROUP_ERROR_FACTOR),
+        description="Multiplier of name-error and NHS-number-missing rates by ethnic group (modest, as published).")
+    condition_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(SYNTHETIC_CONDITION_RATES),
+        description="Share of eligible residents given each condition's evidence (or a near-miss negative).")
+    third_sector_dob_present: float = Field(0.7, ge=0.0, le=1.0, description="Third-sector records with a full DOB.")
+    third_sector_year_only: float = Field(
+        0.5, ge=0.0, le=1.0, description="Of third-sector records without a DOB, share with a year of birth.")
+    bom_files: list[str] = Field(
+        default_factory=lambda: ["social_care_clients"], description="Files written with a UTF-8 byte order mark.")
+
+    @field_validator("coverage", "nhs_number_present", "duplicate_rate", "dmy_dob_share", "error_rates",
+                     "group_error_factor", "condition_rates", mode="before")
+    @classmethod
+    def _merge_rate_defaults(cls, value: Any, info: Any) -> Any:
+        """A partial mapping (e.g. one --set key) overrides only those keys; unknown keys are errors."""
+        defaults = _SYNTHETIC_RATE_DEFAULTS[info.field_name]
+        if not isinstance(value, Mapping):
+            return value
+        unknown = sorted(set(value) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown}; allowed: {sorted(defaults)}")
+        return {**defaults, **value}
+
+    @field_validator("coverage", "nhs_number_present", "duplicate_rate", "dmy_dob_share", "error_rates",
+                     "condition_rates")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {key: rate for key, rate in value.items() if not 0.0 <= rate <= 1.0}
+        if bad:
+            raise ValueError(f"rates must be between 0 and 1, got {bad}")
+        return value
 
 
 class ColumnMapping(Frozen):
@@ -160,6 +234,8 @@ class CohortsConfig(Frozen):
     only: list[str] = Field(default_factory=list, description="Build only these cohorts (default all).")
     index_date: date = Field(date(2026, 6, 30), description="Default index date of person-level cohorts.")
     parallelism: int = Field(4, ge=1, description="Cohorts built at once, each in a FAIR pool.")
+    age_band_starts: list[int] = Field([0, 5, 11, 16, 18, 26, 35, 45, 55, 65, 75, 85],
+                                       description="Lower bounds of the summary age bands (as pseudonymised/person).")
     disclosure: DisclosureConfig = DisclosureConfig()
 
 
