@@ -1,0 +1,304 @@
+"""One builder compiles any cohort declaration to Spark: events -> per-person aggregates -> population.
+
+Every criterion becomes a filtered projection `(person_id, criterion, kind, event_date)` of its
+table; all criteria of a cohort are unioned and aggregated per person in ONE groupBy (conditional
+aggregates), then joined onto pseudonymised/person, filtered by the population and extended with
+the declared variables. Nothing is collected to the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from linkage.cohorts.codelists import Codelist, load_codelist
+from linkage.cohorts.contracts import PERSON_COLUMNS, person_contract, variable_types
+from linkage.cohorts.declaration import Condition, Criterion, Declaration, Window, parse_offset
+from linkage.cohorts.disclosure import TOTAL_CATEGORY, apply_disclosure_control, with_totals
+from linkage.config import CohortsConfig
+from linkage.errors import ConfigError
+from linkage.lake import read_table
+from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY, TableContract
+
+ACTIVITY_BY_TABLE = {contract.name: contract for contract in PSEUDONYMISED_ACTIVITY.values()}
+EVENT = "event"
+ENDING = "ending"
+UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True)
+class CompiledCriterion:
+    name: str
+    criterion: Criterion
+    codelist: Codelist | None
+    ending: Codelist | None
+
+
+def compile_criteria(declaration: Declaration, codelists_dir: str) -> list[CompiledCriterion]:
+    """Check every column against the table contracts and load the codelists (errors name the cohort)."""
+    compiled = []
+    for name, criterion in declaration.criteria.items():
+        contract = ACTIVITY_BY_TABLE[criterion.table]
+        types = {column.name: column.type for column in contract.columns}
+        used = [criterion.resolved_date_column, *(criterion.resolved_code_columns or [] if criterion.codelist else []),
+                *criterion.where]
+        unknown = [column for column in used if column not in types]
+        if unknown:
+            raise ConfigError(f"cohort {declaration.name}, criterion {name}: table {criterion.table} has no "
+                              f"column(s) {unknown}")
+        if types[criterion.resolved_date_column] != "date":
+            raise ConfigError(f"cohort {declaration.name}, criterion {name}: {criterion.resolved_date_column} "
+                              f"is not a date")
+        try:
+            codelist = load_codelist(codelists_dir, criterion.codelist) if criterion.codelist else None
+            ending = load_codelist(codelists_dir, criterion.ending_codelist) if criterion.ending_codelist else None
+        except ConfigError as error:
+            raise ConfigError(f"cohort {declaration.name}, criterion {name}: {error}") from None
+        compiled.append(CompiledCriterion(name, criterion, codelist, ending))
+    return compiled
+
+
+# ------------------------------------------------------------------------------------------
+# Events
+
+
+def shifted(index_date: Column, offset: str) -> Column:
+    amount, unit = parse_offset(offset)
+    if unit == "day":
+        return F.date_add(index_date, amount)
+    return F.add_months(index_date, amount * (12 if unit == "year" else 1))
+
+
+def in_window(event_date: Column, window: Window, index_date: Column) -> Column:
+    """Event date inside the window (inclusive); undated events never count."""
+    inside = event_date.isNotNull() & (event_date <= shifted(index_date, window.end))
+    return inside & (event_date >= shifted(index_date, window.start)) if window.start else inside
+
+
+def code_matches(df: DataFrame, contract: TableContract, columns: list[str], codelist: Codelist) -> Column:
+    """The codelist matched on any of the columns; array columns (secondary diagnoses) on any element."""
+    types = {column.name: column.type for column in contract.columns}
+    matches = [F.exists(F.col(name), codelist.matches) if types[name].startswith("array") else codelist.matches(F.col(name))
+               for name in columns]
+    return F.coalesce(reduce(lambda a, b: F.coalesce(a, F.lit(False)) | F.coalesce(b, F.lit(False)), matches),
+                      F.lit(False))
+
+
+def where_matches(where: dict[str, list]) -> Column:
+    conditions = [F.col(column).isin(values) for column, values in where.items()]
+    return F.coalesce(reduce(lambda a, b: a & b, conditions, F.lit(True)), F.lit(False))
+
+
+def read_inputs(spark: SparkSession, lake: str) -> dict[str, DataFrame]:
+    """The pseudonymised tables by name (lazy Delta reads): what every cohort is built from."""
+    return {contract.name: read_table(spark, lake, contract) for contract in (PERSON, *ACTIVITY_BY_TABLE.values())}
+
+
+def criterion_events(tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date) -> DataFrame:
+    """(person_id, criterion, kind, event_date) of the criterion's events and of its ending codes."""
+    criterion = compiled.criterion
+    contract = ACTIVITY_BY_TABLE[criterion.table]
+    table_df = tables[criterion.table]
+    event_date = F.col(criterion.resolved_date_column)
+    base = where_matches(criterion.where) & in_window(event_date, criterion.window, F.lit(index_date))
+    kinds = []
+    if compiled.codelist is None:
+        kinds.append((EVENT, base))
+    else:
+        columns = criterion.resolved_code_columns or []
+        kinds.append((EVENT, base & code_matches(table_df, contract, columns, compiled.codelist)))
+        if compiled.ending is not None:
+            kinds.append((ENDING, base & code_matches(table_df, contract, columns, compiled.ending)))
+    frames = [table_df.where(condition).select(
+        "person_id", F.lit(compiled.name).alias("criterion"), F.lit(kind).alias("kind"),
+        event_date.alias("event_date")) for kind, condition in kinds]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def person_aggregates(events_df: DataFrame, compiled: list[CompiledCriterion]) -> DataFrame:
+    """One row per person with `<criterion>__first/__last/__count/__ended/__nth` columns (one shuffle)."""
+    aggregates = []
+    for item in compiled:
+        is_event = (F.col("criterion") == item.name) & (F.col("kind") == EVENT)
+        dated = F.when(is_event, F.col("event_date"))
+        aggregates += [F.min(dated).alias(f"{item.name}__first"), F.max(dated).alias(f"{item.name}__last"),
+                       F.count(dated).alias(f"{item.name}__count")]
+        if item.ending is not None:
+            is_ending = (F.col("criterion") == item.name) & (F.col("kind") == ENDING)
+            aggregates.append(F.max(F.when(is_ending, F.col("event_date"))).alias(f"{item.name}__ended"))
+        if item.criterion.aggregation == "nth":
+            # n-th distinct date: the same dose recorded twice on one day is one dose.
+            distinct_dates = F.array_sort(F.collect_set(dated))
+            aggregates.append(F.try_element_at(distinct_dates, F.lit(item.criterion.n)).alias(f"{item.name}__nth"))
+    return events_df.groupBy("person_id").agg(*aggregates)
+
+
+def is_met(item: CompiledCriterion) -> Column:
+    """Has a matching event and, with ended_by/resolved_by, the latest event is after the latest ending code."""
+    has_event = F.coalesce(F.col(f"{item.name}__count"), F.lit(0)) > 0
+    if item.ending is None:
+        return has_event
+    ended = F.col(f"{item.name}__ended")
+    return has_event & (ended.isNull() | (F.col(f"{item.name}__last") > ended))
+
+
+def criterion_date(item: CompiledCriterion) -> Column:
+    """The criterion's date (first/last/nth by its aggregation; first for count/exists), null when not met."""
+    suffix = {"last": "last", "nth": "nth"}.get(item.criterion.aggregation, "first")
+    return F.when(F.col(f"{item.name}__met"), F.col(f"{item.name}__{suffix}"))
+
+
+def criterion_value(item: CompiledCriterion) -> Column:
+    aggregation = item.criterion.aggregation
+    if aggregation == "exists":
+        return F.col(f"{item.name}__met")
+    if aggregation == "count":
+        return F.coalesce(F.col(f"{item.name}__count"), F.lit(0)).cast("int")
+    return criterion_date(item)
+
+
+# ------------------------------------------------------------------------------------------
+# Person, population, variables
+
+
+def age_at(index_date: date) -> Column:
+    """Completed years at the index date from year/month of birth; unknown month counts as July."""
+    birth_month = F.coalesce(F.col("month_of_birth"), F.lit(7))
+    return (F.lit(index_date.year) - F.col("year_of_birth")
+            - F.when(F.lit(index_date.month) < birth_month, 1).otherwise(0)).cast("int")
+
+
+def age_band(age: Column, starts: list[int]) -> Column:
+    """'0-4', '5-10', ..., '85+' from the band lower bounds; null when the age is unknown."""
+    bounds = sorted(starts)
+    labels = [f"{low}-{high - 1}" for low, high in zip(bounds, bounds[1:], strict=False)] + [f"{bounds[-1]}+"]
+    band = F.lit(None).cast("string")
+    for low, label in zip(bounds, labels, strict=True):
+        band = F.when(age >= low, F.lit(label)).otherwise(band)
+    return band
+
+
+def condition_column(condition: Condition | str) -> Column:
+    if isinstance(condition, str):
+        return F.col(f"{condition}__met")
+    if condition.not_ is not None:
+        return ~condition_column(condition.not_)
+    parts = [condition_column(part) for part in (condition.all or condition.any or [])]
+    if not parts:
+        return F.lit(condition.all is not None)
+    return reduce((lambda a, b: a & b) if condition.all is not None else (lambda a, b: a | b), parts)
+
+
+def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, CompiledCriterion],
+                   index_date: date) -> DataFrame:
+    """Add the declared variables in order; a name refers to a criterion or an earlier variable."""
+
+    def as_date(name: str) -> Column:
+        return criterion_date(compiled[name]) if name in compiled else F.col(name)
+
+    for name, variable in declaration.variables.items():
+        if variable.value_of:
+            ref = variable.value_of
+            column = criterion_value(compiled[ref]) if ref in compiled else F.col(ref)
+        elif variable.has:
+            column = F.col(f"{variable.has}__met")
+        elif variable.earliest_of:
+            column = F.least(*[as_date(ref) for ref in variable.earliest_of]) if len(variable.earliest_of) > 1 \
+                else as_date(variable.earliest_of[0])
+        elif variable.latest_of:
+            column = F.greatest(*[as_date(ref) for ref in variable.latest_of]) if len(variable.latest_of) > 1 \
+                else as_date(variable.latest_of[0])
+        elif variable.days_between:
+            start, end = (as_date(ref) for ref in variable.days_between)
+            days = F.datediff(end, start)
+            column = days <= variable.at_most if variable.at_most is not None else days
+        else:
+            # Birth taken as the 1st of the birth month (only year and month are released); the flag is
+            # null until the child has reached the age, so coverage is over those old enough.
+            birth = F.make_date(F.col("year_of_birth"), F.coalesce(F.col("month_of_birth"), F.lit(7)), F.lit(1))
+            birthday = F.add_months(birth, 12 * (variable.years or 0))
+            given = as_date(variable.by_age)
+            column = F.when(birthday <= F.lit(index_date), F.coalesce(given < birthday, F.lit(False)))
+        df = df.withColumn(name, column)
+    return df
+
+
+def identified_in(compiled: list[CompiledCriterion]) -> Column:
+    sources = [F.when(F.col(f"{item.name}__met"), F.lit(item.criterion.source)) for item in compiled]
+    return F.array_sort(F.array_distinct(F.array_compact(F.array(*sources)))) if sources \
+        else F.array().cast("array<string>")
+
+
+def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, config: CohortsConfig) -> DataFrame:
+    """The person-level cohort (contract `person_contract(declaration)` minus run_id) from the named tables."""
+    index_date = declaration.index_date or config.index_date
+    compiled = compile_criteria(declaration, config.codelists)
+    by_name = {item.name: item for item in compiled}
+    events_df = reduce(DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled])
+    aggregates_df = person_aggregates(events_df, compiled)
+    person_df = tables[PERSON.name].select("person_id", "year_of_birth", "month_of_birth", "sex",
+                                                       "ethnic_group", "imd_decile")
+    joined_df = person_df.join(aggregates_df, "person_id", "left")
+    for item in compiled:
+        joined_df = joined_df.withColumn(f"{item.name}__met", is_met(item))
+    age = age_at(index_date)
+    population = declaration.population
+    keep = condition_column(population.condition) if population.condition else F.lit(True)
+    if population.age and population.age.min is not None:
+        keep = keep & (age >= population.age.min)
+    if population.age and population.age.max is not None:
+        keep = keep & (age <= population.age.max)
+    cohort_df = (joined_df.where(F.coalesce(keep, F.lit(False)))
+                 .withColumn("index_date", F.lit(index_date))
+                 .withColumn("age_at_index", age)
+                 .withColumn("age_band", age_band(F.col("age_at_index"), config.age_band_starts))
+                 .withColumn("imd_quintile", F.ceil(F.col("imd_decile") / 2).cast("int"))
+                 .withColumn("identified_in", identified_in(compiled)))
+    cohort_df = with_variables(cohort_df, declaration, by_name, index_date)
+    columns = [name for name, _, _ in PERSON_COLUMNS] + list(variable_types(declaration))
+    return cohort_df.select(*columns)
+
+
+# ------------------------------------------------------------------------------------------
+# Summary
+
+
+def summary_counts(cohort_df: DataFrame, declaration: Declaration) -> DataFrame:
+    """(breakdown, category, count) of persons, with totals from the unrounded counts (before control)."""
+    flags = [name for name, kind in variable_types(declaration).items() if kind == "boolean"]
+
+    def cell(breakdown: str, category: Column) -> Column:
+        return F.struct(F.lit(breakdown).alias("breakdown"), category.cast("string").alias("category"))
+
+    partitions = [cell(name, F.coalesce(F.col(name).cast("string"), F.lit(UNKNOWN)))
+                  for name in ("age_band", "sex", "ethnic_group", "imd_quintile")]
+    partitions += [cell(name, F.when(F.col(name), "true").when(~F.col(name), "false").otherwise("not applicable"))
+                   for name in flags]
+    sources = F.transform(F.when(F.size("identified_in") > 0, F.col("identified_in")).otherwise(F.array(F.lit("none"))),
+                          lambda source: cell("source", source))
+    cells_df = cohort_df.select(F.explode(F.concat(F.array(*partitions), sources)).alias("cell")).select("cell.*")
+    counts_df = cells_df.groupBy("breakdown", "category").agg(F.count(F.lit(1)).alias("count"))
+    partition_counts_df = with_totals(counts_df.where(F.col("breakdown") != "source"))
+    # Sources overlap (a person can be in several), so their total is the cohort size, not a sum.
+    source_total_df = cohort_df.agg(F.count(F.lit(1)).alias("count")).select(
+        F.lit("source").alias("breakdown"), F.lit(TOTAL_CATEGORY).alias("category"), "count")
+    return partition_counts_df.unionByName(counts_df.where(F.col("breakdown") == "source")).unionByName(source_total_df)
+
+
+def build_summary(cohort_df: DataFrame, declaration: Declaration, config: CohortsConfig) -> DataFrame:
+    """The disclosure-controlled summary (summary contract minus run_id)."""
+    index_date = declaration.index_date or config.index_date
+    controlled_df = apply_disclosure_control(summary_counts(cohort_df, declaration), config.disclosure)
+    return controlled_df.select(F.lit(declaration.name).alias("cohort"), F.lit(index_date).alias("index_date"),
+                                "breakdown", "category", "count", "is_suppressed")
+
+
+def cohort_contracts(declaration: Declaration) -> tuple[TableContract, TableContract]:
+    from linkage.cohorts.contracts import summary_contract
+
+    return person_contract(declaration), summary_contract(declaration)
