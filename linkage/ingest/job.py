@@ -1,0 +1,186 @@
+"""The ingest job's body: locate and check every file first, then standardise, quarantine, write and reconcile.
+
+Every row read is counted once, as accepted or under one quarantine reason; the totals are
+checked against the lines read, printed, returned and logged to MLflow (aggregates only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from linkage import lake
+from linkage.cli import JobContext
+from linkage.config import SOURCES, IngestConfig
+from linkage.errors import LinkageError
+from linkage.ingest import fields
+from linkage.ingest.activity import STANDARDISE_ACTIVITY
+from linkage.ingest.people import standardise_people
+from linkage.ingest.reader import FileLayout, RawFile, locate, read_header, read_rows, resolve_layout
+from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
+from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
+from linkage.standardise.names import read_nicknames
+
+
+class ReconciliationError(LinkageError):
+    """Rows read differ from rows accepted plus quarantined: a bug, never a data problem."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    raw: RawFile
+    layout: FileLayout
+    rules: fields.FileFields
+
+    @property
+    def metric_prefix(self) -> str:
+        return f"ingest.{self.raw.source}.{self.raw.name.rsplit('.', 1)[0]}"
+
+
+def date_rules(config: IngestConfig, today: date | None = None) -> DateRules:
+    """Dates after the run date (plus `max_future_days`) or before `earliest_birth_year` are impossible."""
+    run_date = config.run_date or today or datetime.now(UTC).date()
+    return DateRules(config.earliest_birth_year, run_date + timedelta(days=config.max_future_days))
+
+
+def plan_files(ctx: JobContext) -> list[PlannedFile]:
+    """Locate all eight files and match their headers before any data is read: fail fast, naming what is missing."""
+    planned = []
+    for source in SOURCES:
+        mapping = ctx.config.ingest.sources[source]
+        for role, stem, columns, rules in (
+            ("people", mapping.people_file, mapping.people_columns, fields.PEOPLE[source]),
+            ("activity", mapping.activity_file, mapping.activity_columns, fields.ACTIVITY[source]),
+        ):
+            raw = locate(ctx.spark, ctx.config.paths.raw, stem, source, role)
+            layout = resolve_layout(raw, read_header(ctx.spark, raw), rules.fields, columns)
+            planned.append(PlannedFile(raw, layout, rules))
+    return planned
+
+
+def _reason_counts(classified_df: DataFrame) -> tuple[dict[str | None, int], int]:
+    """Rows per reason (None = accepted) and the last line number seen, in one pass."""
+    rows = classified_df.groupBy("reason_code").agg(F.count(F.lit(1)).alias("n"),
+                                                    F.max("line_number").alias("last")).collect()
+    return {row["reason_code"]: row["n"] for row in rows}, max((row["last"] for row in rows), default=0)
+
+
+def rows_read(raw: RawFile, last_line: int) -> int:
+    """Data rows read: lines are numbered consecutively over the whole file, so the last number says how many."""
+    header_lines = 1 if raw.format == "csv" else 0
+    return max(last_line - header_lines, 0)
+
+
+def run_ingest(ctx: JobContext) -> dict[str, int]:
+    """Ingest the raw extracts into people_std, the four activity tables and quarantine; return the counts."""
+    config, spark, run = ctx.config, ctx.spark, ctx.run
+    rules = date_rules(config.ingest)
+    with ctx.stage("check inputs"):
+        planned = plan_files(ctx)
+        nicknames_df = read_nicknames(spark, config.ingest.nicknames_file)
+    run.log_params({"ingest.latest_plausible_date": rules.latest.isoformat()})
+
+    counts: dict[str, int] = {}
+    cached: list[DataFrame] = []
+    people_parts, quarantine_parts, activity_by_source = [], [], {}
+    with ctx.stage("classify rows"):
+        for plan in planned:
+            rows_df = read_rows(spark, plan.raw, plan.layout)
+            classified_df = with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(classified_df)
+            by_reason, last_line = _reason_counts(classified_df)
+            _record_counts(counts, plan, rows_read(plan.raw, last_line), by_reason)
+            quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
+            accepted_df = accepted_rows(classified_df)
+            if plan.raw.role == "people":
+                people_parts.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
+            else:
+                activity_by_source[plan.raw.source] = STANDARDISE_ACTIVITY[plan.raw.source](accepted_df)
+
+    run_id = F.lit(run.run_id)
+    with ctx.stage("write tables"):
+        people_df = _union(people_parts).withColumn("run_id", run_id)
+        lake.write_table(people_df, config.paths.lake, PEOPLE_STD, run)
+        for source, activity_df in activity_by_source.items():
+            lake.write_table(activity_df.withColumn("run_id", run_id), config.paths.lake, ACTIVITY_STD[source], run)
+        lake.write_table(_union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run)
+
+    with ctx.stage("quality counts"):
+        people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
+        counts.update(people_field_counts(people_std))
+        counts.update(orphan_counts(spark, config.paths.lake, people_std))
+    for df in cached:
+        df.unpersist()
+
+    counts["ingest.rows_read"] = sum(v for k, v in counts.items() if k.endswith(".read"))
+    counts["ingest.rows_accepted"] = sum(v for k, v in counts.items() if k.endswith(".accepted"))
+    counts["ingest.rows_quarantined"] = sum(v for k, v in counts.items() if k.endswith(".quarantined"))
+    _report(ctx, planned, counts)
+    run.log_metrics(counts)
+    run.log_dict(counts, "ingest_counts.json")
+    return counts
+
+
+def _record_counts(counts: dict[str, int], plan: PlannedFile, read: int, by_reason: dict[str | None, int]) -> None:
+    accepted = by_reason.get(None, 0)
+    quarantined = sum(n for reason, n in by_reason.items() if reason is not None)
+    if accepted + quarantined != read:
+        raise ReconciliationError(
+            f"{plan.raw.name}: {read} rows read but {accepted} accepted + {quarantined} quarantined"
+        )
+    prefix = plan.metric_prefix
+    counts[f"{prefix}.read"] = read
+    counts[f"{prefix}.accepted"] = accepted
+    counts[f"{prefix}.quarantined"] = quarantined
+    for reason in REASON_CODES:
+        counts[f"{prefix}.quarantined.{reason}"] = by_reason.get(reason, 0)
+
+
+def people_field_counts(people_std: DataFrame) -> dict[str, int]:
+    """Per source: identifiers supplied but unusable (nulled, raw kept) and 1 January placeholders."""
+    flags = {
+        "dob_invalid": F.col("dob_is_valid") == F.lit(False),
+        "dob_placeholder": F.col("dob_is_placeholder"),
+        "nhs_number_invalid": F.col("nhs_number_is_valid") == F.lit(False),
+        "postcode_invalid": F.col("postcode_is_valid") == F.lit(False),
+        "sex_unmapped": F.col("sex_raw").isNotNull() & F.col("sex").isNull(),
+        "ethnicity_unmapped": F.col("ethnicity_raw").isNotNull() & F.col("ethnicity_code").isNull(),
+    }
+    aggregated = people_std.groupBy("source_dataset").agg(
+        *[F.count_if(F.coalesce(flag, F.lit(False))).alias(name) for name, flag in flags.items()]
+    ).collect()
+    return {f"ingest.{row['source_dataset']}.people.{name}": int(row[name]) for row in aggregated for name in flags}
+
+
+def orphan_counts(spark, lake_path: str, people_std: DataFrame) -> dict[str, int]:
+    """Accepted activity rows whose person id is not an accepted people record (kept; see activity.py)."""
+    keys = people_std.select("source_dataset", "source_record_id")
+    activity_keys = _union([
+        lake.read_table(spark, lake_path, ACTIVITY_STD[source]).select("source_dataset", "source_record_id")
+        for source in SOURCES
+    ])
+    orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], "left_anti")
+                   .groupBy("source_dataset").count().collect())
+    return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in SOURCES}
+
+
+def _union(parts: list[DataFrame]) -> DataFrame:
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.unionByName(part)
+    return result
+
+
+def _report(ctx: JobContext, planned: list[PlannedFile], counts: dict[str, int]) -> None:
+    for plan in planned:
+        prefix = plan.metric_prefix
+        reasons = ", ".join(f"{reason} {counts[f'{prefix}.quarantined.{reason}']}" for reason in REASON_CODES
+                            if counts[f"{prefix}.quarantined.{reason}"])
+        ctx.say(f"{plan.raw.name:<28} read {counts[f'{prefix}.read']:>9}  accepted {counts[f'{prefix}.accepted']:>9}"
+                f"  quarantined {counts[f'{prefix}.quarantined']:>7}" + (f" ({reasons})" if reasons else ""))
+    ctx.say(f"total read {counts['ingest.rows_read']} = accepted {counts['ingest.rows_accepted']}"
+            f" + quarantined {counts['ingest.rows_quarantined']}")

@@ -1,0 +1,197 @@
+"""Read one raw file (CSV or Parquet) into canonical string columns, keeping each row's line number and raw text.
+
+CSV is read as text so that every physical line is kept: the raw line goes to quarantine
+as it was, and a row with the wrong number of fields is caught before parsing (Spark's CSV
+reader would pad or cut it silently). Lines are numbered from the file's byte blocks, not
+by a single-partition window, so a large file is numbered in parallel.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from linkage.errors import InputError
+
+BOM = "\ufeff"
+# A quoted CSV field, with "" as an escaped quote inside it.
+_QUOTED_FIELD = r'"(?:[^"]|"")*"'
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A located raw file: which source and role it has, its name in messages, where and what format."""
+
+    source: str
+    role: str  # "people" or "activity"
+    name: str  # file name as named in quarantine and metrics, e.g. gp_patients.csv
+    path: str
+    format: str  # "csv" or "parquet"
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """Where each canonical field is in a file: a header position / column name, or None when not supplied."""
+
+    header: tuple[str, ...]
+    positions: dict[str, int | None]
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Works for local folders and any Hadoop-compatible URI (HDFS, S3A, ABFS)."""
+    fs, hadoop_path = _hadoop_fs(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def locate(spark: SparkSession, raw_dir: str, stem: str, source: str, role: str) -> RawFile:
+    """Find `<raw_dir>/<stem>.csv` or `.parquet`; InputError naming the file when neither (or both) exist."""
+    base = raw_dir.rstrip("/")
+    found = [fmt for fmt in ("csv", "parquet") if path_exists(spark, f"{base}/{stem}.{fmt}")]
+    if not found:
+        raise InputError(f"{source} {role} file not found: {base}/{stem}.csv (or .parquet)")
+    if len(found) > 1:
+        raise InputError(f"{source} {role} file is ambiguous: both {stem}.csv and {stem}.parquet are in {base}")
+    fmt = found[0]
+    return RawFile(source, role, f"{stem}.{fmt}", f"{base}/{stem}.{fmt}", fmt)
+
+
+def read_header(spark: SparkSession, raw: RawFile) -> tuple[str, ...] | None:
+    """Column names as in the file (BOM removed); None for an empty CSV file. Reads one line only."""
+    if raw.format == "parquet":
+        return tuple(spark.read.parquet(raw.path).columns)
+    fs, hadoop_path = _hadoop_fs(spark, raw.path)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(hadoop_path)
+    try:
+        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
+    finally:
+        stream.close()
+    if line is None or not line.strip(BOM).strip():
+        return None
+    return tuple(next(csv.reader([line.lstrip(BOM)])))
+
+
+def resolve_layout(raw: RawFile, header: tuple[str, ...] | None, fields: tuple[str, ...],
+                   mapping: Mapping[str, str]) -> FileLayout:
+    """Match each canonical field's site column name case-insensitively; InputError naming a missing column.
+
+    A field mapped to an empty string is one this site does not supply: it reads as null.
+    """
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise InputError(f"{raw.name}: column mapping names unknown fields {unknown} (known: {list(fields)})")
+    if header is None:  # an empty file is valid: no rows, nothing to match
+        return FileLayout((), {name: None for name in fields})
+    lowered = [name.strip().lower() for name in header]
+    positions: dict[str, int | None] = {}
+    for name in fields:
+        column = mapping.get(name, name)
+        if column == "":
+            positions[name] = None
+            continue
+        matches = [i for i, candidate in enumerate(lowered) if candidate == column.strip().lower()]
+        if not matches:
+            via = f" (mapped from field '{name}')" if column != name else ""
+            raise InputError(f"{raw.name}: column '{column}'{via} not found in the file's header")
+        if len(matches) > 1:
+            raise InputError(f"{raw.name}: column '{column}' appears {len(matches)} times in the header")
+        positions[name] = matches[0]
+    return FileLayout(tuple(header), positions)
+
+
+def missing_to_null(col: Column) -> Column:
+    """Empty (or blank) strings and the literal NULL mean missing."""
+    trimmed = F.trim(col)
+    return F.when((trimmed != "") & (F.upper(trimmed) != "NULL"), col)
+
+
+def number_lines(df: DataFrame, group: str, order: str) -> DataFrame:
+    """Add `line_number` (1-based, file order) from a (group, order-within-group) pair, e.g. (file block, row id).
+
+    Each group's offset is the row count of the groups before it: computed on the per-group
+    counts (one row per file block, a handful whatever the file size) and broadcast back, so
+    no step puts the whole file in one partition.
+    """
+    before = Window.orderBy(group).rowsBetween(Window.unboundedPreceding, -1)
+    offsets_df = (df.groupBy(group).count()
+                  .select(group, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset")))
+    within = F.row_number().over(Window.partitionBy(group).orderBy(order))
+    return (df.join(F.broadcast(offsets_df), group)
+              .withColumn("line_number", (F.col("_offset") + within).cast("long"))
+              .drop("_offset"))
+
+
+def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
+    """Rows as `line_number, raw_line, is_malformed` plus one string column per canonical field.
+
+    CSV line numbers are physical lines (header = 1); Parquet row numbers start at 1.
+    """
+    if raw.format == "parquet":
+        return _read_parquet_rows(spark, raw, layout)
+    return _read_csv_rows(spark, raw, layout)
+
+
+def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
+    names = ", ".join(f"`{name}` string" for name in layout.positions)
+    return spark.createDataFrame([], f"line_number long, raw_line string, is_malformed boolean, {names}")
+
+
+def _read_csv_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
+    if not layout.header:
+        return _empty_rows(spark, layout)
+    lines_df = spark.read.text(raw.path).select(
+        F.col("value").alias("raw_line"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_order"),
+    )
+    numbered_df = number_lines(lines_df, "_block", "_order")
+    width = len(layout.header)
+    unquoted = F.regexp_replace("raw_line", _QUOTED_FIELD, "")
+    field_count = F.size(F.split(unquoted, ",", -1))
+    # Wrong field count, an unbalanced quote, or a blank line: the row cannot be trusted field by field.
+    is_malformed = (field_count != width) | unquoted.contains('"') | (F.trim("raw_line") == "")
+    schema = ", ".join(f"_c{i} string" for i in range(width))
+    parsed = F.from_csv(F.col("raw_line"), schema, {"quote": '"', "escape": '"', "mode": "PERMISSIVE"})
+    rows_df = numbered_df.where(F.col("line_number") > 1).select(
+        "line_number", "raw_line", is_malformed.alias("is_malformed"), parsed.alias("_parsed")
+    )
+    return rows_df.select(
+        "line_number", "raw_line", "is_malformed",
+        *[_field(F.col(f"_parsed._c{pos}") if pos is not None else None, name)
+          for name, pos in layout.positions.items()],
+    )
+
+
+def _field(col: Column | None, name: str) -> Column:
+    if col is None:
+        return F.lit(None).cast("string").alias(name)
+    return missing_to_null(col).alias(name)
+
+
+def _read_parquet_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
+    source_df = spark.read.parquet(raw.path)
+    original = source_df.columns
+    with_order = source_df.select(
+        *[F.col(f"`{c}`") for c in original],
+        F.col("_metadata.file_path").alias("_file"),
+        F.col("_metadata.row_index").alias("_order"),
+    )
+    numbered_df = number_lines(with_order, "_file", "_order")
+    return numbered_df.select(
+        "line_number",
+        F.to_json(F.struct(*[F.col(f"`{c}`") for c in original])).alias("raw_line"),
+        F.lit(False).alias("is_malformed"),
+        # Identifiers are strings: a Parquet int column becomes its digits, a date its ISO form.
+        *[_field(F.col(f"`{original[pos]}`").cast("string") if pos is not None else None, name)
+          for name, pos in layout.positions.items()],
+    )

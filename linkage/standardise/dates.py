@@ -1,0 +1,70 @@
+"""Dates as supplied: YYYY-MM-DD or DD/MM/YYYY (mixed row by row), checked for impossible and future values.
+
+The two forms cannot be confused, so both are read. `try_to_timestamp` is strict (31/02 gives
+null) and never raises under ANSI mode, so an error message can never quote a value.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+ISO_SHAPE = r"^(\d{4})-(\d{2})-(\d{2})$"
+UK_SHAPE = r"^(\d{2})/(\d{2})/(\d{4})$"
+
+UNPARSEABLE, IMPOSSIBLE, FUTURE = "unparseable_date", "impossible_date", "future_date"
+
+
+def date_iso_text(col: Column) -> Column:
+    """The date rewritten as YYYY-MM-DD when it has either accepted shape, else null."""
+    text = F.trim(col)
+    return (
+        F.when(text.rlike(ISO_SHAPE), text)
+        .when(text.rlike(UK_SHAPE), F.regexp_replace(text, UK_SHAPE, "$3-$2-$1"))
+    )
+
+
+def date_parse(col: Column) -> Column:
+    """Calendar date from either form; null when missing, of another shape, or not a real date (31/02)."""
+    return F.try_to_timestamp(date_iso_text(col), F.lit("yyyy-MM-dd")).cast("date")
+
+
+def date_problem(col: Column, earliest_year: int, latest: date) -> Column:
+    """Quarantine reason for a supplied date, or null when it is missing or fine.
+
+    unparseable_date: neither shape; impossible_date: right shape but no such day, or before
+    `earliest_year`; future_date: after `latest`.
+    """
+    parsed = date_parse(col)
+    supplied = F.trim(col) != ""
+    return (
+        F.when(col.isNull() | ~supplied, F.lit(None).cast("string"))
+        .when(date_iso_text(col).isNull(), F.lit(UNPARSEABLE))
+        .when(parsed.isNull() | (F.year(parsed) < earliest_year), F.lit(IMPOSSIBLE))
+        .when(parsed > F.lit(latest), F.lit(FUTURE))
+    )
+
+
+def dob_parse(col: Column, earliest_year: int, latest: date) -> Column:
+    """Date of birth, or null when it is missing, unparseable, impossible or in the future."""
+    return F.when(date_problem(col, earliest_year, latest).isNull(), date_parse(col))
+
+
+def dob_is_valid(col: Column, earliest_year: int, latest: date) -> Column:
+    """True when a supplied date of birth is usable, false when not, null when none was supplied."""
+    supplied = col.isNotNull() & (F.trim(col) != "")
+    return F.when(supplied, date_problem(col, earliest_year, latest).isNull())
+
+
+def dob_is_placeholder(dob: Column) -> Column:
+    """1 January: systems often record it when only the year is known; null when there is no date."""
+    return F.when(dob.isNotNull(), (F.month(dob) == 1) & (F.dayofmonth(dob) == 1))
+
+
+def year_parse(col: Column, earliest_year: int, latest: date) -> Column:
+    """A four-digit year within [earliest_year, latest's year], else null."""
+    text = F.trim(col)
+    year = F.when(text.rlike(r"^\d{4}$"), text.try_cast("int"))
+    return F.when(year.between(earliest_year, latest.year), year)

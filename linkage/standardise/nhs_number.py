@@ -1,0 +1,41 @@
+"""NHS numbers: ten digits whose last is the modulus-11 check digit of the first nine.
+
+Weights 10..2 on digits 1..9; check = 11 - (sum mod 11), 11 -> 0, and 10 means no valid number
+has those nine digits. Spaces and hyphens (e.g. '943 476 5919') are removed first.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+
+def nhs_number_digits(col: Column) -> Column:
+    """The supplied value with spaces and hyphens removed."""
+    return F.regexp_replace(F.trim(col), r"[\s-]", "")
+
+
+def _check_digit_matches(digits: Column) -> Column:
+    weighted = [F.substring(digits, i, 1).cast("int") * (11 - i) for i in range(1, 10)]
+    check = F.lit(11) - reduce(lambda a, b: a + b, weighted) % 11
+    expected = F.when(check == 11, F.lit(0)).otherwise(check)
+    return (expected != 10) & (expected == F.substring(digits, 10, 1).cast("int"))
+
+
+def is_valid_nhs_number(col: Column) -> Column:
+    """True for ten digits with a valid check digit, false otherwise, null when none was supplied.
+
+    Ten identical digits (e.g. 1111111111) pass the arithmetic but are placeholders: invalid.
+    """
+    digits = nhs_number_digits(col)
+    shaped = digits.rlike(r"^\d{10}$") & ~digits.rlike(r"^(\d)\1{9}$")
+    supplied = col.isNotNull() & (F.trim(col) != "")
+    # when() keeps the arithmetic off values that are not ten digits (no casts of letters).
+    return F.when(supplied, F.when(shaped, _check_digit_matches(digits)).otherwise(F.lit(False)))
+
+
+def nhs_number_std(col: Column) -> Column:
+    """The ten digits when valid, else null (the raw value is kept separately)."""
+    return F.when(is_valid_nhs_number(col), nhs_number_digits(col))
