@@ -15,6 +15,7 @@ from linkage.config import SyntheticConfig
 from linkage.synthetic.codelists import icd10_codes
 from linkage.synthetic.population import Population
 from linkage.synthetic.records import SourceRecords
+from linkage.synthetic.strings import replace
 from linkage.synthetic.vocab import (
     GP_NOISE_CODES,
     ICD10_NOISE,
@@ -219,8 +220,8 @@ class _World:
         method = np.where(apc, self.pick(["11", "12", "13", "21", "22", "28"], n), "")
         # Half the trusts write ICD-10 codes without the dot (J459 for J45.9): row by row here.
         undotted = rng.random(n) < 0.5
-        primary = np.where(undotted, np.strings.replace(primary, ".", ""), primary)
-        secondary = np.where(undotted, np.strings.replace(secondary, ".", ""), secondary)
+        primary = np.where(undotted, replace(primary, ".", ""), primary)
+        secondary = np.where(undotted, replace(secondary, ".", ""), secondary)
         self.rows["hospital"].add(rec, setting=setting, start_date=start, end_date=end, admission_method=method,
                                   primary_diagnosis=primary, secondary_diagnoses=secondary,
                                   treatment_specialty=specialty, referral_source=np.where(apc, "", referral))

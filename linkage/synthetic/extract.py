@@ -8,11 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from linkage.config import SOURCES, SyntheticConfig
+from linkage.config import SOURCES, AppConfig, SyntheticConfig
 from linkage.synthetic.activity import make_activity, organisation_of
 from linkage.synthetic.codelists import read_codelists
 from linkage.synthetic.population import Population, make_population
 from linkage.synthetic.records import SourceRecords, make_records
+from linkage.synthetic.strings import prefixed_ids
 from linkage.synthetic.truth import truth_conditions, truth_people
 from linkage.synthetic.vocab import GP_NOISE_CODES, ICD10_NOISE, POOLS, SUBGROUPS
 from linkage.synthetic.writer import (
@@ -43,6 +44,12 @@ def extract_present(raw_dir: Path) -> bool:
     raw_dir = Path(raw_dir)
     names = [name for pair in FILES.values() for name in pair]
     return all((raw_dir / f"{name}.csv").exists() or (raw_dir / f"{name}.parquet").exists() for name in names)
+
+
+def generate_raw_extract(config: AppConfig, out_dir: Path | None = None) -> dict[str, int]:
+    """What the pipeline and jobs/generate.py call: synthetic.* settings, written to out_dir or paths.raw."""
+    target = Path(out_dir) if out_dir is not None else Path(config.paths.raw)
+    return generate_extract(config.synthetic, target, Path(config.cohorts.codelists))
 
 
 def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path) -> dict[str, int]:
@@ -226,8 +233,7 @@ def _shuffled(columns: dict[str, np.ndarray], rng: np.random.Generator) -> dict[
 
 
 def _ids(prefix: str, count: int, rng: np.random.Generator) -> np.ndarray:
-    numbers = rng.permutation(count) + 1
-    return np.strings.add(prefix, np.strings.zfill(numbers.astype(str), 9))
+    return prefixed_ids(prefix, rng.permutation(count) + 1, 9)
 
 
 def _gp_events(columns, recs: SourceRecords, rng) -> pa.Table:

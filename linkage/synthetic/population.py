@@ -11,7 +11,7 @@ from datetime import date
 
 import numpy as np
 
-from linkage.synthetic.strings import postcodes, valid_nhs_numbers
+from linkage.synthetic.strings import partition, postcodes, prefixed_ids, valid_nhs_numbers
 from linkage.synthetic.vocab import POOLS, POSTCODE_AREAS, SUBGROUPS
 
 HOUSEHOLD_SIZES = np.array([1, 2, 3, 4, 5])
@@ -63,7 +63,7 @@ class Population:
 
     @property
     def person_ids(self) -> np.ndarray:
-        return np.strings.add("P", np.strings.zfill((np.arange(self.size) + 1).astype(str), 8))
+        return prefixed_ids("P", np.arange(self.size) + 1, 8)
 
 
 def age_at(dob: np.ndarray, on: date) -> np.ndarray:
@@ -137,7 +137,7 @@ def make_population(people: int, reference_date: date, rng: np.random.Generator)
     old_hh = np.where(old_hh == postcode_hh, "", old_hh)
     sectors, sector_idx = np.unique(np.strings.slice(postcode_hh, 0, -2), return_inverse=True)
     imd_hh = rng.integers(1, 11, len(sectors))[sector_idx]
-    districts, district_idx = np.unique(np.strings.partition(postcode_hh, " ")[0], return_inverse=True)
+    districts, district_idx = np.unique(partition(postcode_hh, " ")[0], return_inverse=True)
     practices = _practice_codes(max(3, people // PEOPLE_PER_PRACTICE), rng)
     practice_hh = practices[(district_idx * 7 + rng.integers(0, 2, households)) % len(practices)]
 

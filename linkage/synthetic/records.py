@@ -13,7 +13,7 @@ import numpy as np
 
 from linkage.config import SyntheticConfig
 from linkage.synthetic.population import Population
-from linkage.synthetic.strings import ascii_fold, break_one_digit, typo
+from linkage.synthetic.strings import ascii_fold, break_one_digit, partition, prefixed_ids, replace, typo
 from linkage.synthetic.vocab import FORENAME_VARIANTS, GROUPS, SUBGROUPS, SURNAME_VARIANTS
 
 DUPLICATE_ERROR_FACTOR = 1.5     # a second record made elsewhere is copied less carefully
@@ -90,21 +90,20 @@ def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer
     swap = rng.random(n) < rates.name("name_swap")
     forename, surname = np.where(swap, surname, forename), np.where(swap, forename, surname)
 
-    dob = _misrecord_dob(pop.dob[person], rates, rng, pop.reference_date.year)
+    dob = _misrecord_dob(pop.dob[person], rates, rng, np.datetime64(pop.reference_date, "D"))
 
     moved = pop.old_postcode[person] != ""
     stale_rate = 1.0 if source == "gp" else rates.plain("postcode_stale")
     stale = moved & (rng.random(n) < stale_rate) & (is_duplicate | (source != "gp"))
     postcode = np.where(stale, pop.old_postcode[person], pop.postcode[person])
     no_space = rng.random(n) < rates.plain("postcode_no_space")
-    postcode = np.where(no_space, np.strings.replace(postcode, " ", ""), postcode)
+    postcode = np.where(no_space, replace(postcode, " ", ""), postcode)
     lower = rng.random(n) < rates.plain("postcode_lower")
     postcode = np.where(lower, np.strings.lower(postcode), postcode)
 
     nhs = _misrecord_nhs(pop, person, source, config, rates, rng)
     prefix = ID_PREFIX[source]
-    numbers = rng.choice(10 ** 8, size=n, replace=False) if n else np.zeros(0, int)
-    local_id = np.strings.add(prefix, np.strings.zfill(numbers.astype(str), 8))
+    local_id = prefixed_ids(prefix, rng.choice(10 ** 8, size=n, replace=False), 8)
     return SourceRecords(source, person, is_duplicate, local_id, forename, middle, surname, dob, postcode, nhs,
                          stale)
 
@@ -160,8 +159,8 @@ def _drop_surname_part(surname: np.ndarray, rate: np.ndarray, rng: np.random.Gen
     space = np.strings.find(surname, " ") > 0
     chosen = (hyphen | space) & (rng.random(len(surname)) < rate)
     sep = np.where(hyphen, "-", " ")
-    first = np.where(hyphen, np.strings.partition(surname, "-")[0], np.strings.partition(surname, " ")[0])
-    last = np.where(hyphen, np.strings.partition(surname, "-")[2], np.strings.partition(surname, " ")[2])
+    first = np.where(hyphen, partition(surname, "-")[0], partition(surname, " ")[0])
+    last = np.where(hyphen, partition(surname, "-")[2], partition(surname, " ")[2])
     other_sep = np.where(sep == "-", " ", "-")
     form = rng.integers(0, 4, len(surname))
     variant = np.select([form == 0, form == 1, form == 2],
@@ -170,7 +169,8 @@ def _drop_surname_part(surname: np.ndarray, rate: np.ndarray, rng: np.random.Gen
     return np.where(chosen, variant, surname)
 
 
-def _misrecord_dob(dob: np.ndarray, rates: _Rates, rng: np.random.Generator, max_year: int) -> np.ndarray:
+def _misrecord_dob(dob: np.ndarray, rates: _Rates, rng: np.random.Generator, today: np.datetime64
+                   ) -> np.ndarray:
     """Day and month swapped, 1 January placeholder, one year digit wrong."""
     n = len(dob)
     year = dob.astype("M8[Y]").astype(int) + 1970
@@ -187,9 +187,12 @@ def _misrecord_dob(dob: np.ndarray, rates: _Rates, rng: np.random.Generator, max
     last = (year % 10 + digit_shift) % 10 + year // 10 * 10
     ten = ((year // 10) % 10 + digit_shift) % 10 * 10 + year // 100 * 100 + year % 10
     new_year = np.where(tens, ten, last)
+    max_year = today.astype("M8[Y]").astype(int) + 1970
     new_year = np.where(new_year > max_year, year - 1, new_year)
     year = np.where(wrong_year, new_year, year)
-    return _compose_date(year, month, day)
+    recorded = _compose_date(year, month, day)
+    # A swap or a wrong digit that lands after the extract date is left out: future dates are malformed rows.
+    return np.where(recorded > today, dob, recorded)
 
 
 def _compose_date(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:

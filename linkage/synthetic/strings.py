@@ -108,3 +108,20 @@ def _as_codes(values: np.ndarray, width: int) -> np.ndarray:
 
 def _from_codes(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes).view(f"U{codes.shape[1]}").ravel()
+
+
+def replace(values: np.ndarray, old: str, new: str) -> np.ndarray:
+    """np.strings.replace, also for an empty array (numpy 2.4 fails on those)."""
+    return np.strings.replace(values, old, new) if len(values) else values
+
+
+def partition(values: np.ndarray, sep: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.strings.partition, also for an empty array (numpy 2.4 fails on those)."""
+    return np.strings.partition(values, sep) if len(values) else (values, values, values)
+
+
+def prefixed_ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """'G00012345'-style ids: prefix plus zero-padded numbers (an empty array stays empty)."""
+    if len(numbers) == 0:
+        return np.zeros(0, dtype=f"U{len(prefix) + width}")
+    return np.strings.add(prefix, np.strings.zfill(np.asarray(numbers).astype(str), width))
