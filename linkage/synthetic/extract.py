@@ -190,7 +190,7 @@ def _social_care_clients(pop: Population, recs: SourceRecords, rng: np.random.Ge
     free = np.where(true_sex == "M", np.array(SOCIAL_CARE_SEX_TEXT["M"])[pick], np.array(SOCIAL_CARE_SEX_TEXT["F"])[pick])
     sex = np.where(older_system, free, sex)
     draw = rng.random(n)
-    sex = np.select([draw < 0.005, draw < 0.008], ["Unknown", "Other"], sex)
+    sex = np.select([draw < 0.015, draw < 0.02], ["Unknown", "Other"], sex)
     labels = np.array([s.label for s in SUBGROUPS])[pop.subgroup[person]]
     draw = rng.random(n)
     ethnicity = np.select([draw < 0.40, draw < 0.70, draw < 0.75], [pop.ethnic_code[person], labels, "Not stated"], "")

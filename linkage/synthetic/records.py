@@ -206,7 +206,9 @@ def _misrecord_nhs(pop: Population, person: np.ndarray, source: str, config: Syn
                    rng: np.random.Generator) -> np.ndarray:
     """NHS number missing (more often for some groups), one digit wrong, or a family member's."""
     n = len(person)
-    missing_rate = np.clip((1.0 - config.nhs_number_present[source]) * rates.group_factor, 0, 1)
+    # Normalised so the source's overall presence is the configured one; the groups differ around it.
+    relative = rates.group_factor / rates.group_factor.mean() if n else rates.group_factor
+    missing_rate = np.clip((1.0 - config.nhs_number_present[source]) * relative, 0, 1)
     present = rng.random(n) >= missing_rate
     nhs = pop.nhs_number[person]
     family = (pop.household_size[person] > 1) & (rng.random(n) < rates.name("nhs_family_member"))
