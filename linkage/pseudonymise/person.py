@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import date
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from linkage.config import SOURCES
@@ -32,6 +32,7 @@ ACTIVITY_DATE_COLUMNS = {
 }
 
 UNKNOWN_ETHNIC_GROUP = "Unknown"
+NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
 # Attributes chosen per person by the most-common rule, and the one chosen by recency.
 MOST_COMMON_ATTRIBUTES = ("date_of_birth", "year_of_birth", "sex", "ethnic_group", "imd_decile")
@@ -82,22 +83,26 @@ def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_s
     )
 
 
-def choose_value(records_df: DataFrame, name: str, most_recent_first: bool = False) -> DataFrame:
-    """(person_id, <name>): each person's value of one attribute by the module's rule; persons with none absent."""
-    candidates_df = (
-        records_df.where(F.col(name).isNotNull())
-        .groupBy("person_id", name)
-        .agg(
-            F.count(F.lit(1)).alias("records"),
-            F.min("source_rank").alias("best_source_rank"),
-            F.max("last_activity_date").alias("latest_activity_date"),
-        )
-    )
-    most_common = [F.desc("records"), F.asc("best_source_rank"), F.desc_nulls_last("latest_activity_date")]
-    most_recent = [F.desc_nulls_last("latest_activity_date"), F.asc("best_source_rank"), F.desc("records")]
-    order = [*(most_recent if most_recent_first else most_common), F.asc(name)]
-    preference = F.row_number().over(Window.partitionBy("person_id").orderBy(*order))
-    return candidates_df.withColumn("preference", preference).where(F.col("preference") == 1).select("person_id", name)
+def preferred_value(records: Column, name: str, most_recent_first: bool = False) -> Column:
+    """One attribute's value chosen by the module's rule from a person's array of record structs; null if none.
+
+    Each record struct holds source_rank, last_activity_date and the attribute. Done with array functions
+    on the person's few records, so the whole person table needs one shuffle, not one per attribute.
+    """
+    values = F.array_distinct(F.filter(F.transform(records, lambda record: record[name]), lambda v: v.isNotNull()))
+
+    def ranking(value: Column) -> Column:
+        same = F.filter(records, lambda record: record[name] == value)
+        fewer_first = -F.size(same)
+        best_source_rank = F.array_min(F.transform(same, lambda record: record["source_rank"]))
+        latest = F.array_max(F.transform(same, lambda record: record["last_activity_date"]))  # nulls skipped
+        # Ascending sort: more recent is smaller; a value seen only on records without activity sorts last.
+        older_first = F.coalesce(-F.unix_date(latest), F.lit(NO_ACTIVITY_RANK))
+        keys = ([older_first, best_source_rank, fewer_first] if most_recent_first
+                else [fewer_first, best_source_rank, older_first])
+        return F.struct(*[key.alias(f"k{i}") for i, key in enumerate(keys)], value.alias("value"))
+
+    return F.try_element_at(F.array_sort(F.transform(values, ranking)), F.lit(1))["value"]
 
 
 def age_at(birth_date: Column, reference_date: Column) -> Column:
@@ -119,26 +124,28 @@ def age_band(age: Column) -> Column:
 
 def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> DataFrame:
     """The PERSON table from person_records(): one row per person_id."""
-    presence_df = records_df.groupBy("person_id").agg(
+    attributes = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
+    person_df = records_df.groupBy("person_id").agg(
         *[F.bool_or(F.col("source_dataset") == source).alias(f"in_{source}") for source in SOURCES],
         F.min("first_activity_date").alias("first_activity_date"),
         F.max("last_activity_date").alias("last_activity_date"),
+        F.collect_list(F.struct("source_rank", "last_activity_date", *attributes)).alias("records"),
     )
-    chosen = [choose_value(records_df, name) for name in MOST_COMMON_ATTRIBUTES]
-    chosen += [choose_value(records_df, name, most_recent_first=True) for name in MOST_RECENT_ATTRIBUTES]
-    person_df = reduce(lambda left, right: left.join(right, "person_id", "left"), chosen, presence_df)
+    chosen = {name: preferred_value(F.col("records"), name) for name in MOST_COMMON_ATTRIBUTES}
+    chosen |= {name: preferred_value(F.col("records"), name, most_recent_first=True) for name in MOST_RECENT_ATTRIBUTES}
+    date_of_birth = chosen["date_of_birth"]
     # With only a year of birth, age is taken at mid-year (1 July): off by at most one year either way.
-    birth_date = F.coalesce(F.col("date_of_birth"),
-                            F.try_to_date(F.format_string("%04d-07-01", F.col("year_of_birth")), F.lit("yyyy-MM-dd")))
+    mid_year = F.try_to_timestamp(F.format_string("%04d-07-01", chosen["year_of_birth"]), F.lit("yyyy-MM-dd"))
+    birth_date = F.coalesce(date_of_birth, F.to_date(mid_year))
     return person_df.select(
         "person_id",
-        F.coalesce(F.year("date_of_birth"), F.col("year_of_birth")).alias("year_of_birth"),
-        F.month("date_of_birth").alias("month_of_birth"),
+        F.coalesce(F.year(date_of_birth), chosen["year_of_birth"]).alias("year_of_birth"),
+        F.month(date_of_birth).alias("month_of_birth"),
         age_band(age_at(birth_date, F.lit(reference_date))).alias("age_band"),
-        "sex",
-        F.coalesce(F.col("ethnic_group"), F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
-        "imd_decile",
-        "postcode_district",
+        chosen["sex"].alias("sex"),
+        F.coalesce(chosen["ethnic_group"], F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
+        chosen["imd_decile"].alias("imd_decile"),
+        chosen["postcode_district"].alias("postcode_district"),
         *[F.col(f"in_{source}") for source in SOURCES],
         "first_activity_date",
         "last_activity_date",
@@ -149,7 +156,6 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
 def persons_with_conflicts(records_df: DataFrame) -> dict[str, int]:
     """How many persons' records hold more than one distinct value per attribute (QA aggregates only)."""
     names = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
-    distinct_df = records_df.groupBy("person_id").agg(
-        *[F.count_distinct(name).alias(name) for name in names])
+    distinct_df = records_df.groupBy("person_id").agg(*[F.count_distinct(name).alias(name) for name in names])
     totals = distinct_df.agg(*[F.sum(F.when(F.col(name) > 1, 1).otherwise(0)).alias(name) for name in names]).first()
     return {name: int(totals[name] or 0) for name in names}

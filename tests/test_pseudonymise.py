@@ -1,0 +1,403 @@
+"""Pseudonymised zone: keyed person ids, the release key's handling, the person table's rules, no leaks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, StringType
+
+from jobs.pseudonymise import main as pseudonymise_main
+from linkage import lake
+from linkage.errors import ConfigError
+from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
+from linkage.pseudonymise.person import age_at, age_band, preferred_value
+from linkage.schemas import (
+    ACTIVITY_STD,
+    PEOPLE_STD,
+    PERSON,
+    PERSON_SPINE,
+    PSEUDONYMISED_ACTIVITY,
+    PSEUDONYMISED_TABLES,
+    TableContract,
+)
+from linkage.tracking import tracking_run
+
+RELEASE_KEY = bytes(range(32))  # test key; its hex is what the leak checks look for
+OTHER_RELEASE_KEY = bytes(range(32, 64))
+
+
+def key_forms(key: bytes) -> list[str]:
+    """The ways a key could show up in text: hex (both cases), base64, and HMAC's xored pads in hex."""
+    padded = key.ljust(64, b"\0")
+    pads = [bytes(b ^ 0x36 for b in padded).hex(), bytes(b ^ 0x5C for b in padded).hex()]
+    return [key.hex(), key.hex().upper(), base64.b64encode(key).decode(), *pads]
+
+
+# ---------------------------------------------------------------------------------------------
+# person_id
+
+
+def test_person_id_is_rfc_2104_hmac_sha256_of_the_person_key(spark):
+    # RFC 4231 test case 2: HMAC-SHA256(key "Jefe", "what do ya want for nothing?").
+    keys_df = spark.createDataFrame([("what do ya want for nothing?",)], "person_key string")
+    person_id = person_id_for(keys_df, b"Jefe").first().person_id
+    assert person_id == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+
+def test_person_ids_are_stable_under_one_key_and_unrelated_under_another(spark):
+    keys_df = spark.createDataFrame([("pk-1",), ("pk-2",), ("pk-1",), (None,)], "person_key string")
+    first = {r.person_key: r.person_id for r in person_id_for(keys_df, RELEASE_KEY).collect()}
+    again = {r.person_key: r.person_id for r in person_id_for(keys_df, RELEASE_KEY).collect()}
+    other = {r.person_key: r.person_id for r in person_id_for(keys_df, OTHER_RELEASE_KEY).collect()}
+    # One row per distinct non-null key; the null key has no person.
+    assert set(first) == {"pk-1", "pk-2"}
+    assert first == again
+    assert first["pk-1"] == hmac.new(RELEASE_KEY, b"pk-1", hashlib.sha256).hexdigest()
+    assert not set(first.values()) & set(other.values())
+
+
+def test_query_plans_do_not_contain_the_key(spark, capsys):
+    keys_df = spark.createDataFrame([("pk-1",)], "person_key string")
+    person_id_for(keys_df, RELEASE_KEY).explain(mode="extended")
+    person_id_for(keys_df, RELEASE_KEY).explain(mode="formatted")
+    plans = capsys.readouterr().out
+    assert "MapInArrow" in plans  # the capture really holds the plans
+    assert not [form for form in key_forms(RELEASE_KEY) if form in plans], "the release key appears in a query plan"
+
+
+# ---------------------------------------------------------------------------------------------
+# the release key
+
+
+def test_local_mode_creates_a_0600_key_file_once_and_reuses_it(make_config, capsys):
+    config = make_config()
+    key_file = Path(config.pseudonymise.key_file)
+    assert not key_file.exists()
+    created = load_release_key(config, {})
+    reused = load_release_key(config, {})
+    assert created == reused and len(created) == 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    out = capsys.readouterr()
+    assert out.out.count(str(key_file)) == 1  # said where, once
+    assert not [form for form in key_forms(created) if form in out.out + out.err]
+
+
+def test_environment_key_wins_over_the_key_file(make_config):
+    config = make_config()
+    load_release_key(config, {})  # creates a different key in the file
+    assert load_release_key(config, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == RELEASE_KEY
+
+
+def test_outside_local_mode_a_missing_key_is_a_config_error_not_a_new_key(make_config):
+    config = make_config("environment=cluster")
+    with pytest.raises(ConfigError, match="LINKAGE_PSEUDO_KEY"):
+        load_release_key(config, {})
+    assert not Path(config.pseudonymise.key_file).exists()
+
+
+@pytest.mark.parametrize("bad_key", ["not hex at all, but long enough to be a key....", "abcd" * 8])
+def test_a_malformed_or_short_key_is_refused_without_echoing_it(make_config, bad_key):
+    with pytest.raises(ConfigError) as error:
+        load_release_key(make_config(), {"LINKAGE_PSEUDO_KEY": bad_key})
+    assert bad_key not in str(error.value)
+
+
+def test_a_key_file_inside_the_lake_is_refused(make_config, lake):
+    with pytest.raises(ConfigError, match="inside the lake"):
+        load_release_key(make_config(f"pseudonymise.key_file={lake / 'pseudo_key'}"), {})
+
+
+def test_job_exits_2_without_a_key_outside_local_mode(test_overrides, capfd):
+    argv = [arg for item in [*test_overrides, "environment=cluster"] for arg in ("--set", item)]
+    assert pseudonymise_main(argv, {}) == 2
+    assert "no pseudonymisation key" in capfd.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# person attributes
+
+
+def test_age_bands_follow_the_contract_bounds(spark):
+    df = spark.createDataFrame([(0,), (4,), (5,), (10,), (11,), (15,), (16,), (17,), (18,), (25,), (26,), (84,),
+                                (85,), (103,), (-1,), (None,)], "age int")
+    got = [r.band for r in df.select(age_band(F.col("age")).alias("band")).collect()]
+    assert got == ["0-4", "0-4", "5-10", "5-10", "11-15", "11-15", "16-17", "16-17", "18-25", "18-25", "26-34",
+                   "75-84", "85+", "85+", None, None]
+
+
+def test_age_counts_whole_years_completed_on_the_reference_date(spark):
+    df = spark.createDataFrame([(date(2009, 6, 30),), (date(2009, 7, 1),), (date(2008, 2, 29),), (None,)],
+                               "birth date")
+    ages = df.select(age_at(F.col("birth"), F.lit(date(2026, 6, 30))).alias("age"),
+                     age_at(F.col("birth"), F.lit(date(2026, 2, 28))).alias("age_feb28"))
+    # 17th birthday on the day; one day short of it; a leap-day birthday reached on 1 March only.
+    assert [tuple(r) for r in ages.collect()] == [(17, 16), (16, 16), (18, 17), (None, None)]
+
+
+def test_conflicting_values_resolve_by_count_then_gp_then_recency_or_recency_first(spark):
+    records = spark.createDataFrame(
+        [
+            # p1: two hospital records say F, one GP record says M -> most common wins: F.
+            ("p1", 0, date(2020, 1, 1), "M"), ("p1", 1, date(2020, 1, 1), "F"), ("p1", 1, date(2019, 1, 1), "F"),
+            # p2: one each -> the GP record wins even though the hospital one is more recent.
+            ("p2", 0, date(2018, 1, 1), "M"), ("p2", 1, date(2024, 1, 1), "F"),
+            # p3: one each, both hospital -> the most recent activity wins; a null value never counts.
+            ("p3", 1, date(2018, 1, 1), "M"), ("p3", 1, date(2024, 1, 1), "F"), ("p3", 0, date(2025, 1, 1), None),
+            # p4: only a null value -> null.
+            ("p4", 0, None, None),
+        ],
+        "person_id string, source_rank int, last_activity_date date, sex string",
+    )
+    grouped = records.groupBy("person_id").agg(F.collect_list(F.struct("source_rank", "last_activity_date", "sex"))
+                                               .alias("records"))
+    got = grouped.select("person_id", preferred_value(F.col("records"), "sex").alias("sex"))
+    expected = spark.createDataFrame([("p1", "F"), ("p2", "M"), ("p3", "F"), ("p4", None)],
+                                     "person_id string, sex string")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+    # Recency first (the postcode rule): p1's two latest records tie on date -> GP; p2 and p3 -> latest value.
+    got_recent = grouped.select("person_id", preferred_value(F.col("records"), "sex", most_recent_first=True)
+                                .alias("sex"))
+    expected_recent = spark.createDataFrame([("p1", "M"), ("p2", "F"), ("p3", "F"), ("p4", None)],
+                                            "person_id string, sex string")
+    assert_df_equality(got_recent, expected_recent, ignore_row_order=True, ignore_nullable=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole job on a tiny restricted extract
+
+REFERENCE_DATE = date(2026, 6, 30)
+
+
+def _frame(spark: SparkSession, contract: TableContract, rows: list[dict]) -> DataFrame:
+    """Rows given as dicts of the columns that matter; every other contract column is null."""
+    tuples = [tuple({"run_id": "test-setup", **row}.get(name) for name in contract.column_names) for row in rows]
+    return spark.createDataFrame(tuples, contract.schema)
+
+
+def _person(forename, surname, dob_raw, dob, sex, postcode, district, nhs, group, **extra) -> dict:
+    return {"forename_raw": forename, "surname_raw": surname, "forename_std": forename.upper(),
+            "surname_std": surname.upper(), "date_of_birth_raw": dob_raw, "date_of_birth": dob,
+            "year_of_birth": dob.year if dob else None, "sex": sex, "postcode_raw": postcode,
+            "postcode_std": postcode, "postcode_district": district, "nhs_number_raw": nhs, "nhs_number": nhs,
+            "ethnic_group": group, **extra}
+
+
+PEOPLE_ROWS = [
+    # person pk-A: GP, hospital and social care records that disagree on DOB, sex, postcode and ethnic group.
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "middle_names_raw": "Quillon", "imd_decile": 3,
+     **_person("Ottoline", "Vexbridge", "1980-05-17", date(1980, 5, 17), "M", "LS1 4AB", "LS1", "9434765919",
+               "White")},
+    {"source_dataset": "hospital", "source_record_id": "MRNLOCAL0001",
+     **_person("Ottoline", "Vexbridge", "17/05/1980", date(1980, 5, 17), "M", "LS6 2XY", "LS6", "9434765919",
+               "Unknown")},
+    {"source_dataset": "social_care", "source_record_id": "LALOCAL0001",
+     **_person("Otto", "Vexbrydge", "1981-05-17", date(1981, 5, 17), "F", "LS1 4AB", "LS1", None, "Asian")},
+    # person pk-B: third sector only, year of birth only.
+    {"source_dataset": "third_sector", "source_record_id": "Carers Centre:TSREF0042", "year_of_birth": 2010,
+     "year_of_birth_raw": "2010", "forename_raw": "Zephyrine", "surname_raw": "Quasthoff",
+     "forename_std": "ZEPHYRINE", "surname_std": "QUASTHOFF", "ethnic_group": "Unknown",
+     "organisation": "Carers Centre"},
+    # person pk-C: GP only, no activity, 17 on the reference date, sex not recorded.
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0002",
+     **_person("Barnaby", "Fenwright", "30/06/2009", date(2009, 6, 30), None, "BD7 1QQ", "BD7", "4010232137",
+               "Black")},
+    # a GP record the linkage gave no person key (the null row): its activity must not be published.
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0003",
+     **_person("Ermintrude", "Pocklington", "1999-12-01", date(1999, 12, 1), "F", "YO1 7HH", "YO1", None, "Mixed")},
+]
+
+SPINE_ROWS = [
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "person_key": "pk-A"},
+    {"source_dataset": "hospital", "source_record_id": "MRNLOCAL0001", "person_key": "pk-A"},
+    {"source_dataset": "social_care", "source_record_id": "LALOCAL0001", "person_key": "pk-A"},
+    {"source_dataset": "third_sector", "source_record_id": "Carers Centre:TSREF0042", "person_key": "pk-B"},
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0002", "person_key": "pk-C"},
+    {"source_dataset": "gp", "source_record_id": "GPLOCAL0003", "person_key": None},
+]
+
+ACTIVITY_ROWS = {
+    "gp": [
+        {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "event_date": date(2024, 1, 10),
+         "code_system": "SNOMED", "code": "38341003", "value": 140.0},
+        {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "event_date": date(2023, 2, 1),
+         "code_system": "DMD", "code": "39113611000001102", "value": None},
+        {"source_dataset": "gp", "source_record_id": "GPLOCAL0003", "event_date": date(2024, 5, 5),
+         "code_system": "SNOMED", "code": "195967001", "value": None},
+    ],
+    "hospital": [
+        {"episode_id": "EPILOCAL9001", "source_dataset": "hospital", "source_record_id": "MRNLOCAL0001",
+         "setting": "APC", "start_date": date(2025, 2, 20), "end_date": date(2025, 3, 1), "admission_method": "21",
+         "primary_diagnosis": "J459", "secondary_diagnoses": ["E119", "I10"], "treatment_specialty": "300"},
+    ],
+    "social_care": [
+        {"event_id": "SCELOCAL7001", "source_dataset": "social_care", "source_record_id": "LALOCAL0001",
+         "client_type": "Service User", "event_type": "Assessment", "service_type": "Home care",
+         "primary_support_reason": "Physical support", "start_date": date(2022, 6, 1), "end_date": None},
+    ],
+    "third_sector": [
+        {"contact_id": "TSCLOCAL5001", "source_dataset": "third_sector",
+         "source_record_id": "Carers Centre:TSREF0042", "organisation": "Carers Centre",
+         "contact_date": date(2025, 6, 1), "contact_reason": "Carer support", "unpaid_carer": True},
+    ],
+}
+
+
+def write_restricted_inputs(spark: SparkSession, config) -> None:
+    """The linkage team's tables the job reads: people_std, person_spine and the four activity tables."""
+    with tracking_run(config, job="test-setup") as run:
+        lake.write_table(_frame(spark, PEOPLE_STD, PEOPLE_ROWS), config.paths.lake, PEOPLE_STD, run)
+        lake.write_table(_frame(spark, PERSON_SPINE, SPINE_ROWS), config.paths.lake, PERSON_SPINE, run)
+        for source, contract in ACTIVITY_STD.items():
+            lake.write_table(_frame(spark, contract, ACTIVITY_ROWS[source]), config.paths.lake, contract, run)
+
+
+def job_argv(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def released(spark, tmp_path_factory, tracking_uri):
+    """One pseudonymise run on the tiny extract, key from the environment: (config overrides, lake path)."""
+    root = tmp_path_factory.mktemp("pseudonymise")
+    overrides = [f"paths.lake={root / 'lake'}", f"paths.raw={root / 'raw'}", "paths.truth=", "paths.truth_conditions=",
+                 f"tracking.uri={tracking_uri}", "spark.master=local[2]", "spark.shuffle_partitions=2",
+                 f"pseudonymise.key_file={root / 'secrets' / 'unused_key'}",
+                 f"pseudonymise.reference_date={REFERENCE_DATE}", "pseudonymise.release_id=test-release-1"]
+    from linkage.config import load_config
+
+    config = load_config(None, overrides=overrides)
+    write_restricted_inputs(spark, config)
+    assert pseudonymise_main(job_argv(overrides), {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
+    return config
+
+
+def _read(spark, config, contract, version=None) -> DataFrame:
+    return lake.read_table(spark, config.paths.lake, contract, version=version)
+
+
+@pytest.mark.slow
+def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, released):
+    got = _read(spark, released, PERSON).drop("run_id")
+    expected = spark.createDataFrame(
+        [
+            # pk-A: DOB 1980-05-17 on 2 of 3 records; sex M (2 of 3); ethnic group White beats Asian by the GP rule
+            # (Unknown does not count); postcode district of the most recent activity (hospital, 2025-03-01).
+            (pseudonym("pk-A", RELEASE_KEY), 1980, 5, "45-54", "M", "White", 3, "LS6", True, True, True, False,
+             date(2022, 6, 1), date(2025, 3, 1), None),
+            # pk-B: year only -> no month; age at mid-year 2010 is 15 on 2026-06-30.
+            (pseudonym("pk-B", RELEASE_KEY), 2010, None, "11-15", None, "Unknown", None, None, False, False, False,
+             True, date(2025, 6, 1), date(2025, 6, 1), None),
+            # pk-C: 17th birthday on the reference date; no activity -> null dates.
+            (pseudonym("pk-C", RELEASE_KEY), 2009, 6, "16-17", None, "Black", None, "BD7", True, False, False, False,
+             None, None, None),
+        ],
+        PERSON.schema,
+    ).drop("run_id")
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+
+
+@pytest.mark.slow
+def test_activity_tables_are_keyed_by_person_id_and_drop_records_without_a_person(spark, released):
+    gp = _read(spark, released, PSEUDONYMISED_ACTIVITY["gp"])
+    # GPLOCAL0003 has no person key: its event is not published.
+    assert sorted((r.person_id, r.code) for r in gp.collect()) == sorted(
+        [(pseudonym("pk-A", RELEASE_KEY), "38341003"), (pseudonym("pk-A", RELEASE_KEY), "39113611000001102")])
+    hospital = _read(spark, released, PSEUDONYMISED_ACTIVITY["hospital"]).first()
+    assert (hospital.person_id, hospital.secondary_diagnoses) == (pseudonym("pk-A", RELEASE_KEY), ["E119", "I10"])
+    counts = {c.name: _read(spark, released, c).count() for c in PSEUDONYMISED_TABLES}
+    assert counts == {"person": 3, "gp_events": 2, "hospital_episodes": 1, "social_care_events": 1,
+                      "third_sector_contacts": 1}
+
+
+def identifiers_df(spark: SparkSession) -> DataFrame:
+    """Every direct identifier and local id of the input, lower case, dates as text in both formats."""
+    values: set[str] = set()
+    text_fields = ["source_record_id", "forename_raw", "middle_names_raw", "surname_raw", "forename_std",
+                   "surname_std", "date_of_birth_raw", "postcode_raw", "postcode_std", "nhs_number_raw",
+                   "nhs_number"]
+    for row in PEOPLE_ROWS:
+        values |= {str(row[name]) for name in text_fields if row.get(name)}
+        if row.get("date_of_birth"):
+            values |= {row["date_of_birth"].isoformat(), row["date_of_birth"].strftime("%d/%m/%Y")}
+    values |= {row["person_key"] for row in SPINE_ROWS if row["person_key"]}
+    values |= {row[name] for rows in ACTIVITY_ROWS.values() for row in rows
+               for name in ("episode_id", "event_id", "contact_id") if name in row}
+    return spark.createDataFrame([(v.lower(),) for v in values], "identifier string")
+
+
+def columns_with_identifiers(df: DataFrame, identifiers: DataFrame) -> list[str]:
+    """Names of the string (and string array) columns holding any identifier as a substring; never the values."""
+    texts = [F.struct(F.lit(f.name).alias("column"), F.lower(F.col(f.name)).alias("text"))
+             for f in df.schema if f.dataType == StringType()]
+    texts += [F.struct(F.lit(f.name).alias("column"), F.lower(F.array_join(F.col(f.name), "|")).alias("text"))
+              for f in df.schema if f.dataType == ArrayType(StringType())]
+    cells = df.select(F.explode(F.array(*texts)).alias("cell")).select("cell.column", "cell.text")
+    hits = cells.crossJoin(identifiers).where(F.col("text").contains(F.col("identifier")))
+    return sorted(r.column for r in hits.select("column").distinct().collect())
+
+
+@pytest.mark.slow
+def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, released):
+    identifiers = identifiers_df(spark)
+    # The scan finds what it looks for: the restricted input is full of hits.
+    assert "surname_raw" in columns_with_identifiers(_read(spark, released, PEOPLE_STD), identifiers)
+    leaks = {f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released, c), identifiers)
+             for c in PSEUDONYMISED_TABLES}
+    assert leaks == {name: [] for name in leaks}, "identifiers found in these table columns (values not shown)"
+
+
+@pytest.mark.slow
+def test_the_key_is_absent_from_mlflow_and_the_delta_logs(spark, released, tmp_path):
+    run_id = _read(spark, released, PERSON).select("run_id").first().run_id
+    client = MlflowClient(released.tracking_uri)
+    run = client.get_run(run_id)
+    assert run.data.tags["release_id"] == "test-release-1"
+    texts = [*run.data.params.keys(), *map(str, run.data.params.values()), *run.data.tags.keys(),
+             *map(str, run.data.tags.values()), *run.data.metrics.keys()]
+    pending = list(client.list_artifacts(run_id))
+    assert "config.json" in [item.path for item in pending]
+    while pending:
+        item = pending.pop()
+        if item.is_dir:
+            pending += client.list_artifacts(run_id, item.path)
+        else:
+            texts.append(Path(client.download_artifacts(run_id, item.path, str(tmp_path))).read_text(errors="replace"))
+    texts += [p.read_text() for p in Path(released.paths.lake).glob("*/*/_delta_log/*.json")]
+    found = [form for form in key_forms(RELEASE_KEY) if any(form in text for text in texts)]
+    assert not found, "the release key (in some encoding) is in the MLflow run or a Delta log"
+
+
+@pytest.mark.slow
+def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spark, make_config, test_overrides,
+                                                                             capfd):
+    config = make_config()
+    write_restricted_inputs(spark, config)
+    argv = job_argv([*test_overrides, f"pseudonymise.reference_date={REFERENCE_DATE}"])
+    assert pseudonymise_main(argv, {}) == 0  # local mode: creates the key file
+    assert pseudonymise_main(argv, {}) == 0  # reuses it
+    key = load_release_key(config, {})
+    output = capfd.readouterr()
+    assert output.out.count(config.pseudonymise.key_file) == 1  # said where the new key is, once
+    assert not [form for form in key_forms(key) if form in output.out + output.err]
+    for contract in PSEUDONYMISED_TABLES:
+        path = lake.table_path(config.paths.lake, contract)
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
+        assert [(h.version, h.operation) for h in history] == [(0, "CREATE OR REPLACE TABLE AS SELECT"),
+                                                               (1, "CREATE OR REPLACE TABLE AS SELECT")]
+        first, second = _read(spark, config, contract, version=0), _read(spark, config, contract)
+        assert first.select("run_id").distinct().count() == 1
+        assert first.first().run_id != second.first().run_id
+        # Same inputs and key: the rerun publishes the same rows under a new run id.
+        assert_df_equality(first.drop("run_id"), second.drop("run_id"), ignore_row_order=True)
+    person_ids = {r.person_id for r in _read(spark, config, PERSON).collect()}
+    assert person_ids == {pseudonym(k, key) for k in ("pk-A", "pk-B", "pk-C")}
