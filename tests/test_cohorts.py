@@ -64,16 +64,19 @@ def test_hypertension_register_excludes_resolved_and_future_diagnoses(spark):
 
 
 def test_asthma_register_needs_unresolved_diagnosis_and_treatment_in_last_12_months(spark):
-    inputs = tables(spark, [person(f"p{i}", 1990) for i in range(1, 6)], gp_events=[
+    inputs = tables(spark, [person(f"p{i}", 1990) for i in range(1, 8)], gp_events=[
         gp("p1", date(2015, 1, 1), AST), gp("p1", date(2026, 3, 1), SALBUTAMOL, "DMD"),     # in
         gp("p2", date(2015, 1, 1), AST), gp("p2", date(2025, 4, 1), SALBUTAMOL, "DMD"),     # 15 months ago: out
         gp("p3", date(2015, 1, 1), AST), gp("p3", date(2018, 1, 1), AST_RESOLVED),
         gp("p3", date(2026, 3, 1), SALBUTAMOL, "DMD"),                                        # resolved: out
         gp("p4", date(2026, 3, 1), SALBUTAMOL, "DMD"),                                        # no diagnosis: out
-        gp("p5", date(2015, 1, 1), AST), gp("p5", date(2025, 6, 30), SALBUTAMOL, "DMD"),    # exactly 12 months: in
+        gp("p5", date(2015, 1, 1), AST), gp("p5", date(2025, 6, 30), SALBUTAMOL, "DMD"),    # exactly 12 months: out
+        gp("p6", date(2015, 1, 1), AST), gp("p6", date(2025, 7, 1), SALBUTAMOL, "DMD"),     # a day inside: in
+        gp("p7", date(2015, 1, 1), AST), gp("p7", date(2020, 1, 1), AST_RESOLVED),
+        gp("p7", date(2020, 1, 1), AST), gp("p7", date(2026, 3, 1), SALBUTAMOL, "DMD"),     # resolved same day: in
     ])
     cohort = build("asthma", inputs)
-    assert set(cohort) == {"p1", "p5"}
+    assert set(cohort) == {"p1", "p6", "p7"}
     assert cohort["p1"].latest_treatment_date == date(2026, 3, 1)
 
 

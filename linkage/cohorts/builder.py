@@ -49,8 +49,9 @@ def compile_criteria(declaration: Declaration, codelists_dir: str) -> list[Compi
                 *criterion.where]
         unknown = [column for column in used if column not in types]
         if unknown:
+            # No quotes: the job's error line redacts quoted text, and these are configuration names.
             raise ConfigError(f"cohort {declaration.name}, criterion {name}: table {criterion.table} has no "
-                              f"column(s) {unknown}")
+                              f"column(s) {', '.join(unknown)}")
         if types[criterion.resolved_date_column] != "date":
             raise ConfigError(f"cohort {declaration.name}, criterion {name}: {criterion.resolved_date_column} "
                               f"is not a date")
@@ -75,9 +76,9 @@ def shifted(index_date: Column, offset: str) -> Column:
 
 
 def in_window(event_date: Column, window: Window, index_date: Column) -> Column:
-    """Event date inside the window (inclusive); undated events never count."""
+    """Event date after the window's start and on or before its end; undated events never count."""
     inside = event_date.isNotNull() & (event_date <= shifted(index_date, window.end))
-    return inside & (event_date >= shifted(index_date, window.start)) if window.start else inside
+    return inside & (event_date > shifted(index_date, window.start)) if window.start else inside
 
 
 def code_matches(df: DataFrame, contract: TableContract, columns: list[str], codelist: Codelist) -> Column:
@@ -139,12 +140,15 @@ def person_aggregates(events_df: DataFrame, compiled: list[CompiledCriterion]) -
 
 
 def is_met(item: CompiledCriterion) -> Column:
-    """Has a matching event and, with ended_by/resolved_by, the latest event is after the latest ending code."""
+    """Has a matching event and, with ended_by/resolved_by, no ending code after the latest event.
+
+    QOF's rule: a resolved code on the same day as the latest diagnosis does not remove it.
+    """
     has_event = F.coalesce(F.col(f"{item.name}__count"), F.lit(0)) > 0
     if item.ending is None:
         return has_event
     ended = F.col(f"{item.name}__ended")
-    return has_event & (ended.isNull() | (F.col(f"{item.name}__last") > ended))
+    return has_event & (ended.isNull() | (ended <= F.col(f"{item.name}__last")))
 
 
 def criterion_date(item: CompiledCriterion) -> Column:

@@ -46,7 +46,7 @@ def load_codelist(folder: str | Path, name: str) -> Codelist:
     """Read `<folder>/<name>.csv`; a missing file, column or source/version is a ConfigError."""
     path = Path(folder) / f"{name}.csv"
     if not path.is_file():
-        raise ConfigError(f"codelist {name!r}: file {path} not found")
+        raise ConfigError(f"codelist {name}: file {path} not found")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [col for col in REQUIRED_COLUMNS if col not in (reader.fieldnames or [])]

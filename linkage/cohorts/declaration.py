@@ -40,12 +40,13 @@ def parse_offset(text: str) -> tuple[int, str]:
     """'-12 months' -> (-12, 'month'): an offset from the index date."""
     match = _OFFSET.match(text)
     if not match:
-        raise ValueError(f"offset {text!r} must look like '-12 months', '0 days' or '-5 years'")
+        raise ValueError(f"offset {text} must look like '-12 months', '0 days' or '-5 years'")
     return int(match.group(1)), match.group(2)
 
 
 class Window(Strict):
-    """Event dates counted, relative to the index date, both ends inclusive; no start = all history."""
+    """Event dates counted, relative to the index date: after `start` (QOF's "in the 12 months up to"),
+    on or before `end`; no start = all history."""
 
     start: str | None = None
     end: str = "0 days"
@@ -71,7 +72,7 @@ class Criterion(Strict):
     window: Window = Window()
     aggregation: Literal["first", "last", "nth", "count", "exists"] = "exists"
     n: int = Field(1, ge=1, description="For aggregation nth: the n-th distinct event date.")
-    ended_by: str | None = Field(None, description="Codelist whose latest event, if on or after the latest "
+    ended_by: str | None = Field(None, description="Codelist whose latest event, if after the latest "
                                                    "matching event, cancels the criterion.")
     resolved_by: str | None = Field(None, description="Same as ended_by (QOF's word for registers).")
 
@@ -207,7 +208,7 @@ class Declaration(Strict):
     def _names_resolve(self) -> Declaration:
         for name in [self.name, *self.criteria, *self.variables]:
             if not _NAME.match(name):
-                raise ValueError(f"name {name!r} must be lower case letters, digits and _")
+                raise ValueError(f"name {name} must be lower case letters, digits and _")
         clash = set(self.criteria) & set(self.variables)
         if clash:
             raise ValueError(f"criteria and variables share names: {sorted(clash)}")
@@ -221,11 +222,11 @@ class Declaration(Strict):
             if missing:
                 raise ValueError(f"variable {name} refers to unknown or later names: {missing}")
             if variable.has and variable.has not in self.criteria:
-                raise ValueError(f"variable {name}: has names {variable.has!r}, which is not a criterion")
+                raise ValueError(f"variable {name}: has names {variable.has}, which is not a criterion")
             known.add(name)
         for check in self.truth or []:
             if check.variable and check.variable not in self.variables:
-                raise ValueError(f"truth check names unknown variable {check.variable!r}")
+                raise ValueError(f"truth check names unknown variable {check.variable}")
         return self
 
     @property

@@ -75,22 +75,20 @@ def selected_cohorts(config: AppConfig) -> dict[str, Path]:
     return {name: path for name, path in files.items() if not config.cohorts.only or name in config.cohorts.only}
 
 
-def export_summary(summary_df: DataFrame, exports_dir: str, table_name: str) -> str:
-    """Write the (already disclosure-controlled) summary as one CSV for sharing; returns its path."""
+def export_summary(summary_df: DataFrame, exports_dir: str, table_name: str) -> list[dict[str, Any]]:
+    """Write the (already disclosure-controlled) summary as one CSV for sharing; returns its rows."""
     ordered_df = summary_df.drop("run_id").orderBy("breakdown", F.col("category") == TOTAL_CATEGORY, "category")
+    rows = [row.asDict() for row in ordered_df.collect()]  # bounded: breakdowns x categories, never person level
     if "://" in exports_dir:
-        target = f"{exports_dir.rstrip('/')}/{table_name}"
-        ordered_df.coalesce(1).write.mode("overwrite").csv(target, header=True)
-        return target
+        ordered_df.coalesce(1).write.mode("overwrite").csv(f"{exports_dir.rstrip('/')}/{table_name}", header=True)
+        return rows
     folder = Path(exports_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    target_path = folder / f"{table_name}.csv"
-    rows = ordered_df.collect()  # bounded: breakdowns x categories, never person level
-    with target_path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(ordered_df.columns)
-        writer.writerows(["" if value is None else value for value in row] for row in rows)
-    return str(target_path)
+    with (folder / f"{table_name}.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ordered_df.columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
 
 
 def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str, path: Path,
@@ -112,10 +110,10 @@ def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str
         written_df = read_table(spark, lake, person_table)  # summarise what was written, not a recomputation
         summary_df = build_summary(written_df, declaration, config.cohorts).withColumn("run_id", F.lit(run.run_id))
         write_table(summary_df, lake, summary_table, run)
-        controlled_df = read_table(spark, lake, summary_table)
-        export_summary(controlled_df, config.paths.exports_dir, summary_table.name)
-        total = controlled_df.where((F.col("breakdown") == "source") & (F.col("category") == TOTAL_CATEGORY)).first()
-        outcome.rows = None if total is None or total["count"] is None else int(total["count"])
+        rows = export_summary(read_table(spark, lake, summary_table), config.paths.exports_dir, summary_table.name)
+        total = next((row["count"] for row in rows
+                      if row["breakdown"] == "source" and row["category"] == TOTAL_CATEGORY), None)
+        outcome.rows = None if total is None else int(total)
         if qa_inputs is not None:
             index_date = declaration.index_date or config.cohorts.index_date
             for check in declaration.truth_checks:
