@@ -281,7 +281,8 @@ def _third_sector_contacts(columns, recs: SourceRecords, organisation: np.ndarra
 def _malformed_specs(pop: Population, rng: np.random.Generator) -> dict[str, Malformed]:
     """Malformed people rows carry made-up identities under ids no good row uses; activity rows carry noise codes."""
     names = POOLS["british"]
-    junk = {"forename": list(names.female[-5:]), "surname": list(names.surnames[-5:])}
+    # No postcode either: an accepted malformed row (e.g. a future DOB nulled) must not look like a real resident.
+    junk = {"forename": list(names.female[-5:]), "surname": list(names.surnames[-5:]), "postcode": [""]}
     no_nhs = {"nhs_number": [""]}
 
     def bad_ids(prefix: str) -> list[str]:

@@ -155,8 +155,9 @@ def _typo_some(values: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -
 
 def _drop_surname_part(surname: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Double-barrelled surnames recorded as one part, or with the hyphen changed or dropped."""
-    hyphen = np.strings.find(surname, "-") > 0
-    space = np.strings.find(surname, " ") > 0
+    # Arabic article prefixes (Al-, El-) are not double-barrelled: their variants are in SURNAME_VARIANTS.
+    hyphen = np.strings.find(surname, "-") > 2
+    space = np.strings.find(surname, " ") > 2
     chosen = (hyphen | space) & (rng.random(len(surname)) < rate)
     sep = np.where(hyphen, "-", " ")
     first = np.where(hyphen, partition(surname, "-")[0], partition(surname, " ")[0])

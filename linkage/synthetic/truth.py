@@ -42,10 +42,12 @@ def truth_conditions(pop: Population, records: dict[str, SourceRecords], activit
                      codes: dict[str, tuple[str, ...]], index_date: date) -> pd.DataFrame:
     """(true_person_id, condition, date) for every condition the activity files show, sorted."""
     today = np.datetime64(index_date, "D")
-    gp = _frame(activity["gp"], records["gp"], "event_date", today)
-    hospital = _frame(activity["hospital"], records["hospital"], "start_date", today)
-    social = _frame(activity["social_care"], records["social_care"], "start_date", today)
-    third = _frame(activity["third_sector"], records["third_sector"], "contact_date", today)
+    gp = _frame(activity["gp"], records["gp"], "event_date", today, ["code"])
+    hospital = _frame(activity["hospital"], records["hospital"], "start_date", today,
+                      ["setting", "primary_diagnosis", "secondary_diagnoses", "referral_source"])
+    social = _frame(activity["social_care"], records["social_care"], "start_date", today,
+                    ["client_type", "primary_support_reason"])
+    third = _frame(activity["third_sector"], records["third_sector"], "contact_date", today, ["unpaid_carer"])
 
     def coded(list_name: str) -> pd.DataFrame:
         return gp[gp["code"].isin(codes[list_name])]
@@ -99,9 +101,10 @@ def truth_conditions(pop: Population, records: dict[str, SourceRecords], activit
     return result.sort_values(["condition", "true_person_id"], kind="stable").reset_index(drop=True)
 
 
-def _frame(columns: dict[str, np.ndarray], recs: SourceRecords, date_column: str, today: np.datetime64
-           ) -> pd.DataFrame:
-    frame = pd.DataFrame({k: v for k, v in columns.items() if k != "record"})
+def _frame(columns: dict[str, np.ndarray], recs: SourceRecords, date_column: str, today: np.datetime64,
+           keep: list[str]) -> pd.DataFrame:
+    """The columns the rules read, with the true person and the row's date; rows after the index date dropped."""
+    frame = pd.DataFrame({name: columns[name] for name in keep})
     frame["person"] = recs.person[columns["record"]]
     frame["date"] = columns[date_column]
     return frame[frame["date"] <= today]
