@@ -19,7 +19,7 @@ from linkage.errors import ConfigError
 _ACCENTED = (
     "ÀÁÂÃÄÅĀĂĄàáâãäåāăą"
     "ÇĆĈĊČçćĉċč"
-    "ĎĐďđ"
+    "ĎĐÐďđð"
     "ÈÉÊËĒĔĖĘĚèéêëēĕėęě"
     "ĜĞĠĢĝğġģ"
     "ĤĦĥħ"
@@ -40,7 +40,7 @@ _ACCENTED = (
 _BASE = (
     "AAAAAAAAAaaaaaaaaa"
     "CCCCCccccc"
-    "DDdd"
+    "DDDddd"
     "EEEEEEEEEeeeeeeeee"
     "GGGGgggg"
     "HHhh"
