@@ -232,6 +232,25 @@ def test_error_kinds_appear_at_configured_rates_and_scale(tmp_path):
     assert 0.0 < base_invalid < heavy_invalid
 
 
+HOSPITAL_ERROR_CHECKS = {
+    # error kind -> share of hospital_patients rows showing it (a DD/MM/YYYY date is compared as a date)
+    "dob_placeholder": lambda h: h["date_of_birth"].str.contains(r"^(?:\d{4}-01-01|01/01/\d{4})$").mean(),
+    "postcode_no_space": lambda h: (~h["postcode"].str.contains(" ") & (h["postcode"] != "")).mean(),
+    "postcode_lower": lambda h: (h["postcode"].str.lower() == h["postcode"]).mean(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSPITAL_ERROR_CHECKS))
+def test_each_error_kind_follows_its_own_configured_rate(tmp_path, kind):
+    def share(rate: float) -> float:
+        config = SyntheticConfig(people=1500, seed=4, error_rates={kind: rate})
+        generate_extract(config, tmp_path / str(rate), CODELISTS)
+        return HOSPITAL_ERROR_CHECKS[kind](read(tmp_path / str(rate), "hospital_patients"))
+
+    assert share(0.0) < 0.02      # 1 January birthdays do happen (about 1 in 365)
+    assert 0.4 < share(0.5) < 0.6
+
+
 def test_minority_groups_have_more_identifier_variation_but_only_modestly(extract, truth):
     gp = read(extract, "gp_patients").merge(truth, left_on="gp_patient_id", right_on="source_record_id")
     missing = gp.assign(missing=gp["nhs_number"] == "").groupby("ethnic_group")["missing"].mean()

@@ -20,6 +20,7 @@ TWIN_HOUSEHOLD_SHARE = 0.04          # of households whose 3rd and 4th members a
 DOUBLE_SURNAME_SHARE = 0.04          # of British-named households
 TOOK_PARTNERS_SURNAME = 0.75         # of women in an opposite-sex couple
 MIDDLE_NAME_SHARE = 0.45
+SECOND_MIDDLE_NAME_SHARE = 0.15      # of those with a middle name
 MOVED_SHARE = 0.12                   # households with an earlier address some records still hold
 PEOPLE_PER_POSTCODE = 12
 PEOPLE_PER_PRACTICE = 7000
@@ -168,14 +169,20 @@ def _pool_of(subgroup: np.ndarray) -> np.ndarray:
 def _forenames(subgroup: np.ndarray, sex: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     pool = _pool_of(subgroup)
     forename = np.full(len(subgroup), "", dtype="U16")
-    middle = np.full(len(subgroup), "", dtype="U16")
+    middle = np.full(len(subgroup), "", dtype="U34")
+    second = np.full(len(subgroup), "", dtype="U16")
     has_middle = rng.random(len(subgroup)) < MIDDLE_NAME_SHARE
     for name, names in POOLS.items():          # a loop over name pools, not over people
         for sex_code, choices in (("M", names.male), ("F", names.female)):
             rows = np.flatnonzero((pool == name) & (sex == sex_code))
             forename[rows] = _zipf_pick(choices, len(rows), rng)
             middle[rows] = _zipf_pick(choices, len(rows), rng)
+            second[rows] = _zipf_pick(choices, len(rows), rng)
     middle = np.where(has_middle & (middle != forename), middle, "")
+    # Some have two middle names (space-separated in the GP file).
+    two = (middle != "") & (second != middle) & (second != forename) & \
+        (rng.random(len(middle)) < SECOND_MIDDLE_NAME_SHARE)
+    middle = np.where(two, np.strings.add(np.strings.add(middle, " "), second), middle)
     return forename, middle
 
 

@@ -17,6 +17,7 @@ from linkage.synthetic.strings import ascii_fold, break_one_digit, partition, pr
 from linkage.synthetic.vocab import FORENAME_VARIANTS, GROUPS, SUBGROUPS, SURNAME_VARIANTS
 
 DUPLICATE_ERROR_FACTOR = 1.5     # a second record made elsewhere is copied less carefully
+SELF_REPORTED_VARIANT_FACTOR = 2.0
 ID_PREFIX = {"gp": "G", "hospital": "RX", "social_care": "LA", "third_sector": "C"}
 
 
@@ -81,7 +82,9 @@ def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer
     use_maiden = (maiden != "") & (rng.random(n) < maiden_rate)
     surname = np.where(use_maiden, maiden, surname)
     surname = _drop_surname_part(surname, rates.plain("surname_part_dropped"), rng)
-    forename = _swap_variants(forename, FORENAME_VARIANTS, rates.name("forename_variant"), rng)
+    # Self-reported names (third sector) use the short form more often.
+    variant_rate = rates.name("forename_variant") * (SELF_REPORTED_VARIANT_FACTOR if source == "third_sector" else 1.0)
+    forename = _swap_variants(forename, FORENAME_VARIANTS, np.clip(variant_rate, 0, 1), rng)
     surname = _swap_variants(surname, SURNAME_VARIANTS, rates.name("surname_variant"), rng)
     forename = _fold_some(forename, rates.plain("diacritics_stripped"), rng)
     surname = _fold_some(surname, rates.plain("diacritics_stripped"), rng)
