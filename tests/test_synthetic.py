@@ -389,6 +389,10 @@ def test_malformed_rows_are_injected_only_when_asked_and_listed_by_line(tmp_path
                 assert not set(lines[line - 1]) & truth_ids, name
         with (tmp_path / "good" / f"{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
             assert all(len(row) == width for row in csv.reader(handle)), name
+    # regenerating without malformed rows removes the old manifest, so it never describes other files
+    generate_extract(SyntheticConfig(people=600, seed=2), tmp_path / "bad", CODELISTS)
+    assert not (tmp_path / "bad" / "malformed_rows.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == sorted(p.name for p in (tmp_path / "good").iterdir())
 
 
 def test_generate_job_writes_the_extract_and_maps_bad_config_to_exit_2(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ TRUTH_FILE, TRUTH_CONDITIONS_FILE, MALFORMED_FILE = "truth.csv", "truth_conditio
 # Independent random streams per stage: changing one stage leaves the others' draws alone.
 STAGES = ("population", "carers", "gp", "hospital", "social_care", "third_sector", "activity", "files")
 CARER_AGE = 16
+STAGING_DIR = ".synthetic-partial"
 
 
 def extract_present(raw_dir: Path) -> bool:
@@ -88,29 +91,44 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
     record_ids = {source: records[source].local_id for source in SOURCES}
     record_ids["third_sector"] = np.strings.add(np.strings.add(organisation, ":"), records["third_sector"].local_id)
 
+    # Written to a staging folder and moved in at the end, extract files last, so a crash part-way never
+    # leaves a folder that extract_present() would take for a complete extract.
+    staging = out_dir / STAGING_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     counts: dict[str, int] = {}
     malformed: list[tuple[str, int, str]] = []
     specs = _malformed_specs(pop, files_rng)
     for source in SOURCES:
         for name, table in zip(FILES[source], (people_tables[source], activity_tables[source]), strict=True):
             bad = malformed_lines(table, specs[name], config.malformed_rows, config.reference_date, files_rng)
-            written = write_csv(out_dir / f"{name}.csv", table, bad, bom=name in config.bom_files)
+            written = write_csv(staging / f"{name}.csv", table, bad, bom=name in config.bom_files)
             malformed.extend((f"{name}.csv", line, kind) for line, kind in written)
             counts[name] = table.num_rows + len(bad)
 
     people = truth_people(pop, records, record_ids)
     conditions = truth_conditions(pop, records, activity, codes, config.reference_date)
     conditions["date"] = conditions["date"].dt.strftime("%Y-%m-%d")
-    _write_frame(out_dir / TRUTH_FILE, people)
-    _write_frame(out_dir / TRUTH_CONDITIONS_FILE, conditions)
+    _write_frame(staging / TRUTH_FILE, people)
+    _write_frame(staging / TRUTH_CONDITIONS_FILE, conditions)
     counts[TRUTH_FILE.removesuffix(".csv")] = len(people)
     counts[TRUTH_CONDITIONS_FILE.removesuffix(".csv")] = len(conditions)
     if config.malformed_rows:
         bad_table = pa.table({"file": [m[0] for m in malformed], "line": [m[1] for m in malformed],
                               "kind": [m[2] for m in malformed]})
-        pacsv.write_csv(bad_table, str(out_dir / MALFORMED_FILE))
+        pacsv.write_csv(bad_table, str(staging / MALFORMED_FILE))
         counts[MALFORMED_FILE.removesuffix(".csv")] = bad_table.num_rows
+    _publish(staging, out_dir)
     return counts
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the staged files into out_dir: truth first, the eight extract files last."""
+    (out_dir / MALFORMED_FILE).unlink(missing_ok=True)      # a manifest of an earlier run would mislead
+    extract_files = {f"{name}.csv" for pair in FILES.values() for name in pair}
+    for path in sorted(staging.iterdir(), key=lambda p: (p.name in extract_files, p.name)):
+        os.replace(path, out_dir / path.name)
+    staging.rmdir()
 
 
 def _write_frame(path: Path, frame) -> None:
