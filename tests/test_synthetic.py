@@ -325,6 +325,18 @@ def test_negative_cases_are_written_and_kept_out_of_truth(extract, truth):
         assert len(negatives) >= 3 and not negatives & in_truth(condition), condition
     # diagnosed, not resolved, but no inhaler in the last 12 months: not on the register
     assert len(asthma_diagnosed - asthma_resolved - in_truth("asthma")) >= 10
+    # near misses in hospital: self-harm seen only in A&E; cancer diagnosed without a 2WW referral
+    hospital = with_person(extract, truth, "hospital", "hospital_episodes")
+    self_harm = hospital["primary_diagnosis"].str.match(r"X(6|7|8[0-4])")
+    ae_only = persons(hospital[self_harm & (hospital["setting"] == "AE")]) - persons(
+        hospital[self_harm & (hospital["setting"] == "APC")]) - persons(gp[gp["code"].isin(
+            codes("mental_health_referral") | codes("antidepressants"))])
+    social = with_person(extract, truth, "social_care", "social_care_events")
+    ae_only -= persons(social[social["primary_support_reason"] == "Mental health support"])
+    assert len(ae_only) >= 3 and not ae_only & in_truth("cyp_mental_health")
+    no_referral = persons(hospital[hospital["primary_diagnosis"].str.match(r"C\d")]) - persons(
+        hospital[hospital["referral_source"] == "2WW"])
+    assert len(no_referral) >= 3 and not no_referral & in_truth("cancer")
     # mental health evidence outside ages 11-25 at the index date
     ages = truth.drop_duplicates("true_person_id").set_index("true_person_id")["birth_year"].astype(int)
     mh = persons(gp[gp["code"].isin(codes("mental_health_referral"))])

@@ -37,6 +37,9 @@ MENTAL_HEALTH_SUPPORT = "Mental health support"
 CARER_SUPPORT = "Carer support"
 DAY = np.timedelta64(1, "D")
 YEAR_DAYS = 365
+# Near misses: evidence-like rows a cohort must reject (shares of the people who could have them).
+AE_SELF_HARM_RATE = 0.02
+CANCER_WITHOUT_REFERRAL_RATE = 0.005
 
 Columns = dict[str, np.ndarray]
 
@@ -261,6 +264,13 @@ class _World:
                 if rows.any():
                     emit(person[rows], when[rows])
 
+        # Self-harm seen in A&E but not admitted: not APC, so not evidence (a near miss for the cohort).
+        seen = self.chosen(young & self.present["hospital"], AE_SELF_HARM_RATE)
+        k = len(seen)
+        self.hospital_rows(self.record("hospital", seen), np.full(k, "AE"), self.dates(
+            np.full(k, self.today - 2 * YEAR_DAYS * DAY), self.today - DAY),
+            icd10_codes(self.codes["self_harm_icd10"], k, rng), np.full(k, ""), np.full(k, "180"), np.full(k, ""))
+
     def _mh_referral(self, person, when) -> None:
         self.gp(person, when, "mental_health_referral")
 
@@ -334,6 +344,13 @@ class _World:
         setting = np.where(rng.random(n) < 0.5, "OP", "APC")
         self.hospital_rows(self.record("hospital", person), setting, diagnosis_date, cancer_code,
                            np.full(n, ""), self.pick(["101", "103", "301", "502", "340"], n), np.full(n, ""))
+        # Cancers found without a 2WW referral (e.g. an emergency admission): not in the referral cohort.
+        found = self.chosen(self.present["hospital"] & (pop.age >= 30), CANCER_WITHOUT_REFERRAL_RATE)
+        k = len(found)
+        self.hospital_rows(self.record("hospital", found), np.full(k, "APC"), self.dates(
+            np.full(k, self.today - 5 * YEAR_DAYS * DAY), self.today - DAY),
+            icd10_codes(self.codes["cancer_diagnosis_icd10"], k, rng), np.full(k, ""), np.full(k, "300"),
+            np.full(k, ""))
         treated = rng.random(n) < 0.7
         person, diagnosis_date, cancer_code = person[treated], diagnosis_date[treated], cancer_code[treated]
         n = len(person)
