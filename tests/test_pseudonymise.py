@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import stat
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pyspark.sql.types import ArrayType, StringType
 
 from jobs.pseudonymise import main as pseudonymise_main
 from linkage import lake
+from linkage.config import AppConfig, load_config
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
 from linkage.pseudonymise.person import age_at, age_band, preferred_value
@@ -265,20 +267,25 @@ def job_argv(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
+@dataclass(frozen=True)
+class Release:
+    config: AppConfig
+    argv: list[str]
+
+
 @pytest.fixture(scope="module")
-def released(spark, tmp_path_factory, tracking_uri):
-    """One pseudonymise run on the tiny extract, key from the environment: (config overrides, lake path)."""
+def released(spark, tmp_path_factory, tracking_uri) -> Release:
+    """One pseudonymise run on the tiny extract, key from the environment (the rerun test adds a second)."""
     root = tmp_path_factory.mktemp("pseudonymise")
     overrides = [f"paths.lake={root / 'lake'}", f"paths.raw={root / 'raw'}", "paths.truth=", "paths.truth_conditions=",
                  f"tracking.uri={tracking_uri}", "spark.master=local[2]", "spark.shuffle_partitions=2",
                  f"pseudonymise.key_file={root / 'secrets' / 'unused_key'}",
                  f"pseudonymise.reference_date={REFERENCE_DATE}", "pseudonymise.release_id=test-release-1"]
-    from linkage.config import load_config
-
     config = load_config(None, overrides=overrides)
     write_restricted_inputs(spark, config)
-    assert pseudonymise_main(job_argv(overrides), {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
-    return config
+    argv = job_argv(overrides)
+    assert pseudonymise_main(argv, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
+    return Release(config, argv)
 
 
 def _read(spark, config, contract, version=None) -> DataFrame:
@@ -287,7 +294,7 @@ def _read(spark, config, contract, version=None) -> DataFrame:
 
 @pytest.mark.slow
 def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, released):
-    got = _read(spark, released, PERSON).drop("run_id")
+    got = _read(spark, released.config, PERSON).drop("run_id")
     expected = spark.createDataFrame(
         [
             # pk-A: DOB 1980-05-17 on 2 of 3 records; sex M (2 of 3); ethnic group White beats Asian by the GP rule
@@ -308,13 +315,13 @@ def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, rel
 
 @pytest.mark.slow
 def test_activity_tables_are_keyed_by_person_id_and_drop_records_without_a_person(spark, released):
-    gp = _read(spark, released, PSEUDONYMISED_ACTIVITY["gp"])
+    gp = _read(spark, released.config, PSEUDONYMISED_ACTIVITY["gp"])
     # GPLOCAL0003 has no person key: its event is not published.
     assert sorted((r.person_id, r.code) for r in gp.collect()) == sorted(
         [(pseudonym("pk-A", RELEASE_KEY), "38341003"), (pseudonym("pk-A", RELEASE_KEY), "39113611000001102")])
-    hospital = _read(spark, released, PSEUDONYMISED_ACTIVITY["hospital"]).first()
+    hospital = _read(spark, released.config, PSEUDONYMISED_ACTIVITY["hospital"]).first()
     assert (hospital.person_id, hospital.secondary_diagnoses) == (pseudonym("pk-A", RELEASE_KEY), ["E119", "I10"])
-    counts = {c.name: _read(spark, released, c).count() for c in PSEUDONYMISED_TABLES}
+    counts = {c.name: _read(spark, released.config, c).count() for c in PSEUDONYMISED_TABLES}
     assert counts == {"person": 3, "gp_events": 2, "hospital_episodes": 1, "social_care_events": 1,
                       "third_sector_contacts": 1}
 
@@ -350,16 +357,16 @@ def columns_with_identifiers(df: DataFrame, identifiers: DataFrame) -> list[str]
 def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, released):
     identifiers = identifiers_df(spark)
     # The scan finds what it looks for: the restricted input is full of hits.
-    assert "surname_raw" in columns_with_identifiers(_read(spark, released, PEOPLE_STD), identifiers)
-    leaks = {f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released, c), identifiers)
+    assert "surname_raw" in columns_with_identifiers(_read(spark, released.config, PEOPLE_STD), identifiers)
+    leaks = {f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released.config, c), identifiers)
              for c in PSEUDONYMISED_TABLES}
     assert leaks == {name: [] for name in leaks}, "identifiers found in these table columns (values not shown)"
 
 
 @pytest.mark.slow
 def test_the_key_is_absent_from_mlflow_and_the_delta_logs(spark, released, tmp_path):
-    run_id = _read(spark, released, PERSON).select("run_id").first().run_id
-    client = MlflowClient(released.tracking_uri)
+    run_id = _read(spark, released.config, PERSON).select("run_id").first().run_id
+    client = MlflowClient(released.config.tracking_uri)
     run = client.get_run(run_id)
     assert run.data.tags["release_id"] == "test-release-1"
     texts = [*run.data.params.keys(), *map(str, run.data.params.values()), *run.data.tags.keys(),
@@ -372,32 +379,26 @@ def test_the_key_is_absent_from_mlflow_and_the_delta_logs(spark, released, tmp_p
             pending += client.list_artifacts(run_id, item.path)
         else:
             texts.append(Path(client.download_artifacts(run_id, item.path, str(tmp_path))).read_text(errors="replace"))
-    texts += [p.read_text() for p in Path(released.paths.lake).glob("*/*/_delta_log/*.json")]
+    texts += [p.read_text() for p in Path(released.config.paths.lake).glob("*/*/_delta_log/*.json")]
     found = [form for form in key_forms(RELEASE_KEY) if any(form in text for text in texts)]
     assert not found, "the release key (in some encoding) is in the MLflow run or a Delta log"
 
 
 @pytest.mark.slow
-def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spark, make_config, test_overrides,
-                                                                             capfd):
-    config = make_config()
-    write_restricted_inputs(spark, config)
-    argv = job_argv([*test_overrides, f"pseudonymise.reference_date={REFERENCE_DATE}"])
-    assert pseudonymise_main(argv, {}) == 0  # local mode: creates the key file
-    assert pseudonymise_main(argv, {}) == 0  # reuses it
-    key = load_release_key(config, {})
+def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spark, released, capfd):
+    # Last in the file on purpose: it adds version 1 to the shared release (with identical rows).
+    config = released.config
+    assert pseudonymise_main(released.argv, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
     output = capfd.readouterr()
-    assert output.out.count(config.pseudonymise.key_file) == 1  # said where the new key is, once
-    assert not [form for form in key_forms(key) if form in output.out + output.err]
+    assert "[pseudonymise] release 'test-release-1'" in output.out  # the capture holds the job's output
+    assert not [form for form in key_forms(RELEASE_KEY) if form in output.out + output.err]
     for contract in PSEUDONYMISED_TABLES:
         path = lake.table_path(config.paths.lake, contract)
         history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
-        assert [(h.version, h.operation) for h in history] == [(0, "CREATE OR REPLACE TABLE AS SELECT"),
-                                                               (1, "CREATE OR REPLACE TABLE AS SELECT")]
+        assert [h.version for h in history] == [0, 1]
+        assert {h.operation for h in history} == {"CREATE OR REPLACE TABLE AS SELECT"}  # one transaction each
         first, second = _read(spark, config, contract, version=0), _read(spark, config, contract)
         assert first.select("run_id").distinct().count() == 1
         assert first.first().run_id != second.first().run_id
-        # Same inputs and key: the rerun publishes the same rows under a new run id.
+        # Same inputs and key: the rerun publishes the same rows (same person ids) under a new run id.
         assert_df_equality(first.drop("run_id"), second.drop("run_id"), ignore_row_order=True)
-    person_ids = {r.person_id for r in _read(spark, config, PERSON).collect()}
-    assert person_ids == {pseudonym(k, key) for k in ("pk-A", "pk-B", "pk-C")}

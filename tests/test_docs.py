@@ -1,0 +1,57 @@
+"""The README's schema reference, the contracts and the comments stored in Delta say the same thing."""
+
+from __future__ import annotations
+
+import pytest
+from test_pseudonymise import (  # tests/ is on sys.path under pytest
+    RELEASE_KEY,
+    job_argv,
+    write_restricted_inputs,
+)
+
+from jobs.pseudonymise import main as pseudonymise_main
+from linkage import docs, lake
+from linkage.schemas import PSEUDONYMISED_TABLES
+
+README_TEMPLATE = "# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## After\n"
+
+
+def test_readme_schema_reference_equals_the_generated_text():
+    readme = docs.DEFAULT_README.read_text(encoding="utf-8")
+    assert docs.schema_section(readme) == docs.schema_reference(), "README is stale: run `make docs`"
+    assert docs.main(["--check", str(docs.DEFAULT_README)]) == 0
+
+
+def test_write_replaces_only_the_marked_section_and_check_then_passes(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEMPLATE.format(section="| old | table |"), encoding="utf-8")
+    assert docs.main(["--check", str(readme)]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert docs.main(["--write", str(readme)]) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert text == README_TEMPLATE.format(section=f"\n{docs.schema_reference()}\n")
+    assert "#### `pseudonymised/person`" in text and "| `person_id` | string |" in text
+    assert docs.main(["--check", str(readme)]) == 0
+    assert docs.main(["--write", str(readme)]) == 0 and readme.read_text(encoding="utf-8") == text  # idempotent
+
+
+def test_a_readme_without_markers_is_an_input_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers here\n", encoding="utf-8")
+    assert docs.main(["--check", str(readme)]) == 2
+    with pytest.raises(docs.MarkersMissing):
+        docs.with_schema_reference(readme.read_text(), "x")
+
+
+@pytest.mark.slow
+def test_stored_delta_comments_of_the_pseudonymised_tables_equal_the_contracts(spark, make_config, test_overrides):
+    config = make_config()
+    write_restricted_inputs(spark, config)
+    assert pseudonymise_main(job_argv(test_overrides), {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
+    for contract in PSEUDONYMISED_TABLES:
+        schema = lake.read_table(spark, config.paths.lake, contract).schema
+        stored = [(field.name, field.simpleString().split(":", 1)[1], field.metadata.get("comment"))
+                  for field in schema]
+        assert stored == [(c.name, c.type, c.comment) for c in contract.columns], contract.name
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake.table_path(config.paths.lake, contract)}`").first()
+        assert detail.description == contract.description
