@@ -250,6 +250,7 @@ class _World:
         n = len(person)
         available = np.stack([self.present["gp"][person], self.present["gp"][person] & (pop.age[person] >= 12),
                               self.present["hospital"][person], self.present["social_care"][person]], axis=1)
+        # Each person gets one kind of evidence from a source that holds them; 40% get a second (any kind).
         for round_ in range(2):
             score = np.where(available, rng.random((n, 4)), -1.0)
             kind = score.argmax(axis=1)

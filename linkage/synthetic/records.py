@@ -35,7 +35,6 @@ class SourceRecords:
     dob: np.ndarray                  # datetime64[D] as recorded (errors applied)
     postcode: np.ndarray             # "" = missing
     nhs_number: np.ndarray           # "" = missing
-    is_stale_address: np.ndarray
 
     @property
     def size(self) -> int:
@@ -107,8 +106,7 @@ def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer
     nhs = _misrecord_nhs(pop, person, source, config, rates, rng)
     prefix = ID_PREFIX[source]
     local_id = prefixed_ids(prefix, rng.choice(10 ** 8, size=n, replace=False), 8)
-    return SourceRecords(source, person, is_duplicate, local_id, forename, middle, surname, dob, postcode, nhs,
-                         stale)
+    return SourceRecords(source, person, is_duplicate, local_id, forename, middle, surname, dob, postcode, nhs)
 
 
 class _Rates:
