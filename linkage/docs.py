@@ -12,20 +12,37 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linkage.config import PROJECT_ROOT
-from linkage.schemas import ALL_TABLES, markdown_reference
+from linkage.schemas import ALL_TABLES, TableContract, markdown_reference
 
 START_MARKER = "<!-- schema:start -->"
 END_MARKER = "<!-- schema:end -->"
 DEFAULT_README = PROJECT_ROOT / "README.md"
+DEFAULT_DECLARATIONS = PROJECT_ROOT / "conf" / "cohorts"
 
 
 class MarkersMissing(ValueError):
     """The README lacks the start/end markers (or has them out of order)."""
 
 
-def schema_reference() -> str:
-    """The generated markdown: every contract in linkage.schemas, restricted zone first."""
-    return markdown_reference(ALL_TABLES).strip("\n")
+def cohort_contracts(declarations: Path = DEFAULT_DECLARATIONS) -> tuple[TableContract, ...]:
+    """Each declared cohort's person-level table, then the summary shape every cohort shares."""
+    from dataclasses import replace
+
+    from linkage.cohorts.contracts import person_contract, summary_contract
+    from linkage.cohorts.declaration import declaration_files, load_declaration
+
+    loaded = [load_declaration(path) for path in declaration_files(declarations).values()]
+    if not loaded:
+        return ()
+    # Summaries differ only in the cohort's name: document the shape once.
+    summary = replace(summary_contract(loaded[0]), name="cohort_<name>_summary",
+                      description="Every cohort's disclosure-controlled counts by breakdown (one table per cohort).")
+    return (*[person_contract(declaration) for declaration in loaded], summary)
+
+
+def schema_reference(declarations: Path = DEFAULT_DECLARATIONS) -> str:
+    """The generated markdown: every contract in linkage.schemas, then the declared cohorts' tables."""
+    return markdown_reference((*ALL_TABLES, *cohort_contracts(declarations))).strip("\n")
 
 
 def _marker_positions(readme_text: str) -> tuple[int, int]:
@@ -71,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if current != reference:
         path.write_text(with_schema_reference(text, reference), encoding="utf-8")
-        print(f"linkage.docs: {path}: schema reference regenerated ({len(ALL_TABLES)} tables)")
+        print(f"linkage.docs: {path}: schema reference regenerated")
     return 0
 
 

@@ -11,7 +11,7 @@ from test_pseudonymise import (  # tests/ is on sys.path under pytest
 
 from jobs.pseudonymise import main as pseudonymise_main
 from linkage import docs, lake
-from linkage.schemas import PSEUDONYMISED_TABLES
+from linkage.schemas import ALL_TABLES, PSEUDONYMISED_TABLES
 
 README_TEMPLATE = "# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## After\n"
 
@@ -20,6 +20,14 @@ def test_readme_schema_reference_equals_the_generated_text():
     readme = docs.DEFAULT_README.read_text(encoding="utf-8")
     assert docs.schema_section(readme) == docs.schema_reference(), "README is stale: run `make docs`"
     assert docs.main(["--check", str(docs.DEFAULT_README)]) == 0
+
+
+def test_reference_covers_every_contract_and_each_declared_cohort():
+    reference = docs.schema_reference()
+    expected = [f"{c.zone}/{c.name}" for c in ALL_TABLES]
+    expected += [f"cohorts/cohort_{path.stem}" for path in docs.DEFAULT_DECLARATIONS.glob("*.yaml")]
+    assert expected and all(f"#### `{name}`" in reference for name in expected)
+    assert "#### `cohorts/cohort_<name>_summary`" in reference
 
 
 def test_write_replaces_only_the_marked_section_and_check_then_passes(tmp_path, capsys):
