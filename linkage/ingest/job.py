@@ -62,11 +62,18 @@ def plan_files(ctx: JobContext) -> list[PlannedFile]:
     return planned
 
 
-def _reason_counts(classified_df: DataFrame) -> tuple[dict[str | None, int], int]:
-    """Rows per reason (None = accepted) and the last line number seen, in one pass."""
-    rows = classified_df.groupBy("reason_code").agg(F.count(F.lit(1)).alias("n"),
-                                                    F.max("line_number").alias("last")).collect()
-    return {row["reason_code"]: row["n"] for row in rows}, max((row["last"] for row in rows), default=0)
+def reason_counts(classified: list[DataFrame]) -> list[tuple[dict[str | None, int], int]]:
+    """Per file: rows per reason (None = accepted) and the last line number seen; one Spark job for all files."""
+    per_file = _union([
+        df.select(F.lit(index).alias("file_index"), "reason_code", "line_number")
+        for index, df in enumerate(classified)
+    ]).groupBy("file_index", "reason_code").agg(F.count(F.lit(1)).alias("n"), F.max("line_number").alias("last"))
+    result: list[tuple[dict[str | None, int], int]] = [({}, 0) for _ in classified]
+    for row in per_file.collect():
+        by_reason, last = result[row["file_index"]]
+        by_reason[row["reason_code"]] = row["n"]
+        result[row["file_index"]] = (by_reason, max(last, row["last"] or 0))
+    return result
 
 
 def rows_read(raw: RawFile, last_line: int) -> int:
@@ -85,14 +92,12 @@ def run_ingest(ctx: JobContext) -> dict[str, int]:
     run.log_params({"ingest.latest_plausible_date": rules.latest.isoformat()})
 
     counts: dict[str, int] = {}
-    cached: list[DataFrame] = []
     people_parts, quarantine_parts, activity_by_source = [], [], {}
     with ctx.stage("classify rows"):
-        for plan in planned:
-            rows_df = read_rows(spark, plan.raw, plan.layout)
-            classified_df = with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
-            cached.append(classified_df)
-            by_reason, last_line = _reason_counts(classified_df)
+        # Cached: each file is parsed once, then counted, standardised and written from memory.
+        cached = [with_reason(read_rows(spark, plan.raw, plan.layout), plan.rules, rules)
+                  .persist(StorageLevel.MEMORY_AND_DISK) for plan in planned]
+        for plan, classified_df, (by_reason, last_line) in zip(planned, cached, reason_counts(cached), strict=True):
             _record_counts(counts, plan, rows_read(plan.raw, last_line), by_reason)
             quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
             accepted_df = accepted_rows(classified_df)
@@ -110,9 +115,8 @@ def run_ingest(ctx: JobContext) -> dict[str, int]:
         lake.write_table(_union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run)
 
     with ctx.stage("quality counts"):
-        people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
-        counts.update(people_field_counts(people_std))
-        counts.update(orphan_counts(spark, config.paths.lake, people_std))
+        counts.update(people_field_counts(people_df))
+        counts.update(orphan_counts(people_df, list(activity_by_source.values())))
     for df in cached:
         df.unpersist()
 
@@ -156,13 +160,10 @@ def people_field_counts(people_std: DataFrame) -> dict[str, int]:
     return {f"ingest.{row['source_dataset']}.people.{name}": int(row[name]) for row in aggregated for name in flags}
 
 
-def orphan_counts(spark, lake_path: str, people_std: DataFrame) -> dict[str, int]:
+def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[str, int]:
     """Accepted activity rows whose person id is not an accepted people record (kept; see activity.py)."""
-    keys = people_std.select("source_dataset", "source_record_id")
-    activity_keys = _union([
-        lake.read_table(spark, lake_path, ACTIVITY_STD[source]).select("source_dataset", "source_record_id")
-        for source in SOURCES
-    ])
+    keys = people_df.select("source_dataset", "source_record_id")
+    activity_keys = _union([df.select("source_dataset", "source_record_id") for df in activity_dfs])
     orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], "left_anti")
                    .groupBy("source_dataset").count().collect())
     return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in SOURCES}
