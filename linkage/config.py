@@ -214,6 +214,16 @@ class PseudonymiseConfig(Frozen):
     key_env: str = Field("LINKAGE_PSEUDO_KEY", description="Environment variable holding the release key.")
     key_file: str | None = Field(None, description="File holding the release key (used when the env var is unset).")
     reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
+    source_priority: tuple[Source, ...] = Field(
+        SOURCES, description="When a person's records disagree equally often, the value from the first source here wins."
+    )
+
+    @field_validator("source_priority")
+    @classmethod
+    def _every_source_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if sorted(value) != sorted(SOURCES):
+            raise ValueError(f"must list each of {', '.join(SOURCES)} exactly once, got {', '.join(value) or 'none'}")
+        return value
 
 
 class DisclosureConfig(Frozen):

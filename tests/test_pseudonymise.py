@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import stat
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +23,7 @@ from linkage import lake
 from linkage.config import AppConfig, load_config
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
-from linkage.pseudonymise.person import age_at, age_band, preferred_value
+from linkage.pseudonymise.person import age_at, age_band, preferred_value, source_rank
 from linkage.schemas import (
     ACTIVITY_STD,
     PEOPLE_STD,
@@ -100,6 +101,16 @@ def test_environment_key_wins_over_the_key_file(make_config):
     assert load_release_key(config, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == RELEASE_KEY
 
 
+def test_a_key_file_others_can_read_is_used_with_a_warning(make_config, capsys):
+    config = make_config("environment=cluster")
+    key_file = Path(config.pseudonymise.key_file)
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(RELEASE_KEY.hex() + "\n")
+    key_file.chmod(0o644)
+    assert load_release_key(config, {}) == RELEASE_KEY
+    assert "chmod 600" in capsys.readouterr().out
+
+
 def test_outside_local_mode_a_missing_key_is_a_config_error_not_a_new_key(make_config):
     config = make_config("environment=cluster")
     with pytest.raises(ConfigError, match="LINKAGE_PSEUDO_KEY"):
@@ -144,6 +155,15 @@ def test_age_counts_whole_years_completed_on_the_reference_date(spark):
                      age_at(F.col("birth"), F.lit(date(2026, 2, 28))).alias("age_feb28"))
     # 17th birthday on the day; one day short of it; a leap-day birthday reached on 1 March only.
     assert [tuple(r) for r in ages.collect()] == [(17, 16), (16, 16), (18, 17), (None, None)]
+
+
+def test_source_priority_is_configurable_but_must_name_each_source_once(spark, make_config):
+    priority = make_config("pseudonymise.source_priority=[hospital, gp, social_care, third_sector]").pseudonymise
+    df = spark.createDataFrame([("gp",), ("hospital",), ("elsewhere",), (None,)], "source string")
+    ranks = [r.rank for r in df.select(source_rank(F.col("source"), priority.source_priority).alias("rank")).collect()]
+    assert ranks == [1, 0, 4, 4]  # unknown and null sources rank after every configured one
+    with pytest.raises(ConfigError, match="source_priority"):
+        make_config("pseudonymise.source_priority=[gp, gp, hospital, social_care]")
 
 
 def test_conflicting_values_resolve_by_count_then_gp_then_recency_or_recency_first(spark):
@@ -396,9 +416,12 @@ def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spa
         path = lake.table_path(config.paths.lake, contract)
         history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
         assert [h.version for h in history] == [0, 1]
+        stamps = [json.loads(h.userMetadata) for h in history]
+        assert all(stamp["config_hash"] == config.config_hash() for stamp in stamps)
         assert {h.operation for h in history} == {"CREATE OR REPLACE TABLE AS SELECT"}  # one transaction each
         first, second = _read(spark, config, contract, version=0), _read(spark, config, contract)
         assert first.select("run_id").distinct().count() == 1
-        assert first.first().run_id != second.first().run_id
+        assert [first.first().run_id, second.first().run_id] == [stamp["run_id"] for stamp in stamps]
+        assert stamps[0]["run_id"] != stamps[1]["run_id"]
         # Same inputs and key: the rerun publishes the same rows (same person ids) under a new run id.
         assert_df_equality(first.drop("run_id"), second.drop("run_id"), ignore_row_order=True)

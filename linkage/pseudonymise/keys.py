@@ -34,6 +34,8 @@ def load_release_key(config: AppConfig, environ: Mapping[str, str],
     if key_file is not None:
         _refuse_inside_lake(key_file, config.paths.lake)
     if key_file is not None and key_file.exists():
+        if key_file.stat().st_mode & 0o077:
+            say(f"warning: release key file {key_file} can be read by other users; restrict it with chmod 600")
         return _decode(key_file.read_text(encoding="ascii", errors="replace").strip(), f"key file {key_file}")
     if config.environment != "local":
         raise ConfigError(

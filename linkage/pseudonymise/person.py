@@ -1,15 +1,15 @@
 """The analysts' person table: one row per person_id, generalised attributes chosen by one stated rule.
 
 Where a person's records disagree (two dates of birth, two sexes), the value kept is the most
-common non-null one; ties go to the source in SOURCE_PRIORITY order (GP first: the registration
-record is the most curated), then to the record with the most recent activity, then to the
+common non-null one; ties go to the source first in pseudonymise.source_priority (by default GP:
+the registration record is the most curated), then to the record with the most recent activity, then to the
 smallest value so the choice never depends on row order. The postcode district instead follows
 the most recent activity first (people move; the contract asks for the most recent postcode).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import reduce
 
@@ -17,8 +17,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from linkage.config import SOURCES
-
-SOURCE_PRIORITY = ("gp", "hospital", "social_care", "third_sector")
 
 # Lower bounds of the age bands fixed by the PERSON contract (a table shape, not a policy setting).
 AGE_BAND_LOWER_BOUNDS = (0, 5, 11, 16, 18, 26, 35, 45, 55, 65, 75, 85)
@@ -39,10 +37,10 @@ MOST_COMMON_ATTRIBUTES = ("date_of_birth", "year_of_birth", "sex", "ethnic_group
 MOST_RECENT_ATTRIBUTES = ("postcode_district",)
 
 
-def source_rank(source: Column) -> Column:
-    """Position of the source in SOURCE_PRIORITY (0 = GP); unknown sources rank last."""
-    ranks = [F.when(source == name, F.lit(rank)) for rank, name in enumerate(SOURCE_PRIORITY)]
-    return F.coalesce(*ranks, F.lit(len(SOURCE_PRIORITY)))
+def source_rank(source: Column, priority: Sequence[str]) -> Column:
+    """Position of the source in `priority` (0 = preferred); unknown sources rank last."""
+    ranks = [F.when(source == name, F.lit(rank)) for rank, name in enumerate(priority)]
+    return F.coalesce(*ranks, F.lit(len(priority)))
 
 
 def record_activity_span(activity_dfs: Mapping[str, DataFrame]) -> DataFrame:
@@ -60,7 +58,8 @@ def record_activity_span(activity_dfs: Mapping[str, DataFrame]) -> DataFrame:
     )
 
 
-def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_span_df: DataFrame) -> DataFrame:
+def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_span_df: DataFrame,
+                   source_priority: Sequence[str]) -> DataFrame:
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
     key = ["source_dataset", "source_record_id"]
     return (
@@ -69,7 +68,7 @@ def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_s
         .select(
             "person_id",
             "source_dataset",
-            source_rank(F.col("source_dataset")).alias("source_rank"),
+            source_rank(F.col("source_dataset"), source_priority).alias("source_rank"),
             "first_activity_date",
             "last_activity_date",
             "date_of_birth",

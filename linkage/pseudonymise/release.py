@@ -84,7 +84,8 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
                 counts[contract.name] = lake.read_table(spark, lake_root, contract).count()
                 metrics[f"activity_rows_without_person.{source}"] = activity_dfs[source].count() - counts[contract.name]
         with ctx.stage("write person"):
-            records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs))
+            records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs),
+                                        config.pseudonymise.source_priority)
             lake.write_table(build_person(records_df, reference_date, run.run_id), lake_root, PERSON, run)
             counts[PERSON.name] = lake.read_table(spark, lake_root, PERSON).count()
         with ctx.stage("conflict counts"):
