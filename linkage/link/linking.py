@@ -78,7 +78,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
             clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
             keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
-            person_spine = spine.with_match_method(keyed, edges).withColumn("run_id", F.lit(run.run_id))
+            person_spine = (spine.with_match_method(keyed, edges).drop("cluster_id", "record_uid")
+                            .withColumn("run_id", F.lit(run.run_id)))
         with ctx.stage("write spine"):
             write_table(person_spine, config.paths.lake, PERSON_SPINE, run)
             new_spine = read_table(ctx.spark, config.paths.lake, PERSON_SPINE)

@@ -8,6 +8,7 @@ own folder inside the restricted zone's scratch space and removes it when it end
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,7 +64,11 @@ def register_sources(db_api: SparkAPI, people_df: DataFrame) -> list:
     present = {row.source_dataset for row in model_df.select("source_dataset").distinct().collect()}
     if not present:
         raise InputError("restricted/people_std is empty: nothing to link")
-    return [db_api.register(model_df.where(F.col("source_dataset") == source), dataset_display_name=source)
+    # Temp view names start __splink so the backend's clean-up drops them; a unique suffix lets a later job in
+    # the same session (the pipeline's train then link) register its own.
+    suffix = uuid.uuid4().hex[:8]
+    return [db_api.register(model_df.where(F.col("source_dataset") == source), dataset_display_name=source,
+                            table_name=f"__splink__input_{source}_{suffix}")
             for source in SOURCES if source in present]
 
 
@@ -78,10 +83,22 @@ def train_linker(linker: Linker, config: LinkageConfig) -> list:
             list(PRIOR_DETERMINISTIC_RULES), recall=config.prior_recall)
     linker.training.estimate_u_using_random_sampling(
         max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks)
-    return [
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
-        for rule in EM_BLOCKING_RULES
-    ]
+    sessions, failures = [], []
+    for rule in EM_BLOCKING_RULES:
+        try:
+            sessions.append(
+                linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs))
+        except ValueError as error:
+            # Splink 5 refuses an m that underflows to 0 (a level seen only among certain non-matches, typical of
+            # very clean or tiny data). The session's estimates are discarded whole; the other sessions stand.
+            if "m_probability" not in str(error):
+                raise
+            failures.append(error)
+            logging.getLogger(__name__).warning("EM session on %s skipped: an m probability underflowed to 0",
+                                                rule.get_blocking_rule("spark").blocking_rule_sql)
+    if not sessions:
+        raise failures[0]
+    return sessions
 
 
 def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker]:
