@@ -171,8 +171,9 @@ class ColumnMapping(Frozen):
 
     people_file: str
     activity_file: str
-    people_columns: dict[str, str] = Field(default_factory=dict)
-    activity_columns: dict[str, str] = Field(default_factory=dict)
+    people_columns: dict[str, str] = Field(
+        default_factory=dict, description="Canonical field -> site column; '' = not supplied (reads as null).")
+    activity_columns: dict[str, str] = Field(default_factory=dict, description="As people_columns, for the activity file.")
 
 
 class IngestConfig(Frozen):

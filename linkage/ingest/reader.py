@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from linkage.errors import InputError
+from linkage.errors import ConfigError, InputError
 
 BOM = "\ufeff"
-# A quoted CSV field, with "" as an escaped quote inside it.
-_QUOTED_FIELD = r'"(?:[^"]|"")*"'
+# A quoted CSV field, with "" as an escaped quote inside it (unrolled loop: no deep regex backtracking).
+_QUOTED_FIELD = r'"[^"]*(?:""[^"]*)*"'
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def resolve_layout(raw: RawFile, header: tuple[str, ...] | None, fields: tuple[s
     """
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise InputError(f"{raw.name}: column mapping names unknown fields {unknown} (known: {list(fields)})")
+        raise ConfigError(f"ingest.sources.{raw.source}.{raw.role}_columns: unknown fields {unknown} "
+                          f"(known: {list(fields)})")
     if header is None:  # an empty file is valid: no rows, nothing to match
         return FileLayout((), {name: None for name in fields})
     lowered = [name.strip().lower() for name in header]
