@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,9 @@ def session_settings(config: SparkConfig) -> dict[str, str]:
         # Splink generates large SQL; whole-stage codegen can exceed the JVM's 64 KB method limit.
         "spark.sql.codegen.wholeStage": "false",
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={PROJECT_ROOT / 'conf' / 'log4j2.properties'}",
+        # Python workers must use the driver's interpreter (the venv, with pyarrow and linkage),
+        # not whatever `python3` is first on PATH. A cluster with another layout overrides it.
+        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
     }
     if config.local_dir:
         settings["spark.local.dir"] = config.local_dir
