@@ -44,24 +44,29 @@ def read_truth(spark: SparkSession, path: str, reference_year: int) -> DataFrame
     )
 
 
-def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame, group: str | None = None) -> dict[str, dict[str, int]]:
-    """True positive, predicted and true pair counts, overall ('all') or per value of a truth column.
+def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame,
+                    groups: tuple[str, ...] = TRUTH_GROUPS) -> dict[tuple[str, str], dict[str, int]]:
+    """True positive, predicted and true pair counts, overall (key ('all', 'all')) and per value of each truth group.
 
     Per group, a predicted pair counts when both records are in the group: pairs joining two
-    groups are false matches counted in the overall precision only.
+    groups are false matches counted in the overall precision only. One Spark job for all groups.
     """
     joined = spine_df.select(*RECORD_KEY, "person_key").join(truth_df, list(RECORD_KEY))
-    keys = [F.col(group).alias("group")] if group else [F.lit("all").alias("group")]
+    labels = [F.struct(F.lit("all").alias("name"), F.lit("all").alias("value"))]
+    labels += [F.struct(F.lit(g).alias("name"), F.col(g).cast("string").alias("value")) for g in groups]
+    exploded = joined.select("person_key", "true_person_id", F.explode(F.array(*labels)).alias("group"))
 
-    def pairs(*by: str) -> DataFrame:
-        return (joined.groupBy(*keys, *by).agg(F.count("*").alias("n"))
-                .groupBy("group").agg(F.sum(n_pairs(F.col("n"))).cast("long").alias("pairs")))
+    def pairs(kind: str, *by: str) -> DataFrame:
+        return (exploded.groupBy("group", *by).agg(F.count("*").alias("n"))
+                .groupBy("group").agg(F.sum(n_pairs(F.col("n"))).cast("long").alias("pairs"))
+                .withColumn("kind", F.lit(kind)))
 
-    counts: dict[str, dict[str, int]] = {}
-    for name, frame in (("true_positive", pairs("person_key", "true_person_id")), ("predicted", pairs("person_key")),
-                        ("true", pairs("true_person_id"))):
-        for row in frame.collect():
-            counts.setdefault(row["group"], {"true_positive": 0, "predicted": 0, "true": 0})[name] = int(row["pairs"] or 0)
+    frames = pairs("true_positive", "person_key", "true_person_id").unionByName(
+        pairs("predicted", "person_key")).unionByName(pairs("true", "true_person_id"))
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in frames.collect():
+        key = (row["group"]["name"], row["group"]["value"])
+        counts.setdefault(key, {"true_positive": 0, "predicted": 0, "true": 0})[row["kind"]] = int(row["pairs"] or 0)
     return counts
 
 
@@ -75,16 +80,17 @@ def precision_recall_f1(true_positive: int, predicted: int, true: int) -> dict[s
 
 def truth_metrics(spine_df: DataFrame, truth_df: DataFrame) -> dict[str, float]:
     """precision/recall/f1 overall, and by ethnic group, sex, age band and IMD quintile (`recall.sex.F`, ...)."""
-    metrics: dict[str, float] = {}
-    overall = pairwise_counts(spine_df, truth_df)["all"]
-    metrics.update(precision_recall_f1(**overall))
+    counts = pairwise_counts(spine_df, truth_df)
+    overall = counts.pop(("all", "all"), {"true_positive": 0, "predicted": 0, "true": 0})
+    metrics: dict[str, float] = dict(precision_recall_f1(**overall))
     metrics.update({f"pairs.{k}": v for k, v in overall.items()})
+    for (group, value), group_counts in sorted(counts.items()):
+        for name, score in precision_recall_f1(**group_counts).items():
+            metrics[f"{name}.{group}.{value}"] = score
+        metrics[f"true_pairs.{group}.{value}"] = group_counts["true"]
     for group in TRUTH_GROUPS:
-        for value, counts in sorted(pairwise_counts(spine_df, truth_df, group).items()):
-            for name, score in precision_recall_f1(**counts).items():
-                metrics[f"{name}.{group}.{value}"] = score
-            metrics[f"true_pairs.{group}.{value}"] = counts["true"]
-        recalls = [v for k, v in metrics.items() if k.startswith(f"recall.{group}.") and not k.endswith(".Unknown")]
+        # Groups with no true pairs (recall 1 by definition) and Unknown say nothing about fairness.
+        recalls = [metrics[f"recall.{g}.{v}"] for (g, v), c in counts.items() if g == group and v != "Unknown" and c["true"]]
         if recalls:
             metrics[f"recall_gap.{group}"] = max(recalls) - min(recalls)
     return metrics
@@ -94,13 +100,13 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
     """Records per source, persons, cluster size quantiles and largest sizes, within- and cross-source link rates,
     clusters holding two valid NHS numbers or dates of birth years apart."""
     metrics: dict[str, float] = {}
-    for row in spine_df.groupBy("source_dataset").count().collect():
-        metrics[f"records.{row['source_dataset']}"] = row["count"]
+    totals = {r["source_dataset"]: r["count"] for r in spine_df.groupBy("source_dataset").count().collect()}
+    metrics.update({f"records.{source}": n for source, n in totals.items()})
     for row in spine_df.groupBy("match_method").count().collect():
         metrics[f"records_by_method.{row['match_method']}"] = row["count"]
     clusters = spine_df.groupBy("person_key").agg(F.count("*").alias("size"))
     metrics["persons"] = clusters.count()
-    metrics["records"] = sum(v for k, v in metrics.items() if k.startswith("records.") and "_by_" not in k)
+    metrics["records"] = sum(totals.values())
     for q, value in zip(CLUSTER_SIZE_QUANTILES, clusters.approxQuantile("size", list(CLUSTER_SIZE_QUANTILES), 0.0),
                         strict=True):
         metrics[f"cluster_size.p{q * 100:g}"] = value
@@ -111,7 +117,6 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
     sources_of = spine_df.groupBy("person_key").agg(F.collect_set("source_dataset").alias("sources"),
                                                     F.count("*").alias("size"))
     per_record = spine_df.select("person_key", "source_dataset").join(sources_of, "person_key")
-    totals = {r["source_dataset"]: r["count"] for r in spine_df.groupBy("source_dataset").count().collect()}
     for row in (per_record.select("source_dataset", F.explode("sources").alias("other"))
                 .where(F.col("other") != F.col("source_dataset")).groupBy("source_dataset", "other").count().collect()):
         metrics[f"link_rate.{row['source_dataset']}.{row['other']}"] = row["count"] / totals[row["source_dataset"]]

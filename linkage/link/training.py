@@ -7,7 +7,7 @@ from typing import Any
 from linkage.cli import JobContext
 from linkage.errors import InputError
 from linkage.lake import read_table, table_exists
-from linkage.link.model import chart_html, splink_backend, train_model
+from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
 from linkage.link.registry import register_model
 from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION, EM_BLOCKING_RULES, PRIOR_DETERMINISTIC_RULES
 from linkage.schemas import PEOPLE_STD
@@ -35,6 +35,10 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         "model.prior_rules": " | ".join(rule_sql(r) for r in PRIOR_DETERMINISTIC_RULES),
     })
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
+        with ctx.stage("count blocked pairs"):
+            blocking = blocking_pair_counts(db_api, people)
+            ctx.run.log_dict(blocking, "model/blocking_pair_counts.json")
+            ctx.run.log_metrics({f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)})
         with ctx.stage("train model"):
             model, linker = train_model(db_api, people, config.linkage)
         with ctx.stage("log and register model"):
