@@ -132,19 +132,21 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
     )
     chosen = {name: preferred_value(F.col("records"), name) for name in MOST_COMMON_ATTRIBUTES}
     chosen |= {name: preferred_value(F.col("records"), name, most_recent_first=True) for name in MOST_RECENT_ATTRIBUTES}
-    date_of_birth = chosen["date_of_birth"]
+    # Choose once in its own projection: the derived columns below then read plain columns.
+    chosen_df = person_df.select(*[c for c in person_df.columns if c != "records"],
+                                 *[value.alias(name) for name, value in chosen.items()])
     # With only a year of birth, age is taken at mid-year (1 July): off by at most one year either way.
-    mid_year = F.try_to_timestamp(F.format_string("%04d-07-01", chosen["year_of_birth"]), F.lit("yyyy-MM-dd"))
-    birth_date = F.coalesce(date_of_birth, F.to_date(mid_year))
-    return person_df.select(
+    mid_year = F.try_to_timestamp(F.format_string("%04d-07-01", F.col("year_of_birth")), F.lit("yyyy-MM-dd"))
+    birth_date = F.coalesce(F.col("date_of_birth"), F.to_date(mid_year))
+    return chosen_df.select(
         "person_id",
-        F.coalesce(F.year(date_of_birth), chosen["year_of_birth"]).alias("year_of_birth"),
-        F.month(date_of_birth).alias("month_of_birth"),
+        F.coalesce(F.year("date_of_birth"), F.col("year_of_birth")).alias("year_of_birth"),
+        F.month("date_of_birth").alias("month_of_birth"),
         age_band(age_at(birth_date, F.lit(reference_date))).alias("age_band"),
-        chosen["sex"].alias("sex"),
-        F.coalesce(chosen["ethnic_group"], F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
-        chosen["imd_decile"].alias("imd_decile"),
-        chosen["postcode_district"].alias("postcode_district"),
+        "sex",
+        F.coalesce(F.col("ethnic_group"), F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
+        "imd_decile",
+        "postcode_district",
         *[F.col(f"in_{source}") for source in SOURCES],
         "first_activity_date",
         "last_activity_date",
