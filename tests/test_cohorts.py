@@ -205,3 +205,22 @@ def test_declaration_errors_name_the_problem(tmp_path: Path, body, message):
     path.write_text(f"description: x\ncriteria:\n  c: {{table: gp_events, codelist: carer_gp}}\n{body}")
     with pytest.raises(ConfigError, match=message):
         load_declaration(path)
+
+
+def test_each_cohort_thread_runs_in_its_own_fair_pool_and_errors_are_redacted(spark, make_config, monkeypatch):
+    from linkage.cohorts import runner
+
+    pools = {}
+
+    def fake_load(path):
+        pools[path.stem] = spark.sparkContext.getLocalProperty("spark.scheduler.pool")
+        raise ValueError("cannot parse 'Jane Smith' as a date")   # a value quoted by an error: must not leak
+
+    monkeypatch.setattr(runner, "load_declaration", fake_load)
+    config = make_config()
+    cohorts = {name: Path(f"/nowhere/{name}.yaml") for name in ("a", "b", "c")}
+    outcomes = runner.build_all(spark, config, None, cohorts, None, parallelism=3)
+    assert pools == {"a": "a", "b": "b", "c": "c"}
+    assert [o.status for o in outcomes] == ["failed"] * 3
+    assert all("Jane" not in o.error and "<redacted>" in o.error for o in outcomes)
+    assert spark.sparkContext.getLocalProperty("spark.scheduler.pool") is None   # the caller's thread untouched

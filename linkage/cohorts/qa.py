@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 
 from linkage.cohorts.declaration import TruthCheck
 from linkage.config import AppConfig
+from linkage.errors import InputError
 from linkage.lake import read_table, table_exists
 from linkage.schemas import PERSON_SPINE
 
@@ -36,15 +37,18 @@ def release_key_mapper(config: AppConfig, environ: Mapping[str, str]) -> PersonI
     return lambda person_key_df: person_id_for(person_key_df, key)
 
 
-def read_csv(spark: SparkSession, path: str, schema: str) -> DataFrame:
-    return spark.read.csv(path, header=True, schema=schema, mode="PERMISSIVE", enforceSchema=False)
+def read_csv(spark: SparkSession, path: str, columns: list[str]) -> DataFrame:
+    """The named columns of a truth CSV, as strings (the files carry other columns too)."""
+    df = spark.read.csv(path, header=True)
+    missing = [name for name in columns if name not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    return df.select(*columns)
 
 
 def truth_person_map(spark: SparkSession, config: AppConfig, to_person_id: PersonIdMapper) -> DataFrame:
     """(person_id, true_person_id): each linked person's majority true person."""
-    truth_df = read_csv(spark, config.paths.truth, "source_dataset string, source_record_id string, "
-                                                   "true_person_id string").select(
-        "source_dataset", "source_record_id", "true_person_id")
+    truth_df = read_csv(spark, config.paths.truth, ["source_dataset", "source_record_id", "true_person_id"])
     spine_df = read_table(spark, config.paths.lake, PERSON_SPINE).select("source_dataset", "source_record_id",
                                                                          "person_key")
     votes_df = spine_df.join(truth_df, ["source_dataset", "source_record_id"]).groupBy(
@@ -58,7 +62,7 @@ def truth_person_map(spark: SparkSession, config: AppConfig, to_person_id: Perso
 
 
 def truth_conditions(spark: SparkSession, config: AppConfig) -> DataFrame:
-    df = read_csv(spark, config.paths.truth_conditions, "true_person_id string, condition string, date string")
+    df = read_csv(spark, config.paths.truth_conditions, ["true_person_id", "condition", "date"])
     parsed = F.coalesce(F.try_to_timestamp("date", F.lit("yyyy-MM-dd")), F.try_to_timestamp("date", F.lit("dd/MM/yyyy")))
     return df.select("true_person_id", "condition", parsed.cast("date").alias("date"))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,11 +123,40 @@ def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str
                 outcome.quality.update({f"{check.condition}.{metric}": value for metric, value in scores.items()})
         outcome.status = "ok"
     except Exception as error:  # noqa: BLE001 - one cohort's failure must not stop the others
-        outcome.error = f"{type(error).__name__}: {redact(first_line(error))}"
+        outcome.error = f"{type(error).__name__}: {redact(first_line(_cause(error)))}"
+        log_path = _write_traceback(config, name)
+        if log_path:
+            outcome.error += f" (traceback in {log_path})"
     finally:
         outcome.seconds = time.perf_counter() - started
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
     return outcome
+
+
+def _cause(error: Exception) -> BaseException | str:
+    """A JVM error's own message: py4j's first line only names the Java method that failed."""
+    java_exception = getattr(error, "java_exception", None)
+    if java_exception is not None:
+        try:
+            return str(java_exception.getMessage())
+        except Exception:  # noqa: BLE001 - the gateway may be gone; fall back to py4j's text
+            return error
+    return error
+
+
+def _write_traceback(config: AppConfig, cohort: str) -> Path | None:
+    # The full traceback may quote values: it goes to the restricted zone only, readable by its owner.
+    if "://" in config.paths.lake:
+        return None
+    try:
+        folder = Path(config.paths.lake) / "restricted" / "_logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"cohort-{cohort}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+    except OSError:
+        return None
 
 
 def build_all(spark: SparkSession, config: AppConfig, run: RunContext, cohorts: dict[str, Path],
@@ -144,7 +174,11 @@ def prepare_qa(ctx: JobContext) -> QaInputs | None:
         return None
     mapper = qa.release_key_mapper(ctx.config, ctx.environ)
     truth_map_df = qa.truth_person_map(ctx.spark, ctx.config, mapper).cache()
-    return QaInputs(truth_map_df, qa.truth_conditions(ctx.spark, ctx.config).cache())
+    conditions_df = qa.truth_conditions(ctx.spark, ctx.config).cache()
+    # Materialised here, once: cohort threads reaching an unfilled cache at once would each compute it.
+    truth_map_df.count()
+    conditions_df.count()
+    return QaInputs(truth_map_df, conditions_df)
 
 
 def run_cohorts(ctx: JobContext) -> dict[str, Any]:
