@@ -6,11 +6,13 @@ checked against the lines read, printed, returned and logged to MLflow (aggregat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from linkage import lake
@@ -84,6 +86,28 @@ def rows_read(raw: RawFile, last_line: int) -> int:
 
 def run_ingest(ctx: JobContext) -> dict[str, int]:
     """Ingest the raw extracts into people_std, the four activity tables and quarantine; return the counts."""
+    with whole_stage_codegen(ctx.spark), ExitStack() as cleanup:
+        return _ingest(ctx, cleanup)
+
+
+@contextmanager
+def whole_stage_codegen(spark: SparkSession) -> Iterator[None]:
+    """Turn whole-stage codegen on for ingest's plain queries, then restore the session's setting.
+
+    The session factory turns it off for Splink's very large generated SQL; ingest does not need
+    that, and its row-by-row work over millions of lines is faster compiled (Spark falls back to
+    interpreted execution by itself if a stage's code is too large).
+    """
+    key = "spark.sql.codegen.wholeStage"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "true")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
+
+
+def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
     config, spark, run = ctx.config, ctx.spark, ctx.run
     rules = date_rules(config.ingest)
     with ctx.stage("check inputs"):
@@ -97,6 +121,8 @@ def run_ingest(ctx: JobContext) -> dict[str, int]:
         # Cached: each file is parsed once, then counted, standardised and written from memory.
         cached = [with_reason(read_rows(spark, plan.raw, plan.layout), plan.rules, rules)
                   .persist(StorageLevel.MEMORY_AND_DISK) for plan in planned]
+        for df in cached:
+            cleanup.callback(df.unpersist)  # also when a later step fails: the pipeline's session lives on
         for plan, classified_df, (by_reason, last_line) in zip(planned, cached, reason_counts(cached), strict=True):
             _record_counts(counts, plan, rows_read(plan.raw, last_line), by_reason)
             quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
@@ -115,10 +141,11 @@ def run_ingest(ctx: JobContext) -> dict[str, int]:
         lake.write_table(_union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run)
 
     with ctx.stage("quality counts"):
-        counts.update(people_field_counts(people_df))
-        counts.update(orphan_counts(people_df, list(activity_by_source.values())))
-    for df in cached:
-        df.unpersist()
+        # From the written tables: a few columns of Delta are cheaper than recomputing the standardisation.
+        people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
+        activity_std = [lake.read_table(spark, config.paths.lake, ACTIVITY_STD[source]) for source in SOURCES]
+        counts.update(people_field_counts(people_std))
+        counts.update(orphan_counts(people_std, activity_std))
 
     counts["ingest.rows_read"] = sum(v for k, v in counts.items() if k.endswith(".read"))
     counts["ingest.rows_accepted"] = sum(v for k, v in counts.items() if k.endswith(".accepted"))
