@@ -149,14 +149,16 @@ def test_cancer_pathway_intervals_and_standards(spark):
 
 
 def test_preschool_immunisations_doses_and_coverage_by_age(spark):
-    people = [person("c1", 2021, 3), person("c2", 2025, 1), person("c3", 2020, 5), person("a1", 1990)]
+    people = [person("c1", 2021, 3), person("c2", 2025, 1), person("c3", 2020, 5), person("a1", 1990),
+              person("c4", 2023, 2)]
     inputs = tables(spark, people, gp_events=[
         gp("c1", date(2022, 4, 10), MMR), gp("c1", date(2022, 4, 10), MMR),   # the same dose recorded twice
         gp("c1", date(2024, 9, 1), MMR2), gp("c1", date(2024, 9, 1), BOOSTER),
         gp("c3", date(2021, 6, 1), MMR),                                       # 6 years old: outside population
-        gp("a1", date(2020, 1, 1), MMR)])                                      # adult: out
+        gp("a1", date(2020, 1, 1), MMR),                                       # adult: out
+        gp("c4", date(2024, 3, 1), MMR), gp("c4", date(2024, 3, 1), MMR)])
     cohort = build("preschool_immunisations", inputs)
-    assert set(cohort) == {"c1", "c2"}   # c2 had no dose yet but is in the denominator
+    assert set(cohort) == {"c1", "c2", "c4"}   # c2 had no dose yet but is in the denominator
     c1, c2 = cohort["c1"], cohort["c2"]
     assert (c1.mmr1_date, c1.mmr2_date, c1.booster_date) == (date(2022, 4, 10), date(2024, 9, 1), date(2024, 9, 1))
     # born March 2021: MMR1 at 13 months is after the 1st birthday, before the 2nd; 5th birthday in March 2026.
@@ -164,6 +166,7 @@ def test_preschool_immunisations_doses_and_coverage_by_age(spark):
         (False, True, True, True, True)
     # c2 (born January 2025) is past 1 but not 2: counted as not covered at 1, not yet applicable at 2.
     assert (c2.mmr1_given, c2.mmr1_by_age_1, c2.mmr1_by_age_2) == (False, False, None)
+    assert (cohort["c4"].mmr1_given, cohort["c4"].mmr2_given) == (True, False)   # one dose is not a second dose
     assert c2.identified_in == []
 
 

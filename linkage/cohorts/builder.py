@@ -145,6 +145,8 @@ def is_met(item: CompiledCriterion) -> Column:
     QOF's rule: a resolved code on the same day as the latest diagnosis does not remove it.
     """
     has_event = F.coalesce(F.col(f"{item.name}__count"), F.lit(0)) > 0
+    if item.criterion.aggregation == "nth":
+        has_event = F.col(f"{item.name}__nth").isNotNull()   # a second dose needs two dates, not one event
     if item.ending is None:
         return has_event
     ended = F.col(f"{item.name}__ended")
