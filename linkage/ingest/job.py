@@ -172,7 +172,8 @@ def _record_counts(counts: dict[str, int], plan: PlannedFile, read: int, by_reas
 
 
 def people_field_counts(people_std: DataFrame) -> dict[str, int]:
-    """Per source: identifiers supplied but unusable (nulled, raw kept) and 1 January placeholders."""
+    """Per source: identifiers supplied but unusable (nulled, raw kept; sex_unmapped includes U/9/0/Other codes)
+    and 1 January placeholders."""
     flags = {
         "dob_invalid": F.col("dob_is_valid") == F.lit(False),
         "dob_placeholder": F.col("dob_is_placeholder"),
