@@ -98,3 +98,10 @@ def test_parquet_rows_are_numbered_and_identifiers_read_as_strings(spark, tmp_pa
                                      "line_number long, person_id string, name string, nhs_number string")
     assert_df_equality(rows_df.select("line_number", *FIELDS), expected, ignore_row_order=True, ignore_nullable=True)
     assert '"PERSON_ID":101' in rows_df.where("line_number = 1").first().raw_line
+
+
+def test_windows_line_endings_are_not_part_of_the_last_field(spark, tmp_path):
+    (tmp_path / "people.csv").write_bytes(b"person_id,name,nhs_number\r\n1,Lee,9434765919\r\n2,Kay,\r\n")
+    _, rows_df = _rows(spark, tmp_path, "people")
+    actual = [(r.line_number, r.is_malformed, r.nhs_number, r.raw_line) for r in rows_df.orderBy("line_number").collect()]
+    assert actual == [(2, False, "9434765919", "1,Lee,9434765919"), (3, False, None, "2,Kay,")]
