@@ -18,6 +18,7 @@ Spark settings for this workload (set by linkage.session and config, not here):
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -133,7 +134,10 @@ def chart_html(linker: Linker) -> dict[str, str]:
         "m_u_parameters.html": linker.visualisations.m_u_parameters_chart(),
         "parameter_estimates.html": linker.visualisations.parameter_estimate_comparisons_chart(),
     }
-    return {name: chart.to_html(inline=True) for name, chart in charts.items()}
+    # Inline: the pages must open offline. The Vega spec is logged beside each page, as JSON, for reuse.
+    pages = {name: chart.to_html(inline=True) for name, chart in charts.items()}
+    pages.update({name.replace(".html", ".json"): json.dumps(chart.chart_dict, default=str) for name, chart in charts.items()})
+    return pages
 
 
 def blocking_pair_counts(db_api: SparkAPI, people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTION,
@@ -144,5 +148,5 @@ def blocking_pair_counts(db_api: SparkAPI, people_df: DataFrame, rules=BLOCKING_
     records = count_comparisons_from_blocking_rules(
         register_sources(db_api, people_df), blocking_rules=list(rules), link_type="link_and_dedupe",
         unique_id_column_name=UNIQUE_ID, source_dataset_column_name=SOURCE_DATASET, record_sample_proportion=sample)
-    return [{"rule": r.blocking_rule, "marginal_pairs": r.marginal_comparison_count,
-             "cumulative_pairs": r.cumulative_comparison_count} for r in records]
+    return [{"rule": r["blocking_rule"], "marginal_pairs": r["marginal_comparison_count"],
+             "cumulative_pairs": r["cumulative_comparison_count"]} for r in records]
