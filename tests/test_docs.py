@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from test_pseudonymise import (  # tests/ is on sys.path under pytest
-    RELEASE_KEY,
-    job_argv,
-    write_restricted_inputs,
-)
+from test_pseudonymise import shared_release  # tests/ is on sys.path under pytest
 
-from jobs.pseudonymise import main as pseudonymise_main
 from linkage import docs, lake
 from linkage.schemas import ALL_TABLES, PSEUDONYMISED_TABLES
+
+
+@pytest.fixture(scope="session")
+def released(spark, tmp_path_factory, tracking_uri):
+    """The pseudonymise run test_pseudonymise makes (made here first when this file runs first)."""
+    return shared_release(spark, tmp_path_factory, tracking_uri)
+
 
 README_TEMPLATE = "# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## After\n"
 
@@ -52,14 +54,12 @@ def test_a_readme_without_markers_is_an_input_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_stored_delta_comments_of_the_pseudonymised_tables_equal_the_contracts(spark, make_config, test_overrides):
-    config = make_config()
-    write_restricted_inputs(spark, config)
-    assert pseudonymise_main(job_argv(test_overrides), {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
+def test_stored_delta_comments_of_the_pseudonymised_tables_equal_the_contracts(spark, released):
+    lake_root = released.config.paths.lake
     for contract in PSEUDONYMISED_TABLES:
-        schema = lake.read_table(spark, config.paths.lake, contract).schema
+        schema = lake.read_table(spark, lake_root, contract).schema
         stored = [(field.name, field.simpleString().split(":", 1)[1], field.metadata.get("comment"))
                   for field in schema]
         assert stored == [(c.name, c.type, c.comment) for c in contract.columns], contract.name
-        detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake.table_path(config.paths.lake, contract)}`").first()
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{lake.table_path(lake_root, contract)}`").first()
         assert detail.description == contract.description

@@ -293,9 +293,16 @@ class Release:
     argv: list[str]
 
 
-@pytest.fixture(scope="module")
-def released(spark, tmp_path_factory, tracking_uri) -> Release:
-    """One pseudonymise run on the tiny extract, key from the environment (the rerun test adds a second)."""
+_RELEASES: dict[str, Release] = {}
+
+
+def shared_release(spark: SparkSession, tmp_path_factory, tracking_uri: str) -> Release:
+    """One pseudonymise run on the tiny extract, key from the environment, made once per test session.
+
+    Memoised here rather than only by a fixture's scope: test_docs reuses it through its own fixture.
+    """
+    if "first" in _RELEASES:
+        return _RELEASES["first"]
     root = tmp_path_factory.mktemp("pseudonymise")
     overrides = [f"paths.lake={root / 'lake'}", f"paths.raw={root / 'raw'}", "paths.truth=", "paths.truth_conditions=",
                  f"tracking.uri={tracking_uri}", "spark.master=local[2]", "spark.shuffle_partitions=2",
@@ -305,7 +312,13 @@ def released(spark, tmp_path_factory, tracking_uri) -> Release:
     write_restricted_inputs(spark, config)
     argv = job_argv(overrides)
     assert pseudonymise_main(argv, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
-    return Release(config, argv)
+    _RELEASES["first"] = Release(config, argv)
+    return _RELEASES["first"]
+
+
+@pytest.fixture(scope="session")
+def released(spark, tmp_path_factory, tracking_uri) -> Release:
+    return shared_release(spark, tmp_path_factory, tracking_uri)
 
 
 def _read(spark, config, contract, version=None) -> DataFrame:
@@ -406,7 +419,8 @@ def test_the_key_is_absent_from_mlflow_and_the_delta_logs(spark, released, tmp_p
 
 @pytest.mark.slow
 def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spark, released, capfd):
-    # Last in the file on purpose: it adds version 1 to the shared release (with identical rows).
+    # Last in the file on purpose: it adds version 1 to the shared release (with identical rows, so tests
+    # that read the current version, here or in test_docs, see the same data whichever runs first).
     config = released.config
     assert pseudonymise_main(released.argv, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
     output = capfd.readouterr()
