@@ -397,11 +397,18 @@ def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, rel
 
 
 @pytest.mark.slow
-def test_the_key_is_absent_from_mlflow_and_the_delta_logs(spark, released, tmp_path):
+def test_mlflow_holds_qa_aggregates_and_no_trace_of_the_key(spark, released, tmp_path):
     run_id = _read(spark, released.config, PERSON).select("run_id").first().run_id
     client = MlflowClient(released.config.tracking_uri)
     run = client.get_run(run_id)
     assert run.data.tags["release_id"] == "test-release-1"
+    # QA aggregates: the unkeyed GP record and its event; pk-A's records disagree on DOB, sex, group, district.
+    metrics = run.data.metrics
+    assert (metrics["rows.person"], metrics["spine_records_without_person"],
+            metrics["activity_rows_without_person.gp"], metrics["activity_rows_without_person.hospital"]) == (3, 1, 1, 0)
+    assert {name: metrics[f"persons_with_conflicting.{name}"] for name in
+            ("date_of_birth", "sex", "ethnic_group", "imd_decile", "postcode_district")} == {
+        "date_of_birth": 1, "sex": 1, "ethnic_group": 1, "imd_decile": 0, "postcode_district": 1}
     texts = [*run.data.params.keys(), *map(str, run.data.params.values()), *run.data.tags.keys(),
              *map(str, run.data.tags.values()), *run.data.metrics.keys()]
     pending = list(client.list_artifacts(run_id))
