@@ -53,11 +53,11 @@ class PathsConfig(Frozen):
 
 class SparkConfig(Frozen):
     master: str = Field("local[*]", description="Spark master URL: local[N], spark://host:port, yarn, k8s://...")
-    app_name: str = "linkage"
+    app_name: str = Field("linkage", description="Spark application name.")
     driver_memory: str = Field("4g", description="Driver heap; only applies when the job starts the JVM itself.")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions: size it from the data.")
     local_dir: str | None = Field(None, description="spark.local.dir for shuffle spill; default Spark's /tmp.")
-    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "ERROR"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field("ERROR", description="Spark log level (driver).")
     conf: dict[str, str] = Field(default_factory=dict, description="Any other spark.* settings, passed as they are.")
 
     @field_validator("conf", mode="before")
@@ -79,7 +79,7 @@ class SparkConfig(Frozen):
 
 class TrackingConfig(Frozen):
     uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///<lake>/mlflow.db.")
-    experiment: str = "linkage"
+    experiment: str = Field("linkage", description="MLflow experiment every job logs to.")
     registered_model: str = Field("linkage-splink", description="Model registry name of the Splink model.")
     approved_alias: str = Field("approved", description="Registry alias QA sets on the version link runs use.")
 
@@ -113,7 +113,7 @@ _SYNTHETIC_RATE_DEFAULTS = {
 
 class SyntheticConfig(Frozen):
     people: int = Field(20_000, ge=10, description="Size of the synthetic resident population.")
-    seed: int = 42
+    seed: int = Field(42, description="Random seed: the same seed and size give byte-identical files.")
     error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
     malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
     reference_date: date = Field(date(2026, 6, 30), description="Extract date: 'today' for the synthetic world.")
@@ -177,9 +177,11 @@ class ColumnMapping(Frozen):
 
 
 class IngestConfig(Frozen):
-    sources: dict[Source, ColumnMapping]
+    sources: dict[Source, ColumnMapping] = Field(
+        description="Per source: people_file, activity_file (names without extension, .csv or .parquet) and "
+                    "people_columns / activity_columns mapping canonical field -> this site's column name.")
     max_future_days: int = Field(0, ge=0, description="Dates more than this many days after the run date are impossible.")
-    earliest_birth_year: int = Field(1900, ge=1800)
+    earliest_birth_year: int = Field(1900, ge=1800, description="Dates of birth before this year are impossible.")
     nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
     run_date: date | None = Field(None, description="Date treated as 'today' for future-date checks; default the system date.")
 
@@ -201,8 +203,9 @@ class LinkageConfig(Frozen):
         None, gt=0, lt=1, description="Prior; default estimated from deterministic rules."
     )
     u_max_pairs: float = Field(5e6, gt=0, description="Pairs sampled to estimate u probabilities.")
-    u_num_chunks: int = Field(1, ge=1)
-    break_lineage_method: Literal["parquet", "checkpoint", "persist", "delta_lake_table"] = "parquet"
+    u_num_chunks: int = Field(1, ge=1, description="Chunks the u sampling is split into (memory against time).")
+    break_lineage_method: Literal["parquet", "checkpoint", "persist", "delta_lake_table"] = Field(
+        "parquet", description="How Splink materialises intermediate tables (parquet: in paths.scratch, removed after).")
     model_version: str | None = Field(None, description="Registry version to link with; default the approved alias.")
     seed: int = 42
     prior_recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from.")
@@ -251,7 +254,8 @@ class CohortsConfig(Frozen):
 
 
 class AppConfig(Frozen):
-    environment: Literal["local", "docker", "cluster"] = "local"
+    environment: Literal["local", "docker", "cluster"] = Field(
+        "local", description="Outside `local` the release key is mandatory and models are never auto-approved.")
     paths: PathsConfig
     spark: SparkConfig = SparkConfig()
     tracking: TrackingConfig = TrackingConfig()
