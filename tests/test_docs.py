@@ -15,7 +15,8 @@ def released(spark, tmp_path_factory, tracking_uri):
     return shared_release(spark, tmp_path_factory, tracking_uri)
 
 
-README_TEMPLATE = "# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## After\n"
+README_TEMPLATE = ("# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## Config\n\n"
+                   "<!-- config:start -->\n{config}\n<!-- config:end -->\n\n## After\n")
 
 
 def test_readme_schema_reference_equals_the_generated_text():
@@ -34,12 +35,14 @@ def test_reference_covers_every_contract_and_each_declared_cohort():
 
 def test_write_replaces_only_the_marked_section_and_check_then_passes(tmp_path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text(README_TEMPLATE.format(section="| old | table |"), encoding="utf-8")
+    readme.write_text(README_TEMPLATE.format(section="| old | table |", config="| old | key |"), encoding="utf-8")
     assert docs.main(["--check", str(readme)]) == 1
     assert "stale" in capsys.readouterr().err
     assert docs.main(["--write", str(readme)]) == 0
     text = readme.read_text(encoding="utf-8")
-    assert text == README_TEMPLATE.format(section=f"\n{docs.schema_reference()}\n")
+    assert text == README_TEMPLATE.format(section=f"\n{docs.schema_reference()}\n",
+                                          config=f"\n{docs.config_reference()}\n")
+    assert "| `linkage.thresholds.upper` | float | `0.95` |" in text
     assert "#### `pseudonymised/person`" in text and "| `person_id` | string |" in text
     assert docs.main(["--check", str(readme)]) == 0
     assert docs.main(["--write", str(readme)]) == 0 and readme.read_text(encoding="utf-8") == text  # idempotent
