@@ -167,9 +167,23 @@ def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
         ("gp", "3", "gp", "2", "non_match", "r2", "2026-02-01 00:00:00"),  # later decision wins
     ], PAIR_SCHEMA + ", decision string, decided_by string, decided_at string").withColumn(
         "decided_at", F.to_timestamp("decided_at"))
-    edges = spine.link_edges(nhs, scored, thresholds, decisions)
+    edges = spine.link_edges(nhs, scored, thresholds, decisions).drop("match_probability")
     expected = spark.createDataFrame([("gp", "4", "gp", "5", "clerical")], PAIR_SCHEMA + ", method string")
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_oversized_cluster_loses_only_its_weaker_model_links(spark):
+    clustered = clusters(spark, {"gp:1": "big", "gp:2": "big", "gp:3": "big", "hospital:1": "small", "hospital:2": "small"})
+    edges = spark.createDataFrame([
+        ("gp", "1", "gp", "2", 0.96, "probabilistic"),  # weak, in the oversized cluster: dropped
+        ("gp", "2", "gp", "3", 0.99999, "probabilistic"),  # strong: kept
+        ("gp", "1", "gp", "3", None, "nhs_number"),  # NHS-number link: kept whatever its probability
+        ("hospital", "1", "hospital", "2", 0.96, "probabilistic"),  # weak but its cluster is small: kept
+    ], PAIR_SCHEMA + ", match_probability double, method string")
+    kept = spine.without_weak_edges_in_oversized_clusters(edges, clustered, max_size=2, strict_probability=0.9999)
+    assert sorted((r.source_record_id_l, r.source_record_id_r, r.method) for r in kept.collect()) == [
+        ("1", "2", "probabilistic"), ("1", "3", "nhs_number"), ("2", "3", "probabilistic")]
+    assert kept.where("source_dataset_l = 'gp' AND source_record_id_r = '2'").count() == 0
 
 
 # ---------------------------------------------------------------------------------------------

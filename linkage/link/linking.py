@@ -77,6 +77,13 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
             metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
             clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
+            linkage_config = config.linkage
+            if clusters.groupBy("cluster_id").count().where(F.col("count") > linkage_config.max_cluster_size).count():
+                # Second pass: re-cluster with the weaker model links inside oversized clusters removed.
+                edges = spine.without_weak_edges_in_oversized_clusters(
+                    edges, clusters, linkage_config.max_cluster_size, linkage_config.oversized_cluster_probability
+                ).persist()
+                clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
             keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
             person_spine = (spine.with_match_method(keyed, edges).drop("cluster_id", "record_uid")
                             .withColumn("run_id", F.lit(run.run_id)))

@@ -46,15 +46,34 @@ def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, threshold
     A clerical non_match removes the pair whatever else says so (the two records can still meet
     through other links; the reviewer then sees them again in the QA conflicts).
     """
-    edges = ordered_pairs(deterministic_df.select(*PAIR_KEYS)).withColumn("method", F.lit("nhs_number")).unionByName(
-        ordered_pairs(predictions_df.where(F.col("match_probability") >= thresholds.upper).select(*PAIR_KEYS))
+    no_probability = F.lit(None).cast("double").alias("match_probability")
+    edges = ordered_pairs(deterministic_df.select(*PAIR_KEYS, no_probability)).withColumn(
+        "method", F.lit("nhs_number")).unionByName(
+        ordered_pairs(predictions_df.where(F.col("match_probability") >= thresholds.upper)
+                      .select(*PAIR_KEYS, "match_probability"))
         .withColumn("method", F.lit("probabilistic")))
     if decisions_df is not None:
         decisions = latest_decisions(decisions_df)
-        edges = edges.unionByName(decisions.where("decision = 'match'").select(*PAIR_KEYS)
+        edges = edges.unionByName(decisions.where("decision = 'match'").select(*PAIR_KEYS, no_probability)
                                   .withColumn("method", F.lit("clerical")))
         edges = edges.join(decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), "left_anti")
     return edges.distinct()
+
+
+def without_weak_edges_in_oversized_clusters(edges_df: DataFrame, clusters_df: DataFrame, max_size: int,
+                                             strict_probability: float) -> DataFrame:
+    """Drop model edges below strict_probability inside clusters of more than max_size records.
+
+    Connected components chain: a few borderline links between people sharing a common name can
+    join dozens of them into one cluster. NHS-number and clerical links are kept.
+    """
+    sizes = clusters_df.groupBy("cluster_id").agg(F.count("*").alias("size"))
+    in_oversized = (clusters_df.join(sizes.where(F.col("size") > max_size), "cluster_id")
+                    .select(F.col("source_dataset").alias("source_dataset_l"),
+                            F.col("source_record_id").alias("source_record_id_l"), F.lit(True).alias("is_oversized")))
+    flagged = edges_df.join(in_oversized, ["source_dataset_l", "source_record_id_l"], "left")
+    is_weak = (F.col("method") == "probabilistic") & (F.col("match_probability") < strict_probability)
+    return flagged.where(~(F.coalesce(F.col("is_oversized"), F.lit(False)) & is_weak)).drop("is_oversized")
 
 
 def latest_decisions(decisions_df: DataFrame) -> DataFrame:
