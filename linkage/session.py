@@ -8,6 +8,7 @@ too; nothing is resolved from the network when a session starts.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -104,8 +105,16 @@ def build_spark(config: SparkConfig) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(config.log_level)
+    silence_query_context_loggers()
     _check_delta_loaded(spark)
     return spark
+
+
+def silence_query_context_loggers() -> None:
+    """PySpark 4 logs every captured Spark error, message included, to stderr; messages can quote
+    data values (e.g. a failed cast). Jobs report errors redacted at their boundary instead."""
+    for name in ("DataFrameQueryContextLogger", "SQLQueryContextLogger"):
+        logging.getLogger(name).disabled = True
 
 
 def _check_delta_loaded(spark: SparkSession) -> None:

@@ -63,9 +63,11 @@ cohort_sizes = {name: spark.read.format("delta").load(f"{lake}/cohorts/cohort_{n
                 for name in cohort_names}
 print(cohort_sizes)
 first_cohort = cohort_names[0]
-with_people = (spark.read.format("delta").load(f"{lake}/cohorts/cohort_{first_cohort}")
-               .join(person.select("person_id", "ethnic_group"), "person_id", "left"))
-with_people.groupBy("ethnic_group").count().orderBy("ethnic_group").show()
+# Cohort tables carry the person's generalised attributes; join person for anything else.
+cohort = spark.read.format("delta").load(f"{lake}/cohorts/cohort_{first_cohort}")
+cohort.groupBy("ethnic_group").count().orderBy("ethnic_group").show()
+(cohort.join(person.select("person_id", "postcode_district"), "person_id", "left")
+ .groupBy("postcode_district").count().orderBy(F.desc("count")).show(5))
 
 # %% [markdown]
 # ## Time travel and table history

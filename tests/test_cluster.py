@@ -107,23 +107,26 @@ def standalone_cluster(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     assert master.poll() is not None and (worker is None or worker.poll() is not None)
 
 
-def test_pipeline_runs_through_spark_submit_on_a_standalone_cluster(standalone_cluster, tmp_path, tracking_uri, spark):
+def test_pipeline_runs_through_spark_submit_on_a_standalone_cluster(standalone_cluster, pipeline_run, tmp_path,
+                                                                      spark):
+    """Same extract, same store as the in-process pipeline run: the approved model is reused (no training)
+    and the person keys come out identical, whatever the master."""
+    assert pipeline_run.exit_code == 0
     master_url, worker_dir = standalone_cluster
     lake, raw = tmp_path / "lake", tmp_path / "raw"
+    settings = dict(pipeline_run.overrides[i + 1].split("=", 1) for i in range(0, len(pipeline_run.overrides), 2))
+    settings.update({"paths.raw": str(raw), "paths.lake": str(lake)})
     command = [
         str(SPARK_BIN / "spark-submit"), "--master", master_url,
         "--conf", "spark.executor.memory=1g", "--conf", "spark.executor.cores=2",
         "--conf", f"spark.pyspark.python={sys.executable}",
         str(PROJECT_ROOT / "jobs" / "pipeline.py"),
-        "--set", f"paths.raw={raw}", "--set", f"paths.lake={lake}",
-        "--set", f"tracking.uri={tracking_uri}", "--set", "tracking.registered_model=linkage-splink-cluster-test",
-        "--set", f"pseudonymise.key_file={tmp_path / 'secrets' / 'key'}",
-        "--set", "synthetic.people=300", "--set", "spark.shuffle_partitions=2",
-        "--set", "linkage.u_max_pairs=20000",
+        *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")],
     ]
     result = subprocess.run(command, env=cluster_env(), cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"spark-submit failed:\n{result.stderr[-3000:]}"
     assert "[pipeline] done in" in result.stdout
+    assert "using approved model version" in result.stdout
 
     # The application really ran on the cluster: the worker launched executors for it.
     assert list(worker_dir.glob("app-*")), "the worker never ran an executor for the pipeline"
@@ -132,4 +135,8 @@ def test_pipeline_runs_through_spark_submit_on_a_standalone_cluster(standalone_c
     assert spine.count() == people.count() > 0
     persons = spark.read.format("delta").load(str(lake / "pseudonymised" / "person"))
     assert 0 < persons.count() <= spine.select("person_key").distinct().count()
-    assert (lake / "cohorts").is_dir() and any((lake / "cohorts").iterdir())
+    assert (lake / "cohorts" / "cohort_asthma_summary").is_dir()
+
+    columns = ["source_dataset", "source_record_id", "person_key"]
+    in_process = spark.read.format("delta").load(str(pipeline_run.lake / "restricted" / "person_spine"))
+    assert sorted(spine.select(columns).collect()) == sorted(in_process.select(columns).collect())

@@ -12,7 +12,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jobs import ingest as ingest_job
-from jobs import pipeline as pipeline_job
 
 pytestmark = pytest.mark.slow
 
@@ -71,22 +70,9 @@ def test_failed_ingest_leaves_the_last_good_tables(pipeline_run, spark, tmp_path
     with redirect_stderr(err), redirect_stdout(io.StringIO()):
         code = ingest_job.main([*pipeline_run.overrides, "--set", f"paths.raw={broken_raw}"], {})
     assert code == 2
-    assert "gp_events" in err.getvalue() or "missing" in err.getvalue()
+    # The message names the file and the column it lacks (never a value).
+    assert "gp_patients.csv" in err.getvalue() and "not found" in err.getvalue()
     assert DeltaTable.forPath(spark, people_path).history(1).first().version == before
-
-
-def test_rerun_is_idempotent_and_reuses_the_approved_model(pipeline_run, spark):
-    spine_path = str(pipeline_run.lake / "restricted/person_spine")
-    keys_before = spark.read.format("delta").load(spine_path).select("source_dataset", "source_record_id",
-                                                                      "person_key").collect()
-    out = io.StringIO()
-    with redirect_stdout(out), redirect_stderr(io.StringIO()):
-        code = pipeline_job.main(list(pipeline_run.overrides), {})
-    assert code == 0
-    assert "using approved model version" in out.getvalue()
-    keys_after = spark.read.format("delta").load(spine_path).select("source_dataset", "source_record_id",
-                                                                     "person_key").collect()
-    assert sorted(keys_before) == sorted(keys_after)
 
 
 def raw_identifiers(raw: Path) -> dict[str, set[str]]:
