@@ -1,0 +1,216 @@
+"""Benchmark: train and link at given sizes, beside the same model on Splink's DuckDB backend and on
+Splink's Spark backend with Spark's default settings, so the ratios come from one run.
+
+    python -m linkage.bench --sizes 100000 1000000     (make bench)
+
+For each size: generate a synthetic extract (reused when present), ingest, train, approve, link
+with this project's jobs and settings, timing each stage; then predict + cluster the same model
+(the approved version's JSON) on DuckDB and on Spark with default shuffle partitions and
+whole-stage codegen. Writes data/bench/results/results.json and results.md: wall time per stage,
+peak memory (the JVM's and this process's peak resident set), candidate pairs and F1 against
+the synthetic truth. Not a test: it takes minutes to an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from linkage.config import PROJECT_ROOT, load_config
+
+BENCH_DIR = PROJECT_ROOT / "data" / "bench"  # git-ignored, like every generated extract
+RESULTS_DIR = BENCH_DIR / "results"
+# Spark's own defaults, for the "plain Splink on Spark" comparison.
+SPARK_DEFAULTS = {"spark.sql.shuffle.partitions": "200", "spark.sql.codegen.wholeStage": "true"}
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+def run_job_quietly(main: Callable, overrides: list[str], extra: Sequence[str] = ()) -> float:
+    """Run a job's main() with --set overrides; returns wall seconds; raises on a non-zero exit."""
+    argv = [part for setting in overrides for part in ("--set", setting)] + list(extra)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code, seconds = timed(lambda: main(argv, {}))
+    if code != 0:
+        raise RuntimeError(f"{main.__module__} exited {code}:\n{out.getvalue()[-2000:]}")
+    return seconds
+
+
+def jvm_peak_rss_mb(spark) -> float:
+    """Peak resident set of the driver JVM (VmHWM), in MB."""
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()  # noqa: SLF001
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def python_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pairwise_f1(clusters: Any, truth: Any) -> float:
+    """Pairwise F1 of a (source_dataset, source_record_id, cluster_id) pandas frame against truth.csv."""
+    joined = clusters.merge(truth, on=["source_dataset", "source_record_id"])
+
+    def pairs(counts) -> int:
+        return int((counts * (counts - 1) // 2).sum())
+
+    true_positive = pairs(joined.groupby(["cluster_id", "true_person_id"]).size())
+    predicted = pairs(joined.groupby("cluster_id").size())
+    actual = pairs(joined.groupby("true_person_id").size())
+    precision = true_positive / predicted if predicted else 1.0
+    recall = true_positive / actual if actual else 1.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:
+    predictions = linker.inference.predict()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)
+    frame = clusters.as_pandas_dataframe()[["source_dataset", "source_record_id", "cluster_id"]]
+    candidates = linker.misc.query_sql(f"select count(*) as n from {predictions.physical_name}", output_type="pandas")
+    return frame, int(candidates["n"].iloc[0])
+
+
+def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
+    from splink import DuckDBAPI, Linker
+
+    db_api = DuckDBAPI()
+    tables = [db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
+              for source, frame in people_pd.groupby("source_dataset")]
+    linker = Linker(tables, model)
+    (clusters, candidates), seconds = timed(lambda: splink_predict_and_cluster(linker, threshold))
+    return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
+
+
+def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch: str) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+    from splink import Linker
+    from splink.backends.spark import SparkAPI
+
+    saved = {key: spark.conf.get(key) for key in SPARK_DEFAULTS}
+    for key, value in SPARK_DEFAULTS.items():
+        spark.conf.set(key, value)
+    spark.sparkContext.setCheckpointDir(scratch)
+    try:
+        db_api = SparkAPI(spark_session=spark)  # Splink's default break_lineage_method
+        sources = [r.source_dataset for r in people_df.select("source_dataset").distinct().collect()]
+        tables = [db_api.register(people_df.where(F.col("source_dataset") == s), dataset_display_name=s,
+                                  table_name=f"__splink__bench_{s}") for s in sorted(sources)]
+        linker = Linker(tables, model)
+        (clusters, candidates), seconds = timed(lambda: splink_predict_and_cluster(linker, threshold))
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
+
+
+def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, Any]:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from jobs import approve, ingest, link, train
+    from linkage.link.model import model_input, remove_path
+    from linkage.link.registry import load_model_json
+    from linkage.session import build_spark
+    from linkage.synthetic import extract_present, generate_extract
+
+    root = work / str(people)
+    raw, lake = root / "raw", root / "lake"
+    overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
+                 f"synthetic.people={people}", f"spark.shuffle_partitions={shuffle_partitions}",
+                 f"tracking.registered_model=bench-{people}"]
+    config = load_config(None, overrides=overrides)
+    spark = build_spark(config.spark)
+    result: dict[str, Any] = {"people": people, "shuffle_partitions": shuffle_partitions, "stages": {}}
+    if not extract_present(raw):
+        _, result["stages"]["generate"] = timed(
+            lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists)))
+    result["stages"]["ingest"] = run_job_quietly(ingest.main, overrides)
+    result["stages"]["train"] = run_job_quietly(train.main, overrides)
+    client = MlflowClient(config.tracking_uri)
+    version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
+    run_job_quietly(approve.main, overrides, ["--version", str(version)])
+    result["stages"]["link"] = run_job_quietly(link.main, overrides)
+
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    link_run = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)[0]
+    metrics = link_run.data.metrics
+    result["linkage"] = {"candidate_pairs": metrics.get("candidate_pairs"), "f1": metrics.get("f1"),
+                         "precision": metrics.get("precision"), "recall": metrics.get("recall"),
+                         "records": metrics.get("records")}
+    result["peak_memory_mb"] = {"driver_jvm": jvm_peak_rss_mb(spark), "python": python_peak_rss_mb()}
+
+    model = load_model_json(config, str(version))
+    threshold = config.linkage.thresholds.upper
+    people_df = model_input(spark.read.format("delta").load(f"{lake}/restricted/people_std"))
+    truth = pd.read_csv(raw / "truth.csv", dtype=str)[["source_dataset", "source_record_id", "true_person_id"]]
+
+    duck = duckdb_run(people_df.toPandas(), model, threshold)
+    result["duckdb"] = {"predict_cluster_seconds": duck["predict_cluster_seconds"],
+                        "candidate_pairs": duck["candidate_pairs"], "f1": pairwise_f1(duck["clusters"], truth)}
+    scratch = f"{config.paths.scratch_dir}/bench-defaults"
+    try:
+        plain = spark_defaults_run(spark, people_df, model, threshold, scratch)
+    finally:
+        remove_path(spark, scratch)
+    result["spark_defaults"] = {"predict_cluster_seconds": plain["predict_cluster_seconds"],
+                                "candidate_pairs": plain["candidate_pairs"],
+                                "f1": pairwise_f1(plain["clusters"], truth)}
+    return result
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    rows = ["| people | generate s | ingest s | train s | link s | driver JVM peak MB | candidate pairs | F1 (this project) "
+            "| Splink DuckDB predict+cluster s | F1 | Splink Spark defaults predict+cluster s | F1 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = r["stages"]
+        rows.append(
+            f"| {r['people']:,} | {s.get('generate', 0):.0f} | {s['ingest']:.0f} | {s['train']:.0f} | {s['link']:.0f} "
+            f"| {r['peak_memory_mb']['driver_jvm']:.0f} | {r['linkage']['candidate_pairs'] or 0:,.0f} "
+            f"| {r['linkage']['f1'] or float('nan'):.4f} | {r['duckdb']['predict_cluster_seconds']:.1f} "
+            f"| {r['duckdb']['f1']:.4f} | {r['spark_defaults']['predict_cluster_seconds']:.1f} "
+            f"| {r['spark_defaults']['f1']:.4f} |")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linkage.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--work", type=Path, default=BENCH_DIR / "work",
+                        help="Where extracts and lakes are kept (reused between runs).")
+    parser.add_argument("--shuffle-partitions", type=int, default=4)
+    args = parser.parse_args(argv)
+    results = []
+    for people in args.sizes:
+        print(f"[bench] {people:,} people ...", flush=True)
+        result = bench_size(people, args.work, args.shuffle_partitions)
+        results.append(result)
+        print(f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
+              flush=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}
+    (RESULTS_DIR / "results.json").write_text(json.dumps(stamp, indent=2, default=str), encoding="utf-8")
+    (RESULTS_DIR / "results.md").write_text(markdown_table(results) + "\n", encoding="utf-8")
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
