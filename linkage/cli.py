@@ -112,7 +112,7 @@ def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], envi
         print(f"[{job}] error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
     except Exception as error:  # noqa: BLE001 - the job boundary: report and map to exit 1
-        log_path = _write_traceback(config, job)
+        log_path = write_traceback(config, job)
         where = f"; full traceback in {log_path}" if log_path else ""
         print(f"[{job}] failed: {type(error).__name__}: {redact(first_line(error))}{where}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
@@ -131,13 +131,15 @@ def redact(message: str) -> str:
     return _QUOTED.sub("'<redacted>'", message)
 
 
-def _write_traceback(config: AppConfig | None, job: str) -> Path | None:
+def write_traceback(config: AppConfig | None, name: str) -> Path | None:
+    """The current exception's full traceback, which may quote values, into the restricted zone
+    (owner-only); None when the lake is not a local folder or cannot be written."""
     if config is None or "://" in config.paths.lake:
         return None
     folder = Path(config.paths.lake) / "restricted" / "_logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{job}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+        path = folder / f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
         path.write_text(traceback.format_exc(), encoding="utf-8")
         path.chmod(0o600)
         return path

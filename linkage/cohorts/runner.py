@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from linkage.cli import JobContext, first_line, redact
+from linkage.cli import JobContext, first_line, redact, write_traceback
 from linkage.cohorts import qa
 from linkage.cohorts.builder import (
     build_cohort,
@@ -124,7 +123,7 @@ def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str
         outcome.status = "ok"
     except Exception as error:  # noqa: BLE001 - one cohort's failure must not stop the others
         outcome.error = f"{type(error).__name__}: {redact(first_line(_cause(error)))}"
-        log_path = _write_traceback(config, name)
+        log_path = write_traceback(config, f"cohort-{name}")
         if log_path:
             outcome.error += f" (traceback in {log_path})"
     finally:
@@ -142,21 +141,6 @@ def _cause(error: Exception) -> BaseException | str:
         except Exception:  # noqa: BLE001 - the gateway may be gone; fall back to py4j's text
             return error
     return error
-
-
-def _write_traceback(config: AppConfig, cohort: str) -> Path | None:
-    # The full traceback may quote values: it goes to the restricted zone only, readable by its owner.
-    if "://" in config.paths.lake:
-        return None
-    try:
-        folder = Path(config.paths.lake) / "restricted" / "_logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"cohort-{cohort}-{time.strftime('%Y%m%dT%H%M%S')}.log"
-        path.write_text(traceback.format_exc(), encoding="utf-8")
-        path.chmod(0o600)
-        return path
-    except OSError:
-        return None
 
 
 def build_all(spark: SparkSession, config: AppConfig, run: RunContext, cohorts: dict[str, Path],
