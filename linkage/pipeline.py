@@ -104,7 +104,7 @@ def summary_lines(config: AppConfig, results: dict[str, dict[str, Any]]) -> list
     lake = config.paths.lake
     lines = ["---- summary ----"]
     for stage, result in results.items():
-        numbers = {k: v for k, v in _numeric_leaves({stage: result}).items()}
+        numbers = _numeric_leaves({stage: result})
         shown = ", ".join(f"{k.split('.', 1)[1]}={_fmt(v)}" for k, v in list(numbers.items())[:12])
         lines.append(f"{stage:<13} {shown}")
     f1 = _numeric_leaves(results.get("link", {})).get("f1")

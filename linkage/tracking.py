@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,8 +42,6 @@ class RunContext:
                 "code_version": self.code_version}
 
     def log_metrics(self, metrics: Mapping[str, float | int | None], step: int = 0) -> None:
-        import time
-
         now = int(time.time() * 1000)
         batch = [Metric(_metric_key(k), float(v), now, step) for k, v in metrics.items() if v is not None]
         for start in range(0, len(batch), 1000):
@@ -113,10 +112,11 @@ def tracking_run(config: AppConfig, job: str) -> Iterator[RunContext]:
     """Start the job's MLflow run (nested when a parent run is active), tagged and parameterised."""
     experiment_id = configure_mlflow(config)
     parent = mlflow.active_run()
-    code_version = f"{__version__}+{git_commit()}"
+    commit = git_commit()
+    code_version = f"{__version__}+{commit}"
     tags = {
         "job": job,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "code_version": code_version,
         "config_hash": config.config_hash(),
         "environment": config.environment,
