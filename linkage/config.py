@@ -188,12 +188,18 @@ class IngestConfig(Frozen):
 
 class ThresholdsConfig(Frozen):
     lower: float = Field(0.5, gt=0.0, lt=1.0, description="Pairs at or above this probability go to review when below upper.")
-    upper: float = Field(0.95, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
+    upper: float = Field(0.99, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
+    best_link: float = Field(
+        0.8, gt=0.0, lt=1.0,
+        description="A pair at or above this (below upper) links when each record is the other's single best "
+                    "candidate in its source.")
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdsConfig:
         if self.upper <= self.lower:
             raise ValueError(f"upper must be > lower, got {self.upper} <= {self.lower}")
+        if not self.lower <= self.best_link <= self.upper:
+            raise ValueError(f"best_link must lie between lower and upper, got {self.best_link}")
         return self
 
 

@@ -156,6 +156,28 @@ def test_review_queue_holds_pairs_from_lower_up_to_but_not_including_upper(spark
     assert_df_equality(queue, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_mutual_single_best_candidates_link_between_best_link_and_upper(spark):
+    thresholds = ThresholdsConfig(lower=0.5, upper=0.99, best_link=0.8)
+    scored = predictions(spark, [
+        # t1 fits two GP records equally well: a tie links neither.
+        ("gp", "g1", "third_sector", "t1", 0.9, 3.0), ("gp", "g2", "third_sector", "t1", 0.9, 3.0),
+        # t2's best GP record is g3, and g3's best third-sector record is t2: mutual, links.
+        ("gp", "g3", "third_sector", "t2", 0.85, 2.5), ("gp", "g4", "third_sector", "t2", 0.6, 0.5),
+        # g5 is t3's best GP record, but g5's best third-sector record is t4 (linked on its own at 0.995).
+        ("gp", "g5", "third_sector", "t3", 0.9, 3.2), ("gp", "g5", "third_sector", "t4", 0.995, 7.6),
+        # Mutual best but below best_link.
+        ("hospital", "h1", "social_care", "s1", 0.79, 1.9),
+        # A candidate in another source does not compete: h2 is g3's best hospital record, g3 is h2's best GP record.
+        ("gp", "g3", "hospital", "h2", 0.8, 2.0),
+    ])
+    edges = spine.link_edges(spark.createDataFrame([], PAIR_SCHEMA), scored, thresholds)
+    expected = spark.createDataFrame([
+        ("gp", "g3", "third_sector", "t2", 0.85, "probabilistic"), ("gp", "g5", "third_sector", "t4", 0.995, "probabilistic"),
+        ("gp", "g3", "hospital", "h2", 0.8, "probabilistic"),
+    ], PAIR_SCHEMA + ", match_probability double, method string")
+    assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
+
+
 def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
     nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)

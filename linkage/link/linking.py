@@ -76,6 +76,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
         with ctx.stage("cluster and key"):
             edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
             metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
+            metrics["pairs_linked_as_mutual_best_below_upper"] = edges.where(
+                (F.col("method") == "probabilistic") & (F.col("match_probability") < thresholds.upper)).count()
             clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
             linkage_config = config.linkage
             if clusters.groupBy("cluster_id").count().where(F.col("count") > linkage_config.max_cluster_size).count():
@@ -128,7 +130,8 @@ def _report(metrics: dict[str, float], truth: dict[str, float], version: str) ->
 
     sections = {
         "Records and persons": section("records", "persons", "within_source"),
-        "Matches by method": section("nhs_number.", "pairs_linked_by_method.", "records_by_method."),
+        "Matches by method": section("nhs_number.", "pairs_linked_by_method.", "pairs_linked_as_mutual_best",
+                                     "records_by_method."),
         "Blocking and model estimates": section("candidate_pairs", "pairs_by_blocking_rule.", "model."),
         "Cluster sizes": section("cluster_size."),
         "Link rate between sources": section("link_rate."),

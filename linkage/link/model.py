@@ -40,6 +40,7 @@ from linkage.link.settings import (
     SOURCE_DATASET,
     UNIQUE_ID,
     build_settings,
+    with_corrections,
 )
 
 # Splink logs each EM iteration and every SQL step at INFO; the job prints its own stage lines.
@@ -121,10 +122,11 @@ def train_linker(linker: Linker, config: LinkageConfig) -> list:
 
 
 def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker]:
-    """Estimate the model on people_std; returns Splink's model JSON (as a dict) and the trained linker."""
+    """Estimate the model on people_std; returns Splink's model JSON (as a dict, with the fixed corrections) and the
+    trained linker (without them)."""
     linker = build_linker(register_sources(db_api, people_df), build_settings(config))
     train_linker(linker, config)
-    return linker.misc.save_model_to_json(), linker
+    return with_corrections(linker.misc.save_model_to_json()), linker
 
 
 def chart_html(linker: Linker) -> dict[str, str]:

@@ -27,14 +27,44 @@ MODEL_COLUMNS = (
 )
 
 
+# A level whose weight is fixed at zero (m = u): the pair is set apart from the other levels but the comparison
+# adds no evidence, because another comparison already counts it.
+NEUTRAL = {"m_probability": 1e-4, "u_probability": 1e-4, "fix_m_probability": True, "fix_u_probability": True}
+
+
+def forename_disagrees_sql() -> str:
+    """Forenames unequal, not alike in sound or spelling (Jaro-Winkler under 0.8), and not swapped with the surname.
+
+    The canonical (nickname) form is left out on purpose: EM cannot estimate a comparison in a session that
+    blocks on a column it reads, and the first EM session blocks on forename_canonical.
+    """
+    return ("forename_std_l <> forename_std_r "
+            "AND forename_phonetic_l <> forename_phonetic_r AND jaro_winkler(forename_std_l, forename_std_r) < 0.8 "
+            "AND forename_std_l <> surname_std_r")
+
+
+def dob_disagrees_sql() -> str:
+    """Both dates known and not close at any level of the date-of-birth comparison (year, day+month or a month)."""
+    return ("date_of_birth_l IS NOT NULL AND date_of_birth_r IS NOT NULL "
+            "AND year(date_of_birth_l) <> year(date_of_birth_r) "
+            "AND NOT (month(date_of_birth_l) = month(date_of_birth_r) AND day(date_of_birth_l) = day(date_of_birth_r)) "
+            "AND abs(datediff(date_of_birth_l, date_of_birth_r)) > 31")
+
+
 def _name_comparison(column: str, other: str) -> cl.CustomComparison:
     """Exact, swapped with the other name, canonical (nickname/transliteration), fuzzy, phonetic."""
     std, canonical, phonetic = f"{column}_std", f"{column}_canonical", f"{column}_phonetic"
+    swapped = cll.ColumnsReversedLevel(std, f"{other}_std", symmetrical=True)
+    if column == "forename":
+        swapped = swapped.configure(label_for_charts="forename and surname swapped")
+    else:
+        # Both name comparisons see a swap; counting it twice made two swapped common names alone (no date of birth,
+        # no postcode) outweigh the prior: 159 of 351 false links at 100k people. The forename comparison counts it.
+        swapped = swapped.configure(label_for_charts="surname and forename swapped (weighed in forename)", **NEUTRAL)
     levels = [
         cll.NullLevel(std),
         cll.ExactMatchLevel(std, term_frequency_adjustments=True),
-        cll.ColumnsReversedLevel(std, f"{other}_std", symmetrical=True).configure(
-            label_for_charts=f"{column} and {other} swapped"),
+        swapped,
         cll.ExactMatchLevel(canonical).configure(tf_adjustment_column=canonical, label_for_charts=f"{canonical} equal"),
         cll.JaroWinklerLevel(std, 0.92),
     ]
@@ -67,6 +97,9 @@ def _date_of_birth_comparison() -> cl.CustomComparison:
                             "cast(year(date_of_birth_r) AS string)) = 1",
                             label_for_charts="one digit of the year wrong"),
             cll.CustomLevel("abs(datediff(date_of_birth_l, date_of_birth_r)) <= 31", label_for_charts="within a month"),
+            # 1 January stands in for an unknown day and month: same year, one side 1 January.
+            cll.CustomLevel("year(date_of_birth_l) = year(date_of_birth_r) AND (dob_is_placeholder_l OR dob_is_placeholder_r)",
+                            label_for_charts="same year, one 1 January"),
             # Third-sector clients often give only a year of birth.
             cll.CustomLevel("(date_of_birth_l IS NULL OR date_of_birth_r IS NULL) AND year_of_birth_l = year_of_birth_r",
                             label_for_charts="year only, equal"),
@@ -91,14 +124,72 @@ def _postcode_comparison() -> cl.CustomComparison:
     )
 
 
+# Weight of the family correction (bits). Twins and siblings share surname, address and (twins) date of birth, so
+# those agreements together outweigh one disagreeing NHS number and forename; the model's assumption that the
+# comparisons are independent given match status fails for exactly these pairs. Between true matches, different
+# valid numbers (a relative's number on one record, about 1 in 250) together with a forename agreeing at no level
+# (about 1 in 100) are rare enough that -13 bits (1 in 8,000 beyond the two weights) loses almost none of them.
+FAMILY_CORRECTION_BITS = -13.0
+
+
+def _nhs_number_comparison() -> cl.CustomComparison:
+    """Same number (unless it looks like a relative's), different numbers.
+
+    A shared number whose forename and date of birth both disagree is a relative's number copied onto a record:
+    the agreement on the number then says nothing, so that level's weight is fixed at 0.
+    """
+    return cl.CustomComparison(
+        [
+            cll.NullLevel("nhs_number"),
+            cll.CustomLevel(f"nhs_number_l = nhs_number_r AND {forename_disagrees_sql()} AND {dob_disagrees_sql()}")
+            .configure(label_for_charts="same number, forename and date of birth disagree (a relative's number)",
+                       **NEUTRAL),
+            cll.ExactMatchLevel("nhs_number"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="nhs_number",
+        comparison_description="NHS number",
+    )
+
+
+def _family_correction() -> cl.CustomComparison:
+    """A fixed correction, not estimated, for relatives: forenames that disagree, with different valid NHS numbers or
+    the same surname and postcode (siblings, twins, partners born the same year)."""
+    return cl.CustomComparison(
+        [
+            cll.CustomLevel(f"{forename_disagrees_sql()} AND (nhs_number_l <> nhs_number_r "
+                            "OR (surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r))").configure(
+                label_for_charts="forenames disagree and NHS numbers differ or surname and postcode agree (family)",
+                m_probability=2 ** FAMILY_CORRECTION_BITS, u_probability=1.0,
+                fix_m_probability=True, fix_u_probability=True),
+            cll.ElseLevel().configure(label_for_charts="no correction", m_probability=1.0, u_probability=1.0,
+                                      fix_m_probability=True, fix_u_probability=True),
+        ],
+        output_column_name="family",
+        comparison_description="correction for families: different NHS numbers and forenames",
+    )
+
+
 COMPARISONS = (
     _name_comparison("forename", "surname"),
     _name_comparison("surname", "forename"),
     _date_of_birth_comparison(),
     cl.ExactMatch("sex"),
     _postcode_comparison(),
-    cl.ExactMatch("nhs_number"),
+    _nhs_number_comparison(),
 )
+
+# Fixed corrections, added to the model after training. EM must not see them: a -13 bit penalty on "forenames
+# disagree" within families made EM explain those pairs as non-matches and drive m(forename disagrees) to 3.5e-8
+# (-24.7 bits), which then sank true matches with a mistyped forename.
+CORRECTIONS = (_family_correction(),)
+
+
+def with_corrections(model: dict, dialect: str = "spark") -> dict:
+    """The trained model (Splink JSON as a dict) with the fixed corrections appended as comparisons."""
+    present = {c["output_column_name"] for c in model["comparisons"]}
+    added = [c.get_comparison(dialect).as_dict() for c in CORRECTIONS]
+    return {**model, "comparisons": model["comparisons"] + [c for c in added if c["output_column_name"] not in present]}
 
 # Candidate pairs: each rule catches matches the others miss when one identifier is wrong or missing.
 BLOCKING_RULES_FOR_PREDICTION = (

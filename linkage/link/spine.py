@@ -39,9 +39,34 @@ def ordered_pairs(pairs_df: DataFrame) -> DataFrame:
         *[F.when(is_ordered, F.col(c)).otherwise(F.col(swapped[c])).alias(c) for c in PAIR_KEYS], *others)
 
 
+def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> DataFrame:
+    """Pairs at or above min_probability in which each record is the other's single best candidate in its source.
+
+    Best means the highest match weight among the record's candidates from that source, with no tie: a
+    third-sector record whose name and year of birth fit two GP patients equally well links to neither. A
+    person's records in one source are mostly one record, so a clear best candidate is rarely someone else.
+    """
+    weights = predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability")
+    swapped = weights.select(
+        F.col("source_dataset_r").alias("source_dataset_l"), F.col("source_record_id_r").alias("source_record_id_l"),
+        F.col("source_dataset_l").alias("source_dataset_r"), F.col("source_record_id_l").alias("source_record_id_r"),
+        "match_weight", "match_probability")
+    by_record_and_source = Window.partitionBy("source_dataset_l", "source_record_id_l", "source_dataset_r").orderBy(
+        F.col("match_weight").desc(), F.col("source_record_id_r"))
+    ranked = weights.unionByName(swapped).select(
+        "*", F.row_number().over(by_record_and_source).alias("rank"),
+        F.lead("match_weight").over(by_record_and_source).alias("next_weight"))
+    best = ranked.where((F.col("rank") == 1) & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight"))))
+    # A pair is mutual when it is best from both ends: it then appears twice among `best`, once per direction.
+    mutual = (ordered_pairs(best.select(*PAIR_KEYS, "match_probability"))
+              .groupBy(*PAIR_KEYS).agg(F.count("*").alias("ends"), F.first("match_probability").alias("match_probability")))
+    return mutual.where((F.col("ends") == 2) & (F.col("match_probability") >= min_probability)).drop("ends")
+
+
 def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, thresholds: ThresholdsConfig,
                decisions_df: DataFrame | None = None) -> DataFrame:
-    """Pairs that link, with how: NHS number, model at or above the upper threshold, or a clerical match.
+    """Pairs that link, with how: NHS number, the model (at or above the upper threshold, or at or above best_link
+    between mutual single best candidates), or a clerical match.
 
     A clerical non_match removes the pair whatever else says so (the two records can still meet
     through other links; the reviewer then sees them again in the QA conflicts).
@@ -51,6 +76,7 @@ def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, threshold
         "method", F.lit("nhs_number")).unionByName(
         ordered_pairs(predictions_df.where(F.col("match_probability") >= thresholds.upper)
                       .select(*PAIR_KEYS, "match_probability"))
+        .unionByName(mutual_best_pairs(predictions_df, thresholds.best_link))
         .withColumn("method", F.lit("probabilistic")))
     if decisions_df is not None:
         decisions = latest_decisions(decisions_df)
