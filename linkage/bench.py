@@ -171,11 +171,14 @@ def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, An
         _, result["stages"]["generate"] = timed(
             lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists)))
     result["stages"]["ingest"] = run_job_quietly(ingest.main, overrides)
+    print(f"[bench] {people:,}: ingest {result['stages']['ingest']:.0f} s", flush=True)
     result["stages"]["train"] = run_job_quietly(train.main, overrides)
+    print(f"[bench] {people:,}: train {result['stages']['train']:.0f} s", flush=True)
     client = MlflowClient(config.tracking_uri)
     version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
     run_job_quietly(approve.main, overrides, ["--version", str(version)])
     result["stages"]["link"] = run_job_quietly(link.main, overrides)
+    print(f"[bench] {people:,}: link {result['stages']['link']:.0f} s", flush=True)
 
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     link_run = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link'",

@@ -188,9 +188,9 @@ class IngestConfig(Frozen):
 
 class ThresholdsConfig(Frozen):
     lower: float = Field(0.5, gt=0.0, lt=1.0, description="Pairs at or above this probability go to review when below upper.")
-    upper: float = Field(0.99, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
+    upper: float = Field(0.995, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
     best_link: float = Field(
-        0.8, gt=0.0, lt=1.0,
+        0.85, gt=0.0, lt=1.0,
         description="A pair at or above this (below upper) links when each record is the other's single best "
                     "candidate in its source.")
 

@@ -42,7 +42,7 @@ def test_write_replaces_only_the_marked_section_and_check_then_passes(tmp_path, 
     text = readme.read_text(encoding="utf-8")
     assert text == README_TEMPLATE.format(section=f"\n{docs.schema_reference()}\n",
                                           config=f"\n{docs.config_reference()}\n")
-    assert "| `linkage.thresholds.upper` | float | `0.95` |" in text
+    assert "| `linkage.thresholds.upper` | float | `0.995` |" in text
     assert "#### `pseudonymised/person`" in text and "| `person_id` | string |" in text
     assert docs.main(["--check", str(readme)]) == 0
     assert docs.main(["--write", str(readme)]) == 0 and readme.read_text(encoding="utf-8") == text  # idempotent

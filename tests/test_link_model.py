@@ -19,6 +19,7 @@ from jobs import link as link_job
 from jobs import train as train_job
 from linkage.lake import read_table, write_table
 from linkage.link import approved_version
+from linkage.link.registry import load_model_json
 from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
 from linkage.tracking import tracking_run
 
@@ -138,7 +139,12 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     assert {"nhs_number", "probabilistic", "singleton"} <= methods
     keys_v1 = {(r.source_dataset, r.source_record_id): r.person_key for r in spine_v1.collect()}
     queue = read_table(spark, config.paths.lake, REVIEW_QUEUE)
-    assert queue.where((F.col("match_probability") < 0.5) | (F.col("match_probability") >= 0.95)).count() == 0
+    thresholds = config.linkage.thresholds
+    assert queue.where((F.col("match_probability") < thresholds.lower)
+                       | (F.col("match_probability") >= thresholds.upper)).count() == 0
+    # The registered model carries the fixed family correction that training left out.
+    family = next(c for c in load_model_json(config, version)["comparisons"] if c["output_column_name"] == "family")
+    assert [level.get("fix_m_probability", False) for level in family["comparison_levels"]] == [False, True, True]
 
     # First run: every key is new. (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
     registry = read_table(spark, config.paths.lake, PERSON_REGISTRY)

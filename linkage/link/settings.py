@@ -157,6 +157,8 @@ def _family_correction() -> cl.CustomComparison:
     the same surname and postcode (siblings, twins, partners born the same year)."""
     return cl.CustomComparison(
         [
+            # Without both forenames the correction cannot tell: no correction (a null level's weight is 0).
+            cll.NullLevel("forename_std"),
             cll.CustomLevel(f"{forename_disagrees_sql()} AND (nhs_number_l <> nhs_number_r "
                             "OR (surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r))").configure(
                 label_for_charts="forenames disagree and NHS numbers differ or surname and postcode agree (family)",

@@ -1,0 +1,76 @@
+"""The model's fixed corrections, evaluated by Spark on hand-built record pairs."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+from splink.backends.spark import SparkAPI
+
+from linkage.link import settings
+
+PAIR_COLUMNS = ("forename_std", "forename_phonetic", "surname_std", "postcode_std", "nhs_number")
+PAIR_SCHEMA = ", ".join(f"{c}_{side} string" for c in PAIR_COLUMNS for side in "lr") + ", case string"
+
+
+def level_labels(comparison_dict: dict) -> list[tuple[str, str]]:
+    """(SQL condition, label) of each level, in the order Splink tries them."""
+    return [(level["sql_condition"], level.get("label_for_charts", "null")) for level in comparison_dict["comparison_levels"]]
+
+
+def first_level(levels: list[tuple[str, str]]):
+    """The label of the first level whose condition holds, as Splink's CASE statement picks it."""
+    expression = F.lit(None).cast("string")
+    for condition, label in reversed(levels):
+        expression = F.when(F.expr(condition), F.lit(label)).otherwise(expression)
+    return expression
+
+
+@pytest.fixture(scope="module")
+def spark_with_splink_functions(spark):
+    SparkAPI(spark_session=spark)  # registers jaro_winkler and Splink's other similarity functions
+    return spark
+
+
+def test_family_correction_fires_for_twins_and_siblings_only(spark_with_splink_functions):
+    spark = spark_with_splink_functions
+    pair = lambda f, fp, s, pc, nhs, case: (f[0], f[1], fp[0], fp[1], s[0], s[1], pc[0], pc[1], nhs[0], nhs[1], case)  # noqa: E731
+    rows = [
+        pair(("AMELIA", "GRACE"), ("A54", "G62"), ("KHAN", "KHAN"), ("E1 6AN", "E1 6AN"), (None, None), "twins, no NHS numbers"),
+        pair(("OMAR", "ZAINAB"), ("O56", "Z515"), ("ALI", "ALI"), ("N1 9GU", "M1 1AE"), ("9434765919", "4010232137"),
+             "siblings, different numbers, moved"),
+        pair(("JON", "JOHN"), ("J5", "J5"), ("SMITH", "SMITH"), ("E1 6AN", "E1 6AN"), ("9434765919", "4010232137"),
+             "same person, a relative's number, forename alike"),
+        pair(("SMITH", "JOHN"), ("S53", "J5"), ("JOHN", "SMITH"), ("E1 6AN", "E1 6AN"), (None, None),
+             "same person, names swapped"),
+        pair(("AMELIA", "GRACE"), ("A54", "G62"), ("KHAN", "JONES"), ("E1 6AN", "N1 9GU"), (None, None),
+             "strangers: ordinary weights, no correction"),
+    ]
+    pairs = spark.createDataFrame(rows, PAIR_SCHEMA)
+    family = settings.with_corrections({"comparisons": []})["comparisons"][0]
+    found = {row["case"]: row["level"] for row in
+             pairs.select("case", first_level(level_labels(family)).alias("level")).collect()}
+    correction, none = family["comparison_levels"][1]["label_for_charts"], "no correction"
+    assert found == {
+        "twins, no NHS numbers": correction,
+        "siblings, different numbers, moved": correction,
+        "same person, a relative's number, forename alike": none,
+        "same person, names swapped": none,
+        "strangers: ordinary weights, no correction": none,
+    }
+
+
+def test_corrections_are_fixed_and_added_once():
+    family = settings.with_corrections({"comparisons": []})["comparisons"]
+    twice = settings.with_corrections({"comparisons": family})["comparisons"]
+    assert [c["output_column_name"] for c in twice] == ["family"]
+    correction = family[0]["comparison_levels"][1]
+    assert correction["m_probability"] / correction["u_probability"] == 2 ** settings.FAMILY_CORRECTION_BITS
+    assert correction["fix_m_probability"] and correction["fix_u_probability"]
+
+
+def test_a_name_swap_is_weighed_once_in_the_forename_comparison():
+    comparisons = [c.get_comparison("spark").as_dict() for c in settings.COMPARISONS]
+    surname = next(c for c in comparisons if c["output_column_name"] == "surname")
+    swapped = next(level for level in surname["comparison_levels"] if "swapped" in level.get("label_for_charts", ""))
+    assert swapped["m_probability"] == swapped["u_probability"]
+    assert swapped["fix_m_probability"] and swapped["fix_u_probability"]
