@@ -223,6 +223,15 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def merged_with_earlier(results: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """This run's results plus earlier runs' results for sizes not measured now (each keeps its measured_at)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    fresh = [{**r, "measured_at": now} for r in results]
+    earlier = json.loads(path.read_text(encoding="utf-8"))["results"] if path.exists() else []
+    sizes = {r["people"] for r in fresh}
+    return sorted([r for r in earlier if r["people"] not in sizes] + fresh, key=lambda r: r["people"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkage.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -238,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
               flush=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results = merged_with_earlier(results, RESULTS_DIR / "results.json")
     stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}
     (RESULTS_DIR / "results.json").write_text(json.dumps(stamp, indent=2, default=str), encoding="utf-8")
     (RESULTS_DIR / "results.md").write_text(markdown_table(results) + "\n", encoding="utf-8")
