@@ -124,11 +124,12 @@ def _postcode_comparison() -> cl.CustomComparison:
     )
 
 
-# Weight of the family correction (bits). Twins and siblings share surname, address and (twins) date of birth, so
-# those agreements together outweigh one disagreeing NHS number and forename; the model's assumption that the
-# comparisons are independent given match status fails for exactly these pairs. Between true matches, different
-# valid numbers (a relative's number on one record, about 1 in 250) together with a forename agreeing at no level
-# (about 1 in 100) are rare enough that -13 bits (1 in 8,000 beyond the two weights) loses almost none of them.
+# Weight of the family correction (bits). Twins, siblings and partners share surname and address (twins a date of
+# birth, partners often a year of birth), so those agreements together outweigh one disagreeing forename (and NHS
+# number): the model's assumption that the comparisons are independent given match status fails for exactly these
+# pairs, which were most of the false links at 100k people. Between true matches, a forename agreeing at no level
+# (no exact, phonetic, Jaro-Winkler >= 0.8 or swapped agreement) is already rare (about 1 in 100); -13 bits (1 in
+# 8,192 beyond the ordinary weights) keeps household members apart and costs few true matches.
 FAMILY_CORRECTION_BITS = -13.0
 
 
@@ -168,7 +169,7 @@ def _family_correction() -> cl.CustomComparison:
                                       fix_m_probability=True, fix_u_probability=True),
         ],
         output_column_name="family",
-        comparison_description="correction for families: different NHS numbers and forenames",
+        comparison_description="correction for families: forenames disagree within a household or across NHS numbers",
     )
 
 
@@ -192,6 +193,7 @@ def with_corrections(model: dict, dialect: str = "spark") -> dict:
     present = {c["output_column_name"] for c in model["comparisons"]}
     added = [c.get_comparison(dialect).as_dict() for c in CORRECTIONS]
     return {**model, "comparisons": model["comparisons"] + [c for c in added if c["output_column_name"] not in present]}
+
 
 # Candidate pairs: each rule catches matches the others miss when one identifier is wrong or missing.
 BLOCKING_RULES_FOR_PREDICTION = (
