@@ -121,20 +121,26 @@ def train_linker(linker: Linker, config: LinkageConfig) -> list:
     return sessions
 
 
-def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker]:
-    """Estimate the model on people_std; returns Splink's model JSON (as a dict, with the fixed corrections) and the
-    trained linker (without them)."""
-    linker = build_linker(register_sources(db_api, people_df), build_settings(config))
-    train_linker(linker, config)
-    return with_corrections(linker.misc.save_model_to_json()), linker
+def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker, Linker]:
+    """Estimate the model on people_std.
+
+    Returns Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds
+    the training sessions' history) and a linker of the full model, from which the weight charts are drawn so QA
+    sees the corrections beside the estimated weights.
+    """
+    tables = register_sources(db_api, people_df)
+    trained = build_linker(tables, build_settings(config))
+    train_linker(trained, config)
+    model = with_corrections(trained.misc.save_model_to_json())
+    return model, trained, build_linker(tables, model)
 
 
-def chart_html(linker: Linker) -> dict[str, str]:
+def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
     """Splink's aggregate charts (no records in them) as self-contained HTML, by artifact file name."""
     charts = {
-        "match_weights.html": linker.visualisations.match_weights_chart(),
-        "m_u_parameters.html": linker.visualisations.m_u_parameters_chart(),
-        "parameter_estimates.html": linker.visualisations.parameter_estimate_comparisons_chart(),
+        "match_weights.html": scoring.visualisations.match_weights_chart(),
+        "m_u_parameters.html": scoring.visualisations.m_u_parameters_chart(),
+        "parameter_estimates.html": trained.visualisations.parameter_estimate_comparisons_chart(),
     }
     # Inline: the pages must open offline. The Vega spec is logged beside each page, as JSON, for reuse.
     pages = {name: chart.to_html(inline=True) for name, chart in charts.items()}

@@ -40,10 +40,10 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
             ctx.run.log_dict(blocking, "model/blocking_pair_counts.json")
             ctx.run.log_metrics({f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)})
         with ctx.stage("train model"):
-            model, linker = train_model(db_api, people, config.linkage)
+            model, trained, scoring = train_model(db_api, people, config.linkage)
         with ctx.stage("log and register model"):
             ctx.run.log_dict(model, "model/splink_model.json")
-            for name, page in chart_html(linker).items():
+            for name, page in chart_html(trained, scoring).items():
                 ctx.run.log_text(page, f"charts/{name}")
             ctx.run.log_metrics({"model.probability_two_random_records_match":
                                  model["probability_two_random_records_match"]})
