@@ -216,7 +216,8 @@ class LinkageConfig(Frozen):
     seed: int = 42
     prior_recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from.")
     em_max_iterations: int = Field(25, ge=1, description="EM iterations per training session.")
-    em_max_pairs: float | None = Field(None, gt=0, description="Cap on pairs per EM session (None: every blocked pair).")
+    em_max_pairs: float | None = Field(
+        5e6, gt=0, description="Cap on pairs per EM session, reached by sampling records (None: every blocked pair).")
     max_cluster_size: int = Field(20, ge=2, description="Clusters larger than this are re-clustered with stricter model links.")
     oversized_cluster_probability: float = Field(0.9999, gt=0, lt=1, description="Model links kept inside oversized clusters.")
 

@@ -21,7 +21,8 @@ def first_level(levels: list[tuple[str, str]]):
     """The label of the first level whose condition holds, as Splink's CASE statement picks it."""
     expression = F.lit(None).cast("string")
     for condition, label in reversed(levels):
-        expression = F.when(F.expr(condition), F.lit(label)).otherwise(expression)
+        holds = F.lit(True) if condition.strip().upper() == "ELSE" else F.expr(condition)
+        expression = F.when(holds, F.lit(label)).otherwise(expression)
     return expression
 
 
