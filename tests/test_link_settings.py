@@ -75,3 +75,12 @@ def test_a_name_swap_is_weighed_once_in_the_forename_comparison():
     swapped = next(level for level in surname["comparison_levels"] if "swapped" in level.get("label_for_charts", ""))
     assert swapped["m_probability"] == swapped["u_probability"]
     assert swapped["fix_m_probability"] and swapped["fix_u_probability"]
+
+
+def test_exact_1_january_date_has_a_fixed_small_u():
+    # Random sampling never sees this level; Splink's default u (0.23) would make an exact 1 January date of birth
+    # count against a match.
+    comparisons = [c.get_comparison("spark").as_dict() for c in settings.COMPARISONS]
+    dob = next(c for c in comparisons if c["output_column_name"] == "date_of_birth")
+    first_january = next(level for level in dob["comparison_levels"] if level.get("label_for_charts") == "exact, 1 January")
+    assert first_january["fix_u_probability"] and first_january["u_probability"] < 1e-5
