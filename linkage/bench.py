@@ -108,10 +108,9 @@ def model_for_duckdb(model: dict) -> dict:
     for comparison in converted["comparisons"]:
         for level in comparison["comparison_levels"]:
             level["sql_condition"] = spark_sql_to_duckdb(level["sql_condition"])
-    for key in ("blocking_rules_to_generate_predictions",):
-        for rule in converted.get(key, []):
-            rule["blocking_rule"] = spark_sql_to_duckdb(rule["blocking_rule"])
-            rule["sql_dialect"] = "duckdb"
+    for rule in converted.get("blocking_rules_to_generate_predictions", []):
+        rule["blocking_rule"] = spark_sql_to_duckdb(rule["blocking_rule"])
+        rule["sql_dialect"] = "duckdb"
     return converted
 
 

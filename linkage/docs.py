@@ -131,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = Path(args.write or args.check)
     try:
         text = path.read_text(encoding="utf-8")
-        stale = [markers for markers, reference in generated_sections().items()
-                 if schema_section(text, markers) != reference]
+        sections = generated_sections()
+        stale = [markers for markers, reference in sections.items() if schema_section(text, markers) != reference]
     except (OSError, MarkersMissing) as error:
         print(f"linkage.docs: {path}: {error}", file=sys.stderr)
         return 2
@@ -144,10 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if stale:
         for markers in stale:
-            text = with_schema_reference(text, generated_sections()[markers], markers)
+            text = with_schema_reference(text, sections[markers], markers)
         path.write_text(text, encoding="utf-8")
         print(f"linkage.docs: {path}: generated references regenerated")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -82,10 +82,12 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             linkage_config = config.linkage
             if clusters.groupBy("cluster_id").count().where(F.col("count") > linkage_config.max_cluster_size).count():
                 # Second pass: re-cluster with the weaker model links inside oversized clusters removed.
-                edges = spine.without_weak_edges_in_oversized_clusters(
+                strict_edges = spine.without_weak_edges_in_oversized_clusters(
                     edges, clusters, linkage_config.max_cluster_size, linkage_config.oversized_cluster_probability
                 ).persist()
-                clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
+                clusters = spine.clusters_from_components(people, connected_components(db_api, people, strict_edges))
+                edges.unpersist()  # the first pass's edges: strict_edges now holds what later stages read
+                edges = strict_edges
             keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
             person_spine = (spine.with_match_method(keyed, edges).drop("cluster_id", "record_uid")
                             .withColumn("run_id", F.lit(run.run_id)))
