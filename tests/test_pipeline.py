@@ -23,15 +23,19 @@ def test_pipeline_exits_zero_and_prints_a_summary(pipeline_run):
         assert re.search(rf"^\[pipeline\] {stage}\s+\d+\.\d s$", out, re.M), f"no timing line for {stage}"
     assert "generated a synthetic one (300 people" in out
     assert "local mode: trained model version" in out
-    assert re.search(r"linkage F1 against truth: 0\.\d{4}|linkage F1 against truth: 1\.0000", out)
+    # 300 generated people: the model links them well above chance (F1 0.99 when this was written).
+    f1 = float(re.search(r"linkage F1 against truth: (\d\.\d{4})", out).group(1))
+    assert f1 >= 0.95, f"pipeline F1 {f1} against truth"
     assert "mlflow ui --backend-store-uri" in out
 
 
 def test_pipeline_writes_every_zone(pipeline_run, spark):
     lake = pipeline_run.lake
-    for table in ("restricted/people_std", "restricted/quarantine", "restricted/person_spine",
-                  "pseudonymised/person", "pseudonymised/gp_events"):
-        assert spark.read.format("delta").load(str(lake / table)).count() >= 0
+    # Every zone holds rows: the generator writes people and GP events, and a clean extract quarantines nothing.
+    for table in ("restricted/people_std", "restricted/person_spine", "pseudonymised/person",
+                  "pseudonymised/gp_events"):
+        assert spark.read.format("delta").load(str(lake / table)).count() > 0, table
+    assert spark.read.format("delta").load(str(lake / "restricted/quarantine")).count() == 0
     people = spark.read.format("delta").load(str(lake / "restricted/people_std")).count()
     spine = spark.read.format("delta").load(str(lake / "restricted/person_spine")).count()
     assert spine == people > 300  # every resident is in the GP file or another source, some twice
