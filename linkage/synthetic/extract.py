@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from linkage.config import SOURCES, AppConfig, SyntheticConfig
+from linkage.config import SOURCES, AppConfig, ColumnMapping, SyntheticConfig
 from linkage.synthetic.activity import make_activity, organisation_of
 from linkage.synthetic.codelists import read_codelists
 from linkage.synthetic.population import Population, make_population
@@ -42,11 +43,29 @@ CARER_AGE = 16
 STAGING_DIR = ".synthetic-partial"
 
 
-def extract_present(raw_dir: Path) -> bool:
-    """True when all eight people/activity files are in raw_dir (as CSV or Parquet)."""
+def extract_stems(sources: Mapping[str, ColumnMapping]) -> list[str]:
+    """The people and activity file names (without extension) that `ingest.sources` expects."""
+    return [stem for mapping in sources.values() for stem in (mapping.people_file, mapping.activity_file)]
+
+
+def extract_files_found(raw_dir: Path, stems: Sequence[str]) -> dict[str, list[str]]:
+    """Per expected file name: the files present for it in raw_dir (`<stem>.csv` and/or `<stem>.parquet`)."""
     raw_dir = Path(raw_dir)
-    names = [name for pair in FILES.values() for name in pair]
-    return all((raw_dir / f"{name}.csv").exists() or (raw_dir / f"{name}.parquet").exists() for name in names)
+    return {stem: [f"{stem}.{fmt}" for fmt in ("csv", "parquet") if (raw_dir / f"{stem}.{fmt}").exists()]
+            for stem in stems}
+
+
+def extract_present(raw_dir: Path, sources: Mapping[str, ColumnMapping] | None = None) -> bool:
+    """True when every people/activity file `ingest.sources` names (default: the generator's names)
+    is in raw_dir (as CSV or Parquet)."""
+    stems = extract_stems(sources) if sources is not None else [name for pair in FILES.values() for name in pair]
+    return all(extract_files_found(raw_dir, stems).values())
+
+
+def generated_file_names() -> list[str]:
+    """Every file the generator writes into its folder."""
+    return [*(f"{name}.csv" for pair in FILES.values() for name in pair), TRUTH_FILE, TRUTH_CONDITIONS_FILE,
+            MALFORMED_FILE]
 
 
 def generate_raw_extract(config: AppConfig, out_dir: Path | None = None) -> dict[str, int]:
