@@ -193,6 +193,9 @@ class IngestConfig(Frozen):
     earliest_birth_year: int = Field(1900, ge=1800, description="Dates of birth before this year are impossible.")
     nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
     run_date: date | None = Field(None, description="Date treated as 'today' for future-date checks; default the system date.")
+    allow_empty_sources: list[Source] = Field(
+        default_factory=list,
+        description="Sources whose people file may give no rows although the previous run had some (else exit 2).")
 
 
 class ThresholdsConfig(Frozen):
@@ -235,6 +238,9 @@ class PseudonymiseConfig(Frozen):
     release_id: str = Field("local-dev", min_length=1, description="Names the data release; logged with each run.")
     key_env: str = Field("LINKAGE_PSEUDO_KEY", description="Environment variable holding the release key.")
     key_file: str | None = Field(None, description="File holding the release key (used when the env var is unset).")
+    vocabularies: str = Field(
+        "conf/vocabularies", description="Folder of controlled vocabularies (<field>.csv) of the free-text activity "
+                                         "fields published; other values become Other.")
     reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
     source_priority: tuple[Source, ...] = Field(
         SOURCES, description="When a person's records disagree equally often, the value from the first source here wins."
@@ -370,6 +376,7 @@ def load_config(
         raise ConfigError(_describe(error, origin)) from None
     _check_safety_switches(config, origin, file_environment)
     config = _resolve_paths(config)
+    _check_scratch_is_restricted(config.paths, origin)
     config._environment_origin = environment_origin
     return config
 
@@ -394,6 +401,21 @@ def _settle_environment(merged: dict[str, Any], origin: dict[str, str], overlay_
     raise ConfigError(f"{overlay_path}: says no `environment` and its name is not one of "
                       f"{', '.join(f'{name}.yaml' for name in OVERLAY_ENVIRONMENTS)}: add `environment: local` "
                       f"(or docker, cluster) to it")
+
+
+def _check_scratch_is_restricted(paths: PathsConfig, origin: Mapping[str, str]) -> None:
+    """Splink's scratch files hold identifiable values: they belong inside <lake>/restricted."""
+    if paths.scratch is None:
+        return
+    restricted = f"{paths.lake.rstrip('/')}/restricted"
+    if "://" in paths.scratch or "://" in restricted:
+        inside = paths.scratch.rstrip("/").startswith(f"{restricted}/")
+    else:
+        inside = Path(paths.scratch).resolve().is_relative_to(Path(restricted).resolve())
+        inside = inside and Path(paths.scratch).resolve() != Path(restricted).resolve()
+    if not inside:
+        raise ConfigError(f"{_origin_of('paths.scratch', origin)}: paths.scratch must be a folder inside "
+                          f"{restricted} (scratch files hold identifiable values), got {paths.scratch}")
 
 
 def _check_safety_switches(config: AppConfig, origin: Mapping[str, str], file_environment: str | None) -> None:
@@ -449,7 +471,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 _COMMAND_LINE_PATH_KEYS = {f"paths.{name}" for name in PathsConfig.model_fields} | {
-    "pseudonymise.key_file", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
+    "pseudonymise.key_file", "pseudonymise.vocabularies", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
 }
 
 
@@ -537,7 +559,8 @@ def _resolve_paths(config: AppConfig) -> AppConfig:
     cohorts = config.cohorts.model_copy(
         update={"declarations": _resolve(config.cohorts.declarations), "codelists": _resolve(config.cohorts.codelists)}
     )
-    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file)})
+    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file),
+                                                          "vocabularies": _resolve(config.pseudonymise.vocabularies)})
     local_dir = _resolve(config.spark.local_dir)
     spark = config.spark.model_copy(update={"local_dir": local_dir})
     return config.model_copy(
