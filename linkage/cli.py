@@ -9,6 +9,7 @@ goes to a log file inside the restricted zone.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -155,7 +156,15 @@ def restricted_log_folder(config: AppConfig) -> Path | None:
 def spark_log_file(config: AppConfig, name: str) -> str | None:
     """Where Spark's full log goes (task errors quote data values): the restricted zone, never the console."""
     folder = restricted_log_folder(config)
-    return str(folder / f"spark-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log") if folder else None
+    if folder is None:
+        return None
+    path = folder / f"spark-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    try:
+        # Created owner-only here; log4j then appends to it.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+    except OSError:
+        return None
+    return str(path)
 
 
 def write_traceback(config: AppConfig | None, name: str) -> Path | None:
