@@ -48,6 +48,7 @@ def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> 
     """Return when ingest.sources' files are all in `raw`; generate them when allowed; else InputError."""
     from linkage.synthetic import (
         FILES,
+        SYNTHETIC_MARKER,
         extract_files_found,
         extract_stems,
         generate_extract,
@@ -64,7 +65,8 @@ def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> 
     if config.environment != "local":
         raise InputError(f"{raw}: no extract files (expected {', '.join(missing)}); synthetic data is generated "
                          f"only when environment is local (this run: {config.environment})")
-    in_the_way = sorted(name for name in generated_file_names() if (raw / name).exists())
+    in_the_way = [] if (raw / SYNTHETIC_MARKER).exists() else sorted(
+        name for name in generated_file_names() if (raw / name).exists())
     if in_the_way or sorted(found) != sorted(name for pair in FILES.values() for name in pair):
         raise InputError(f"{raw}: holds no extract, but a synthetic one would not match ingest.sources or would "
                          f"replace {', '.join(in_the_way) or 'nothing'}: point paths.raw at an empty folder")

@@ -6,6 +6,7 @@ truth_conditions.csv; `extract_present` tells the pipeline whether a raw folder 
 
 from linkage.synthetic.extract import (
     FILES,
+    SYNTHETIC_MARKER,
     extract_files_found,
     extract_present,
     extract_stems,
@@ -14,5 +15,5 @@ from linkage.synthetic.extract import (
     generated_file_names,
 )
 
-__all__ = ["FILES", "extract_files_found", "extract_present", "extract_stems", "generate_extract",
+__all__ = ["FILES", "SYNTHETIC_MARKER", "extract_files_found", "extract_present", "extract_stems", "generate_extract",
            "generate_raw_extract", "generated_file_names"]

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from linkage.config import SOURCES, AppConfig, ColumnMapping, SyntheticConfig
+from linkage.errors import InputError
 from linkage.synthetic.activity import make_activity, organisation_of
 from linkage.synthetic.codelists import read_codelists
 from linkage.synthetic.population import Population, make_population
@@ -41,6 +42,7 @@ TRUTH_FILE, TRUTH_CONDITIONS_FILE, MALFORMED_FILE = "truth.csv", "truth_conditio
 STAGES = ("population", "carers", "gp", "hospital", "social_care", "third_sector", "activity", "files")
 CARER_AGE = 16
 STAGING_DIR = ".synthetic-partial"
+SYNTHETIC_MARKER = ".linkage-synthetic"  # says the folder's files are generated, so regenerating may replace them
 
 
 def extract_stems(sources: Mapping[str, ColumnMapping]) -> list[str]:
@@ -69,8 +71,16 @@ def generated_file_names() -> list[str]:
 
 
 def generate_raw_extract(config: AppConfig, out_dir: Path | None = None) -> dict[str, int]:
-    """What the pipeline and jobs/generate.py call: synthetic.* settings, written to out_dir or paths.raw."""
+    """What jobs/generate.py calls: synthetic.* settings, written to out_dir or paths.raw.
+
+    Refuses (InputError) a folder holding any file the generator would replace unless the
+    generator wrote them (its marker file is there): a real extract is never overwritten.
+    """
     target = Path(out_dir) if out_dir is not None else Path(config.paths.raw)
+    in_the_way = sorted(name for name in generated_file_names() if (target / name).exists())
+    if in_the_way and not (target / SYNTHETIC_MARKER).exists():
+        raise InputError(f"{target}: holds {', '.join(in_the_way)} that this generator did not write: a synthetic "
+                         "extract is written only into an empty folder or over an earlier synthetic one (use --out)")
     return generate_extract(config.synthetic, target, Path(config.cohorts.codelists))
 
 
@@ -142,7 +152,8 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the staged files into out_dir: truth first, the eight extract files last."""
+    """Move the staged files into out_dir: the marker, truth first, the eight extract files last."""
+    (out_dir / SYNTHETIC_MARKER).write_text("written by linkage's synthetic generator\n", encoding="utf-8")
     (out_dir / MALFORMED_FILE).unlink(missing_ok=True)      # a manifest of an earlier run would mislead
     extract_files = {f"{name}.csv" for pair in FILES.values() for name in pair}
     for path in sorted(staging.iterdir(), key=lambda p: (p.name in extract_files, p.name)):
