@@ -136,10 +136,25 @@ def build_spark(config: SparkConfig, spark_log_file: str | None = None) -> Spark
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if launched_by_spark_submit():
+        use_project_logging(spark, spark_log_file)
     spark.sparkContext.setLogLevel(config.log_level)
     silence_query_context_loggers()
     _check_delta_loaded(spark)
     return spark
+
+
+def use_project_logging(spark: SparkSession, spark_log_file: str | None) -> None:
+    """Under spark-submit the JVM started with Spark's own log4j setup, which prints task errors (and the
+    values they quote) to the console: switch the running JVM to conf/log4j2.properties."""
+    try:
+        jvm = spark._jvm  # noqa: SLF001 - py4j gateway: the only route to log4j from Python
+        if spark_log_file:
+            jvm.java.lang.System.setProperty(SPARK_LOG_PROPERTY, spark_log_file)
+        context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+        context.setConfigLocation(jvm.java.io.File(str(PROJECT_ROOT / "conf" / "log4j2.properties")).toURI())
+    except Exception as error:  # noqa: BLE001 - logging set-up must never stop a job
+        logging.getLogger(__name__).warning("could not apply conf/log4j2.properties: %s", type(error).__name__)
 
 
 def silence_query_context_loggers() -> None:
