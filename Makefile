@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# Allow Spark's forked Python workers to find the same interpreter as the driver.
+# Harmless and no longer needed: the session factory points Spark's Python workers at the
+# driver's interpreter however a job is started (linkage/session.py use_worker_python).
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 

@@ -9,6 +9,7 @@ goes to a log file inside the restricted zone.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -99,9 +100,10 @@ def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], envi
     try:
         with clock.stage("load config"):
             config = load_config(args.config, overrides=args.set)
+        clock.say(f"environment: {config.environment} (from {config.environment_origin})")
         with ExitStack() as stack:
             with clock.stage("start spark"):
-                spark = stack.enter_context(spark_session(config.spark))
+                spark = stack.enter_context(spark_session(config.spark, spark_log_file(config, job)))
             run = stack.enter_context(tracking_run(config, job=job))
             started = time.perf_counter()
             body(JobContext(job, args, config, environ, spark, run, clock))
@@ -123,12 +125,46 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0][:400] if text else ""
 
 
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# A quoted literal may hold apostrophes (O'Neill): a quote only closes where no letter or digit follows it.
+_QUOTED = re.compile(r"'(?:[^'\n]|'(?=\w))*'(?!\w)|\"(?:[^\"\n]|\"(?=\w))*\"(?!\w)")
+# Unquoted values: digit runs of 6+ (NHS numbers, also spaced 3-3-4), dates, UK postcodes.
+_UNQUOTED = re.compile(
+    r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b|\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\d{6,}"
+    r"|\b[A-Za-z]{1,2}\d[A-Za-z\d]? ?\d[A-Za-z]{2}\b"
+)
 
 
 def redact(message: str) -> str:
-    """Replace quoted literals: Spark quotes offending values (e.g. a cast that failed)."""
-    return _QUOTED.sub("'<redacted>'", message)
+    """Replace quoted literals (Spark quotes offending values, e.g. a cast that failed) and unquoted
+    NHS numbers, dates, long digit runs and postcodes."""
+    return _UNQUOTED.sub("<redacted>", _QUOTED.sub("'<redacted>'", message))
+
+
+def restricted_log_folder(config: AppConfig) -> Path | None:
+    """<lake>/restricted/_logs, created owner-only; None when the lake is not a local folder."""
+    if "://" in config.paths.lake:
+        return None
+    folder = Path(config.paths.lake) / "restricted" / "_logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    except OSError:
+        return None
+    return folder
+
+
+def spark_log_file(config: AppConfig, name: str) -> str | None:
+    """Where Spark's full log goes (task errors quote data values): the restricted zone, never the console."""
+    folder = restricted_log_folder(config)
+    if folder is None:
+        return None
+    path = folder / f"spark-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    try:
+        # Created owner-only here; log4j then appends to it.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))
+    except OSError:
+        return None
+    return str(path)
 
 
 def write_traceback(config: AppConfig | None, name: str) -> Path | None:

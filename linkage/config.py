@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from linkage.errors import ConfigError
 
@@ -184,6 +193,9 @@ class IngestConfig(Frozen):
     earliest_birth_year: int = Field(1900, ge=1800, description="Dates of birth before this year are impossible.")
     nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
     run_date: date | None = Field(None, description="Date treated as 'today' for future-date checks; default the system date.")
+    allow_empty_sources: list[Source] = Field(
+        default_factory=list,
+        description="Sources whose people file may give no rows although the previous run had some (else exit 2).")
 
 
 class ThresholdsConfig(Frozen):
@@ -226,6 +238,9 @@ class PseudonymiseConfig(Frozen):
     release_id: str = Field("local-dev", min_length=1, description="Names the data release; logged with each run.")
     key_env: str = Field("LINKAGE_PSEUDO_KEY", description="Environment variable holding the release key.")
     key_file: str | None = Field(None, description="File holding the release key (used when the env var is unset).")
+    vocabularies: str = Field(
+        "conf/vocabularies", description="Folder of controlled vocabularies (<field>.csv) of the free-text activity "
+                                         "fields published; other values become Other.")
     reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
     source_priority: tuple[Source, ...] = Field(
         SOURCES, description="When a person's records disagree equally often, the value from the first source here wins."
@@ -264,7 +279,9 @@ class CohortsConfig(Frozen):
 
 class AppConfig(Frozen):
     environment: Literal["local", "docker", "cluster"] = Field(
-        "local", description="Outside `local` the release key is mandatory and models are never auto-approved.")
+        description="Stated by the overlay, or its file name (local.yaml, docker.yaml, cluster.yaml). Outside "
+                    "`local` the release key is mandatory, models are never auto-approved, disclosure control "
+                    "cannot be changed by --set and no synthetic extract is generated.")
     paths: PathsConfig
     spark: SparkConfig = SparkConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -273,6 +290,17 @@ class AppConfig(Frozen):
     linkage: LinkageConfig = LinkageConfig()
     pseudonymise: PseudonymiseConfig = PseudonymiseConfig()
     cohorts: CohortsConfig = CohortsConfig()
+    # Which file (or --set) chose the environment: printed by every job, not a setting.
+    _environment_origin: str = PrivateAttr("")
+
+    @property
+    def environment_origin(self) -> str:
+        return self._environment_origin
+
+    @property
+    def tracking_uri_shown(self) -> str:
+        """tracking_uri with any user:password masked: the form messages may print."""
+        return _mask_secrets(self.tracking_uri)
 
     @property
     def tracking_uri(self) -> str:
@@ -285,9 +313,34 @@ class AppConfig(Frozen):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def public_dump(self) -> dict[str, Any]:
+        """The configuration as JSON data with secrets masked: what MLflow may record (config.json, params).
+
+        Masked: values of spark.conf keys whose name says secret, password, token, key or credential
+        (e.g. spark.hadoop.fs.s3a.secret.key) and the user:password part of any URI (tracking.uri).
+        """
+        return _mask_secrets(self.model_dump(mode="json"))
+
     def flat_params(self) -> dict[str, str]:
-        """Dotted key -> value, for MLflow parameters. Config holds no secrets (keys come from env/file)."""
-        return {key: str(value) for key, value in _flatten(self.model_dump(mode="json")).items()}
+        """Dotted key -> value, for MLflow parameters, secrets masked (see public_dump)."""
+        return {key: str(value) for key, value in _flatten(self.public_dump()).items()}
+
+
+MASKED = "<masked>"
+SECRET_SETTING = re.compile(r"secret|passw|token|key|credential", re.IGNORECASE)
+_URI_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def _mask_secrets(data: Any, in_spark_conf: bool = False) -> Any:
+    if isinstance(data, dict):
+        return {key: (MASKED if in_spark_conf and SECRET_SETTING.search(str(key)) and value is not None
+                      else _mask_secrets(value, in_spark_conf=key == "conf" and not in_spark_conf))
+                for key, value in data.items()}
+    if isinstance(data, list):
+        return [_mask_secrets(value) for value in data]
+    if isinstance(data, str):
+        return _URI_CREDENTIALS.sub(rf"\g<scheme>{MASKED}@", data)
+    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,14 +363,74 @@ def load_config(
     origin: dict[str, str] = {}
     for path in (base_path, overlay_path):
         _deep_merge(merged, _read_yaml(path), origin, str(path))
+    file_environment = merged.get("environment")
     for item in overrides:
         key, value = _parse_override(item)
         _deep_merge(merged, _nest(key, value), origin, "--set")
+    if file_environment is None and overlay_path.stem in OVERLAY_ENVIRONMENTS:
+        file_environment = overlay_path.stem
+    environment_origin = _settle_environment(merged, origin, overlay_path)
     try:
         config = AppConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, origin)) from None
-    return _resolve_paths(config)
+    _check_safety_switches(config, origin, file_environment)
+    config = _resolve_paths(config)
+    _check_scratch_is_restricted(config.paths, origin)
+    config._environment_origin = environment_origin
+    return config
+
+
+OVERLAY_ENVIRONMENTS = ("local", "docker", "cluster")
+# Outside local mode these keys may change only in a reviewed configuration file, never on the command line.
+PROTECTED_OUTSIDE_LOCAL = ("cohorts.disclosure",)
+
+
+def _settle_environment(merged: dict[str, Any], origin: dict[str, str], overlay_path: Path) -> str:
+    """Where `environment` comes from: stated in a file or --set, else the overlay's file name; never a default.
+
+    An overlay that does not say which environment it is must not run as local by accident
+    (local mode generates data, creates keys and approves models by itself).
+    """
+    if "environment" in merged:
+        return origin.get("environment", "configuration")
+    if overlay_path.stem in OVERLAY_ENVIRONMENTS:
+        merged["environment"] = overlay_path.stem
+        origin["environment"] = f"{overlay_path} (file name)"
+        return origin["environment"]
+    raise ConfigError(f"{overlay_path}: says no `environment` and its name is not one of "
+                      f"{', '.join(f'{name}.yaml' for name in OVERLAY_ENVIRONMENTS)}: add `environment: local` "
+                      f"(or docker, cluster) to it")
+
+
+def _check_scratch_is_restricted(paths: PathsConfig, origin: Mapping[str, str]) -> None:
+    """Splink's scratch files hold identifiable values: they belong inside <lake>/restricted."""
+    if paths.scratch is None:
+        return
+    restricted = f"{paths.lake.rstrip('/')}/restricted"
+    if "://" in paths.scratch or "://" in restricted:
+        inside = paths.scratch.rstrip("/").startswith(f"{restricted}/")
+    else:
+        inside = Path(paths.scratch).resolve().is_relative_to(Path(restricted).resolve())
+        inside = inside and Path(paths.scratch).resolve() != Path(restricted).resolve()
+    if not inside:
+        raise ConfigError(f"{_origin_of('paths.scratch', origin)}: paths.scratch must be a folder inside "
+                          f"{restricted} (scratch files hold identifiable values), got {paths.scratch}")
+
+
+def _check_safety_switches(config: AppConfig, origin: Mapping[str, str], file_environment: str | None) -> None:
+    """Outside local mode, --set cannot loosen disclosure control nor turn the run into local mode."""
+    if config.environment == "local":
+        if origin.get("environment") == "--set" and file_environment not in (None, "local"):
+            raise ConfigError("--set environment=local: the configuration files say otherwise; local mode "
+                              "(generated data, new keys, auto-approval) is chosen in a file, not on the command line")
+        return
+    changed = sorted(key for key, source in origin.items()
+                     if source == "--set" and key.startswith(PROTECTED_OUTSIDE_LOCAL))
+    if changed:
+        raise ConfigError(f"--set {', '.join(changed)}: disclosure control cannot be changed on the command line "
+                          f"outside local mode (environment {config.environment}); change it in a reviewed "
+                          f"configuration file")
 
 
 def _base_beside(overlay_path: Path) -> Path:
@@ -358,7 +471,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 _COMMAND_LINE_PATH_KEYS = {f"paths.{name}" for name in PathsConfig.model_fields} | {
-    "pseudonymise.key_file", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
+    "pseudonymise.key_file", "pseudonymise.vocabularies", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
 }
 
 
@@ -446,7 +559,8 @@ def _resolve_paths(config: AppConfig) -> AppConfig:
     cohorts = config.cohorts.model_copy(
         update={"declarations": _resolve(config.cohorts.declarations), "codelists": _resolve(config.cohorts.codelists)}
     )
-    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file)})
+    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file),
+                                                          "vocabularies": _resolve(config.pseudonymise.vocabularies)})
     local_dir = _resolve(config.spark.local_dir)
     spark = config.spark.model_copy(update={"local_dir": local_dir})
     return config.model_copy(

@@ -13,7 +13,7 @@ from typing import Any
 
 from linkage.cli import JobContext, StageClock
 from linkage.config import AppConfig
-from linkage.errors import ConfigError, LinkageError
+from linkage.errors import ConfigError, InputError, LinkageError
 from linkage.tracking import tracking_run
 
 StageBody = Callable[[JobContext], dict[str, Any]]
@@ -24,27 +24,56 @@ class StageFailed(LinkageError):
 
 
 def ensure_extract(ctx: JobContext) -> AppConfig:
-    """Generate a synthetic extract when paths.raw holds none; returns the config to run with.
+    """Generate a synthetic extract only in local mode into a folder holding no extract at all.
 
-    Truth files that stand beside the extract (the generator writes them there) switch the QA
-    metrics on unless paths.truth / paths.truth_conditions name other files.
+    The expected file names are `ingest.sources`' people_file / activity_file. A folder holding
+    some but not all of them is an incomplete real extract: InputError naming the missing files,
+    and nothing in the folder changes. Returns the config to run with: truth files that stand
+    beside the extract (the generator writes them there) switch the QA metrics on unless
+    paths.truth / paths.truth_conditions name other files.
     """
-    from linkage.synthetic import extract_present, generate_extract
-
     config = ctx.config
     raw = Path(config.paths.raw)
     if "://" in config.paths.raw:
         return config
-    if not extract_present(raw):
-        with ctx.stage("generate synthetic extract"):
-            counts = generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
-        ctx.say(f"no extract in {raw}: generated a synthetic one ({config.synthetic.people} people, "
-                f"{sum(counts.values())} rows in {len(counts)} files)")
+    check_extract_or_generate(ctx, config, raw)
     found = {name: str(raw / f"{name}.csv") for name in ("truth", "truth_conditions")
              if getattr(config.paths, name) is None and (raw / f"{name}.csv").exists()}
     if found:
         ctx.say(f"using the truth files beside the extract for QA: {', '.join(sorted(found))}")
     return config.model_copy(update={"paths": config.paths.model_copy(update=found)})
+
+
+def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> None:
+    """Return when ingest.sources' files are all in `raw`; generate them when allowed; else InputError."""
+    from linkage.synthetic import (
+        FILES,
+        SYNTHETIC_MARKER,
+        extract_files_found,
+        extract_stems,
+        generate_extract,
+        generated_file_names,
+    )
+
+    found = extract_files_found(raw, extract_stems(config.ingest.sources))
+    missing = [f"{stem}.csv" for stem, files in found.items() if not files]
+    if not missing:
+        return
+    if len(missing) < len(found):
+        raise InputError(f"{raw}: incomplete extract, missing {', '.join(missing)} (file names from "
+                         f"ingest.sources; .csv or .parquet); nothing was generated or changed")
+    if config.environment != "local":
+        raise InputError(f"{raw}: no extract files (expected {', '.join(missing)}); synthetic data is generated "
+                         f"only when environment is local (this run: {config.environment})")
+    in_the_way = [] if (raw / SYNTHETIC_MARKER).exists() else sorted(
+        name for name in generated_file_names() if (raw / name).exists())
+    if in_the_way or sorted(found) != sorted(name for pair in FILES.values() for name in pair):
+        raise InputError(f"{raw}: holds no extract, but a synthetic one would not match ingest.sources or would "
+                         f"replace {', '.join(in_the_way) or 'nothing'}: point paths.raw at an empty folder")
+    with ctx.stage("generate synthetic extract"):
+        counts = generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
+    ctx.say(f"no extract in {raw}: generated a synthetic one ({config.synthetic.people} people, "
+            f"{sum(counts.values())} rows in {len(counts)} files)")
 
 
 def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) -> dict[str, Any]:
@@ -71,7 +100,7 @@ def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
         )
     result = run_stage(ctx, config, "train", run_train)
     version = str(result["model_version"])
-    approve_model(config, version)
+    approve_model(config, version, ctx.environ, how="automatic (local mode pipeline)")
     ctx.say(f"local mode: trained model version {version} and approved it (alias "
             f"'{config.tracking.approved_alias}'); outside local mode QA approves with `python -m jobs.approve`")
     return {**result, "trained": True}
@@ -112,7 +141,7 @@ def summary_lines(config: AppConfig, results: dict[str, dict[str, Any]]) -> list
         lines.append(f"linkage F1 against truth: {f1:.4f}")
     lines.append(f"tables: {lake}/restricted, {lake}/pseudonymised, {lake}/cohorts (Delta)")
     lines.append(f"shareable summaries: {config.paths.exports_dir}")
-    lines.append(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {config.tracking_uri} --host 127.0.0.1 --port 5000"
+    lines.append(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {config.tracking_uri_shown} --host 127.0.0.1 --port 5000"
                  " then open http://127.0.0.1:5000")
     return lines
 

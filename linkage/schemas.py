@@ -170,7 +170,7 @@ QUARANTINE = TableContract(
         ("source_file", "string", "File name the row came from."),
         ("line_number", "long", "1-based physical line number in the file (header is line 1); row number for Parquet."),
         ("reason_code", "string",
-         "malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date, future_date, unknown_code."),
+         "encoding_error, malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date, future_date, unknown_code."),
         ("reason_detail", "string", "Which field failed (a column name, never its value)."),
         ("raw_line", "string", "The row as read (restricted: may hold identifiers)."),
         RUN_ID,

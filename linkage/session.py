@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from linkage.errors import EnvironmentSetupError
 
 JARS_DIR_ENV = "LINKAGE_JARS_DIR"
 REQUIRED_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+# System property conf/log4j2.properties reads for the restricted log file (unset: /dev/null).
+SPARK_LOG_PROPERTY = "linkage.spark_log"
 
 
 def jars_dir() -> Path:
@@ -54,8 +56,15 @@ def check_java() -> None:
                                     "or set JAVA_HOME")
 
 
-def session_settings(config: SparkConfig) -> dict[str, str]:
-    """Every Spark setting the factory applies, defaults first so config can override them."""
+def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> dict[str, str]:
+    """Every Spark setting the factory applies, defaults first so config can override them.
+
+    spark_log_file: where Spark's full driver/executor log (task errors quote data values) goes;
+    the console gets only redacted one-line messages (conf/log4j2.properties). None: nowhere.
+    """
+    log_options = f"-Dlog4j2.configurationFile={PROJECT_ROOT / 'conf' / 'log4j2.properties'}"
+    if spark_log_file:
+        log_options += f" -D{SPARK_LOG_PROPERTY}={spark_log_file}"
     settings = {
         "spark.jars": ",".join(required_jars()),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -71,10 +80,10 @@ def session_settings(config: SparkConfig) -> dict[str, str]:
         "spark.sql.adaptive.enabled": "true",
         # Splink generates large SQL; whole-stage codegen can exceed the JVM's 64 KB method limit.
         "spark.sql.codegen.wholeStage": "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={PROJECT_ROOT / 'conf' / 'log4j2.properties'}",
-        # Python workers must use the driver's interpreter (the venv, with pyarrow and linkage),
-        # not whatever `python3` is first on PATH. A cluster with another layout overrides it.
-        "spark.pyspark.python": os.environ.get("PYSPARK_PYTHON", sys.executable),
+        "spark.driver.extraJavaOptions": log_options,
+        # Recorded for executors; what the driver's SparkContext actually uses is the environment
+        # variable set by use_worker_python (PySpark ignores this setting under `python -m`).
+        "spark.pyspark.python": worker_python(config, os.environ),
     }
     if config.local_dir:
         settings["spark.local.dir"] = config.local_dir
@@ -82,19 +91,42 @@ def session_settings(config: SparkConfig) -> dict[str, str]:
     return settings
 
 
+def worker_python(config: SparkConfig, environ: Mapping[str, str]) -> str:
+    """The interpreter Spark's Python workers run: a cluster-configured one when given, else the driver's.
+
+    Order: `spark.pyspark.python` in the configuration (a cluster whose nodes keep Python
+    elsewhere), then $PYSPARK_PYTHON (spark-submit sets it from `--conf spark.pyspark.python`),
+    then the interpreter running this driver (the venv, with pyarrow and linkage), never
+    whatever `python3` happens to be first on PATH.
+    """
+    return config.conf.get("spark.pyspark.python") or environ.get("PYSPARK_PYTHON") or sys.executable
+
+
+def use_worker_python(config: SparkConfig) -> str:
+    """Point PySpark at the worker interpreter before a SparkContext exists.
+
+    PySpark's SparkContext reads only $PYSPARK_PYTHON (default `python3` on PATH) for the
+    workers it starts, whichever way the driver was launched, so the factory sets it here.
+    """
+    python = worker_python(config, os.environ)
+    os.environ["PYSPARK_PYTHON"] = python
+    return python
+
+
 def launched_by_spark_submit() -> bool:
     """spark-submit starts the JVM first and hands Python its gateway through the environment."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def build_spark(config: SparkConfig) -> SparkSession:
+def build_spark(config: SparkConfig, spark_log_file: str | None = None) -> SparkSession:
     """Create (or reuse) the process's SparkSession with Delta and Splink ready.
 
     Under spark-submit its own --master and driver settings win (the JVM already runs with them);
     spark.master and spark.driver_memory from config apply when the job starts the JVM itself.
     """
     check_java()
-    settings = session_settings(config)
+    use_worker_python(config)
+    settings = session_settings(config, spark_log_file)
     builder = SparkSession.builder.appName(config.app_name)
     if launched_by_spark_submit():
         for fixed_at_launch in ("spark.driver.memory", "spark.driver.extraJavaOptions", "spark.jars"):
@@ -104,10 +136,25 @@ def build_spark(config: SparkConfig) -> SparkSession:
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if launched_by_spark_submit():
+        use_project_logging(spark, spark_log_file)
     spark.sparkContext.setLogLevel(config.log_level)
     silence_query_context_loggers()
     _check_delta_loaded(spark)
     return spark
+
+
+def use_project_logging(spark: SparkSession, spark_log_file: str | None) -> None:
+    """Under spark-submit the JVM started with Spark's own log4j setup, which prints task errors (and the
+    values they quote) to the console: switch the running JVM to conf/log4j2.properties."""
+    try:
+        jvm = spark._jvm  # noqa: SLF001 - py4j gateway: the only route to log4j from Python
+        if spark_log_file:
+            jvm.java.lang.System.setProperty(SPARK_LOG_PROPERTY, spark_log_file)
+        context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+        context.setConfigLocation(jvm.java.io.File(str(PROJECT_ROOT / "conf" / "log4j2.properties")).toURI())
+    except Exception as error:  # noqa: BLE001 - logging set-up must never stop a job
+        logging.getLogger(__name__).warning("could not apply conf/log4j2.properties: %s", type(error).__name__)
 
 
 def silence_query_context_loggers() -> None:
@@ -132,10 +179,10 @@ def _check_delta_loaded(spark: SparkSession) -> None:
 
 
 @contextmanager
-def spark_session(config: SparkConfig) -> Iterator[SparkSession]:
+def spark_session(config: SparkConfig, spark_log_file: str | None = None) -> Iterator[SparkSession]:
     """Session for one job. Left running on exit when the caller (a test, the pipeline) owns it."""
     existing = SparkSession.getActiveSession()
-    spark = build_spark(config)
+    spark = build_spark(config, spark_log_file)
     try:
         yield spark
     finally:

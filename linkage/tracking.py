@@ -132,5 +132,5 @@ def tracking_run(config: AppConfig, job: str) -> Iterator[RunContext]:
             client=MlflowClient(config.tracking_uri),
         )
         context.log_params(config.flat_params())
-        context.log_text(json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True), "config.json")
+        context.log_text(json.dumps(config.public_dump(), indent=2, sort_keys=True), "config.json")
         yield context

@@ -15,10 +15,14 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def conf_dir(tmp_path) -> Path:
-    """A conf folder holding the real base.yaml, so overlays are tested against the shipped defaults."""
+    """A conf folder holding the real base.yaml, so overlays are tested against the shipped defaults.
+
+    The shipped base states no environment (each overlay must); here it says local so that these
+    overlays, which test other keys, need not (tests/test_safety_config.py covers the rule)."""
     folder = tmp_path / "conf"
     folder.mkdir()
-    (folder / "base.yaml").write_text((PROJECT_ROOT / "conf" / "base.yaml").read_text(), encoding="utf-8")
+    base = (PROJECT_ROOT / "conf" / "base.yaml").read_text()
+    (folder / "base.yaml").write_text(f"environment: local\n{base}", encoding="utf-8")
     return folder
 
 

@@ -18,7 +18,7 @@ from jobs import approve as approve_job
 from jobs import link as link_job
 from jobs import train as train_job
 from linkage.lake import read_table, write_table
-from linkage.link import approved_version
+from linkage.link import approved_version, linking
 from linkage.link.registry import load_model_json
 from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
 from linkage.tracking import tracking_run
@@ -108,7 +108,7 @@ def as_argv(overrides: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_path, capsys):
+def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_path, capsys, monkeypatch):
     rows, truth = synthetic_people()
     truth_path = tmp_path / "truth.csv"
     write_truth(truth_path, truth)
@@ -125,8 +125,29 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     assert train_job.main(argv, {}) == 0
     version = re.search(r"version (\d+); approve it", capsys.readouterr().out).group(1)
     assert approved_version(config) is None
-    assert approve_job.main([*argv, "--version", version], {}) == 0
+
+    # Outside local mode an unapproved version needs --allow-unapproved, and such a run is tagged.
+    cluster_argv = [*argv, "--set", "environment=cluster", "--model-version", version]
+    assert link_job.main(cluster_argv, {}) == 2
+    assert "--allow-unapproved" in capsys.readouterr().err
+    # That run dies between writing the spine and the registry (injected): its key history must not be lost.
+    real_write_table = linking.write_table
+
+    def failing_registry_write(df, lake, contract, run):
+        if contract is PERSON_REGISTRY:
+            raise RuntimeError("injected failure before the registry write")
+        return real_write_table(df, lake, contract, run)
+
+    monkeypatch.setattr(linking, "write_table", failing_registry_write)
+    assert link_job.main([*cluster_argv, "--allow-unapproved"], {}) == 1
+    monkeypatch.undo()
+    unapproved_run = latest_run(config, "link")
+    assert unapproved_run.data.tags.get("unapproved") == "true"
+
+    assert approve_job.main([*argv, "--version", version], {"LINKAGE_REVIEWER": "qa.reviewer", "USER": "svc"}) == 0
     assert approved_version(config) == version
+    tags = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).tags
+    assert tags["approved_by"] == "qa.reviewer" and tags["approved_at"].startswith(str(date.today().year))
 
     assert link_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
     out = capsys.readouterr().out
@@ -146,12 +167,21 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     family = next(c for c in load_model_json(config, version)["comparisons"] if c["output_column_name"] == "family")
     assert [level.get("fix_m_probability", False) for level in family["comparison_levels"]] == [False, True, True]
 
-    # First run: every key is new. (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
+    # Every key is new, recorded under the failed run that first wrote it (the next run caught its history up).
+    # (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
     registry = read_table(spark, config.paths.lake, PERSON_REGISTRY)
     assert {r.event for r in registry.select("event").distinct().collect()} == {"created"}
     assert registry.count() == len(set(keys_v1.values()))
+    assert {r.run_id for r in registry.select("run_id").distinct().collect()} == {unapproved_run.info.run_id}
 
     artifacts_hold_no_identifiers(config, rows)
+
+
+def latest_run(config, job: str):
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    return client.search_runs([experiment.experiment_id], f"tags.job = '{job}'", order_by=["start_time DESC"],
+                              max_results=1)[0]
 
 
 def artifacts_hold_no_identifiers(config, rows) -> None:

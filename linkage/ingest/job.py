@@ -21,8 +21,9 @@ from linkage.config import SOURCES, IngestConfig
 from linkage.errors import LinkageError
 from linkage.ingest import fields
 from linkage.ingest.activity import STANDARDISE_ACTIVITY
+from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
-from linkage.ingest.reader import FileLayout, RawFile, locate, read_header, read_rows, resolve_layout
+from linkage.ingest.reader import FileLayout, RawFile, locate, read_header_at, read_rows, resolve_layout
 from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
 from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
 from linkage.standardise.names import read_nicknames
@@ -59,29 +60,34 @@ def plan_files(ctx: JobContext) -> list[PlannedFile]:
             ("activity", mapping.activity_file, mapping.activity_columns, fields.ACTIVITY[source]),
         ):
             raw = locate(ctx.spark, ctx.config.paths.raw, stem, source, role)
-            layout = resolve_layout(raw, read_header(ctx.spark, raw), rules.fields, columns)
+            header, header_line = read_header_at(ctx.spark, raw)
+            layout = resolve_layout(raw, header, rules.fields, columns, header_line)
             planned.append(PlannedFile(raw, layout, rules))
     return planned
 
 
-def reason_counts(classified: list[DataFrame]) -> list[tuple[dict[str | None, int], int]]:
-    """Per file: rows per reason (None = accepted) and the last line number seen; one Spark job for all files."""
+def reason_counts(classified: list[DataFrame]) -> list[tuple[dict[str | None, int], int, int]]:
+    """Per file: rows per reason (None = accepted), the last physical line seen and the continuation
+    lines of records spanning several lines; one Spark job for all files."""
     per_file = _union([
-        df.select(F.lit(index).alias("file_index"), "reason_code", "line_number")
+        df.select(F.lit(index).alias("file_index"), "reason_code", "line_number", "continuation_lines")
         for index, df in enumerate(classified)
-    ]).groupBy("file_index", "reason_code").agg(F.count(F.lit(1)).alias("n"), F.max("line_number").alias("last"))
-    result: list[tuple[dict[str | None, int], int]] = [({}, 0) for _ in classified]
+    ]).groupBy("file_index", "reason_code").agg(
+        F.count(F.lit(1)).alias("n"), F.max(F.col("line_number") + F.col("continuation_lines")).alias("last"),
+        F.sum("continuation_lines").alias("continued"))
+    result: list[tuple[dict[str | None, int], int, int]] = [({}, 0, 0) for _ in classified]
     for row in per_file.collect():
-        by_reason, last = result[row["file_index"]]
+        by_reason, last, continued = result[row["file_index"]]
         by_reason[row["reason_code"]] = row["n"]
-        result[row["file_index"]] = (by_reason, max(last, row["last"] or 0))
+        result[row["file_index"]] = (by_reason, max(last, row["last"] or 0), continued + (row["continued"] or 0))
     return result
 
 
-def rows_read(raw: RawFile, last_line: int) -> int:
-    """Data rows read: lines are numbered consecutively over the whole file, so the last number says how many."""
-    header_lines = 1 if raw.format == "csv" else 0
-    return max(last_line - header_lines, 0)
+def rows_read(raw: RawFile, last_line: int, header_line: int = 1, continuation_lines: int = 0) -> int:
+    """Data rows read: lines are numbered consecutively over the whole file, so the last number, less
+    the header (and any blank lines before it) and the extra lines of multi-line records, says how many."""
+    header_lines = header_line if raw.format == "csv" else 0
+    return max(last_line - header_lines - continuation_lines, 0)
 
 
 def run_ingest(ctx: JobContext) -> dict[str, int]:
@@ -123,14 +129,20 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
                   .persist(StorageLevel.MEMORY_AND_DISK) for plan in planned]
         for df in cached:
             cleanup.callback(df.unpersist)  # also when a later step fails: the pipeline's session lives on
-        for plan, classified_df, (by_reason, last_line) in zip(planned, cached, reason_counts(cached), strict=True):
-            _record_counts(counts, plan, rows_read(plan.raw, last_line), by_reason)
+        for plan, classified_df, (by_reason, last_line, continued) in zip(planned, cached, reason_counts(cached),
+                                                                          strict=True):
+            _record_counts(counts, plan, rows_read(plan.raw, last_line, plan.layout.header_line, continued), by_reason)
             quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
             accepted_df = accepted_rows(classified_df)
             if plan.raw.role == "people":
                 people_parts.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
             else:
                 activity_by_source[plan.raw.source] = STANDARDISE_ACTIVITY[plan.raw.source](accepted_df)
+
+    people_plans = [plan for plan in planned if plan.raw.role == "people"]
+    refuse_emptied_sources({plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
+                           {plan.raw.source: plan.raw.name for plan in people_plans},
+                           previous_people_counts(spark, config.paths.lake), config.ingest.allow_empty_sources)
 
     run_id = F.lit(run.run_id)
     with ctx.stage("write tables"):

@@ -18,6 +18,11 @@ from pyspark.sql import functions as F
 from linkage.errors import ConfigError, InputError
 
 BOM = "\ufeff"
+MAX_BLANK_LINES_BEFORE_HEADER = 100
+# Longest record, in physical lines, that a quoted field with line breaks may span; an unclosed quote
+# further apart is a malformed line, not the start of a record swallowing the file.
+MAX_LINES_PER_RECORD = 100
+MAX_ODD_QUOTE_LINES = 1_000_000  # line numbers collected to pair up quotes; beyond this, lines stay single
 # A quoted CSV field, with "" as an escaped quote inside it (unrolled loop: no deep regex backtracking).
 _QUOTED_FIELD = r'"[^"]*(?:""[^"]*)*"'
 
@@ -39,6 +44,7 @@ class FileLayout:
 
     header: tuple[str, ...]
     positions: dict[str, int | None]
+    header_line: int = 1  # physical line of a CSV header (blank lines may come before it)
 
 
 def _hadoop_fs(spark: SparkSession, path: str):
@@ -66,23 +72,33 @@ def locate(spark: SparkSession, raw_dir: str, stem: str, source: str, role: str)
 
 
 def read_header(spark: SparkSession, raw: RawFile) -> tuple[str, ...] | None:
-    """Column names as in the file (BOM removed); None for an empty CSV file. Reads one line only."""
+    """Column names as in the file (BOM removed); None for a file with no header (empty or blank lines only)."""
+    return read_header_at(spark, raw)[0]
+
+
+def read_header_at(spark: SparkSession, raw: RawFile) -> tuple[tuple[str, ...] | None, int]:
+    """(column names, physical line of the header): blank lines before the header are skipped, not
+    taken for an empty file. Reads up to the header only."""
     if raw.format == "parquet":
-        return tuple(spark.read.parquet(raw.path).columns)
+        return tuple(spark.read.parquet(raw.path).columns), 0
     fs, hadoop_path = _hadoop_fs(spark, raw.path)
     jvm = spark.sparkContext._jvm
     stream = fs.open(hadoop_path)
     try:
-        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8")).readLine()
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        for line_number in range(1, MAX_BLANK_LINES_BEFORE_HEADER + 2):
+            line = reader.readLine()
+            if line is None:
+                return None, 0
+            if line.strip(BOM).strip():
+                return tuple(next(csv.reader([line.lstrip(BOM)]))), line_number
     finally:
         stream.close()
-    if line is None or not line.strip(BOM).strip():
-        return None
-    return tuple(next(csv.reader([line.lstrip(BOM)])))
+    return None, 0
 
 
 def resolve_layout(raw: RawFile, header: tuple[str, ...] | None, fields: tuple[str, ...],
-                   mapping: Mapping[str, str]) -> FileLayout:
+                   mapping: Mapping[str, str], header_line: int = 1) -> FileLayout:
     """Match each canonical field's site column name case-insensitively; InputError naming a missing column.
 
     A field mapped to an empty string is one this site does not supply: it reads as null.
@@ -107,7 +123,7 @@ def resolve_layout(raw: RawFile, header: tuple[str, ...] | None, fields: tuple[s
         if len(matches) > 1:
             raise InputError(f"{raw.name}: column '{column}' appears {len(matches)} times in the header")
         positions[name] = matches[0]
-    return FileLayout(tuple(header), positions)
+    return FileLayout(tuple(header), positions, header_line)
 
 
 def missing_to_null(col: Column) -> Column:
@@ -133,9 +149,11 @@ def number_lines(df: DataFrame, group: str, order: str) -> DataFrame:
 
 
 def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
-    """Rows as `line_number, raw_line, is_malformed` plus one string column per canonical field.
+    """Rows as `line_number, raw_line, is_malformed`, one string column per canonical field, and
+    `continuation_lines` (further physical lines of a record whose quoted field holds a line break).
 
-    CSV line numbers are physical lines (header = 1); Parquet row numbers start at 1.
+    CSV line numbers are physical lines (the header's, usually 1, and a record's first); Parquet row
+    numbers start at 1.
     """
     if raw.format == "parquet":
         return _read_parquet_rows(spark, raw, layout)
@@ -144,7 +162,8 @@ def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFram
 
 def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
     names = ", ".join(f"`{name}` string" for name in layout.positions)
-    return spark.createDataFrame([], f"line_number long, raw_line string, is_malformed boolean, {names}")
+    return spark.createDataFrame([], f"line_number long, raw_line string, is_malformed boolean, {names}, "
+                                     "continuation_lines int")
 
 
 def _read_csv_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
@@ -155,7 +174,8 @@ def _read_csv_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> Dat
         F.col("_metadata.file_block_start").alias("_block"),
         F.monotonically_increasing_id().alias("_order"),
     )
-    numbered_df = number_lines(lines_df, "_block", "_order")
+    numbered_df = number_lines(lines_df, "_block", "_order").where(F.col("line_number") > layout.header_line)
+    records_df = join_quoted_line_breaks(spark, numbered_df.select("line_number", "raw_line"))
     width = len(layout.header)
     unquoted = F.regexp_replace("raw_line", _QUOTED_FIELD, "")
     field_count = F.size(F.split(unquoted, ",", -1))
@@ -163,13 +183,57 @@ def _read_csv_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> Dat
     is_malformed = (field_count != width) | unquoted.contains('"') | (F.trim("raw_line") == "")
     schema = ", ".join(f"_c{i} string" for i in range(width))
     parsed = F.from_csv(F.col("raw_line"), schema, {"quote": '"', "escape": '"', "mode": "PERMISSIVE"})
-    rows_df = numbered_df.where(F.col("line_number") > 1).select(
-        "line_number", "raw_line", is_malformed.alias("is_malformed"), parsed.alias("_parsed")
+    rows_df = records_df.select(
+        "line_number", "raw_line", "continuation_lines", is_malformed.alias("is_malformed"), parsed.alias("_parsed")
     )
     return rows_df.select(
         "line_number", "raw_line", "is_malformed",
         *[_field(F.col(f"_parsed._c{pos}") if pos is not None else None, name)
           for name, pos in layout.positions.items()],
+        "continuation_lines",
+    )
+
+
+def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> list[tuple[int, int]]:
+    """(first line, last line) of each record a quoted line break spreads over several physical lines.
+
+    Pure. `odd_lines` are the line numbers holding an odd number of `"`, ascending: each one opens
+    or closes a quoted field that runs over a line break, so they pair up in order. An opening
+    line with no closing one within `max_lines` stays a line of its own (malformed: unclosed quote).
+    """
+    spans, index = [], 0
+    while index + 1 < len(odd_lines):
+        start, end = odd_lines[index], odd_lines[index + 1]
+        if end - start < max_lines:
+            spans.append((start, end))
+            index += 2
+        else:
+            index += 1
+    return spans
+
+
+def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame) -> DataFrame:
+    """One row per CSV record: a quoted field holding a line break joins its physical lines (valid CSV).
+
+    Adds `continuation_lines` (physical lines after the record's first), so lines read still
+    reconcile. The common case, no line with an odd number of quotes, costs one filtered count.
+    """
+    quote_count = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
+    odd_df = lines_df.where(quote_count % 2 == 1).select("line_number")
+    odd_lines = [row[0] for row in odd_df.orderBy("line_number").limit(MAX_ODD_QUOTE_LINES).collect()]
+    spans = quote_spans(odd_lines)
+    if not spans:
+        return lines_df.withColumn("continuation_lines", F.lit(0))
+    spans_df = spark.createDataFrame(spans, "span_start long, span_end long")
+    in_span = (F.col("line_number") >= F.col("span_start")) & (F.col("line_number") <= F.col("span_end"))
+    grouped = (lines_df.join(F.broadcast(spans_df), in_span, "left")
+               .withColumn("_record", F.coalesce("span_start", "line_number"))
+               .groupBy("_record")
+               .agg(F.array_sort(F.collect_list(F.struct("line_number", "raw_line"))).alias("_lines")))
+    return grouped.select(
+        F.col("_record").alias("line_number"),
+        F.array_join(F.transform("_lines", lambda line: line["raw_line"]), "\n").alias("raw_line"),
+        (F.size("_lines") - 1).alias("continuation_lines"),
     )
 
 
@@ -195,4 +259,5 @@ def _read_parquet_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) ->
         # Identifiers are strings: a Parquet int column becomes its digits, a date its ISO form.
         *[_field(F.col(f"`{original[pos]}`").cast("string") if pos is not None else None, name)
           for name, pos in layout.positions.items()],
+        F.lit(0).alias("continuation_lines"),
     )

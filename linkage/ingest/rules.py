@@ -1,6 +1,6 @@
 """Which rows are quarantined, and why: one reason per row, the first that applies in a fixed order.
 
-Order: malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date,
+Order: encoding_error, malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date,
 future_date, unknown_code. A duplicated id quarantines every copy: with two rows under one
 local id there is no telling which one the source's activity rows mean, and keeping the
 first would make the result depend on file order.
@@ -17,12 +17,16 @@ from pyspark.sql import functions as F
 from linkage.ingest.fields import FileFields
 from linkage.standardise.dates import date_problem
 
+ENCODING_ERROR = "encoding_error"
 MALFORMED_ROW = "malformed_row"
+# Spark reads text as bytes: a line that is not valid UTF-8 fails is_valid_utf8; one decoded upstream with
+# replacement characters has lost its values already. Either way its values cannot be trusted.
+REPLACEMENT_CHARACTER = "\ufffd"
 MISSING_MANDATORY_ID = "missing_mandatory_id"
 DUPLICATE_ID = "duplicate_id"
 UNPARSEABLE_DATE = "unparseable_date"
 UNKNOWN_CODE = "unknown_code"
-REASON_CODES = (MALFORMED_ROW, MISSING_MANDATORY_ID, DUPLICATE_ID, UNPARSEABLE_DATE, "impossible_date",
+REASON_CODES = (ENCODING_ERROR, MALFORMED_ROW, MISSING_MANDATORY_ID, DUPLICATE_ID, UNPARSEABLE_DATE, "impossible_date",
                 "future_date", UNKNOWN_CODE)
 
 
@@ -50,7 +54,11 @@ def closed_code(col: Column, allowed: tuple[str, ...]) -> Column:
 
 def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame:
     """Add `reason_code` and `reason_detail` (null for rows that are accepted). Details name columns, never values."""
-    checks: list[Column] = [F.when(F.col("is_malformed"), _reason(MALFORMED_ROW, "field count or quoting"))]
+    checks: list[Column] = []
+    if "raw_line" in df.columns:
+        checks.append(F.when(~F.is_valid_utf8("raw_line") | F.col("raw_line").contains(REPLACEMENT_CHARACTER),
+                             _reason(ENCODING_ERROR, "not valid UTF-8")))
+    checks.append(F.when(F.col("is_malformed"), _reason(MALFORMED_ROW, "field count or quoting")))
     for name in rules.mandatory_ids:
         checks.append(F.when(F.col(name).isNull(), _reason(MISSING_MANDATORY_ID, name)))
     if rules.unique_key:

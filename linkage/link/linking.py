@@ -16,8 +16,9 @@ from splink.clustering import cluster_pairwise_predictions_at_threshold
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
 from linkage.link import deterministic, qa, spine
+from linkage.link.history import record_missing_history
 from linkage.link.model import build_linker, register_sources, splink_backend
-from linkage.link.registry import load_model_json, version_to_use
+from linkage.link.registry import check_approval, load_model_json, version_to_use
 from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION
 from linkage.link.training import read_people, rule_sql
 from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE, TableContract
@@ -26,6 +27,9 @@ from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REV
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-version", default=None,
                         help="Registry version to link with (default: linkage.model_version, else the approved one).")
+    parser.add_argument("--allow-unapproved", action="store_true",
+                        help="Outside local mode, link with a version that does not carry the approved alias "
+                             "(the run is tagged unapproved).")
 
 
 def connected_components(db_api, people_df: DataFrame, edges_df: DataFrame) -> DataFrame:
@@ -51,8 +55,14 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
     config, run = ctx.config, ctx.run
     thresholds = config.linkage.thresholds
     version = version_to_use(config, getattr(ctx.args, "model_version", None))
+    if not check_approval(config, version, getattr(ctx.args, "allow_unapproved", False)):
+        run.set_tags({"unapproved": "true"})
+        ctx.say(f"warning: model version {version} is not approved; this run is tagged unapproved")
     model = load_model_json(config, version)
     people = read_people(ctx)
+    caught_up = record_missing_history(ctx.spark, config.paths.lake, run)
+    if caught_up:
+        ctx.say(f"recorded the key history of {caught_up} earlier link run(s) that wrote the spine but not the registry")
     previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
     previous_registry, _ = _current(ctx, PERSON_REGISTRY)
     decisions, _ = _current(ctx, REVIEW_DECISIONS)

@@ -51,6 +51,7 @@ SPLINK_LOG_LEVEL = logging.WARNING
 def splink_backend(spark: SparkSession, config: AppConfig, run_id: str) -> Iterator[SparkAPI]:
     """A SparkAPI whose intermediate files live in <scratch>/<run_id> and are deleted on exit, even on failure."""
     scratch = f"{config.paths.scratch_dir.rstrip('/')}/splink-{run_id}"
+    remove_leftover_scratch(spark, config.paths.scratch_dir)
     spark.sparkContext.setCheckpointDir(scratch)
     logging.getLogger("splink").setLevel(SPLINK_LOG_LEVEL)
     try:
@@ -59,6 +60,23 @@ def splink_backend(spark: SparkSession, config: AppConfig, run_id: str) -> Itera
         for view in [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink")]:
             spark.catalog.dropTempView(view)
         remove_path(spark, scratch)
+
+
+def remove_leftover_scratch(spark: SparkSession, scratch_dir: str) -> list[str]:
+    """Delete `splink-*` folders a killed train or link job left in the scratch folder (they hold identifiable
+    values; a job that ends, even by an error, removes its own). Returns the names removed."""
+    jvm = spark._jvm  # noqa: SLF001 - py4j gateway: the only route to Hadoop's FileSystem from Python
+    folder = jvm.org.apache.hadoop.fs.Path(scratch_dir)
+    filesystem = folder.getFileSystem(spark._jsc.hadoopConfiguration())  # noqa: SLF001
+    if not filesystem.exists(folder):
+        return []
+    removed = []
+    for status in filesystem.listStatus(folder):
+        name = status.getPath().getName()
+        if status.isDirectory() and name.startswith("splink-"):
+            filesystem.delete(status.getPath(), True)
+            removed.append(name)
+    return removed
 
 
 def remove_path(spark: SparkSession, path: str) -> None:

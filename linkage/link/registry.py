@@ -7,9 +7,11 @@ QA approves a version with `python -m jobs.approve --version N`, which points th
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -81,15 +83,48 @@ def _client(config: AppConfig) -> MlflowClient:
     return MlflowClient(config.tracking_uri, registry_uri=config.tracking_uri)
 
 
-def approve_model(config: AppConfig, version: str | int) -> None:
-    """Point the approved alias at `version` (ConfigError when that version does not exist)."""
+APPROVER_VARIABLES = ("LINKAGE_REVIEWER", "USER", "LOGNAME")
+
+
+def approver_from(environ: Mapping[str, str]) -> str | None:
+    """Who is approving: the login the job runs under (LINKAGE_REVIEWER names a reviewer on a shared account)."""
+    return next((environ[name].strip() for name in APPROVER_VARIABLES if environ.get(name, "").strip()), None)
+
+
+def approve_model(config: AppConfig, version: str | int, environ: Mapping[str, str] | None = None,
+                  how: str = "jobs.approve") -> None:
+    """Point the approved alias at `version` and record on the version who approved it, when and how.
+
+    ConfigError when the version does not exist, or (outside local mode) when the environment
+    names no approving user.
+    """
     client = _client(config)
     name = config.tracking.registered_model
     try:
         client.get_model_version(name, str(version))
     except MlflowException:
-        raise ConfigError(f"model '{name}' has no version {version} in {config.tracking_uri}") from None
+        raise ConfigError(f"model '{name}' has no version {version} in {config.tracking_uri_shown}") from None
+    approver = approver_from(os.environ if environ is None else environ)
+    if approver is None and config.environment != "local":
+        raise ConfigError(f"no approving user: set one of {', '.join(APPROVER_VARIABLES)} in the environment "
+                          "(the approver is recorded on the model version)")
     client.set_registered_model_alias(name, config.tracking.approved_alias, str(version))
+    for key, value in {"approved_by": approver or "unknown", "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "approved_via": how, "approved_alias": config.tracking.approved_alias}.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
+def check_approval(config: AppConfig, version: str, allow_unapproved: bool) -> bool:
+    """True when `version` carries the approved alias. Outside local mode linking with any other version
+    needs an explicit --allow-unapproved (ConfigError otherwise); the caller tags such a run `unapproved`."""
+    if approved_version(config) == str(version):
+        return True
+    if config.environment != "local" and not allow_unapproved:
+        raise ConfigError(
+            f"model version {version} of '{config.tracking.registered_model}' does not carry the alias "
+            f"'{config.tracking.approved_alias}': approve it with `python -m jobs.approve --version {version}`, or "
+            "pass --allow-unapproved to link with it anyway (the run is tagged unapproved)")
+    return False
 
 
 def approved_version(config: AppConfig) -> str | None:
@@ -124,7 +159,7 @@ def load_model_json(config: AppConfig, version: str) -> dict:
                 raise ConfigError(f"{uri} holds no {MODEL_JSON}: not a model registered by jobs.train")
             return json.loads(found[0].read_text(encoding="utf-8"))
     except MlflowException:
-        raise ConfigError(f"model version {uri} not found in {config.tracking_uri}") from None
+        raise ConfigError(f"model version {uri} not found in {config.tracking_uri_shown}") from None
 
 
 def approve_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -139,10 +174,10 @@ def approve_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
     try:
         config = load_config(args.config, overrides=args.set)
-        approve_model(config, args.version)
+        approve_model(config, args.version, environ)
     except LinkageError as error:
         print(f"[approve] error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
     print(f"[approve] {config.tracking.registered_model} version {args.version} is now "
-          f"'{config.tracking.approved_alias}'", flush=True)
+          f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})", flush=True)
     return EXIT_OK

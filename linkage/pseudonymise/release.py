@@ -23,6 +23,12 @@ from linkage.pseudonymise.person import (
     record_activity_span,
 )
 from linkage.pseudonymise.tokens import person_id_for
+from linkage.pseudonymise.vocabulary import (
+    FREE_TEXT_FIELDS,
+    other_counts,
+    read_vocabularies,
+    with_controlled_vocabulary,
+)
 from linkage.schemas import (
     ACTIVITY_STD,
     PEOPLE_STD,
@@ -53,6 +59,7 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
     config, spark, run = ctx.config, ctx.spark, ctx.run
     lake_root = config.paths.lake
     key = load_release_key(config, ctx.environ, say=ctx.say)  # first: without a key, read nothing
+    vocabularies = read_vocabularies(config.pseudonymise.vocabularies)
     reference_date = config.pseudonymise.reference_date or datetime.now(UTC).date()
 
     inputs = [PERSON_SPINE, PEOPLE_STD, *ACTIVITY_STD.values()]
@@ -79,9 +86,12 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
         activity_dfs = {source: read(contract) for source, contract in ACTIVITY_STD.items()}
         for source, contract in PSEUDONYMISED_ACTIVITY.items():
             with ctx.stage(f"write {contract.name}"):
-                events_df = pseudonymise_activity(activity_dfs[source], record_person_df, contract, run.run_id)
+                fields = FREE_TEXT_FIELDS.get(source, ())
+                controlled_df = with_controlled_vocabulary(activity_dfs[source], fields, vocabularies)
+                events_df = pseudonymise_activity(controlled_df, record_person_df, contract, run.run_id)
                 lake.write_table(events_df, lake_root, contract, run)
                 counts[contract.name] = lake.read_table(spark, lake_root, contract).count()
+                metrics.update(other_counts(lake.read_table(spark, lake_root, contract), contract.name, fields))
                 metrics[f"activity_rows_without_person.{source}"] = activity_dfs[source].count() - counts[contract.name]
         with ctx.stage("write person"):
             records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs),

@@ -4,6 +4,16 @@
 truth_conditions.csv; `extract_present` tells the pipeline whether a raw folder already has them.
 """
 
-from linkage.synthetic.extract import FILES, extract_present, generate_extract, generate_raw_extract
+from linkage.synthetic.extract import (
+    FILES,
+    SYNTHETIC_MARKER,
+    extract_files_found,
+    extract_present,
+    extract_stems,
+    generate_extract,
+    generate_raw_extract,
+    generated_file_names,
+)
 
-__all__ = ["FILES", "extract_present", "generate_extract", "generate_raw_extract"]
+__all__ = ["FILES", "SYNTHETIC_MARKER", "extract_files_found", "extract_present", "extract_stems", "generate_extract",
+           "generate_raw_extract", "generated_file_names"]

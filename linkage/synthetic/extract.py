@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from linkage.config import SOURCES, AppConfig, SyntheticConfig
+from linkage.config import SOURCES, AppConfig, ColumnMapping, SyntheticConfig
+from linkage.errors import InputError
 from linkage.synthetic.activity import make_activity, organisation_of
 from linkage.synthetic.codelists import read_codelists
 from linkage.synthetic.population import Population, make_population
@@ -40,18 +42,45 @@ TRUTH_FILE, TRUTH_CONDITIONS_FILE, MALFORMED_FILE = "truth.csv", "truth_conditio
 STAGES = ("population", "carers", "gp", "hospital", "social_care", "third_sector", "activity", "files")
 CARER_AGE = 16
 STAGING_DIR = ".synthetic-partial"
+SYNTHETIC_MARKER = ".linkage-synthetic"  # says the folder's files are generated, so regenerating may replace them
 
 
-def extract_present(raw_dir: Path) -> bool:
-    """True when all eight people/activity files are in raw_dir (as CSV or Parquet)."""
+def extract_stems(sources: Mapping[str, ColumnMapping]) -> list[str]:
+    """The people and activity file names (without extension) that `ingest.sources` expects."""
+    return [stem for mapping in sources.values() for stem in (mapping.people_file, mapping.activity_file)]
+
+
+def extract_files_found(raw_dir: Path, stems: Sequence[str]) -> dict[str, list[str]]:
+    """Per expected file name: the files present for it in raw_dir (`<stem>.csv` and/or `<stem>.parquet`)."""
     raw_dir = Path(raw_dir)
-    names = [name for pair in FILES.values() for name in pair]
-    return all((raw_dir / f"{name}.csv").exists() or (raw_dir / f"{name}.parquet").exists() for name in names)
+    return {stem: [f"{stem}.{fmt}" for fmt in ("csv", "parquet") if (raw_dir / f"{stem}.{fmt}").exists()]
+            for stem in stems}
+
+
+def extract_present(raw_dir: Path, sources: Mapping[str, ColumnMapping] | None = None) -> bool:
+    """True when every people/activity file `ingest.sources` names (default: the generator's names)
+    is in raw_dir (as CSV or Parquet)."""
+    stems = extract_stems(sources) if sources is not None else [name for pair in FILES.values() for name in pair]
+    return all(extract_files_found(raw_dir, stems).values())
+
+
+def generated_file_names() -> list[str]:
+    """Every file the generator writes into its folder."""
+    return [*(f"{name}.csv" for pair in FILES.values() for name in pair), TRUTH_FILE, TRUTH_CONDITIONS_FILE,
+            MALFORMED_FILE]
 
 
 def generate_raw_extract(config: AppConfig, out_dir: Path | None = None) -> dict[str, int]:
-    """What the pipeline and jobs/generate.py call: synthetic.* settings, written to out_dir or paths.raw."""
+    """What jobs/generate.py calls: synthetic.* settings, written to out_dir or paths.raw.
+
+    Refuses (InputError) a folder holding any file the generator would replace unless the
+    generator wrote them (its marker file is there): a real extract is never overwritten.
+    """
     target = Path(out_dir) if out_dir is not None else Path(config.paths.raw)
+    in_the_way = sorted(name for name in generated_file_names() if (target / name).exists())
+    if in_the_way and not (target / SYNTHETIC_MARKER).exists():
+        raise InputError(f"{target}: holds {', '.join(in_the_way)} that this generator did not write: a synthetic "
+                         "extract is written only into an empty folder or over an earlier synthetic one (use --out)")
     return generate_extract(config.synthetic, target, Path(config.cohorts.codelists))
 
 
@@ -123,7 +152,8 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the staged files into out_dir: truth first, the eight extract files last."""
+    """Move the staged files into out_dir: the marker, truth first, the eight extract files last."""
+    (out_dir / SYNTHETIC_MARKER).write_text("written by linkage's synthetic generator\n", encoding="utf-8")
     (out_dir / MALFORMED_FILE).unlink(missing_ok=True)      # a manifest of an earlier run would mislead
     extract_files = {f"{name}.csv" for pair in FILES.values() for name in pair}
     for path in sorted(staging.iterdir(), key=lambda p: (p.name in extract_files, p.name)):
