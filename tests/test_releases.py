@@ -252,3 +252,30 @@ def test_release_commands_refuse_unknown_releases(make_config, capsys):
         assert release_job.main(["rollback", *argv], {}) == 2
     assert "no releases in" in out.getvalue()
     assert "no release 'r9999'" in err.getvalue() and "no earlier published release" in err.getvalue()
+
+
+def test_identifier_scan_counts_leaked_identifiers_and_ignores_category_words(spark, make_config):
+    from linkage.releases.audits import AuditInputs, no_raw_identifiers
+    from linkage.schemas import PEOPLE_STD
+
+    config = make_config()
+    people = {"forename_raw": "Ann", "surname_raw": "White", "nhs_number_raw": "9434765919",
+              "postcode_raw": "LS1 4AB", "date_of_birth_raw": "1980-02-03", "ethnicity_raw": "Unknown"}
+    people_row = tuple(people.get(c.name) for c in PEOPLE_STD.columns)
+    # gp_events.code holds the NHS number and hospital referral_source the full name (two leaks);
+    # person.ethnic_group 'White' equals the surname alone and 'Unknown' a raw field without digits (no leak).
+    person_row = tuple({"person_id": "p1", "ethnic_group": "White", "postcode_district": "Unknown"}.get(c.name)
+                       for c in PERSON.columns)
+    gp_row = tuple({"person_id": "p1", "code": "9434765919"}.get(c.name) for c in GP_EVENTS.columns)
+    hospital_row = tuple({"person_id": "p1", "referral_source": " ann white ", "secondary_diagnoses": ["J45"]}
+                         .get(c.name) for c in HOSPITAL_EPISODES.columns)
+    with tracking_run(config, job="test-release") as run:
+        for contract, row in ((PEOPLE_STD, people_row), (PERSON, person_row), (GP_EVENTS, gp_row),
+                              (HOSPITAL_EPISODES, hospital_row)):
+            lake.write_table(spark.createDataFrame([row], contract.schema), config.paths.lake, contract, run)
+    candidate = {f"{c.zone}/{c.name}": 0 for c in (PEOPLE_STD, PERSON, GP_EVENTS, HOSPITAL_EPISODES)}
+    result = no_raw_identifiers(AuditInputs(spark, config, candidate, {}, candidate))
+    assert not result.passed
+    assert result.counts == {"tables_scanned": 3, "columns_with_identifiers": 2, "identifier_matches": 2}
+    assert "gp_events.code" in result.summary and "hospital_episodes.referral_source" in result.summary
+    assert "9434765919" not in result.summary and "ann" not in result.summary.lower()  # counts, never values

@@ -135,9 +135,12 @@ def schema_contracts(inputs: AuditInputs) -> AuditResult:
 
 def identifier_values(people_df: DataFrame) -> DataFrame:
     """Distinct normalised raw identifiers (value) of the run's input people."""
-    full_name = F.concat_ws(" ", F.trim("forename_raw"), F.trim("surname_raw"))
-    values = F.array(*[F.col(c) for c in IDENTIFIER_COLUMNS], full_name)
-    return (people_df.select(F.explode(values).alias("value"))
+    # Every NHS number, postcode and date holds a digit: placeholders such as 'Unknown' (also a category
+    # value) are not identifiers. A full name needs both parts.
+    with_digit = [F.when(F.col(c).rlike("[0-9]"), F.col(c)) for c in IDENTIFIER_COLUMNS]
+    full_name = F.when((F.length(F.trim("forename_raw")) > 0) & (F.length(F.trim("surname_raw")) > 0),
+                       F.concat_ws(" ", F.trim("forename_raw"), F.trim("surname_raw")))
+    return (people_df.select(F.explode(F.array(*with_digit, full_name)).alias("value"))
             .select(F.upper(F.trim("value")).alias("value"))
             .where(F.length("value") >= MIN_IDENTIFIER_LENGTH).distinct())
 
