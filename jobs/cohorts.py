@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from linkage.cli import run_job
 from linkage.cohorts import cohorts_job
+from linkage.releases.cycle import released
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("cohorts", __doc__.splitlines()[0], cohorts_job, argv, environ, add_arguments)
+    return run_job("cohorts", __doc__.splitlines()[0], released(cohorts_job), argv, environ, add_arguments)
 
 
 if __name__ == "__main__":

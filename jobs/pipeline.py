@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 
 from linkage.cli import run_job
 from linkage.pipeline import run_pipeline
+from linkage.releases.cycle import released
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("pipeline", __doc__.splitlines()[0], run_pipeline, argv, environ)
+    return run_job("pipeline", __doc__.splitlines()[0], released(run_pipeline), argv, environ)
 
 
 if __name__ == "__main__":

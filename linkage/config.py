@@ -277,6 +277,32 @@ class CohortsConfig(Frozen):
     disclosure: DisclosureConfig = DisclosureConfig()
 
 
+class ReleaseGatesConfig(Frozen):
+    """Linkage QA gates a release must pass before analysts see it (null switches a gate off)."""
+
+    max_keys_merged_share: float | None = Field(
+        0.05, ge=0, le=1, description="Most person keys of the previous spine that may merge in one run (share).")
+    max_keys_split_share: float | None = Field(
+        0.05, ge=0, le=1, description="Most person keys of the previous spine that may split in one run (share).")
+    max_conflict_cluster_share: float | None = Field(
+        0.02, ge=0, le=1, description="Most persons whose records hold two NHS numbers or birth years apart (share).")
+    max_expected_false_match_rate: float | None = Field(
+        0.02, ge=0, le=1, description="Most model-estimated false matches per linked pair (Splink's own estimate).")
+    min_precision: float | None = Field(
+        0.95, ge=0, le=1, description="Least pairwise precision against truth, checked only when paths.truth is set.")
+
+
+class ReleasesConfig(Frozen):
+    catalog: Literal["embedded", "external"] = Field(
+        "embedded", description="embedded: views made from the lake's release manifest in each session; external: "
+                                "also written to the Hive metastore named in spark.conf at publish.")
+    keep: int = Field(5, ge=1, description="Published releases kept readable; older table versions are vacuumed.")
+    vacuum: bool = Field(True, description="Vacuum versions older than the oldest kept release after each publish.")
+    lock_hours: float = Field(12, gt=0, description="A run's lake lock expires after this; then it may be taken over.")
+    take_over_stale_lock: bool = Field(False, description="Take over an EXPIRED lock (a crashed run's); never a live one.")
+    gates: ReleaseGatesConfig = ReleaseGatesConfig()
+
+
 class AppConfig(Frozen):
     environment: Literal["local", "docker", "cluster"] = Field(
         description="Stated by the overlay, or its file name (local.yaml, docker.yaml, cluster.yaml). Outside "
@@ -290,6 +316,7 @@ class AppConfig(Frozen):
     linkage: LinkageConfig = LinkageConfig()
     pseudonymise: PseudonymiseConfig = PseudonymiseConfig()
     cohorts: CohortsConfig = CohortsConfig()
+    releases: ReleasesConfig = ReleasesConfig()
     # Which file (or --set) chose the environment: printed by every job, not a setting.
     _environment_origin: str = PrivateAttr("")
 

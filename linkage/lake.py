@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from linkage.errors import LinkageError
+from linkage.releases import journal
 from linkage.schemas import TableContract
 from linkage.tracking import RunContext
 
@@ -68,7 +69,9 @@ def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunConte
     if contract.partition_by:
         writer = writer.partitionedBy(*[F.col(name) for name in contract.partition_by])
     writer.createOrReplace()
-    return table_version(df.sparkSession, path)
+    version = table_version(df.sparkSession, path)
+    journal.record(f"{contract.zone}/{contract.name}", version)  # the candidate release's table versions
+    return version
 
 
 def read_table(spark: SparkSession, lake: str, contract: TableContract, version: int | None = None) -> DataFrame:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from linkage.config import PROJECT_ROOT, SparkConfig
+from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig
 from linkage.errors import EnvironmentSetupError
 
 JARS_DIR_ENV = "LINKAGE_JARS_DIR"
@@ -176,6 +176,16 @@ def _check_delta_loaded(spark: SparkSession) -> None:
             "Delta classes are not on the driver classpath. Run `make setup` (it registers the jars in the venv's "
             "spark-defaults.conf) or pass them to spark-submit with --jars"
         ) from error
+
+
+def lake_session(config: AppConfig, release: str | None = None) -> SparkSession:
+    """build_spark plus the lake's names: `pseudonymised.<table>` and `cohorts.<table>` resolve to the
+    published release (or to `release`, an earlier one by id). See linkage.releases.catalog."""
+    from linkage.releases.catalog import register_catalog
+
+    spark = build_spark(config.spark)
+    register_catalog(spark, config.paths.lake, release)
+    return spark
 
 
 @contextmanager

@@ -95,9 +95,14 @@ def where_matches(where: dict[str, list]) -> Column:
     return F.coalesce(reduce(lambda a, b: a & b, conditions, F.lit(True)), F.lit(False))
 
 
-def read_inputs(spark: SparkSession, lake: str) -> dict[str, DataFrame]:
-    """The pseudonymised tables by name (lazy Delta reads): what every cohort is built from."""
-    return {contract.name: read_table(spark, lake, contract) for contract in (PERSON, *ACTIVITY_BY_TABLE.values())}
+INPUT_TABLES = (PERSON, *ACTIVITY_BY_TABLE.values())
+
+
+def read_inputs(spark: SparkSession, lake: str, versions: Mapping[str, int] | None = None) -> dict[str, DataFrame]:
+    """The pseudonymised tables by name (lazy Delta reads), at the pinned `zone/table` versions when given."""
+    versions = versions or {}
+    return {contract.name: read_table(spark, lake, contract, version=versions.get(f"{contract.zone}/{contract.name}"))
+            for contract in INPUT_TABLES}
 
 
 def criterion_events(tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date) -> DataFrame:

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from linkage.cli import JobContext, first_line, redact, write_traceback
 from linkage.cohorts import qa
 from linkage.cohorts.builder import (
+    INPUT_TABLES,
     build_cohort,
     build_summary,
     cohort_contracts,
@@ -30,6 +31,7 @@ from linkage.cohorts.disclosure import TOTAL_CATEGORY
 from linkage.config import AppConfig
 from linkage.errors import ConfigError, LinkageError
 from linkage.lake import read_table, write_table
+from linkage.releases.cycle import log_pinned, pinned_versions
 from linkage.tracking import RunContext
 
 
@@ -92,7 +94,7 @@ def export_summary(summary_df: DataFrame, exports_dir: str, table_name: str) -> 
 
 
 def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str, path: Path,
-              qa_inputs: QaInputs | None) -> CohortOutcome:
+              qa_inputs: QaInputs | None, versions: dict[str, int] | None = None) -> CohortOutcome:
     """Build, write, summarise, export and check one cohort in this thread's FAIR pool; never raises."""
     outcome = CohortOutcome(name)
     started = time.perf_counter()
@@ -104,7 +106,7 @@ def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str
                               for item in compile_criteria(declaration, config.cohorts.codelists)}
         person_table, summary_table = cohort_contracts(declaration)
         lake = config.paths.lake
-        cohort_df = build_cohort(read_inputs(spark, lake), declaration, config.cohorts).withColumn(
+        cohort_df = build_cohort(read_inputs(spark, lake, versions), declaration, config.cohorts).withColumn(
             "run_id", F.lit(run.run_id))
         write_table(cohort_df, lake, person_table, run)
         written_df = read_table(spark, lake, person_table)  # summarise what was written, not a recomputation
@@ -144,12 +146,14 @@ def _cause(error: Exception) -> BaseException | str:
 
 
 def build_all(spark: SparkSession, config: AppConfig, run: RunContext, cohorts: dict[str, Path],
-              qa_inputs: QaInputs | None, parallelism: int) -> list[CohortOutcome]:
+              qa_inputs: QaInputs | None, parallelism: int,
+              versions: dict[str, int] | None = None) -> list[CohortOutcome]:
     """All cohorts, `parallelism` at a time (1 = one after another), in declaration-name order."""
     if parallelism <= 1:
-        return [build_one(spark, config, run, name, path, qa_inputs) for name, path in cohorts.items()]
+        return [build_one(spark, config, run, name, path, qa_inputs, versions) for name, path in cohorts.items()]
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="cohort") as pool:
-        futures = [pool.submit(build_one, spark, config, run, name, path, qa_inputs) for name, path in cohorts.items()]
+        futures = [pool.submit(build_one, spark, config, run, name, path, qa_inputs, versions)
+                   for name, path in cohorts.items()]
         return [future.result() for future in futures]
 
 
@@ -175,6 +179,9 @@ def run_cohorts(ctx: JobContext) -> dict[str, Any]:
     cohorts = selected_cohorts(config)
     sequential = bool(getattr(ctx.args, "sequential", False))
     compare = bool(getattr(ctx.args, "compare", False))
+    # Every cohort reads the same pinned versions: a run committing meanwhile cannot mix two releases.
+    versions = pinned_versions(ctx.spark, config.paths.lake, list(INPUT_TABLES))
+    log_pinned(ctx.run, versions)
     with ctx.stage("prepare truth"):
         qa_inputs = prepare_qa(ctx)
     if qa_inputs is None:
@@ -186,7 +193,7 @@ def run_cohorts(ctx: JobContext) -> dict[str, Any]:
         parallelism = 1 if mode == "sequential" else config.cohorts.parallelism
         with ctx.stage(f"build {len(cohorts)} cohorts ({mode})"):
             started = time.perf_counter()
-            outcomes = build_all(ctx.spark, config, ctx.run, cohorts, qa_inputs, parallelism)
+            outcomes = build_all(ctx.spark, config, ctx.run, cohorts, qa_inputs, parallelism, versions)
             wall_seconds[mode] = round(time.perf_counter() - started, 2)
     if qa_inputs is not None:
         qa_inputs.truth_map_df.unpersist()

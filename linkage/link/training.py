@@ -16,7 +16,12 @@ from linkage.schemas import PEOPLE_STD
 def read_people(ctx: JobContext):
     if not table_exists(ctx.spark, ctx.config.paths.lake, PEOPLE_STD):
         raise InputError(f"{ctx.config.paths.lake}/restricted/people_std not found: run `python -m jobs.ingest` first")
-    return read_table(ctx.spark, ctx.config.paths.lake, PEOPLE_STD)
+    # Pinned: the version current now is read for the whole job and logged, whatever commits meanwhile.
+    from linkage.releases.cycle import log_pinned, pinned_versions
+
+    versions = pinned_versions(ctx.spark, ctx.config.paths.lake, [PEOPLE_STD])
+    log_pinned(ctx.run, versions)
+    return read_table(ctx.spark, ctx.config.paths.lake, PEOPLE_STD, version=versions["restricted/people_std"])
 
 
 def rule_sql(rule: Any, dialect: str = "spark") -> str:
