@@ -39,8 +39,12 @@ else
 fi
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/docker/containers.conf}
 
-# The test removes the image and the secret it makes: refuse to remove a developer's own.
-if [ "${CI:-}" != true ]; then
+# The test removes the image and the secret it makes: refuse to remove a developer's own. In CI
+# (CI=true) they can only be a previous run's leftovers: remove them.
+if [ "${CI:-}" = true ]; then
+    $ENGINE rmi -f "$IMAGE" >/dev/null 2>&1 || true
+    [ "$ENGINE" = podman ] && { podman secret rm "$SECRET" >/dev/null 2>&1 || true; }
+else
     if $ENGINE image exists "$IMAGE" 2>/dev/null || { [ "$ENGINE" = docker ] && docker image inspect "$IMAGE" >/dev/null 2>&1; }; then
         fail "an image $IMAGE exists and this test removes it when done: remove it first ($ENGINE rmi $IMAGE)"
     fi
@@ -84,7 +88,7 @@ run_as_written() {  # each command of a README block in this shell (exports carr
     while IFS= read -r command; do
         echo "+ $command"
         started=$SECONDS
-        eval "$command" 2>&1 | tee -a "$LOG"
+        eval "$command" > >(tee -a "$LOG") 2>&1  # in this shell: an `export` carries over
         say "  ($((SECONDS - started)) s)"
         case "$command" in
             *build.sh*) TIMES[cold build]=$((SECONDS - started)) ;;
