@@ -64,7 +64,11 @@ cleanup() {
     if [ -f "$SCRATCH/project/docker/compose.yaml" ]; then
         (cd "$SCRATCH/project" && $COMPOSE -f docker/compose.yaml down >/dev/null 2>&1)
     fi
-    [ "$ENGINE" = podman ] && podman secret rm "$SECRET" >/dev/null 2>&1
+    if [ "$ENGINE" = podman ]; then
+        podman secret rm "$SECRET" >/dev/null 2>&1
+        # podman-compose 1.0.3 leaves the project's network behind after `down`.
+        podman network ls -q --filter label=io.podman.compose.project=docker | xargs -r podman network rm >/dev/null 2>&1
+    fi
     $ENGINE rmi -f "$IMAGE" >/dev/null 2>&1
     [ "$ENGINE" = podman ] && podman rmi -f "$LOCAL_BASE" >/dev/null 2>&1
     [ "$ENGINE" = docker ] && docker rmi -f linkage-base:ca >/dev/null 2>&1
@@ -165,7 +169,7 @@ compose_ui() {
     run_as_written <<< "$up"
     local waited=0
     until curl -fsS -o /dev/null "$url/health" 2>/dev/null; do
-        [ $waited -lt 120 ] || fail "the MLflow UI did not answer on $url within 120 s"
+        [ $waited -lt 300 ] || fail "the MLflow UI did not answer on $url within 300 s"
         sleep 3; waited=$((waited + 3))
     done
     say "  MLflow UI answered on $url after about $waited s"
