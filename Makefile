@@ -14,7 +14,7 @@ SET ?=
 BENCH_SIZES ?= 100000 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format docs bench docker-build clean
+.PHONY: help setup run test test-fast lint format docs bench image test-image docker-build clean
 
 help: ## List the targets with what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -54,8 +54,13 @@ docs: setup ## Regenerate the README's table schema reference from linkage/schem
 bench: setup ## Benchmark train and link at $(BENCH_SIZES) people against Splink on DuckDB and default Spark
 	$(PY) -m linkage.bench --sizes $(BENCH_SIZES)
 
-docker-build: ## Build the single-node Spark image (needs a Docker engine)
-	docker build -f docker/Dockerfile -t linkage:latest .
+image: ## Build the single-node Spark image linkage:latest (Docker, or podman without a registry: docker/build.sh)
+	docker/build.sh
+
+test-image: ## Build the image cold, run the pipeline, the README's Docker quick start and compose in it (~10-15 min)
+	docker/test-image.sh
+
+docker-build: image ## Same as `make image` (older name)
 
 clean: ## Remove the lake, generated data and caches (keeps .venv, jars and secrets)
 	rm -rf lake data .pytest_cache .ruff_cache spark-warehouse
