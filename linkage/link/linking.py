@@ -15,11 +15,10 @@ from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
-from linkage.link import deterministic, qa, spine
+from linkage.link import deterministic, fields, qa, spine
 from linkage.link.model import build_linker, register_sources, splink_backend
 from linkage.link.registry import load_model_json, version_to_use
-from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION
-from linkage.link.training import read_people, rule_sql
+from linkage.link.training import read_people
 from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE, TableContract
 
 
@@ -53,6 +52,11 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
     version = version_to_use(config, getattr(ctx.args, "model_version", None))
     model = load_model_json(config, version)
     people = read_people(ctx)
+    # Blocking rules on fields this extract does not hold would find nothing: drop them and say so.
+    model, dropped_rules = fields.model_for_populated(model, fields.populated_columns(fields.populated_counts(people)))
+    if dropped_rules:
+        ctx.say(f"blocking rules dropped (no values in their fields): {'; '.join(dropped_rules)}")
+    run.log_params({"model.blocking_rules_dropped": " | ".join(dropped_rules) or "none"})
     previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
     previous_registry, _ = _current(ctx, PERSON_REGISTRY)
     decisions, _ = _current(ctx, REVIEW_DECISIONS)
@@ -71,7 +75,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
         with ctx.stage("predict"):
             linker = build_linker(register_sources(db_api, people), model)
             predictions = linker.inference.predict().as_spark_dataframe()
-            names = {str(i): f"{i}_{rule_sql(r)}" for i, r in enumerate(BLOCKING_RULES_FOR_PREDICTION)}
+            names = {str(i): f"{i}_{r['blocking_rule']}"
+                     for i, r in enumerate(model["blocking_rules_to_generate_predictions"])}
             metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
         with ctx.stage("cluster and key"):
             edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
