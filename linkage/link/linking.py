@@ -93,6 +93,11 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
                 clusters = spine.clusters_from_components(people, connected_components(db_api, people, strict_edges))
                 edges.unpersist()  # the first pass's edges: strict_edges now holds what later stages read
                 edges = strict_edges
+            edges, clusters, metrics["links_removed_splitting_conflicts"] = spine.split_conflicting_clusters(
+                edges, clusters, people,
+                lambda kept: spine.clusters_from_components(people, connected_components(db_api, people, kept)),
+                linkage_config.conflict_split_rounds)
+            metrics.update(qa.link_pattern_metrics(edges, people))
             keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
             person_spine = (spine.with_match_method(keyed, edges).drop("cluster_id", "record_uid")
                             .withColumn("run_id", F.lit(run.run_id)))
@@ -142,7 +147,8 @@ def _report(metrics: dict[str, float], truth: dict[str, float], version: str) ->
         "Blocking and model estimates": section("candidate_pairs", "pairs_by_blocking_rule.", "model."),
         "Cluster sizes": section("cluster_size."),
         "Link rate between sources": section("link_rate."),
-        "Conflicts for review": section("conflict_clusters.", "review_queue."),
+        "Conflicts for review": section("conflict_clusters.", "review_queue.", "link_patterns.",
+                                        "links_removed_splitting"),
         "Comparison with the previous run": section("keys."),
     }
     if truth:
