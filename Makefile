@@ -11,9 +11,10 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 CONFIG ?= conf/local.yaml
 SET ?=
 BENCH_SIZES ?= 100000 1000000
+QUALITY_PEOPLE ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format docs bench docker-build clean
+.PHONY: help setup run test test-fast lint format docs bench bench-quality docker-build clean
 
 help: ## List the targets with what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +53,9 @@ docs: setup ## Regenerate the README's table schema reference from linkage/schem
 
 bench: setup ## Benchmark train and link at $(BENCH_SIZES) people against Splink on DuckDB and default Spark
 	$(PY) -m linkage.bench --sizes $(BENCH_SIZES)
+
+bench-quality: setup ## Accuracy on every generator profile and FEBRL3/4 (with plain Splink) -> data/bench/quality.md
+	$(PY) -m linkage.quality_bench --people $(QUALITY_PEOPLE)
 
 docker-build: ## Build the single-node Spark image (needs a Docker engine)
 	docker build -f docker/Dockerfile -t linkage:latest .
