@@ -48,7 +48,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         with ctx.stage("train model"):
             model, trained, scoring = train_model(db_api, people, config.linkage, plan)
         if plan.dropped.get("em_sessions"):
-            ctx.say(f"EM sessions skipped: {'; '.join(plan.dropped['em_sessions'])}")
+            ctx.say(f"EM sessions dropped or skipped (no pairs): {'; '.join(plan.dropped['em_sessions'])}")
         ctx.run.log_dict(plan.summary(), "model/fields_adaptation.json")
         ctx.run.log_metrics({f"model.dropped.{kind}": len(items) for kind, items in plan.dropped.items()})
         with ctx.stage("log and register model"):
