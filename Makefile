@@ -12,9 +12,10 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 CONFIG ?= conf/local.yaml
 SET ?=
 BENCH_SIZES ?= 100000 1000000
+QUALITY_PEOPLE ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format docs bench image test-image docker-build clean
+.PHONY: help setup run test test-fast lint format docs bench bench-quality image test-image docker-build clean
 
 help: ## List the targets with what each does
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -53,6 +54,9 @@ docs: setup ## Regenerate the README's table schema reference from linkage/schem
 
 bench: setup ## Benchmark train and link at $(BENCH_SIZES) people against Splink on DuckDB and default Spark
 	$(PY) -m linkage.bench --sizes $(BENCH_SIZES)
+
+bench-quality: setup ## Accuracy on every generator profile and FEBRL3/4 (with plain Splink) -> data/bench/quality.md
+	$(PY) -m linkage.quality_bench --people $(QUALITY_PEOPLE)
 
 image: ## Build the single-node Spark image linkage:latest (Docker, or podman without a registry: docker/build.sh)
 	docker/build.sh

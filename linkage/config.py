@@ -122,6 +122,9 @@ _SYNTHETIC_RATE_DEFAULTS = {
 
 class SyntheticConfig(Frozen):
     people: int = Field(20_000, ge=10, description="Size of the synthetic resident population.")
+    profile: Literal["default", "families", "messy"] = Field(
+        "default", description="Generator world: default (the project's), families (rare names, relatives sharing "
+        "forenames, twins, valid wrong NHS numbers) or messy (2.5x errors, more missing identifiers).")
     seed: int = Field(42, description="Random seed: the same seed and size give byte-identical files.")
     error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
     malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
@@ -232,6 +235,9 @@ class LinkageConfig(Frozen):
         5e6, gt=0, description="Cap on pairs per EM session, reached by sampling records (None: every blocked pair).")
     max_cluster_size: int = Field(20, ge=2, description="Clusters larger than this are re-clustered with stricter model links.")
     oversized_cluster_probability: float = Field(0.9999, gt=0, lt=1, description="Model links kept inside oversized clusters.")
+    conflict_split_rounds: int = Field(
+        3, ge=0, le=10, description="Rounds of removing the weakest model link in clusters holding two valid NHS "
+        "numbers with dates of birth years apart (0: off).")
 
 
 class PseudonymiseConfig(Frozen):

@@ -63,7 +63,7 @@ def test_family_correction_fires_for_twins_and_siblings_only(spark_with_splink_f
 def test_corrections_are_fixed_and_added_once():
     family = settings.with_corrections({"comparisons": []})["comparisons"]
     twice = settings.with_corrections({"comparisons": family})["comparisons"]
-    assert [c["output_column_name"] for c in twice] == ["family"]
+    assert [c["output_column_name"] for c in twice] == ["family", "relatives"]
     correction = family[0]["comparison_levels"][1]
     assert correction["m_probability"] / correction["u_probability"] == 2 ** settings.FAMILY_CORRECTION_BITS
     assert correction["fix_m_probability"] and correction["fix_u_probability"]
@@ -84,3 +84,54 @@ def test_exact_1_january_date_has_a_fixed_small_u():
     dob = next(c for c in comparisons if c["output_column_name"] == "date_of_birth")
     first_january = next(level for level in dob["comparison_levels"] if level.get("label_for_charts") == "exact, 1 January")
     assert first_january["fix_u_probability"] and first_january["u_probability"] < 1e-5
+
+
+RELATIVE_COLUMNS = ("forename_std", "surname_std", "postcode_std", "nhs_number", "date_of_birth")
+RELATIVE_SCHEMA = ", ".join(f"{c}_{side} {'date' if c == 'date_of_birth' else 'string'}"
+                            for c in RELATIVE_COLUMNS for side in "lr") + ", case string"
+
+
+def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_functions):
+    from datetime import date
+
+    spark = spark_with_splink_functions
+
+    def pair(f, s, pc, nhs, dob, case):
+        return (*f, *s, *pc, *nhs, *dob, case)
+
+    same = lambda v: (v, v)  # noqa: E731
+    rows = [
+        pair(("AMELIA", "AMELIE"), same("KHAN"), same("E1 6AN"), ("9434765919", "4010232137"),
+             same(date(2012, 3, 4)), "twins: one date of birth, two numbers"),
+        pair(same("JOHN"), same("OKAFOR"), same("E1 6AN"), ("9434765919", "4010232137"),
+             (date(1975, 5, 6), date(2004, 9, 1)), "parent and child with one forename, two numbers"),
+        pair(same("JOHN"), same("OKAFOR"), same("E1 6AN"), (None, None),
+             (date(1975, 5, 6), date(2004, 9, 1)), "parent and child with one forename, no numbers"),
+        pair(("OMAR", "ZAINAB"), same("ALI"), ("N1 9GU", "M1 1AE"), ("9434765919", "4010232137"),
+             (date(2001, 2, 3), date(2004, 7, 8)), "siblings with different numbers, moved"),
+        # A one-digit NHS typo fails modulus 11: standardisation leaves that record's number null.
+        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), ("9434765919", None),
+             same(date(1990, 1, 2)), "true duplicate, one-digit NHS typo"),
+        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), same("9434765919"),
+             (date(1990, 1, 2), date(1991, 1, 2)), "true duplicate, one year digit wrong"),
+        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), ("9434765919", "4010232137"),
+             (date(1990, 1, 2), None), "no date of birth: cannot tell"),
+    ]
+    pairs = spark.createDataFrame(rows, RELATIVE_SCHEMA)
+    relatives = next(c for c in settings.with_corrections({"comparisons": []})["comparisons"]
+                     if c["output_column_name"] == "relatives")
+    labels = level_labels(relatives)
+    found = {row["case"]: row["level"] for row in pairs.select("case", first_level(labels).alias("level")).collect()}
+    null, joint, household, none = (label for _, label in labels)
+    assert found == {
+        "twins: one date of birth, two numbers": none,
+        "parent and child with one forename, two numbers": joint,
+        "parent and child with one forename, no numbers": household,
+        "siblings with different numbers, moved": joint,
+        "true duplicate, one-digit NHS typo": none,
+        "true duplicate, one year digit wrong": none,
+        "no date of birth: cannot tell": null,
+    }
+    weights = [level.get("m_probability", 1) / level.get("u_probability", 1) for level in relatives["comparison_levels"]]
+    assert weights[1] == 2 ** settings.RELATIVES_CORRECTION_BITS and weights[2] == 2 ** settings.HOUSEHOLD_CORRECTION_BITS
+    assert all(level.get("fix_m_probability") for level in relatives["comparison_levels"][1:])

@@ -15,12 +15,11 @@ from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
-from linkage.link import deterministic, qa, spine
+from linkage.link import deterministic, fields, qa, spine
 from linkage.link.history import record_missing_history
 from linkage.link.model import build_linker, register_sources, splink_backend
 from linkage.link.registry import check_approval, load_model_json, version_to_use
-from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION
-from linkage.link.training import read_people, rule_sql
+from linkage.link.training import read_people
 from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE, TableContract
 
 
@@ -63,6 +62,11 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
     caught_up = record_missing_history(ctx.spark, config.paths.lake, run)
     if caught_up:
         ctx.say(f"recorded the key history of {caught_up} earlier link run(s) that wrote the spine but not the registry")
+    # Blocking rules on fields this extract does not hold would find nothing: drop them and say so.
+    model, dropped_rules = fields.model_for_populated(model, fields.populated_columns(fields.populated_counts(people)))
+    if dropped_rules:
+        ctx.say(f"blocking rules dropped (no values in their fields): {'; '.join(dropped_rules)}")
+    run.log_params({"model.blocking_rules_dropped": " | ".join(dropped_rules) or "none"})
     previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
     previous_registry, _ = _current(ctx, PERSON_REGISTRY)
     decisions, _ = _current(ctx, REVIEW_DECISIONS)
@@ -81,7 +85,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
         with ctx.stage("predict"):
             linker = build_linker(register_sources(db_api, people), model)
             predictions = linker.inference.predict().as_spark_dataframe()
-            names = {str(i): f"{i}_{rule_sql(r)}" for i, r in enumerate(BLOCKING_RULES_FOR_PREDICTION)}
+            names = {str(i): f"{i}_{r['blocking_rule']}"
+                     for i, r in enumerate(model["blocking_rules_to_generate_predictions"])}
             metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
         with ctx.stage("cluster and key"):
             edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
@@ -98,6 +103,11 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
                 clusters = spine.clusters_from_components(people, connected_components(db_api, people, strict_edges))
                 edges.unpersist()  # the first pass's edges: strict_edges now holds what later stages read
                 edges = strict_edges
+            edges, clusters, metrics["links_removed_splitting_conflicts"] = spine.split_conflicting_clusters(
+                edges, clusters, people,
+                lambda kept: spine.clusters_from_components(people, connected_components(db_api, people, kept)),
+                linkage_config.conflict_split_rounds)
+            metrics.update(qa.link_pattern_metrics(edges, people))
             keyed = spine.assign_person_keys(clusters, previous_spine, known_keys)
             person_spine = (spine.with_match_method(keyed, edges).drop("cluster_id", "record_uid")
                             .withColumn("run_id", F.lit(run.run_id)))
@@ -147,7 +157,8 @@ def _report(metrics: dict[str, float], truth: dict[str, float], version: str) ->
         "Blocking and model estimates": section("candidate_pairs", "pairs_by_blocking_rule.", "model."),
         "Cluster sizes": section("cluster_size."),
         "Link rate between sources": section("link_rate."),
-        "Conflicts for review": section("conflict_clusters.", "review_queue."),
+        "Conflicts for review": section("conflict_clusters.", "review_queue.", "link_patterns.",
+                                        "links_removed_splitting"),
         "Comparison with the previous run": section("keys."),
     }
     if truth:

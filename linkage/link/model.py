@@ -29,9 +29,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker
 from splink.backends.spark import SparkAPI
+from splink.internals.exceptions import EMTrainingException
 
 from linkage.config import SOURCES, AppConfig, LinkageConfig
 from linkage.errors import InputError
+from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     EM_BLOCKING_RULES,
@@ -114,18 +116,28 @@ def build_linker(tables: list, settings: Any) -> Linker:
     return Linker(tables, settings, log_level=SPLINK_LOG_LEVEL)
 
 
-def train_linker(linker: Linker, config: LinkageConfig) -> list:
-    """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields."""
+def train_linker(linker: Linker, config: LinkageConfig, em_rules=EM_BLOCKING_RULES,
+                 prior_rules=PRIOR_DETERMINISTIC_RULES, skipped: list[str] | None = None) -> list:
+    """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields.
+
+    A session whose rule finds no pairs (e.g. postcodes present but never shared) is skipped and named in
+    `skipped`; the others stand.
+    """
     if config.probability_two_random_records_match is None:
-        linker.training.estimate_probability_two_random_records_match(
-            list(PRIOR_DETERMINISTIC_RULES), recall=config.prior_recall)
+        linker.training.estimate_probability_two_random_records_match(list(prior_rules), recall=config.prior_recall)
     linker.training.estimate_u_using_random_sampling(
         max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks)
     sessions, failures = [], []
-    for rule in EM_BLOCKING_RULES:
+    for rule in em_rules:
         try:
             sessions.append(
                 linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs))
+        except EMTrainingException as error:
+            failures.append(error)
+            sql = rule.get_blocking_rule("spark").blocking_rule_sql
+            if skipped is not None:
+                skipped.append(sql)
+            logging.getLogger(__name__).warning("EM session on %s skipped: it found no record pairs", sql)
         except ValueError as error:
             # Splink 5 refuses an m that underflows to 0 (a level seen only among certain non-matches, typical of
             # very clean or tiny data). The session's estimates are discarded whole; the other sessions stand.
@@ -139,17 +151,21 @@ def train_linker(linker: Linker, config: LinkageConfig) -> list:
     return sessions
 
 
-def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig) -> tuple[dict, Linker, Linker]:
-    """Estimate the model on people_std.
+def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig,
+                plan: ModelPlan | None = None) -> tuple[dict, Linker, Linker]:
+    """Estimate the model on people_std, with the comparisons and rules of `plan` (default: the full model).
 
     Returns Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds
     the training sessions' history) and a linker of the full model, from which the weight charts are drawn so QA
-    sees the corrections beside the estimated weights.
+    sees the corrections beside the estimated weights. EM sessions skipped for finding no pairs are added to
+    plan.dropped["em_sessions"].
     """
     tables = register_sources(db_api, people_df)
-    trained = build_linker(tables, build_settings(config))
-    train_linker(trained, config)
-    model = with_corrections(trained.misc.save_model_to_json())
+    if plan is None:
+        plan = plan_model(populated_columns(populated_counts(people_df)))
+    trained = build_linker(tables, build_settings(config, plan.comparisons, plan.prediction_rules))
+    train_linker(trained, config, plan.em_rules, plan.prior_rules, skipped=plan.dropped.setdefault("em_sessions", []))
+    model = with_corrections(trained.misc.save_model_to_json(), corrections=plan.corrections)
     return model, trained, build_linker(tables, model)
 
 

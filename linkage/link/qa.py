@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from linkage.link.spine import RECORD_KEY
+from linkage.link.deterministic import PAIR_KEYS
+from linkage.link.spine import RECORD_KEY, YEARS_APART_DAYS
 
 TRUTH_SCHEMA = ("source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
                 "sex string, birth_year int, imd_decile int")
@@ -134,6 +135,38 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
     metrics["conflict_clusters.two_valid_nhs_numbers"] = flags["two_nhs"] or 0
     metrics["conflict_clusters.birth_years_apart"] = flags["years_apart"] or 0
     return metrics
+
+
+# Link patterns that, on data with truth, are where false links concentrate (relatives: parents and children,
+# siblings sharing a household and often a forename). Counting them needs no truth, so QA sees them on real data.
+PATTERN_COLUMNS = ("surname_std", "postcode_std", "nhs_number", "date_of_birth")
+
+
+def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
+    """Pairs (PAIR_KEYS) with both records' PATTERN_COLUMNS as <column>_l and <column>_r."""
+    values = people_df.select(*RECORD_KEY, *PATTERN_COLUMNS)
+    for side in ("l", "r"):
+        pairs_df = pairs_df.join(values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *PATTERN_COLUMNS)]),
+                                 [f"{c}_{side}" for c in RECORD_KEY], "left")
+    return pairs_df
+
+
+def pair_patterns() -> dict[str, Column]:
+    """Boolean pattern columns over a frame from `with_pair_values` (null-safe: a missing value never matches)."""
+    years_apart = F.abs(F.datediff("date_of_birth_l", "date_of_birth_r")) > YEARS_APART_DAYS
+    household = (F.col("surname_std_l") == F.col("surname_std_r")) & (F.col("postcode_std_l") == F.col("postcode_std_r"))
+    two_numbers = F.col("nhs_number_l") != F.col("nhs_number_r")
+    patterns = {"household_dob_years_apart": household & years_apart, "two_valid_nhs_numbers": two_numbers,
+                "two_valid_nhs_numbers_dob_years_apart": two_numbers & years_apart}
+    return {name: F.coalesce(condition, F.lit(False)) for name, condition in patterns.items()}
+
+
+def link_pattern_metrics(edges_df: DataFrame, people_df: DataFrame) -> dict[str, float]:
+    """Links by false-pair-prone pattern (`link_patterns.<pattern>`): inside a household with dates of birth years
+    apart, between two different valid NHS numbers, and both."""
+    valued = with_pair_values(edges_df.select(*PAIR_KEYS).distinct(), people_df)
+    sums = valued.agg(*[F.sum(condition.cast("int")).alias(name) for name, condition in pair_patterns().items()]).first()
+    return {f"link_patterns.{name}": int(sums[name] or 0) for name in pair_patterns()}
 
 
 def prediction_metrics(predictions_df: DataFrame, upper: float, blocking_rule_names: Mapping[str, str]) -> dict[str, float]:

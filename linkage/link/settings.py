@@ -177,6 +177,48 @@ def _family_correction() -> cl.CustomComparison:
     )
 
 
+# Weight of the relatives correction (bits). Not yet tuned: set from the weights of the false pairs measured in
+# issue 17 (about +14 bits over the prior); `python -m linkage.quality_bench` measures what each level removes and
+# costs, to choose them on the `families` profile (see README, quality bench).
+# Two present, valid, different NHS numbers and dates of birth that disagree at every level are two people: in the
+# GP source and between hospital and GP these are parents and children or siblings who share forename, surname and
+# postcode, whose names (with rare-name term frequencies) and postcode added ~+35 bits against ~-10 for the two
+# disagreements. The model treats NHS number and date of birth as independent; between true matches both are
+# rarely wrong together (a relative's number on a record whose date is also wrong), so the joint level is fixed.
+RELATIVES_CORRECTION_BITS = -20.0
+# Household without NHS numbers to decide: surname and postcode agree, the dates of birth disagree at every level and
+# the NHS numbers do not agree. A parent and child, or two siblings, with one forename look like this.
+HOUSEHOLD_CORRECTION_BITS = -10.0
+
+
+def _fixed(bits: float) -> dict:
+    return {"m_probability": 2 ** bits, "u_probability": 1.0, "fix_m_probability": True, "fix_u_probability": True}
+
+
+NO_CORRECTION = {"m_probability": 1.0, "u_probability": 1.0, "fix_m_probability": True, "fix_u_probability": True}
+
+
+def _relatives_correction() -> cl.CustomComparison:
+    """A fixed correction for relatives' records: different valid NHS numbers with a different date of birth, or a
+    shared household (surname and postcode) with a different date of birth and no NHS number agreement."""
+    dob_disagrees = dob_disagrees_sql()
+    return cl.CustomComparison(
+        [
+            cll.CustomLevel("date_of_birth_l IS NULL OR date_of_birth_r IS NULL").configure(is_null_level=True),
+            cll.CustomLevel(f"nhs_number_l <> nhs_number_r AND {dob_disagrees}").configure(
+                label_for_charts="two different valid NHS numbers and dates of birth disagree (relatives)",
+                **_fixed(RELATIVES_CORRECTION_BITS)),
+            cll.CustomLevel(f"surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r AND {dob_disagrees} "
+                            "AND NOT coalesce(nhs_number_l = nhs_number_r, false)").configure(
+                label_for_charts="same surname and postcode, dates of birth disagree, NHS numbers not equal (household)",
+                **_fixed(HOUSEHOLD_CORRECTION_BITS)),
+            cll.ElseLevel().configure(label_for_charts="no correction", **NO_CORRECTION),
+        ],
+        output_column_name="relatives",
+        comparison_description="correction for relatives: different NHS numbers or one household, dates of birth apart",
+    )
+
+
 COMPARISONS = (
     _name_comparison("forename", "surname"),
     _name_comparison("surname", "forename"),
@@ -189,13 +231,13 @@ COMPARISONS = (
 # Fixed corrections, added to the model after training. EM must not see them: a -13 bit penalty on "forenames
 # disagree" within families made EM explain those pairs as non-matches and drive m(forename disagrees) to 3.5e-8
 # (-24.7 bits), which then sank true matches with a mistyped forename.
-CORRECTIONS = (_family_correction(),)
+CORRECTIONS = (_family_correction(), _relatives_correction())
 
 
-def with_corrections(model: dict, dialect: str = "spark") -> dict:
+def with_corrections(model: dict, dialect: str = "spark", corrections=CORRECTIONS) -> dict:
     """The trained model (Splink JSON as a dict) with the fixed corrections appended as comparisons."""
     present = {c["output_column_name"] for c in model["comparisons"]}
-    added = [c.get_comparison(dialect).as_dict() for c in CORRECTIONS]
+    added = [c.get_comparison(dialect).as_dict() for c in corrections]
     return {**model, "comparisons": model["comparisons"] + [c for c in added if c["output_column_name"] not in present]}
 
 
@@ -249,15 +291,19 @@ records, still linear in practice: every rule is an equi-join on a selective key
 """
 
 
-def build_settings(config: LinkageConfig) -> SettingsCreator:
-    """The model's settings: link_and_dedupe across the four sources (duplicates exist within sources too)."""
+def build_settings(config: LinkageConfig, comparisons=COMPARISONS,
+                   prediction_rules=BLOCKING_RULES_FOR_PREDICTION) -> SettingsCreator:
+    """The model's settings: link_and_dedupe across the four sources (duplicates exist within sources too).
+
+    comparisons and prediction_rules default to the full model; `linkage.link.fields.plan_model` narrows them to
+    the fields a site's extract holds."""
     return SettingsCreator(
         link_type="link_and_dedupe",
         unique_id_column_name=UNIQUE_ID,
         source_dataset_column_name=SOURCE_DATASET,
         probability_two_random_records_match=config.probability_two_random_records_match or 1e-5,
-        comparisons=list(COMPARISONS),
-        blocking_rules_to_generate_predictions=list(BLOCKING_RULES_FOR_PREDICTION),
+        comparisons=list(comparisons),
+        blocking_rules_to_generate_predictions=list(prediction_rules),
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
         additional_columns_to_retain=[],

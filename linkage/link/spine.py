@@ -8,6 +8,8 @@ smallest (source_dataset, source_record_id), so the same inputs always give the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -100,6 +102,69 @@ def without_weak_edges_in_oversized_clusters(edges_df: DataFrame, clusters_df: D
     flagged = edges_df.join(in_oversized, ["source_dataset_l", "source_record_id_l"], "left")
     is_weak = (F.col("method") == "probabilistic") & (F.col("match_probability") < strict_probability)
     return flagged.where(~(F.coalesce(F.col("is_oversized"), F.lit(False)) & is_weak)).drop("is_oversized")
+
+
+# Dates of birth further apart than this (days) are two people: a wrong year digit keeps the day and month, and the
+# model's date-of-birth comparison already forgives a swap or a placeholder within the year.
+YEARS_APART_DAYS = 366
+
+
+def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFrame:
+    """cluster_id of each cluster holding two records with different valid NHS numbers and dates of birth years apart.
+
+    Such a cluster is two people chained together (a parent and child, siblings), whatever links joined them.
+    """
+    holders = (clusters_df.select("cluster_id", *RECORD_KEY)
+               .join(people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth")
+                     .where(F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()), list(RECORD_KEY)))
+    left = holders.select("cluster_id", F.col("nhs_number").alias("nhs_l"), F.col("date_of_birth").alias("dob_l"))
+    right = holders.select("cluster_id", F.col("nhs_number").alias("nhs_r"), F.col("date_of_birth").alias("dob_r"))
+    return (left.join(right, "cluster_id")
+            .where((F.col("nhs_l") < F.col("nhs_r")) & (F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS))
+            .select("cluster_id").distinct())
+
+
+def without_weakest_edges(edges_df: DataFrame, clusters_df: DataFrame, conflicted_df: DataFrame) -> DataFrame:
+    """Edges less, in each conflicted cluster, its weakest model link (lowest probability; ties all go).
+
+    NHS-number and clerical links are never removed: a reviewer's match stands, and an NHS-number link needs
+    agreeing dates of birth.
+    """
+    ends = (clusters_df.join(conflicted_df, "cluster_id")
+            .select("cluster_id", F.col("source_dataset").alias("source_dataset_l"),
+                    F.col("source_record_id").alias("source_record_id_l")))
+    is_model = F.col("method") == "probabilistic"
+    flagged = edges_df.join(ends, ["source_dataset_l", "source_record_id_l"], "left")
+    weakest = (flagged.where(is_model & F.col("cluster_id").isNotNull())
+               .groupBy("cluster_id").agg(F.min("match_probability").alias("weakest")))
+    flagged = flagged.join(weakest, "cluster_id", "left")
+    drop = is_model & (F.col("match_probability") <= F.col("weakest"))
+    return flagged.where(~F.coalesce(drop, F.lit(False))).drop("cluster_id", "weakest")
+
+
+def split_conflicting_clusters(edges_df: DataFrame, clusters_df: DataFrame, people_df: DataFrame,
+                               recluster: Callable[[DataFrame], DataFrame], rounds: int
+                               ) -> tuple[DataFrame, DataFrame, int]:
+    """Refuse chains: while a cluster holds two valid NHS numbers with dates of birth years apart, drop its weakest
+    model link and cluster again (at most `rounds` times). Returns the edges, the clusters and the links removed.
+
+    recluster(edges) -> clusters is the caller's connected components. Each round's edges are persisted and the
+    previous round's released.
+    """
+    removed = 0
+    for _ in range(rounds):
+        conflicted = conflicting_clusters(clusters_df, people_df)
+        if conflicted.isEmpty():
+            break
+        kept = without_weakest_edges(edges_df, clusters_df, conflicted).persist()
+        dropped = edges_df.count() - kept.count()
+        if not dropped:  # only NHS-number or clerical links hold them: left for review
+            kept.unpersist()
+            break
+        removed += dropped
+        edges_df.unpersist()
+        edges_df, clusters_df = kept, recluster(kept)
+    return edges_df, clusters_df, removed
 
 
 def latest_decisions(decisions_df: DataFrame) -> DataFrame:

@@ -7,9 +7,9 @@ from typing import Any
 from linkage.cli import JobContext
 from linkage.errors import InputError
 from linkage.lake import read_table, table_exists
+from linkage.link.fields import plan_model, populated_columns, populated_counts, populated_metrics
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
 from linkage.link.registry import register_model
-from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION, EM_BLOCKING_RULES, PRIOR_DETERMINISTIC_RULES
 from linkage.schemas import PEOPLE_STD
 
 
@@ -32,20 +32,30 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     """Train, log (model JSON, parameters, charts) and register; returns the registry version and counts."""
     config = ctx.config
     people = read_people(ctx)
-    counts = {f"records.{row['source_dataset']}": row["count"] for row in people.groupBy("source_dataset").count().collect()}
+    populated = populated_counts(people)
+    counts = {f"records.{source}": per_source["records"] for source, per_source in populated.items()}
     ctx.run.log_metrics(counts)
+    # Fit the model to the fields this extract holds (no postcodes, no NHS numbers, ...), and say what changed.
+    plan = plan_model(populated_columns(populated))
+    ctx.run.log_metrics(populated_metrics(populated))
+    ctx.say(f"model fields: {plan.describe()}")
     ctx.run.log_params({
-        "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in BLOCKING_RULES_FOR_PREDICTION),
-        "model.em_blocking_rules": " | ".join(rule_sql(r) for r in EM_BLOCKING_RULES),
-        "model.prior_rules": " | ".join(rule_sql(r) for r in PRIOR_DETERMINISTIC_RULES),
+        "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in plan.prediction_rules),
+        "model.em_blocking_rules": " | ".join(rule_sql(r) for r in plan.em_rules),
+        "model.prior_rules": " | ".join(rule_sql(r) for r in plan.prior_rules),
+        "model.missing_fields": ", ".join(plan.missing_columns) or "none",
     })
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
         with ctx.stage("count blocked pairs"):
-            blocking = blocking_pair_counts(db_api, people)
+            blocking = blocking_pair_counts(db_api, people, plan.prediction_rules)
             ctx.run.log_dict(blocking, "model/blocking_pair_counts.json")
             ctx.run.log_metrics({f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)})
         with ctx.stage("train model"):
-            model, trained, scoring = train_model(db_api, people, config.linkage)
+            model, trained, scoring = train_model(db_api, people, config.linkage, plan)
+        if plan.dropped.get("em_sessions"):
+            ctx.say(f"EM sessions dropped or skipped (no pairs): {'; '.join(plan.dropped['em_sessions'])}")
+        ctx.run.log_dict(plan.summary(), "model/fields_adaptation.json")
+        ctx.run.log_metrics({f"model.dropped.{kind}": len(items) for kind, items in plan.dropped.items()})
         with ctx.stage("log and register model"):
             ctx.run.log_dict(model, "model/splink_model.json")
             for name, page in chart_html(trained, scoring).items():

@@ -13,6 +13,7 @@ import pyarrow.csv as pacsv
 
 from linkage.config import SOURCES, AppConfig, ColumnMapping, SyntheticConfig
 from linkage.errors import InputError
+from linkage.synthetic import profiles
 from linkage.synthetic.activity import make_activity, organisation_of
 from linkage.synthetic.codelists import read_codelists
 from linkage.synthetic.population import Population, make_population
@@ -95,11 +96,16 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
     codes = read_codelists(Path(codelists_dir))
     rng = {stage: np.random.default_rng([config.seed, i]) for i, stage in enumerate(STAGES)}
 
-    pop = make_population(config.people, config.reference_date, rng["population"])
+    config = profiles.profile_config(config)
+    profile_rng = profiles.profile_rng(config)
+    pop = profiles.reshape_population(make_population(config.people, config.reference_date, rng["population"]),
+                                      config.profile, profile_rng)
     carer_weight = np.where((pop.age >= 40) & (pop.age < 70), 1.5, 1.0)
     carer_chance = np.clip(config.condition_rates["unpaid_carers"] * carer_weight, 0, 1)
     is_carer = (pop.age >= CARER_AGE) & (rng["carers"].random(pop.size) < carer_chance)
-    records = {source: make_records(pop, source, config, is_carer, rng[source]) for source in SOURCES}
+    records = {source: profiles.misrecord(make_records(pop, source, config, is_carer, rng[source]), pop,
+                                          config.profile, profile_rng, config.group_error_factor)
+               for source in SOURCES}
     organisation = organisation_of(records["third_sector"], is_carer, rng["third_sector"])
     activity = make_activity(pop, records, is_carer, codes, config, rng["activity"])
 

@@ -1,0 +1,215 @@
+"""Fit the model to the identifiers a site actually sends.
+
+A site may send no postcodes, no NHS numbers, or map a field to "" for one source. A comparison, blocking
+rule, EM session or prior rule that reads a column no record holds sees no data: an EM session on it fails
+("resulted in no record pairs"), and a comparison on it is never estimated. So `train` and `link` first count
+the populated values of each model column and keep only what can see data, and say what they dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from splink import block_on
+
+from linkage.link.settings import (
+    BLOCKING_RULES_FOR_PREDICTION,
+    COMPARISONS,
+    CORRECTIONS,
+    EM_BLOCKING_RULES,
+    MODEL_COLUMNS,
+    PRIOR_DETERMINISTIC_RULES,
+    SOURCE_DATASET,
+    UNIQUE_ID,
+)
+
+# A column needs values on at least two records before any pair can compare them.
+MIN_POPULATED = 2
+
+# The column each comparison cannot do without: when no record holds it, the comparison is dropped.
+COMPARISON_NEEDS = {
+    "forename": "forename_std", "surname": "surname_std", "date_of_birth": "year_of_birth", "sex": "sex",
+    "postcode": "postcode_std", "nhs_number": "nhs_number",
+    # Fixed corrections: "family" reads forenames (it tells apart relatives by them); "relatives" needs both.
+    "family": "forename_std", "relatives": "nhs_number",
+}
+# Extra columns a fixed correction needs (all must be populated).
+CORRECTION_ALSO_NEEDS = {"relatives": ("date_of_birth",)}
+
+# EM sessions to add when the configured ones leave a comparison unestimated (its columns in every kept rule, or
+# the rule that would estimate it dropped), in order of preference.
+EM_FALLBACK_RULES = (
+    block_on("date_of_birth"),
+    block_on("surname_phonetic", "year_of_birth"),
+    block_on("forename_canonical", "surname_canonical"),
+)
+# Prior rules to use when none of the configured ones can see data.
+PRIOR_FALLBACK_RULES = (
+    block_on("forename_std", "surname_std", "year_of_birth"),
+    block_on("forename_std", "surname_std", "postcode_std"),
+)
+
+_RULE_COLUMN = re.compile(r"\b[lr]\.[`\"]?(\w+)")
+_LEVEL_COLUMN = re.compile(r"\b(\w+?)_[lr]\b")
+
+
+def populated_counts(people_df: DataFrame) -> dict[str, dict[str, int]]:
+    """Non-null values of each model column, per source (an empty array counts as missing). One Spark job."""
+    columns = [c for c in MODEL_COLUMNS if c not in (SOURCE_DATASET, UNIQUE_ID) and c in people_df.columns]
+
+    def present(name: str):
+        column = F.col(name)
+        if people_df.schema[name].dataType.typeName() == "array":
+            return F.when(F.size(column) > 0, 1)
+        return F.when(column.isNotNull(), 1)
+
+    rows = people_df.groupBy(SOURCE_DATASET).agg(
+        F.count("*").alias("__records"), *[F.count(present(c)).alias(c) for c in columns]).collect()
+    return {row[SOURCE_DATASET]: {"records": row["__records"], **{c: row[c] for c in columns}} for row in rows}
+
+
+def populated_columns(counts: dict[str, dict[str, int]]) -> frozenset[str]:
+    """Columns held by at least MIN_POPULATED records across all sources."""
+    totals: dict[str, int] = {}
+    for per_source in counts.values():
+        for column, n in per_source.items():
+            if column != "records":
+                totals[column] = totals.get(column, 0) + n
+    return frozenset(c for c, n in totals.items() if n >= MIN_POPULATED)
+
+
+def rule_sql(rule: Any, dialect: str = "spark") -> str:
+    return rule.get_blocking_rule(dialect).blocking_rule_sql
+
+
+def rule_columns(sql: str) -> frozenset[str]:
+    """Columns a blocking rule reads (`l.x`, `r.x`)."""
+    return frozenset(_RULE_COLUMN.findall(sql))
+
+
+def comparison_columns(comparison: dict) -> frozenset[str]:
+    """Columns a comparison's levels read (`x_l`, `x_r`), from its Splink dict."""
+    found: set[str] = set()
+    for level in comparison["comparison_levels"]:
+        found.update(_LEVEL_COLUMN.findall(level["sql_condition"]))
+    return frozenset(found)
+
+
+def comparison_usable(comparison: dict, populated: frozenset[str]) -> bool:
+    name = comparison["output_column_name"]
+    needs = (COMPARISON_NEEDS.get(name), *CORRECTION_ALSO_NEEDS.get(name, ()))
+    return all(column is None or column in populated for column in needs)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What the model uses given the populated columns, and what it dropped (for the run's output and MLflow)."""
+
+    comparisons: tuple
+    corrections: tuple
+    prediction_rules: tuple
+    em_rules: tuple
+    prior_rules: tuple
+    missing_columns: tuple[str, ...]
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def adapted(self) -> bool:
+        return any(self.dropped.values()) or bool(self.added_em_rules)
+
+    @property
+    def added_em_rules(self) -> list[str]:
+        configured = {rule_sql(r) for r in EM_BLOCKING_RULES}
+        return [rule_sql(r) for r in self.em_rules if rule_sql(r) not in configured]
+
+    def summary(self) -> dict[str, Any]:
+        return {"missing_columns": list(self.missing_columns), **{f"dropped_{k}": v for k, v in self.dropped.items()},
+                "added_em_rules": self.added_em_rules}
+
+    def describe(self) -> str:
+        """One line for the job's output: what was dropped or added, and why."""
+        if not self.adapted:
+            return "all model fields populated: full model"
+        parts = [f"no values for {', '.join(self.missing_columns)}"]
+        parts += [f"dropped {kind.replace('_', ' ')}: {'; '.join(items)}" for kind, items in self.dropped.items() if items]
+        if self.added_em_rules:
+            parts.append(f"added EM sessions: {'; '.join(self.added_em_rules)}")
+        return " | ".join(parts)
+
+
+def _usable_rules(rules, populated: frozenset[str]) -> tuple[list, list[str]]:
+    kept, dropped = [], []
+    for rule in rules:
+        (kept if rule_columns(rule_sql(rule)) <= populated else dropped).append(rule)
+    return kept, [rule_sql(r) for r in dropped]
+
+
+def _estimated_by(rule, comparison: dict) -> bool:
+    """Splink estimates a comparison in an EM session only when the session's rule reads none of its columns."""
+    return not (rule_columns(rule_sql(rule)) & comparison_columns(comparison))
+
+
+def plan_model(populated: frozenset[str], comparisons=COMPARISONS, corrections=CORRECTIONS,
+               prediction_rules=BLOCKING_RULES_FOR_PREDICTION, em_rules=EM_BLOCKING_RULES,
+               prior_rules=PRIOR_DETERMINISTIC_RULES) -> ModelPlan:
+    """Keep the comparisons, rules and sessions that can see data; add fallback EM sessions so every kept
+    comparison is estimated at least once, and a fallback prior rule when none is left."""
+    from linkage.errors import InputError
+
+    kept_comparisons, dropped_comparisons = [], []
+    for comparison in comparisons:
+        as_dict = comparison.get_comparison("spark").as_dict()
+        (kept_comparisons if comparison_usable(as_dict, populated) else dropped_comparisons).append(
+            (comparison, as_dict))
+    kept_corrections = [c for c in corrections if comparison_usable(c.get_comparison("spark").as_dict(), populated)]
+    dropped_corrections = [c.get_comparison("spark").as_dict()["output_column_name"]
+                           for c in corrections if c not in kept_corrections]
+    if not kept_comparisons:
+        raise InputError("restricted/people_std holds no values in any field the model compares: nothing to link on")
+    kept_prediction, dropped_prediction = _usable_rules(prediction_rules, populated)
+    if not kept_prediction:
+        raise InputError("restricted/people_std holds no values in the fields of any blocking rule: nothing to link on")
+    kept_em, dropped_em = _usable_rules(em_rules, populated)
+    for rule in EM_FALLBACK_RULES:
+        unestimated = [d for _, d in kept_comparisons if not any(_estimated_by(r, d) for r in kept_em)]
+        if not unestimated:
+            break
+        sql = rule_sql(rule)
+        if rule_columns(sql) <= populated and sql not in {rule_sql(r) for r in kept_em} \
+                and any(_estimated_by(rule, d) for d in unestimated):
+            kept_em.append(rule)
+    kept_prior, dropped_prior = _usable_rules(prior_rules, populated)
+    if not kept_prior:
+        kept_prior, _ = _usable_rules(PRIOR_FALLBACK_RULES, populated)
+    missing = tuple(c for c in MODEL_COLUMNS if c not in (SOURCE_DATASET, UNIQUE_ID) and c not in populated)
+    return ModelPlan(
+        comparisons=tuple(c for c, _ in kept_comparisons), corrections=tuple(kept_corrections),
+        prediction_rules=tuple(kept_prediction), em_rules=tuple(kept_em), prior_rules=tuple(kept_prior),
+        missing_columns=missing,
+        dropped={"comparisons": [d["output_column_name"] for _, d in dropped_comparisons] + dropped_corrections,
+                 "blocking_rules": dropped_prediction, "em_sessions": dropped_em, "prior_rules": dropped_prior})
+
+
+def model_for_populated(model: dict, populated: frozenset[str]) -> tuple[dict, list[str]]:
+    """A registered model (Splink JSON) without the prediction blocking rules that would see no data here.
+
+    Comparisons stay: on a missing column they fall to their null level, which weighs nothing.
+    """
+    rules = model.get("blocking_rules_to_generate_predictions", [])
+    kept = [r for r in rules if rule_columns(r["blocking_rule"]) <= populated]
+    dropped = [r["blocking_rule"] for r in rules if r not in kept]
+    if rules and not kept:
+        from linkage.errors import InputError
+
+        raise InputError("restricted/people_std holds no values in the fields of any of the model's blocking rules")
+    return {**model, "blocking_rules_to_generate_predictions": kept}, dropped
+
+
+def populated_metrics(counts: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Share of each source's records holding each model column (`fields.<source>.<column>`), for MLflow."""
+    return {f"fields.{source}.{column}": (n / per_source["records"] if per_source["records"] else 0.0)
+            for source, per_source in counts.items() for column, n in per_source.items() if column != "records"}

@@ -1,0 +1,111 @@
+"""The model adapts to the fields an extract holds: no postcode anywhere, no NHS number anywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_link_model import as_argv, synthetic_people, write_people, write_truth
+
+from jobs import approve as approve_job
+from jobs import link as link_job
+from jobs import train as train_job
+from linkage.lake import read_table
+from linkage.link import fields
+from linkage.link.registry import load_model_json
+from linkage.link.settings import MODEL_COLUMNS
+from linkage.schemas import PERSON_SPINE
+
+POSTCODE_COLUMNS = ("postcode_std", "postcode_sector", "postcode_district")
+ALL_COLUMNS = frozenset(MODEL_COLUMNS)
+
+
+def test_full_extract_keeps_the_full_model():
+    plan = fields.plan_model(ALL_COLUMNS)
+    assert not plan.adapted
+    assert plan.describe() == "all model fields populated: full model"
+
+
+def test_no_postcode_drops_its_comparison_rules_and_em_session_and_adds_one_on_date_of_birth():
+    plan = fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS))
+    assert plan.dropped["comparisons"] == ["postcode"]
+    assert len(plan.dropped["blocking_rules"]) == 3 and all("postcode" in r for r in plan.dropped["blocking_rules"])
+    assert plan.dropped["em_sessions"] == ["(l.`date_of_birth` = r.`date_of_birth`) AND "
+                                           "(l.`postcode_district` = r.`postcode_district`)"]
+    # Without that session no session would estimate the name comparisons (the other blocks on canonical names).
+    assert plan.added_em_rules == ["l.`date_of_birth` = r.`date_of_birth`"]
+    assert all("postcode" not in fields.rule_sql(r) for r in plan.prediction_rules)
+
+
+def test_no_nhs_number_drops_its_comparison_rule_prior_rule_and_the_relatives_correction():
+    plan = fields.plan_model(ALL_COLUMNS - {"nhs_number"})
+    assert plan.dropped["comparisons"] == ["nhs_number", "relatives"]
+    assert plan.dropped["blocking_rules"] == ["l.`nhs_number` = r.`nhs_number`"]
+    assert [fields.rule_sql(r) for r in plan.prior_rules] == [
+        "(l.`forename_std` = r.`forename_std`) AND (l.`surname_std` = r.`surname_std`) AND "
+        "(l.`date_of_birth` = r.`date_of_birth`)"]
+    assert not plan.added_em_rules
+
+
+def test_a_registered_model_loses_only_the_blocking_rules_on_missing_fields():
+    model = {"comparisons": [], "blocking_rules_to_generate_predictions": [
+        {"blocking_rule": "l.`nhs_number` = r.`nhs_number`"},
+        {"blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"},
+        {"blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`date_of_birth` = r.`date_of_birth`)"}]}
+    adapted, dropped = fields.model_for_populated(model, ALL_COLUMNS - set(POSTCODE_COLUMNS))
+    assert dropped == ["(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"]
+    assert len(adapted["blocking_rules_to_generate_predictions"]) == 2
+
+
+def test_populated_counts_per_source_treat_empty_arrays_as_missing(spark):
+    from test_link_spine import people_frame
+
+    rows = [{"source_dataset": "gp", "source_record_id": "g1", "surname_std": "KHAN", "surname_parts": ["KHAN"]},
+            {"source_dataset": "gp", "source_record_id": "g2", "surname_std": None, "surname_parts": []},
+            {"source_dataset": "hospital", "source_record_id": "h1", "nhs_number": "9434765919"}]
+    counts = fields.populated_counts(people_frame(spark, rows))
+    assert counts["gp"]["records"] == 2 and counts["gp"]["surname_std"] == 1 and counts["gp"]["surname_parts"] == 1
+    assert counts["hospital"]["nhs_number"] == 1
+    # One NHS number in the whole extract: no pair can compare it.
+    assert "nhs_number" not in fields.populated_columns(counts)
+    assert fields.populated_metrics(counts)["fields.gp.surname_std"] == 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blanked", [POSTCODE_COLUMNS, ("nhs_number",)], ids=["no-postcode", "no-nhs-number"])
+def test_train_and_link_an_extract_without_a_field(blanked, spark, make_config, test_overrides, tmp_path, capsys):
+    rows, truth = synthetic_people(seed=11)
+    rows = [{**row, **dict.fromkeys(blanked)} for row in rows]
+    truth_path = tmp_path / "truth.csv"
+    write_truth(truth_path, truth)
+    overrides = [*test_overrides, f"paths.truth={truth_path}", f"tracking.registered_model=fields-{tmp_path.name}",
+                 "linkage.u_max_pairs=20000", "linkage.em_max_iterations=10"]
+    config = make_config(*overrides[len(test_overrides):])
+    write_people(spark, config, rows)
+    argv = as_argv(overrides)
+
+    assert train_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
+    out = capsys.readouterr().out
+    assert f"no values for {', '.join(blanked)}" in out
+    version = re.search(r"version (\d+); approve it", out).group(1)
+    model = load_model_json(config, version)
+    used = " ".join(r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"])
+    assert not any(column in used for column in blanked)
+    dropped_comparison = "postcode" if "postcode_std" in blanked else "nhs_number"
+    assert dropped_comparison not in [c["output_column_name"] for c in model["comparisons"]]
+
+    client = MlflowClient(config.tracking_uri)
+    train_run = client.get_run(client.get_model_version(config.tracking.registered_model, version).run_id)
+    assert train_run.data.params["model.missing_fields"] == ", ".join(blanked)
+    adaptation = json.loads(Path(client.download_artifacts(train_run.info.run_id, "model/fields_adaptation.json",
+                                                           str(tmp_path))).read_text(encoding="utf-8"))
+    assert adaptation["dropped_comparisons"][0] == dropped_comparison
+
+    assert approve_job.main([*argv, "--version", version], {}) == 0
+    assert link_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
+    f1 = float(re.search(r"F1 (\d\.\d{4})", capsys.readouterr().out).group(1))
+    assert f1 >= 0.85, f"F1 {f1} without {blanked}"
+    assert read_table(spark, config.paths.lake, PERSON_SPINE).count() == len(rows)
