@@ -141,3 +141,61 @@ def test_reviewer_id_comes_from_the_environment():
     assert reviewer_id({}) != ""
     with pytest.raises(ConfigError):
         reviewer_id({"LINKAGE_REVIEWER": "Jane Smith <script>"})
+
+
+def test_the_evidence_shown_reproduces_the_link_runs_score(spark, pipeline_run):
+    """Splink on DuckDB over the two records, with term frequencies over people_std, gives the link run's weight."""
+    from linkage.config import load_config
+    from linkage.review.server import build_backend
+
+    assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
+    settings = [value for flag, value in zip(pipeline_run.overrides[::2], pipeline_run.overrides[1::2], strict=True)]
+    backend = build_backend(spark, load_config(None, overrides=settings), "reviewer-1", None)  # reads only
+    pairs = backend.data.queues["review_queue"][:3]
+    assert pairs, "the pipeline's review queue is empty"
+    for pair in pairs:
+        waterfall = backend.waterfall(pair)
+        assert waterfall.steps[0].comparison == "Prior"
+        assert waterfall.match_weight == pytest.approx(sum(step.match_weight for step in waterfall.steps), abs=1e-6)
+        assert waterfall.match_weight == pytest.approx(pair.match_weight, abs=0.01)
+
+
+def test_the_store_reads_both_queues_persons_and_old_decisions(spark, lake):
+    """review_sample is read when present (in sample_id order, not by score); decisions written before the note
+    and queue columns existed still read."""
+    def save(rows, ddl, name):
+        spark.createDataFrame(rows, ddl).write.format("delta").save(f"{lake}/restricted/{name}")
+
+    pair = "source_dataset_l string, source_record_id_l string, source_dataset_r string, source_record_id_r string"
+    save([("hospital", "h1", "gp", "g1", 0.9, 3.2, "run")], f"{pair}, match_probability double, match_weight double, "
+         "run_id string", "review_queue")
+    save([("s-2", "links:high", "gp", "g2", "gp", "g3", 9.0, 0.998, 0.1, "run"),
+          ("s-1", "near:low", "gp", "g1", "social_care", "s1", -1.0, 0.33, 0.5, "run")],
+         "sample_id string, stratum string, source_dataset_l string, source_record_id_l string, "
+         "source_dataset_r string, source_record_id_r string, match_weight double, match_probability double, "
+         "inclusion_probability double, run_id string", "review_sample")
+    save([("gp", "g1", "P1"), ("gp", "g2", "P2"), ("gp", "g3", "P2"), ("hospital", "h1", "P3"),
+          ("social_care", "s1", "P1"), ("gp", "g9", "P1")], "source_dataset string, source_record_id string, "
+         "person_key string", "person_spine")
+    save([(d, r, f"NAME-{r}") for d, r in (("gp", "g1"), ("gp", "g2"), ("gp", "g3"), ("hospital", "h1"),
+                                           ("social_care", "s1"), ("gp", "g9"), ("gp", "g10"))],
+         "source_dataset string, source_record_id string, forename_std string", "people_std")
+    save([("gp", "g1", "hospital", "h1", "match", "r0", None)],
+         f"{pair}, decision string, decided_by string, decided_at timestamp", "review_decisions")
+
+    data = ReviewStore(spark, str(lake), "reviewer-1").load()
+    assert [p.key for p in data.queues["review_queue"]] == [("gp", "g1", "hospital", "h1")]
+    assert [(p.key, p.stratum) for p in data.queues["sample"]] == [
+        (("gp", "g1", "social_care", "s1"), "near:low"), (("gp", "g2", "gp", "g3"), "links:high")]
+    assert data.persons == {"P1": [("gp", "g1"), ("gp", "g9"), ("social_care", "s1")], "P2": [("gp", "g2"), ("gp", "g3")],
+                            "P3": [("hospital", "h1")]}
+    assert ("gp", "g10") not in data.records and data.records[("gp", "g9")]["forename_std"] == "NAME-g9"
+    decision = data.decisions[("gp", "g1", "hospital", "h1")]
+    assert (decision.decision, decision.note, decision.queue) == ("match", None, None)
+    # Appending to a table written before note and queue existed adds the columns (older rows read null).
+    store = ReviewStore(spark, str(lake), "reviewer-2")
+    store.data = data
+    store.decide([("hospital", "h1", "gp", "g1")], "non_match", "family_member", "review_queue")
+    rows = read_table(spark, str(lake), REVIEW_DECISIONS).orderBy("decided_by").collect()
+    assert [(r.source_record_id_l, r.decision, r.decided_by, r.note, r.queue) for r in rows] == [
+        ("g1", "match", "r0", None, None), ("g1", "non_match", "reviewer-2", "family_member", "review_queue")]

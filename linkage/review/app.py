@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,12 @@ class ReviewBackend:
         data = self.store.load()
         self.evidence = EvidenceModel(self.model, data.records.values()) if self.model is not None else None
         self._waterfalls.clear()
+
+    def prefetch(self, pair: Pair) -> None:
+        try:
+            self.waterfall(pair)
+        except Exception as error:  # noqa: BLE001 - a background warm-up; the page computes it again if needed
+            log.warning("review app: evidence prefetch failed: %s", type(error).__name__)
 
     def waterfall(self, pair: Pair) -> Waterfall | None:
         records = self.data.records
@@ -155,7 +162,10 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
         pairs = _queue(queue)
         if not 0 <= index < len(pairs):
             abort(404)
-        return render_template("pair.html", **_pair_context(queue, pairs, index))
+        page = render_template("pair.html", **_pair_context(queue, pairs, index))
+        if index + 1 < len(pairs):  # the next pair's evidence, ready by the time the reviewer gets there
+            threading.Thread(target=backend.prefetch, args=(pairs[index + 1],), daemon=True).start()
+        return page
 
     @app.post("/pair/<queue>/<int:index>")
     def decide(queue: str, index: int):

@@ -82,7 +82,10 @@ class EvidenceModel:
                   for source, part in frame.groupby(SOURCE_DATASET)] if len(frame) else []
         if not tables:  # Splink needs an input table; an empty queue still gets a working model
             tables = [self._db_api.register(frame.head(0), dataset_display_name="none", table_name="review_input")]
-        self._linker = Linker(tables, model_for_duckdb(dict(model)))
+        # Splink's waterfall reads each comparison's intermediate columns, which a link run need not keep.
+        settings = {**model_for_duckdb(dict(model)), "retain_matching_columns": True,
+                    "retain_intermediate_calculation_columns": True}
+        self._linker = Linker(tables, settings)
         logging.getLogger("splink").setLevel(logging.WARNING)
 
     def waterfall(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Waterfall:

@@ -108,12 +108,17 @@ class Decision:
 # Spark side: small DataFrame -> DataFrame steps
 
 
-def queue_pairs(queue_df: DataFrame, extra: Iterable[str] = ()) -> DataFrame:
-    """A queue's pairs in canonical order with their scores (and any extra columns present), best first."""
+def queue_pairs(queue_df: DataFrame, extra: Iterable[str] = (), by_score: bool = True) -> DataFrame:
+    """A queue's pairs in canonical order with their scores (and any extra columns present).
+
+    The review queue comes best first; a sample comes in sample_id order, so the order of the
+    pairs does not tell a reviewer in blind mode what the model thought.
+    """
     present = [c for c in extra if c in queue_df.columns]
     absent = [F.lit(None).cast("string").alias(c) for c in extra if c not in queue_df.columns]
+    order = [F.col("match_weight").desc_nulls_last()] if by_score else [F.col("sample_id")]
     return (ordered_pairs(queue_df.select(*PAIR_KEYS, "match_weight", "match_probability", *present))
-            .select("*", *absent).orderBy(F.col("match_weight").desc_nulls_last(), *PAIR_KEYS))
+            .select("*", *absent).orderBy(*order, *PAIR_KEYS))
 
 
 def pair_ends(pairs_df: DataFrame) -> DataFrame:
@@ -204,7 +209,7 @@ class ReviewStore:
         sample_path = f"{lake.rstrip('/')}/{'/'.join(REVIEW_SAMPLE_TABLE)}"
         if _is_delta(spark, sample_path):
             sample = spark.read.format("delta").load(sample_path)
-            frames.append((QUEUE_SAMPLE, queue_pairs(sample, SAMPLE_EXTRA_COLUMNS)))
+            frames.append((QUEUE_SAMPLE, queue_pairs(sample, SAMPLE_EXTRA_COLUMNS, by_score=False)))
         for name, frame in frames:
             rows = frame.collect()
             data.queues[name] = [
