@@ -174,9 +174,11 @@ def test_the_store_reads_both_queues_persons_and_old_decisions(spark, lake):
          "sample_id string, stratum string, source_dataset_l string, source_record_id_l string, "
          "source_dataset_r string, source_record_id_r string, match_weight double, match_probability double, "
          "inclusion_probability double, run_id string", "review_sample")
-    save([("gp", "g1", "P1"), ("gp", "g2", "P2"), ("gp", "g3", "P2"), ("hospital", "h1", "P3"),
-          ("social_care", "s1", "P1"), ("gp", "g9", "P1")], "source_dataset string, source_record_id string, "
-         "person_key string", "person_spine")
+    save([(d, r, p, "probabilistic", 1) for d, r, p in (
+          ("gp", "g1", "P1"), ("gp", "g2", "P2"), ("gp", "g3", "P2"), ("hospital", "h1", "P3"),
+          ("social_care", "s1", "P1"), ("gp", "g9", "P1"))],
+         "source_dataset string, source_record_id string, person_key string, match_method string, cluster_size int",
+         "person_spine")
     save([(d, r, f"NAME-{r}") for d, r in (("gp", "g1"), ("gp", "g2"), ("gp", "g3"), ("hospital", "h1"),
                                            ("social_care", "s1"), ("gp", "g9"), ("gp", "g10"))],
          "source_dataset string, source_record_id string, forename_std string", "people_std")
@@ -199,3 +201,11 @@ def test_the_store_reads_both_queues_persons_and_old_decisions(spark, lake):
     rows = read_table(spark, str(lake), REVIEW_DECISIONS).orderBy("decided_by").collect()
     assert [(r.source_record_id_l, r.decision, r.decided_by, r.note, r.queue) for r in rows] == [
         ("g1", "match", "r0", None, None), ("g1", "non_match", "reviewer-2", "family_member", "review_queue")]
+
+
+def test_the_job_exits_2_on_bad_configuration_or_reviewer_id(capsys):
+    from jobs import review as review_job
+
+    assert review_job.main(["--set", "no_such.key=1"], {"LINKAGE_REVIEWER": "qa-1"}) == 2
+    assert review_job.main([], {"LINKAGE_REVIEWER": "not an id"}) == 2
+    assert "LINKAGE_REVIEWER" in capsys.readouterr().err

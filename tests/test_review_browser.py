@@ -135,14 +135,14 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
     for key, person in person_of.items():
         members.setdefault(person, []).append(key)
     first = next(i for i, p in enumerate(pairs) if person_of[p[:2]] != person_of[p[2:]])
-    assert len(pairs) >= first + 3, "the pipeline's queue is too short for this test"
+    assert len(pairs) >= first + 4, "the pipeline's queue is too short for this test"
     to_match, to_cut, to_leave = pairs[first], pairs[first + 1], pairs[first + 2]
     decided_records = {k for p in (to_match, to_cut, to_leave) for k in (p[:2], p[2:])}
-    # A later pair whose left record's person has other records, none of them in the decided pairs: split it off.
-    split_index = next(i for i, p in enumerate(pairs) if i > first + 2 and len(members[person_of[p[:2]]]) >= 2
-                       and not set(members[person_of[p[:2]]]) & decided_records
-                       and not set(members[person_of[p[2:]]]) & decided_records)
-    split_record = pairs[split_index][:2]
+    # A record of another pair whose person has other records, none of them in the decided pairs: split it off.
+    split_index, split_side, split_record = next(
+        (i, side, key) for i, p in enumerate(pairs) if i not in (first, first + 1, first + 2)
+        for side, key in (("l", p[:2]), ("r", p[2:]))
+        if len(members[person_of[key]]) >= 2 and not set(members[person_of[key]]) & decided_records)
 
     stderr_path = tmp_path / "review.stderr"
     process, url, token = start_review_app(settings, tmp_path, stderr_path)
@@ -181,7 +181,7 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
         assert text_of(driver, "position") == str(first + 4)
 
         driver.get(f"{url}/pair/review_queue/{split_index}")
-        press(driver, "l")  # the left record's person
+        press(driver, split_side)  # that record's person
         row = driver.find_element(By.XPATH, f"//table[@id='person-table']//tr[td[3][text()='{split_record[1]}']"
                                             f" and td[2][text()='{split_record[0]}']]")
         row.find_element(By.NAME, "record").click()
