@@ -100,3 +100,20 @@ def table_versions(spark: SparkSession, lake: str, contracts: list[TableContract
         for c in contracts
         if table_exists(spark, lake, c)
     }
+
+
+def append_table(df: DataFrame, lake: str, contract: TableContract, metadata: dict[str, str]) -> int:
+    """Append rows in one Delta transaction, creating the table on first use; returns the new version.
+
+    For append-only tables (clerical decisions). Columns the contract gained after the table was
+    created are added to it (mergeSchema); older rows read them as null.
+    """
+    path = table_path(lake, contract)
+    rows = conform(df, contract)
+    if table_exists(df.sparkSession, lake, contract):
+        (rows.write.format("delta").mode("append").option("mergeSchema", "true")
+         .option("userMetadata", json.dumps(metadata, sort_keys=True)).save(path))
+    else:
+        (rows.writeTo(f"delta.`{path}`").using("delta").tableProperty("comment", contract.description)
+         .option("userMetadata", json.dumps(metadata, sort_keys=True)).create())
+    return table_version(df.sparkSession, path)

@@ -217,15 +217,19 @@ REVIEW_QUEUE = TableContract(
 
 REVIEW_DECISIONS = TableContract(
     "restricted", "review_decisions",
-    "Clerical decisions on review pairs; applied in every later link run.",
+    "Clerical decisions on review pairs, appended (never rewritten); the latest per pair is applied in every "
+    "later link run.",
     _cols(
         ("source_dataset_l", "string", "Left record's source."),
         ("source_record_id_l", "string", "Left record's local id."),
         ("source_dataset_r", "string", "Right record's source."),
         ("source_record_id_r", "string", "Right record's local id."),
-        ("decision", "string", "match or non_match."),
+        ("decision", "string", "match, non_match or unsure (unsure leaves the pair to the model and in the queue)."),
         ("decided_by", "string", "Reviewer role or id (not a name)."),
         ("decided_at", "timestamp", "When the decision was taken."),
+        ("note", "string", "Optional reason from a closed list (linkage.review.store.NOTES); null when none."),
+        ("queue", "string", "Where the decision was taken: review_queue, sample or cluster_split; null when "
+                            "written by hand."),
     ),
 )
 

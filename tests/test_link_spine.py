@@ -194,6 +194,27 @@ def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_unsure_neither_links_nor_cuts_and_keeps_the_pair_in_the_queue(spark):
+    thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
+    nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)
+    scored = predictions(spark, [("gp", "4", "gp", "5", 0.7, 1.0), ("gp", "6", "gp", "7", 0.6, 0.5),
+                                 ("gp", "8", "gp", "9", 0.8, 2.0)])
+    decisions = spark.createDataFrame([
+        ("hospital", "1", "gp", "1", "unsure", "r1", "2026-01-01 00:00:00"),  # the NHS-number link stands
+        ("gp", "4", "gp", "5", "unsure", "r1", "2026-01-01 00:00:00"),  # no clerical link, still queued
+        ("gp", "6", "gp", "7", "match", "r1", "2026-01-01 00:00:00"),
+        ("gp", "7", "gp", "6", "unsure", "r2", "2026-02-01 00:00:00"),  # later unsure withdraws the match
+        ("gp", "8", "gp", "9", "non_match", "r1", "2026-01-01 00:00:00"),  # settled: leaves the queue
+    ], PAIR_SCHEMA + ", decision string, decided_by string, decided_at string").withColumn(
+        "decided_at", F.to_timestamp("decided_at"))
+    edges = spine.link_edges(nhs, scored, thresholds, decisions).select(*deterministic.PAIR_KEYS, "method")
+    assert_df_equality(edges, spark.createDataFrame([("gp", "1", "hospital", "1", "nhs_number")],
+                                                    PAIR_SCHEMA + ", method string"), ignore_nullable=True)
+    queue = spine.review_pairs(scored, thresholds, decisions).select(*deterministic.PAIR_KEYS)
+    expected = spark.createDataFrame([("gp", "4", "gp", "5"), ("gp", "6", "gp", "7")], PAIR_SCHEMA)
+    assert_df_equality(queue, expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_oversized_cluster_loses_only_its_weaker_model_links(spark):
     clustered = clusters(spark, {"gp:1": "big", "gp:2": "big", "gp:3": "big", "hospital:1": "small", "hospital:2": "small"})
     edges = spark.createDataFrame([

@@ -24,6 +24,8 @@ NEW_KEY_HEX_CHARS = 20  # 80 bits: collisions negligible at national scale
 
 # A record joined by several kinds of edge reports the most certain one.
 METHOD_PRIORITY = {"nhs_number": 1, "clerical": 2, "probabilistic": 3}
+# Clerical decisions that settle a pair; `unsure` (the third) leaves it to the model.
+SETTLING_DECISIONS = ("match", "non_match")
 
 
 def record_uid(dataset: Column, record_id: Column) -> Column:
@@ -71,7 +73,8 @@ def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, threshold
     between mutual single best candidates), or a clerical match.
 
     A clerical non_match removes the pair whatever else says so (the two records can still meet
-    through other links; the reviewer then sees them again in the QA conflicts).
+    through other links; the reviewer then sees them again in the QA conflicts). A pair's latest
+    decision counts: an `unsure` one neither adds nor removes it (the model decides).
     """
     no_probability = F.lit(None).cast("double").alias("match_probability")
     edges = ordered_pairs(deterministic_df.select(*PAIR_KEYS, no_probability)).withColumn(
@@ -284,10 +287,15 @@ def registry_events(spine_df: DataFrame, previous_spine_df: DataFrame | None,
 
 
 def review_pairs(predictions_df: DataFrame, thresholds: ThresholdsConfig, decisions_df: DataFrame | None = None) -> DataFrame:
-    """Pairs with lower <= probability < upper that no reviewer has decided yet."""
+    """Pairs with lower <= probability < upper that no reviewer has settled yet.
+
+    A pair whose latest decision is `unsure` stays in the queue: the model still decides it, and
+    another reviewer should look.
+    """
     queue = ordered_pairs(
         predictions_df.where((F.col("match_probability") >= thresholds.lower) & (F.col("match_probability") < thresholds.upper))
         .select(*PAIR_KEYS, "match_probability", "match_weight"))
     if decisions_df is not None:
-        queue = queue.join(ordered_pairs(decisions_df.select(*PAIR_KEYS)), list(PAIR_KEYS), "left_anti")
+        settled = latest_decisions(decisions_df).where(F.col("decision").isin(*SETTLING_DECISIONS))
+        queue = queue.join(settled.select(*PAIR_KEYS), list(PAIR_KEYS), "left_anti")
     return queue
