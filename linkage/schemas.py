@@ -233,6 +233,54 @@ REVIEW_DECISIONS = TableContract(
     ),
 )
 
+_PAIR_COLUMNS = (
+    ("source_dataset_l", "string", "Left record's source (the pair's records in sorted order)."),
+    ("source_record_id_l", "string", "Left record's local id."),
+    ("source_dataset_r", "string", "Right record's source."),
+    ("source_record_id_r", "string", "Right record's local id."),
+)
+
+LINK_PAIRS = TableContract(
+    "restricted", "link_pairs",
+    "A link run's record pairs: every pair put in one person, and every scored candidate pair; the frame that "
+    "review samples are drawn from.",
+    _cols(
+        *_PAIR_COLUMNS,
+        ("match_weight", "double", "Model match weight; null when the pair was never scored (outside blocking)."),
+        ("match_probability", "double", "Model match probability; null when never scored."),
+        ("method", "string", "For linked pairs: nhs_number, probabilistic or clerical (a direct edge), or transitive "
+                             "(same person through other records); null when not linked."),
+        ("is_linked", "boolean", "Both records are in the same person."),
+        ("is_best_candidate", "boolean",
+         "The pair is one record's single best-weighted candidate among the other record's source."),
+        RUN_ID,
+    ),
+)
+
+REVIEW_SAMPLE = TableContract(
+    "restricted", "review_sample",
+    "Stratified random sample of a link run's pairs for clerical review; its strata sizes and inclusion "
+    "probabilities make the accuracy estimates unbiased.",
+    _cols(
+        ("sample_id", "string", "Sample drawn: link run, seed and size, e.g. <run_id>:s42:n300."),
+        ("stratum", "string", "link|<method>|<weight band> or near_miss|<best_candidate or other>|<weight band>."),
+        *_PAIR_COLUMNS,
+        ("match_weight", "double", "Model match weight (null: never scored)."),
+        ("match_probability", "double", "Model match probability (null: never scored)."),
+        ("is_linked", "boolean", "The link run put both records in the same person."),
+        ("method", "string", "Link method (null when not linked)."),
+        ("stratum_size", "long", "Pairs of the link run in the stratum."),
+        ("stratum_sample_size", "long", "Pairs drawn from the stratum."),
+        ("inclusion_probability", "double", "stratum_sample_size / stratum_size."),
+        ("ethnic_group", "string", "Pair's ethnic group (either record's known value; Unknown when neither)."),
+        ("sex", "string", "Pair's sex (either record's known value)."),
+        ("age_band", "string", "Pair's age band at synthetic.reference_date (as the truth metrics)."),
+        ("imd_quintile", "string", "Pair's IMD quintile (GP records carry IMD)."),
+        ("drawn_at", "timestamp", "When the sample was drawn."),
+        ("run_id", "string", "MLflow run of the link run the sample is drawn from."),
+    ),
+)
+
 # ---------------------------------------------------------------------------------------------
 # pseudonymised zone: analysts
 
@@ -323,7 +371,7 @@ PSEUDONYMISED_ACTIVITY = {
 }
 
 RESTRICTED_TABLES = (PEOPLE_STD, *ACTIVITY_STD.values(), QUARANTINE, PERSON_SPINE, PERSON_REGISTRY, REVIEW_QUEUE,
-                     REVIEW_DECISIONS)
+                     REVIEW_DECISIONS, LINK_PAIRS, REVIEW_SAMPLE)
 PSEUDONYMISED_TABLES = (PERSON, *PSEUDONYMISED_ACTIVITY.values())
 ALL_TABLES = RESTRICTED_TABLES + PSEUDONYMISED_TABLES
 

@@ -22,8 +22,11 @@ from mlflow.tracking import MlflowClient
 
 from linkage import __version__
 from linkage.config import PROJECT_ROOT, AppConfig
+from linkage.mlflow_ui import ensure_qa_view
 
 MLFLOW_PARAM_BATCH = 100  # MLflow accepts at most 100 params per batch call
+# The experiment tag MLflow 3's UI reads to tell a model-training experiment (runs table) from a GenAI one.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,18 @@ class RunContext:
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)
 
+    def set_name(self, name: str) -> None:
+        """Rename the run for what it is (e.g. `link · release R · model vN`): the runs table shows the name."""
+        self.client.set_tag(self.run_id, "mlflow.runName", name)
+
+    def set_description(self, markdown: str) -> None:
+        """The run's description (MLflow's note), shown on the run page: headline figures and report links."""
+        self.client.set_tag(self.run_id, "mlflow.note.content", markdown)
+
+    def artifact_link(self, artifact_file: str) -> str:
+        """A link the MLflow UI opens on this run's artifact (relative to the UI's root)."""
+        return f"#/experiments/{self.experiment_id}/runs/{self.run_id}/artifacts/{artifact_file}"
+
 
 def _metric_key(key: str) -> str:
     # MLflow keys allow letters, digits, _ - . / and space; group values may hold others.
@@ -95,16 +110,26 @@ def configure_mlflow(config: AppConfig) -> str:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     if experiment is not None:
+        _prepare_for_qa(client, experiment.experiment_id, experiment.tags)
         return experiment.experiment_id
     artifact_location = None
     if uri.startswith("sqlite:///"):
         # Keep artifacts beside the local store rather than in whatever folder the job started in.
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     try:
-        return client.create_experiment(config.tracking.experiment, artifact_location=artifact_location)
+        experiment_id = client.create_experiment(config.tracking.experiment, artifact_location=artifact_location)
     except mlflow.exceptions.MlflowException:
         # Another process created it between our look-up and create.
-        return client.get_experiment_by_name(config.tracking.experiment).experiment_id
+        experiment_id = client.get_experiment_by_name(config.tracking.experiment).experiment_id
+    _prepare_for_qa(client, experiment_id, {})
+    return experiment_id
+
+
+def _prepare_for_qa(client: MlflowClient, experiment_id: str, tags: Mapping[str, str]) -> None:
+    """A model-training experiment (the UI opens on the runs table) with the saved QA view of link runs."""
+    if tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    ensure_qa_view(client, experiment_id, dict(tags))
 
 
 @contextmanager

@@ -15,12 +15,20 @@ from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
-from linkage.link import deterministic, fields, qa, spine
+from linkage.link import deterministic, fields, qa, report, spine
 from linkage.link.history import record_missing_history
 from linkage.link.model import build_linker, register_sources, splink_backend
+from linkage.link.pairs import link_pairs
 from linkage.link.registry import check_approval, load_model_json, version_to_use
 from linkage.link.training import read_people
-from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE, TableContract
+from linkage.schemas import (
+    LINK_PAIRS,
+    PERSON_REGISTRY,
+    PERSON_SPINE,
+    REVIEW_DECISIONS,
+    REVIEW_QUEUE,
+    TableContract,
+)
 
 
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +127,9 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             write_table(registry, config.paths.lake, PERSON_REGISTRY, run)
             queue = spine.review_pairs(predictions, thresholds, decisions).withColumn("run_id", F.lit(run.run_id))
             write_table(queue, config.paths.lake, REVIEW_QUEUE, run)
+            # The frame clerical review samples are drawn from (accuracy estimates without truth).
+            write_table(link_pairs(predictions, edges, new_spine).withColumn("run_id", F.lit(run.run_id)),
+                        config.paths.lake, LINK_PAIRS, run)
         nhs_pairs.unpersist()
         edges.unpersist()
 
@@ -134,9 +145,14 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             truth_df = qa.read_truth(ctx.spark, config.paths.truth, config.synthetic.reference_date.year)
             truth = qa.truth_metrics(new_spine, truth_df)
             metrics.update(truth)
+        metrics.update(report.headline_metrics(metrics))
         run.log_metrics(metrics)
         run.log_dict({"previous_spine_version": previous_spine_version, **changes}, "qa/comparison_with_previous_run.json")
-        run.log_text(_report(metrics, truth, version), "qa/linkage_report.html")
+        charts = report.link_charts(read_table(ctx.spark, config.paths.lake, LINK_PAIRS), new_spine, metrics, thresholds)
+        run.log_text(_report(metrics, truth, version, charts), "qa/linkage_report.html")
+        run.log_text(report.chart_specs_json(charts), "qa/linkage_report_charts.json")
+        run.set_name(report.link_run_name(config.pseudonymise.release_id, version))
+        run.set_description(report.link_description(metrics, version, run.artifact_link("qa/linkage_report.html")))
 
     summary = {"model_version": version, "records": metrics["records"], "persons": metrics["persons"],
                "review_queue_pairs": metrics["review_queue.pairs"], **changes}
@@ -146,7 +162,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
     return summary
 
 
-def _report(metrics: dict[str, float], truth: dict[str, float], version: str) -> str:
+def _report(metrics: dict[str, float], truth: dict[str, float], version: str,
+            charts: list[tuple[str, dict[str, Any]]]) -> str:
     def section(*prefixes: str) -> dict[str, float]:
         return {k: v for k, v in metrics.items() if k.startswith(prefixes)}
 
@@ -166,4 +183,4 @@ def _report(metrics: dict[str, float], truth: dict[str, float], version: str) ->
                                                                         "pairs.predicted", "pairs.true")}
         sections["By group (pairwise)"] = {k: v for k, v in truth.items()
                                            if k.startswith(("precision.", "recall.", "f1.", "recall_gap."))}
-    return qa.report_html(f"Linkage QA: model version {version}", sections)
+    return report.page(f"Linkage QA: model version {version}", report.headline_text(metrics), charts, sections)
