@@ -53,6 +53,22 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="Port to serve on (default 8765; 0 picks a free one).")
     parser.add_argument("--model-version", default=None,
                         help="Model version whose evidence is shown (default: linkage.model_version, else the approved one).")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="Instead of serving: draw a stratified sample of about N pairs of the latest link run "
+                             "into restricted/review_sample (for accuracy estimates), then exit.")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the sample draw (with --sample).")
+
+
+def draw_sample(ctx) -> dict[str, Any]:
+    """Job body of `jobs.review --sample N`: the sample is written in the job's own MLflow run."""
+    from linkage.review.sampling import draw_review_sample
+
+    counts = draw_review_sample(ctx.spark, ctx.config, ctx.run, ctx.args.sample, seed=ctx.args.seed)
+    ctx.run.log_params({"sample_id": counts["sample_id"], "sample_link_run_id": counts["link_run_id"]})
+    ctx.run.log_metrics({"sample.pairs": counts["pairs"], "sample.strata": counts["strata"]})
+    ctx.say(f"drew {counts['pairs']} pairs in {counts['strata']} strata into restricted/review_sample "
+            f"(sample {counts['sample_id']}); review them with `python -m jobs.review`")
+    return counts
 
 
 def build_backend(spark, config: AppConfig, reviewer: str, model_version: str | None):
@@ -93,6 +109,10 @@ def review_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         args = parser.parse_args(list(argv))
     except SystemExit as exit_:
         return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
+    if args.sample is not None:
+        from linkage.cli import run_job
+
+        return run_job("review_sample", "Draw the review sample.", draw_sample, argv, environ, add_review_arguments)
     try:
         reviewer = reviewer_id(environ)
         config = load_config(args.config, overrides=args.set)
