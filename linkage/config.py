@@ -291,7 +291,7 @@ class ReleaseGatesConfig(Frozen):
     max_keys_split_share: float | None = Field(
         0.05, ge=0, le=1, description="Most person keys of the previous spine that may split in one run (share).")
     max_conflict_cluster_share: float | None = Field(
-        0.02, ge=0, le=1, description="Most persons whose records hold two NHS numbers or birth years apart (share).")
+        0.05, ge=0, le=1, description="Most persons whose records hold two NHS numbers or birth years apart (share).")
     max_expected_false_match_rate: float | None = Field(
         0.02, ge=0, le=1, description="Most model-estimated false matches per linked pair (Splink's own estimate).")
     min_precision: float | None = Field(
