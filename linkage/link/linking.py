@@ -11,12 +11,11 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
-from linkage.link import deterministic, qa, spine
-from linkage.link.model import build_linker, register_sources, splink_backend
+from linkage.link import components, deterministic, qa, scorer, spine
+from linkage.link.model import model_input, splink_backend
 from linkage.link.registry import load_model_json, version_to_use
 from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION
 from linkage.link.training import read_people, rule_sql
@@ -29,12 +28,11 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def connected_components(db_api, people_df: DataFrame, edges_df: DataFrame) -> DataFrame:
-    """(record_uid, cluster_id) for every record, by Splink's connected components on Spark."""
-    components = cluster_pairwise_predictions_at_threshold(
-        spine.nodes_for_clustering(people_df), spine.edges_for_clustering(edges_df), db_api,
-        node_id_column_name="record_uid", edge_id_column_name_left="record_uid_l",
-        edge_id_column_name_right="record_uid_r")
-    return components.as_spark_dataframe()
+    """(record_uid, cluster_id) for every record: connected components in logarithmic rounds (cluster_id is the
+    smallest record_uid of the component, as Splink's). db_api is unused: the backend's checkpoint folder is."""
+    return components.connected_components(
+        spine.edges_for_clustering(edges_df), spine.nodes_for_clustering(people_df),
+        src="record_uid_l", dst="record_uid_r", node="record_uid").withColumnRenamed("component", "cluster_id")
 
 
 def _current(ctx: JobContext, contract: TableContract) -> tuple[DataFrame | None, int | None]:
@@ -69,8 +67,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             metrics["nhs_number.pairs_linked"] = nhs_links.count()
             metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
         with ctx.stage("predict"):
-            linker = build_linker(register_sources(db_api, people), model)
-            predictions = linker.inference.predict().as_spark_dataframe()
+            # The approved Splink model compiled to one Spark plan (linkage.link.scorer), computed once and kept.
+            predictions, _ = scorer.persisted_scores(model_input(people), model)
             names = {str(i): f"{i}_{rule_sql(r)}" for i, r in enumerate(BLOCKING_RULES_FOR_PREDICTION)}
             metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
         with ctx.stage("cluster and key"):
@@ -101,6 +99,7 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             write_table(queue, config.paths.lake, REVIEW_QUEUE, run)
         nhs_pairs.unpersist()
         edges.unpersist()
+        predictions.unpersist()
 
     with ctx.stage("qa"):
         metrics.update(qa.spine_metrics(new_spine, people))
