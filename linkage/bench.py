@@ -214,7 +214,7 @@ def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch:
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
 
-def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, Any]:
+def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str] = ()) -> dict[str, Any]:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
@@ -230,7 +230,7 @@ def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, An
     raw, lake = root / "raw", root / "lake"
     overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
                  f"synthetic.people={people}", f"spark.shuffle_partitions={shuffle_partitions}",
-                 f"tracking.registered_model=bench-{people}"]
+                 f"tracking.registered_model=bench-{people}", *settings]
     config = load_config(None, overrides=overrides)
     # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
     config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
@@ -323,11 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=BENCH_DIR / "work",
                         help="Where extracts and lakes are kept (reused between runs).")
     parser.add_argument("--shuffle-partitions", type=int, default=4)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).")
     args = parser.parse_args(argv)
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)
-        result = bench_size(people, args.work, args.shuffle_partitions)
+        result = bench_size(people, args.work, args.shuffle_partitions, args.set)
         results.append(result)
         print(f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
               flush=True)
