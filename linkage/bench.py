@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import resource
 import sys
 import time
@@ -39,15 +40,80 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def run_job_quietly(main: Callable, overrides: list[str], extra: Sequence[str] = ()) -> float:
-    """Run a job's main() with --set overrides; returns wall seconds; raises on a non-zero exit."""
+# A job's stage line, as linkage.cli.StageClock prints it: "[link] predict    12.3 s".
+STAGE_LINE = re.compile(r"^\[(?P<job>[\w-]+)\] (?P<stage>.+?)\s+(?P<seconds>\d+\.\d) s$")
+
+
+class StageRecorder(io.StringIO):
+    """Collects a job's output and, for each stage line, the stage's wall-clock window (end = when it printed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages: list[tuple[str, float, float]] = []  # (stage, started, ended), epoch seconds
+
+    def write(self, text: str) -> int:
+        now = time.time()
+        for line in text.splitlines():
+            if match := STAGE_LINE.match(line.strip()):
+                self.stages.append((match["stage"], now - float(match["seconds"]), now))
+        return super().write(text)
+
+
+def run_job_quietly(main: Callable, overrides: list[str], extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Run a job's main(argv, environ) with --set overrides; returns its wall seconds and its stages' windows.
+    Raises on a non-zero exit."""
     argv = [part for setting in overrides for part in ("--set", setting)] + list(extra)
-    out = io.StringIO()
+    out = StageRecorder()
+    started = time.time()
     with redirect_stdout(out):
         code, seconds = timed(lambda: main(argv, {}))
     if code != 0:
-        raise RuntimeError(f"{main.__module__} exited {code}:\n{out.getvalue()[-2000:]}")
-    return seconds
+        raise RuntimeError(f"{getattr(main, '__name__', main)} exited {code}:\n{out.getvalue()[-2000:]}")
+    return {"seconds": seconds, "started": started, "ended": time.time(), "stages": out.stages}
+
+
+def job_main(name: str, body: Callable, add_arguments: Callable | None = None) -> Callable:
+    """A job's main() built from its library body, as jobs/<name>.py builds it (the bench imports no job module)."""
+    from linkage.cli import run_job
+
+    return lambda argv, environ: run_job(name, f"bench: {name}", body, argv, environ, add_arguments=add_arguments)
+
+
+def spark_stage_times(spark) -> list[dict[str, float]]:
+    """Every completed Spark stage of this application: (completed at, executor run time, CPU time), from the
+    driver UI's REST API on loopback (no listener to register). Empty when the UI is off."""
+    import urllib.request
+
+    url = spark.sparkContext.uiWebUrl
+    if not url:
+        return []
+    app = spark.sparkContext.applicationId
+    with urllib.request.urlopen(f"{url}/api/v1/applications/{app}/stages?status=complete", timeout=30) as reply:
+        stages = json.load(reply)
+    parsed = []
+    for stage in stages:
+        ended = stage.get("completionTime")
+        if not ended:
+            continue
+        parsed.append({"ended": datetime.strptime(ended.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp(),
+                       "run_seconds": stage.get("executorRunTime", 0) / 1000,
+                       "cpu_seconds": stage.get("executorCpuTime", 0) / 1e9})
+    return parsed
+
+
+def task_time_by_stage(job: dict[str, Any], spark_stages: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per job stage: wall seconds, and the Spark task time (executor run and CPU) of the Spark stages that
+    completed inside it; 'all' covers the whole job. Task time over wall time above the core count is parallelism,
+    far below it is driver-side or fixed cost."""
+    windows = [*job["stages"], ("all", job["started"], job["ended"])]
+    report = {}
+    for name, started, ended in windows:
+        inside = [s for s in spark_stages if started <= s["ended"] <= ended + 0.5]
+        report[name] = {"wall_seconds": round(ended - started, 2),
+                        "task_seconds": round(sum(s["run_seconds"] for s in inside), 2),
+                        "task_cpu_seconds": round(sum(s["cpu_seconds"] for s in inside), 2),
+                        "spark_stages": len(inside)}
+    return report
 
 
 def jvm_peak_rss_mb(spark) -> float:
@@ -148,13 +214,15 @@ def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch:
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
 
-def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, Any]:
+def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str] = ()) -> dict[str, Any]:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from jobs import approve, ingest, link, train
+    from linkage.ingest import run_ingest
+    from linkage.link.linking import add_link_arguments, run_link
     from linkage.link.model import model_input, remove_path
-    from linkage.link.registry import load_model_json
+    from linkage.link.registry import approve_command, load_model_json
+    from linkage.link.training import run_train
     from linkage.session import build_spark
     from linkage.synthetic import extract_present, generate_extract
 
@@ -162,22 +230,29 @@ def bench_size(people: int, work: Path, shuffle_partitions: int) -> dict[str, An
     raw, lake = root / "raw", root / "lake"
     overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
                  f"synthetic.people={people}", f"spark.shuffle_partitions={shuffle_partitions}",
-                 f"tracking.registered_model=bench-{people}"]
+                 f"tracking.registered_model=bench-{people}", *settings]
     config = load_config(None, overrides=overrides)
+    # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
+    config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
     spark = build_spark(config.spark)
-    result: dict[str, Any] = {"people": people, "shuffle_partitions": shuffle_partitions, "stages": {}}
+    result: dict[str, Any] = {"people": people, "shuffle_partitions": shuffle_partitions, "stages": {},
+                              "substages": {}}
     if not extract_present(raw):
         _, result["stages"]["generate"] = timed(
             lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists)))
-    result["stages"]["ingest"] = run_job_quietly(ingest.main, overrides)
-    print(f"[bench] {people:,}: ingest {result['stages']['ingest']:.0f} s", flush=True)
-    result["stages"]["train"] = run_job_quietly(train.main, overrides)
-    print(f"[bench] {people:,}: train {result['stages']['train']:.0f} s", flush=True)
+    jobs = {"ingest": job_main("ingest", run_ingest), "train": job_main("train", run_train),
+            "link": job_main("link", run_link, add_link_arguments)}
     client = MlflowClient(config.tracking_uri)
-    version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
-    run_job_quietly(approve.main, overrides, ["--version", str(version)])
-    result["stages"]["link"] = run_job_quietly(link.main, overrides)
-    print(f"[bench] {people:,}: link {result['stages']['link']:.0f} s", flush=True)
+    for name, main in jobs.items():
+        if name == "link":
+            version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
+            run_job_quietly(approve_command, overrides, ["--version", str(version)])
+        job = run_job_quietly(main, overrides)
+        result["stages"][name] = job["seconds"]
+        result["substages"][name] = task_time_by_stage(job, spark_stage_times(spark))
+        print(f"[bench] {people:,}: {name} {job['seconds']:.0f} s; "
+              + ", ".join(f"{stage} {t['wall_seconds']:.1f} s wall / {t['task_seconds']:.1f} s tasks"
+                          for stage, t in result["substages"][name].items()), flush=True)
 
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     link_run = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link'",
@@ -222,6 +297,17 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def substage_table(results: list[dict[str, Any]]) -> str:
+    """Each job's stages: wall time beside the Spark task time spent inside them (local[2]: at most 2 s per s)."""
+    rows = ["| people | job | stage | wall s | Spark task s | task CPU s | Spark stages |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for job, stages in r.get("substages", {}).items():
+            for stage, t in stages.items():
+                rows.append(f"| {r['people']:,} | {job} | {stage} | {t['wall_seconds']:.1f} | {t['task_seconds']:.1f} "
+                            f"| {t['task_cpu_seconds']:.1f} | {t['spark_stages']} |")
+    return "\n".join(rows)
+
+
 def merged_with_earlier(results: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """This run's results plus earlier runs' results for sizes not measured now (each keeps its measured_at)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -237,11 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=BENCH_DIR / "work",
                         help="Where extracts and lakes are kept (reused between runs).")
     parser.add_argument("--shuffle-partitions", type=int, default=4)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).")
     args = parser.parse_args(argv)
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)
-        result = bench_size(people, args.work, args.shuffle_partitions)
+        result = bench_size(people, args.work, args.shuffle_partitions, args.set)
         results.append(result)
         print(f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
               flush=True)
@@ -249,8 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = merged_with_earlier(results, RESULTS_DIR / "results.json")
     stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}
     (RESULTS_DIR / "results.json").write_text(json.dumps(stamp, indent=2, default=str), encoding="utf-8")
-    (RESULTS_DIR / "results.md").write_text(markdown_table(results) + "\n", encoding="utf-8")
-    print(markdown_table(results))
+    tables = markdown_table(results) + "\n\n" + substage_table(results)
+    (RESULTS_DIR / "results.md").write_text(tables + "\n", encoding="utf-8")
+    print(tables)
     return 0
 
 

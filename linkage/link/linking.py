@@ -11,13 +11,12 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
-from linkage.link import deterministic, fields, qa, report, spine
+from linkage.link import components, deterministic, fields, qa, report, scorer, spine
 from linkage.link.history import record_missing_history
-from linkage.link.model import build_linker, register_sources, splink_backend
+from linkage.link.model import model_input, splink_backend
 from linkage.link.pairs import link_pairs
 from linkage.link.registry import check_approval, load_model_json, version_to_use
 from linkage.link.training import read_people
@@ -40,12 +39,11 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def connected_components(db_api, people_df: DataFrame, edges_df: DataFrame) -> DataFrame:
-    """(record_uid, cluster_id) for every record, by Splink's connected components on Spark."""
-    components = cluster_pairwise_predictions_at_threshold(
-        spine.nodes_for_clustering(people_df), spine.edges_for_clustering(edges_df), db_api,
-        node_id_column_name="record_uid", edge_id_column_name_left="record_uid_l",
-        edge_id_column_name_right="record_uid_r")
-    return components.as_spark_dataframe()
+    """(record_uid, cluster_id) for every record: connected components in logarithmic rounds (cluster_id is the
+    smallest record_uid of the component, as Splink's). db_api is unused: the backend's checkpoint folder is."""
+    return components.connected_components(
+        spine.edges_for_clustering(edges_df), spine.nodes_for_clustering(people_df),
+        src="record_uid_l", dst="record_uid_r", node="record_uid").withColumnRenamed("component", "cluster_id")
 
 
 def _current(ctx: JobContext, contract: TableContract) -> tuple[DataFrame | None, int | None]:
@@ -91,8 +89,8 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             metrics["nhs_number.pairs_linked"] = nhs_links.count()
             metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
         with ctx.stage("predict"):
-            linker = build_linker(register_sources(db_api, people), model)
-            predictions = linker.inference.predict().as_spark_dataframe()
+            # The approved Splink model compiled to one Spark plan (linkage.link.scorer), computed once and kept.
+            predictions, _ = scorer.persisted_scores(model_input(people), model)
             names = {str(i): f"{i}_{r['blocking_rule']}"
                      for i, r in enumerate(model["blocking_rules_to_generate_predictions"])}
             metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
@@ -132,6 +130,7 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
                         config.paths.lake, LINK_PAIRS, run)
         nhs_pairs.unpersist()
         edges.unpersist()
+        predictions.unpersist()
 
     with ctx.stage("qa"):
         metrics.update(qa.spine_metrics(new_spine, people))

@@ -1,0 +1,242 @@
+"""The approved Splink model compiled into native Spark expressions: blocking, comparison and scoring in one pass.
+
+Splink on Spark predicts in materialised steps (concatenate, term frequencies, blocked id pairs,
+comparison vectors, match weights), each a separate Spark job that writes and re-reads parquet,
+and joins every candidate pair back to both of its records. This module reads the model JSON
+that Splink saved (Splink stays the source of the model: training, JSON, charts) and builds one
+DataFrame plan instead:
+
+- the records, with one term-frequency column per column the model adjusts for, read once;
+- for each prediction blocking rule, a self-join of the records carrying every column the model
+  reads (no pair is shuffled: records are), keeping a pair only when no earlier rule found it
+  (`NOT coalesce(rule_k, false)` for every earlier k, exactly as Splink's blocking does, so a
+  pair's match_key is the first rule that finds it);
+- the union of those joins, with each comparison's gamma (the level's CASE), its match weight
+  log2(m/u), its term-frequency adjustment and the prior summed into match_weight.
+
+Everything the model holds is read from the JSON through Splink's own settings classes (level
+order and comparison vector values, the m/u clamps and defaults, which exact-match level a
+term-frequency adjustment takes its u from), so a changed comparison or correction needs no
+change here. Match weights equal Splink's predict to floating-point rounding (tests/test_scorer.py).
+
+The comparison SQL may call Splink's JVM functions (jaro_winkler and friends): they are registered
+by creating Splink's SparkAPI on the session (linkage.link.model.splink_backend does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from splink.internals.misc import prob_to_match_weight
+from splink.internals.settings_creator import SettingsCreator
+
+# Splink's composite unique id separator (splink.internals.constants via unique_id_concat).
+UID_SEPARATOR = "-__-"
+UID = "__uid"
+MATCH_KEY = "match_key"
+
+
+@dataclass(frozen=True)
+class CompiledLevel:
+    """One comparison level: its condition, gamma value, log2(m/u) and term-frequency adjustment (if any)."""
+
+    sql_condition: str
+    gamma: int
+    match_weight: float
+    tf_column: str | None = None  # the input column whose term frequency adjusts this level
+    tf_weight: float = 0.0
+    tf_log2_u: float = 0.0  # log2 of the u of the exact-match level the adjustment is relative to
+    tf_minimum_u: float = 0.0
+
+
+@dataclass(frozen=True)
+class CompiledComparison:
+    name: str  # output_column_name
+    gamma_column: str
+    levels: tuple[CompiledLevel, ...]
+
+    @property
+    def has_tf(self) -> bool:
+        return any(level.tf_column for level in self.levels)
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    prior_match_weight: float
+    unique_id_columns: tuple[str, ...]
+    blocking_rules: tuple[str, ...]
+    comparisons: tuple[CompiledComparison, ...]
+
+    @property
+    def tf_columns(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for comparison in self.comparisons:
+            for level in comparison.levels:
+                if level.tf_column:
+                    seen[level.tf_column] = None
+        return tuple(seen)
+
+
+def _unquoted(name: str) -> str:
+    return name.strip('`"')
+
+
+def compile_model(model: dict[str, Any]) -> CompiledModel:
+    """Read a Splink model JSON (as saved by Splink, with the fixed corrections appended) into plain values."""
+    settings = SettingsCreator.from_path_or_dict(model).get_settings("spark")
+    comparisons = []
+    for comparison in settings.comparisons:
+        levels = []
+        for level in comparison.comparison_levels:
+            tf_column, tf_log2_u = None, 0.0
+            if (level._has_tf_adjustments and level.comparison_vector_value != -1  # noqa: SLF001
+                    and level._tf_adjustment_weight != 0 and not level._is_else_level):  # noqa: SLF001
+                tf_column = _unquoted(level._tf_adjustment_input_column.name)  # noqa: SLF001
+                tf_log2_u = math.log2(level._u_probability_corresponding_to_exact_match(  # noqa: SLF001
+                    comparison.comparison_levels))
+            levels.append(CompiledLevel(
+                sql_condition=level.sql_condition, gamma=level.comparison_vector_value,
+                match_weight=level._match_weight,  # noqa: SLF001 - log2(m/u) with Splink's clamps; 0 for null
+                tf_column=tf_column, tf_weight=float(level._tf_adjustment_weight),  # noqa: SLF001
+                tf_log2_u=tf_log2_u, tf_minimum_u=float(level._tf_minimum_u_value)))  # noqa: SLF001
+        comparisons.append(CompiledComparison(comparison.output_column_name, comparison._gamma_column_name,  # noqa: SLF001
+                                              tuple(levels)))
+    uid_columns = tuple(_unquoted(c.name) for c in settings.column_info_settings.unique_id_input_columns)
+    rules = tuple(rule.blocking_rule_sql for rule in settings._blocking_rules_to_generate_predictions)  # noqa: SLF001
+    if not rules:
+        raise ValueError("the model has no blocking rules for prediction: scoring every pair is not supported")
+    prior = settings.core_model_settings.probability_two_random_records_match
+    return CompiledModel(prior_match_weight=prob_to_match_weight(prior), unique_id_columns=uid_columns,
+                         blocking_rules=rules, comparisons=tuple(comparisons))
+
+
+def with_term_frequencies(records_df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """Add tf_<column>: the share of records with this value among records where the column is known (Splink's)."""
+    for column in columns:
+        counts = (records_df.where(F.col(column).isNotNull()).groupBy(column).count()
+                  .withColumn("total", F.sum("count").over(Window.partitionBy()))
+                  .select(column, (F.col("count").cast("double") / F.col("total")).alias(f"tf_{column}")))
+        records_df = records_df.join(counts, column, "left")
+    return records_df
+
+
+def with_unique_id(records_df: DataFrame, uid_columns: tuple[str, ...]) -> DataFrame:
+    """Splink's composite id (source_dataset || '-__-' || unique id): pairs keep uid_l < uid_r, as in Splink."""
+    parts = [F.col(uid_columns[0])]
+    for column in uid_columns[1:]:
+        parts += [F.lit(UID_SEPARATOR), F.col(column)]
+    return records_df.withColumn(UID, F.concat(*parts))
+
+
+def _sides(records_df: DataFrame) -> list[Column]:
+    """Every record column twice, as Splink names them in comparisons: <column>_l and <column>_r."""
+    return [F.col(f"{side}.{c}").alias(f"{c}_{side}") for side in ("l", "r") for c in records_df.columns]
+
+
+def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> DataFrame:
+    """The union of the rules' self-joins, each pair once, tagged with the first rule (match_key) that finds it."""
+    left, right = records_df.alias("l"), records_df.alias("r")
+    joins = []
+    for key, rule in enumerate(blocking_rules):
+        condition = F.expr(f"({rule})") & (F.col(f"l.{UID}") < F.col(f"r.{UID}"))
+        if key:
+            earlier = " OR ".join(f"coalesce(({r}), false)" for r in blocking_rules[:key])
+            condition = condition & F.expr(f"NOT ({earlier})")
+        joins.append(left.join(right, condition, "inner").select(F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)))
+    pairs = joins[0]
+    for join in joins[1:]:
+        pairs = pairs.unionByName(join)
+    return pairs
+
+
+def gamma(comparison: CompiledComparison) -> Column:
+    """The comparison vector value: the first level whose condition holds (Splink's CASE, same order)."""
+    whens = " ".join(level.sql_condition + f" {level.gamma}" if level.sql_condition.strip().upper() == "ELSE"
+                     else f"WHEN {level.sql_condition} THEN {level.gamma}" for level in comparison.levels)
+    return F.expr(f"CASE {whens} END")
+
+
+def level_weight(comparison: CompiledComparison) -> Column:
+    """log2(m/u) of the level the pair falls in."""
+    g = F.col(comparison.gamma_column)
+    weight = None
+    for level in comparison.levels:
+        weight = (F.when(g == level.gamma, F.lit(level.match_weight)) if weight is None
+                  else weight.when(g == level.gamma, F.lit(level.match_weight)))
+    return weight
+
+
+def tf_adjustment(comparison: CompiledComparison) -> Column:
+    """Splink's term-frequency adjustment in bits: weight * (log2 u_exact - log2 max(tf_l, tf_r, minimum)); 0 elsewhere."""
+    g = F.col(comparison.gamma_column)
+    adjustment = None
+    for level in comparison.levels:
+        if level.tf_column:
+            tf_l, tf_r = F.col(f"tf_{level.tf_column}_l"), F.col(f"tf_{level.tf_column}_r")
+            largest = F.greatest(F.coalesce(tf_l, tf_r), F.coalesce(tf_r, tf_l), F.lit(level.tf_minimum_u))
+            value = F.when(F.coalesce(tf_l, tf_r).isNotNull(),
+                           F.lit(level.tf_weight) * (F.lit(level.tf_log2_u) - F.log2(largest))).otherwise(F.lit(0.0))
+        else:
+            value = F.lit(0.0)
+        adjustment = F.when(g == level.gamma, value) if adjustment is None else adjustment.when(g == level.gamma, value)
+    return adjustment
+
+
+def match_probability(match_weight: Column) -> Column:
+    """1 / (1 + 2^-w), written as Splink writes it so neither branch overflows."""
+    return F.when(match_weight >= 0, 1.0 / (1.0 + F.pow(F.lit(2.0), -match_weight))).otherwise(
+        F.pow(F.lit(2.0), match_weight) / (1.0 + F.pow(F.lit(2.0), match_weight)))
+
+
+def scored(pairs_df: DataFrame, model: CompiledModel) -> DataFrame:
+    """Pairs with gamma_* per comparison, match_weight and match_probability, and the pair's ids and match_key."""
+    with_gammas = pairs_df.select("*", *[gamma(c).alias(c.gamma_column) for c in model.comparisons])
+    terms = []
+    for comparison in model.comparisons:
+        terms.append(level_weight(comparison))
+        if comparison.has_tf:
+            terms.append(tf_adjustment(comparison))
+    weight = F.lit(model.prior_match_weight)
+    for term in terms:
+        weight = weight + term
+    ids = [f"{c}_{side}" for side in ("l", "r") for c in model.unique_id_columns]
+    return with_gammas.select(
+        weight.alias("match_weight"), match_probability(weight).alias("match_probability"),
+        *ids, *[c.gamma_column for c in model.comparisons], MATCH_KEY)
+
+
+def scoring_records(records_df: DataFrame, compiled: CompiledModel) -> DataFrame:
+    """The records as the joins read them: with term frequencies and the composite id."""
+    return with_unique_id(with_term_frequencies(records_df, compiled.tf_columns), compiled.unique_id_columns)
+
+
+def score_pairs(records_df: DataFrame, model: dict[str, Any]) -> DataFrame:
+    """Every candidate pair of the model's blocking rules, scored: Splink's predict() output columns, as one plan.
+
+    records_df holds one row per record with the columns the model reads (linkage.link.model.model_input).
+    The result is not cached: the caller persists it if it reads it more than once.
+    """
+    compiled = compile_model(model)
+    return scored(blocked_pairs(scoring_records(records_df, compiled), compiled.blocking_rules), compiled)
+
+
+def persisted_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[DataFrame, int]:
+    """score_pairs, computed once and kept in memory or on local disk; returns it and its row count.
+
+    The records (with term frequencies) are cached for the duration: every rule's join reads them twice, and
+    records are far fewer than pairs. Released once the pairs are computed.
+    """
+    compiled = compile_model(model)
+    records = scoring_records(records_df, compiled).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        predictions = scored(blocked_pairs(records, compiled.blocking_rules), compiled).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        count = predictions.count()
+    finally:
+        records.unpersist()
+    return predictions, count

@@ -1,0 +1,40 @@
+"""The bench's profile: stage windows read from a job's output, Spark task time attributed to them (no Spark here)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from linkage.bench import StageRecorder, task_time_by_stage
+
+BENCH = Path(__file__).resolve().parents[1] / "linkage" / "bench.py"
+
+
+def test_stage_lines_become_windows_ending_when_printed():
+    out = StageRecorder()
+    out.write("[link] nhs number pass               1.5 s\n[link] registered nothing\n")
+    out.write("[link] predict                      12.0 s\n")
+    names = [name for name, _, _ in out.stages]
+    assert names == ["nhs number pass", "predict"]
+    name, started, ended = out.stages[1]
+    assert ended - started == 12.0
+    assert "registered nothing" in out.getvalue()  # the output is kept whole
+
+
+def test_spark_task_time_goes_to_the_stage_it_completed_in():
+    job = {"started": 100.0, "ended": 130.0, "stages": [("predict", 100.0, 110.0), ("cluster", 110.0, 125.0)]}
+    spark_stages = [{"ended": 105.0, "run_seconds": 8.0, "cpu_seconds": 6.0},
+                    {"ended": 109.0, "run_seconds": 4.0, "cpu_seconds": 1.0},
+                    {"ended": 120.0, "run_seconds": 3.0, "cpu_seconds": 2.0},
+                    {"ended": 50.0, "run_seconds": 99.0, "cpu_seconds": 99.0}]  # an earlier job's stage
+    report = task_time_by_stage(job, spark_stages)
+    assert report["predict"] == {"wall_seconds": 10.0, "task_seconds": 12.0, "task_cpu_seconds": 7.0, "spark_stages": 2}
+    assert report["cluster"]["task_seconds"] == 3.0
+    assert report["all"] == {"wall_seconds": 30.0, "task_seconds": 15.0, "task_cpu_seconds": 9.0, "spark_stages": 3}
+
+
+def test_the_bench_imports_no_job_module():
+    tree = ast.parse(BENCH.read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m == "jobs" or m.startswith("jobs.")}

@@ -1,0 +1,70 @@
+"""Connected components in logarithmic rounds against Splink's clustering and a plain union-find."""
+
+from __future__ import annotations
+
+import random
+
+from splink.backends.spark import SparkAPI
+from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+from linkage.link.components import connected_components
+
+
+def union_find(nodes, edges) -> dict[str, str]:
+    """node -> smallest node of its component, by union-find (the reference)."""
+    parent = {n: n for n in nodes}
+
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {n: find(n) for n in nodes}
+
+
+def components_of(spark, nodes, edges) -> dict[str, str]:
+    edges_df = spark.createDataFrame(edges, "src string, dst string")
+    nodes_df = spark.createDataFrame([(n,) for n in nodes], "node string")
+    return {r["node"]: r["component"] for r in connected_components(edges_df, nodes_df).collect()}
+
+
+def test_small_random_graphs_give_splink_components(spark, tmp_path):
+    spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
+    db_api = SparkAPI(spark_session=spark, break_lineage_method="parquet")
+    rng = random.Random(16)
+    for graph in range(3):
+        nodes = [f"n{i:03d}" for i in range(60)]
+        edges = [tuple(rng.sample(nodes, 2)) for _ in range(rng.choice([20, 45, 70]))]
+        edges += [(nodes[0], nodes[0])]  # a self-loop changes nothing
+        ours = components_of(spark, nodes, edges)
+        splink = cluster_pairwise_predictions_at_threshold(
+            spark.createDataFrame([(n,) for n in nodes], "record_uid string"),
+            spark.createDataFrame(edges, "record_uid_l string, record_uid_r string"), db_api,
+            node_id_column_name="record_uid", edge_id_column_name_left="record_uid_l",
+            edge_id_column_name_right="record_uid_r").as_pandas_dataframe()
+        expected = dict(zip(splink["record_uid"], splink["cluster_id"], strict=True))
+        assert ours == expected, f"graph {graph}"
+        assert len(set(ours.values())) < len(nodes)  # the graph joined something
+
+
+def test_a_chain_of_ten_thousand_links_is_one_component(spark, tmp_path):
+    spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
+    nodes = [f"r{i:05d}" for i in range(10_001)]
+    order = list(range(10_000))
+    random.Random(3).shuffle(order)  # links in random order and direction: no help from the input order
+    edges = [(nodes[i], nodes[i + 1]) if i % 2 else (nodes[i + 1], nodes[i]) for i in order]
+    edges.append(("x1", "x2"))  # and a separate pair
+    all_nodes = [*nodes, "x1", "x2", "lonely"]
+    ours = components_of(spark, all_nodes, edges)
+    assert ours == union_find(all_nodes, edges)
+    assert set(ours.values()) == {"r00000", "x1", "lonely"}
+
+
+def test_no_edges_leaves_every_node_alone(spark):
+    ours = components_of(spark, ["a", "b"], [])
+    assert ours == {"a": "a", "b": "b"}
