@@ -232,7 +232,7 @@ def test_release_list_and_the_jvm_free_helper_as_documented(pipeline_run):
     script = ("import sys, duckdb; from linkage.catalog import published_tables; "
               f"person = published_tables({str(pipeline_run.lake)!r})['pseudonymised.person']; "
               "arrow = person.read(); "
-              "print(duckdb.sql('SELECT count(*) FROM arrow').fetchone()[0]); "
+              "print(duckdb.sql('SELECT count(*) FROM arrow').fetchall()[0][0]); "
               "print('pyspark' in sys.modules)")
     helper = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
