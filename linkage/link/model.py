@@ -32,6 +32,7 @@ from splink.backends.spark import SparkAPI
 
 from linkage.config import SOURCES, AppConfig, LinkageConfig
 from linkage.errors import InputError
+from linkage.link.em import em_over_pattern_counts
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     EM_BLOCKING_RULES,
@@ -106,8 +107,9 @@ def train_linker(linker: Linker, config: LinkageConfig) -> list:
     sessions, failures = [], []
     for rule in EM_BLOCKING_RULES:
         try:
-            sessions.append(
-                linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs))
+            with em_over_pattern_counts():  # Splink's estimates (to 1e-6), iterated over pattern counts in the driver
+                sessions.append(linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, max_pairs=config.em_max_pairs))
         except ValueError as error:
             # Splink 5 refuses an m that underflows to 0 (a level seen only among certain non-matches, typical of
             # very clean or tiny data). The session's estimates are discarded whole; the other sessions stand.
