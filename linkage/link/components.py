@@ -10,7 +10,7 @@ parquet each round: a chain of n links takes n rounds. Here each round
 3. relabels the edges by root and drops those inside one tree: the surviving graph has at most as
    many nodes as there were trees, and usually far fewer.
 
-A chain of 10,000 links is one round of 14 jumps. Every node's final label is the smallest node id
+A chain is one round (its hooks form one tree) of about log2(length) jumps. Every node's final label is the smallest node id
 of its component, the same cluster_id as Splink's connected components. Frames that iterate are
 checkpointed (the SparkContext's checkpoint folder: the run's restricted scratch space under
 linkage.link.model.splink_backend) so their lineage does not grow with the rounds.

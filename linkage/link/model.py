@@ -33,6 +33,7 @@ from splink.internals.exceptions import EMTrainingException
 
 from linkage.config import SOURCES, AppConfig, LinkageConfig
 from linkage.errors import InputError
+from linkage.link.em import em_over_pattern_counts
 from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
@@ -130,8 +131,9 @@ def train_linker(linker: Linker, config: LinkageConfig, em_rules=EM_BLOCKING_RUL
     sessions, failures = [], []
     for rule in em_rules:
         try:
-            sessions.append(
-                linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs))
+            with em_over_pattern_counts():  # Splink's estimates (to 1e-6), iterated over pattern counts in the driver
+                sessions.append(linker.training.estimate_parameters_using_expectation_maximisation(
+                    rule, max_pairs=config.em_max_pairs))
         except EMTrainingException as error:
             failures.append(error)
             sql = rule.get_blocking_rule("spark").blocking_rule_sql

@@ -1,0 +1,71 @@
+"""EM over agreement-pattern counts gives Splink's own EM estimates (same session, same starting values)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pyspark.sql import functions as F
+from test_link_model import synthetic_people
+from test_link_spine import people_frame
+
+from linkage.link import em
+from linkage.link.model import build_linker, model_input, register_sources, splink_backend
+from linkage.link.settings import EM_BLOCKING_RULES, build_settings
+
+
+def starting_model(config) -> dict:
+    """The project's settings with random starting m and fixed-for-EM random u (so term-frequency levels count)."""
+    rng = random.Random(5)
+    model = build_settings(config.linkage).get_settings("spark").as_dict()
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            if not level.get("fix_m_probability"):
+                level["m_probability"] = rng.uniform(0.05, 0.9)
+            if not level.get("fix_u_probability"):
+                level["u_probability"] = rng.uniform(1e-4, 0.3)
+    model["probability_two_random_records_match"] = 1e-2
+    return model
+
+
+def trained(db_api, people, model, rule):
+    linker = build_linker(register_sources(db_api, people), model)
+    session = linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    settings = session.core_model_settings
+    levels = {(c.output_column_name, level.comparison_vector_value): (level.m_probability, level.u_probability)
+              for c in settings.comparisons for level in c._comparison_levels_excluding_null}
+    return levels, settings.probability_two_random_records_match, len(session._core_model_settings_history)
+
+
+def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
+    rows, _ = synthetic_people(seed=11)
+    people = model_input(people_frame(spark, rows).withColumns({
+        "forename_phonetic": F.soundex("forename_canonical"), "surname_phonetic": F.soundex("surname_canonical")}))
+    config = make_config()
+    model = starting_model(config)
+    rule = EM_BLOCKING_RULES[1]  # date of birth and district: the name comparisons (with term frequencies) are estimated
+    with splink_backend(spark, config, "test-em") as db_api:
+        splink_levels, splink_prior, splink_iterations = trained(db_api, people, model, rule)
+        with em.em_over_pattern_counts():
+            pattern_levels, pattern_prior, pattern_iterations = trained(db_api, people, model, rule)
+
+    assert splink_iterations > 2  # EM moved the starting values over several iterations
+    assert pattern_iterations == splink_iterations
+    assert pattern_prior == pytest.approx(splink_prior, abs=1e-6)
+    assert pattern_levels.keys() == splink_levels.keys()
+    for key, (m, u) in splink_levels.items():
+        assert pattern_levels[key][0] == pytest.approx(m, abs=1e-6), key
+        assert pattern_levels[key][1] == pytest.approx(u, abs=1e-6), key
+    starting_m = {round(level["m_probability"], 12) for c in model["comparisons"] for level in c["comparison_levels"]
+                  if "m_probability" in level}
+    assert any(round(m, 12) not in starting_m for m, _ in splink_levels.values() if m is not None)
+    assert em.em_training_session.expectation_maximisation is not em.pattern_expectation_maximisation  # restored
+
+
+def test_match_probability_is_splinks_two_branch_formula():
+    import numpy as np
+
+    probability = em.match_probability(np.array([0.0, 10.0, -10.0, 2000.0, -2000.0]))
+    assert probability.tolist() == pytest.approx([0.5, 1024 / 1025, 1 / 1025, 1.0, 0.0])
