@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from linkage.config import PROJECT_ROOT, load_config
+from linkage.link.duckdb_model import model_for_duckdb
 
 BENCH_DIR = PROJECT_ROOT / "data" / "bench"  # git-ignored, like every generated extract
 RESULTS_DIR = BENCH_DIR / "results"
@@ -150,34 +151,6 @@ def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:
     frame = clusters.as_pandas_dataframe()[["source_dataset", "source_record_id", "cluster_id"]]
     candidates = linker.misc.query_sql(f"select count(*) as n from {predictions.physical_name}", output_type="pandas")
     return frame, int(candidates["n"].iloc[0])
-
-
-def spark_sql_to_duckdb(sql: str) -> str:
-    """One Splink condition from Spark SQL to DuckDB (sqlglot is Splink's own SQL translator)."""
-    import re
-
-    import sqlglot
-
-    if sql.strip().upper() == "ELSE":
-        return sql
-    translated = sqlglot.transpile(sql, read="spark", write="duckdb")[0]
-    # Splink's Spark jar names it jaro_winkler; DuckDB's built-in is jaro_winkler_similarity.
-    return re.sub(r"\bJARO_WINKLER\(", "jaro_winkler_similarity(", translated, flags=re.IGNORECASE)
-
-
-def model_for_duckdb(model: dict) -> dict:
-    """The trained model (m, u, prior, term frequencies unchanged) with its SQL in DuckDB's dialect."""
-    import copy
-
-    converted = copy.deepcopy(model)
-    converted["sql_dialect"] = "duckdb"
-    for comparison in converted["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            level["sql_condition"] = spark_sql_to_duckdb(level["sql_condition"])
-    for rule in converted.get("blocking_rules_to_generate_predictions", []):
-        rule["blocking_rule"] = spark_sql_to_duckdb(rule["blocking_rule"])
-        rule["sql_dialect"] = "duckdb"
-    return converted
 
 
 def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from linkage.config import PROJECT_ROOT, load_config
+from linkage.link.duckdb_model import model_for_duckdb
 
 BENCH_DIR = PROJECT_ROOT / "data" / "bench"   # git-ignored
 WORK_DIR = BENCH_DIR / "quality" / "work"
@@ -279,30 +280,6 @@ def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, f
 
 # --------------------------------------------------------------------------------------------------
 # what each fixed correction buys: links it removes that are false, and true links it costs
-
-def model_for_duckdb(model: dict) -> dict:
-    """The registered model's Spark SQL in DuckDB's dialect (sqlglot, Splink's own translator)."""
-    import copy
-    import re
-
-    import sqlglot
-
-    def translate(sql: str) -> str:
-        if sql.strip().upper() == "ELSE":
-            return sql
-        duck = sqlglot.transpile(sql, read="spark", write="duckdb")[0]
-        return re.sub(r"\bJARO_WINKLER\(", "jaro_winkler_similarity(", duck, flags=re.IGNORECASE)
-
-    converted = copy.deepcopy(model)
-    converted["sql_dialect"] = "duckdb"
-    for comparison in converted["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            level["sql_condition"] = translate(level["sql_condition"])
-    for rule in converted.get("blocking_rules_to_generate_predictions", []):
-        rule["blocking_rule"] = translate(rule["blocking_rule"])
-        rule["sql_dialect"] = "duckdb"
-    return converted
-
 
 def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -> dict[str, dict[str, int]]:
     """The approved model replayed on DuckDB: model links (probability >= upper) that each level of the relatives

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from linkage.bench import model_for_duckdb
+from linkage.link.duckdb_model import model_for_duckdb
 from linkage.link.settings import MODEL_COLUMNS, SOURCE_DATASET
 
 
