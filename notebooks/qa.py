@@ -15,7 +15,8 @@
 # # Linkage QA notebook: the latest link run, and what changed since the one before
 #
 # Reads MLflow only (aggregates; no record-level data). Same configuration as the jobs:
-# `LINKAGE_CONFIG` and `LINKAGE_SET` (`;`-separated `key=value`).
+# `LINKAGE_CONFIG` and `LINKAGE_SET` (`;`-separated `key=value`); `LINKAGE_RUN_ID` names a link run
+# to review instead of the latest.
 
 # %%
 import os
@@ -32,6 +33,10 @@ experiment = client.get_experiment_by_name(config.tracking.experiment)
 link_runs = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link' and status = 'FINISHED'",
                                order_by=["attributes.start_time DESC"], max_results=10)
 print(f"{len(link_runs)} finished link runs in '{config.tracking.experiment}'")
+# LINKAGE_RUN_ID picks the link run to review (default the latest); "previous" is the run before it.
+if os.environ.get("LINKAGE_RUN_ID"):
+    chosen = client.get_run(os.environ["LINKAGE_RUN_ID"])
+    link_runs = [chosen, *[r for r in link_runs if r.info.start_time < chosen.info.start_time]]
 latest = link_runs[0]
 
 # %% [markdown]

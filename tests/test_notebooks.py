@@ -9,6 +9,7 @@ import runpy
 
 import jupytext
 import pytest
+from mlflow.tracking import MlflowClient
 
 from linkage.config import PROJECT_ROOT
 
@@ -47,9 +48,17 @@ def test_analyst_notebook_queries_people_cohorts_history_and_plots(notebook_env)
     assert plot.exists() and plot.stat().st_size > 1000
 
 
-def test_qa_notebook_reads_the_latest_link_run(notebook_env):
+def test_qa_notebook_reads_the_pipelines_link_run(notebook_env, pipeline_run, monkeypatch):
+    # The MLflow store is shared by the whole test run: later tests make newer link runs.
+    client = MlflowClient(pipeline_run.tracking_uri)
+    parent_id = re.search(r"\[pipeline\] done in .* \(MLflow run (\w+)\)", pipeline_run.stdout).group(1)
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    link_run = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
+                                  "and tags.job = 'link'")[0]
+    monkeypatch.setenv("LINKAGE_RUN_ID", link_run.info.run_id)
     output = run_notebook("qa")
     assert "finished link runs" in output
     # The headline table prints the run's F1 against the truth file as a number, not just the word.
-    f1 = re.search(r"^f1\s+(\d\.\d+)", output, re.M)
+    # pandas may print the column in scientific notation when other metrics are large.
+    f1 = re.search(r"^f1\s+([0-9.]+(?:e[+-]?\d+)?)\s*$", output, re.M)
     assert f1 and 0.9 <= float(f1.group(1)) <= 1.0, output[-2000:]
