@@ -130,9 +130,8 @@ def python_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def pairwise_f1(clusters: Any, truth: Any) -> float:
-    """Pairwise F1 of a (source_dataset, source_record_id, cluster_id) pandas frame against truth.csv."""
-    joined = clusters.merge(truth, on=["source_dataset", "source_record_id"])
+def pairwise_scores(joined: Any) -> dict[str, float]:
+    """Pairwise precision, recall and F1 of a pandas frame of records with cluster_id and true_person_id."""
 
     def pairs(counts) -> int:
         return int((counts * (counts - 1) // 2).sum())
@@ -142,7 +141,13 @@ def pairwise_f1(clusters: Any, truth: Any) -> float:
     actual = pairs(joined.groupby("true_person_id").size())
     precision = true_positive / predicted if predicted else 1.0
     recall = true_positive / actual if actual else 1.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def pairwise_f1(clusters: Any, truth: Any) -> float:
+    """Pairwise F1 of a (source_dataset, source_record_id, cluster_id) pandas frame against truth.csv."""
+    return pairwise_scores(clusters.merge(truth, on=["source_dataset", "source_record_id"]))["f1"]
 
 
 def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:

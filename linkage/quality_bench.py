@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from linkage.bench import pairwise_scores
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.link.duckdb_model import model_for_duckdb
 
@@ -266,16 +267,7 @@ def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, f
     truth = pd.read_csv(raw / "truth.csv", dtype=str)
     joined = clusters.merge(truth, left_on="unique_id", right_on="source_record_id")
 
-    def pairs(counts) -> int:
-        return int((counts * (counts - 1) // 2).sum())
-
-    true_positive = pairs(joined.groupby(["cluster_id", "true_person_id"]).size())
-    predicted = pairs(joined.groupby("cluster_id").size())
-    actual = pairs(joined.groupby("true_person_id").size())
-    precision = true_positive / predicted if predicted else 1.0
-    recall = true_positive / actual if actual else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+    return pairwise_scores(joined)
 
 
 # --------------------------------------------------------------------------------------------------
