@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import StructType, _parse_datatype_string
 
+from linkage.demographics import PERSON_AGE_BAND_STARTS, age_band_labels
+
 
 @dataclass(frozen=True)
 class Column:
@@ -293,8 +295,8 @@ PERSON = TableContract(
         _PERSON_ID,
         ("year_of_birth", "int", "Year of birth."),
         ("month_of_birth", "int", "Month of birth (1-12); null when only a year is known."),
-        ("age_band", "string", "Age at the release reference date, in bands 0-4, 5-10, 11-15, 16-17, 18-25, 26-34, "
-                               "35-44, 45-54, 55-64, 65-74, 75-84, 85+."),
+        ("age_band", "string", "Age at the release reference date, in bands "
+                               f"{', '.join(age_band_labels(PERSON_AGE_BAND_STARTS))}."),
         ("sex", "string", "M, F or null."),
         ("ethnic_group", "string", "White, Mixed, Asian, Black, Other or Unknown."),
         ("imd_decile", "int", "IMD decile, 1 = most deprived."),

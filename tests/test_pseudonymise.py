@@ -23,7 +23,7 @@ from linkage import lake
 from linkage.config import AppConfig, load_config
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
-from linkage.pseudonymise.person import age_at, age_band, preferred_value, source_rank
+from linkage.pseudonymise.person import preferred_value, source_rank
 from linkage.schemas import (
     ACTIVITY_STD,
     PEOPLE_STD,
@@ -138,23 +138,6 @@ def test_job_exits_2_without_a_key_outside_local_mode(test_overrides, capfd):
 
 # ---------------------------------------------------------------------------------------------
 # person attributes
-
-
-def test_age_bands_follow_the_contract_bounds(spark):
-    df = spark.createDataFrame([(0,), (4,), (5,), (10,), (11,), (15,), (16,), (17,), (18,), (25,), (26,), (84,),
-                                (85,), (103,), (-1,), (None,)], "age int")
-    got = [r.band for r in df.select(age_band(F.col("age")).alias("band")).collect()]
-    assert got == ["0-4", "0-4", "5-10", "5-10", "11-15", "11-15", "16-17", "16-17", "18-25", "18-25", "26-34",
-                   "75-84", "85+", "85+", None, None]
-
-
-def test_age_counts_whole_years_completed_on_the_reference_date(spark):
-    df = spark.createDataFrame([(date(2009, 6, 30),), (date(2009, 7, 1),), (date(2008, 2, 29),), (None,)],
-                               "birth date")
-    ages = df.select(age_at(F.col("birth"), F.lit(date(2026, 6, 30))).alias("age"),
-                     age_at(F.col("birth"), F.lit(date(2026, 2, 28))).alias("age_feb28"))
-    # 17th birthday on the day; one day short of it; a leap-day birthday reached on 1 March only.
-    assert [tuple(r) for r in ages.collect()] == [(17, 16), (16, 16), (18, 17), (None, None)]
 
 
 def test_source_priority_is_configurable_but_must_name_each_source_once(spark, make_config):

@@ -21,6 +21,7 @@ from linkage.cohorts.contracts import PERSON_COLUMNS, person_contract, variable_
 from linkage.cohorts.declaration import Condition, Criterion, Declaration, Window, parse_offset
 from linkage.cohorts.disclosure import TOTAL_CATEGORY, apply_disclosure_control, with_totals
 from linkage.config import CohortsConfig
+from linkage.demographics import age_at, age_band, birth_date, imd_quintile, or_unknown
 from linkage.errors import ConfigError
 from linkage.lake import read_table
 from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY, TableContract
@@ -28,7 +29,6 @@ from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY, TableContract
 ACTIVITY_BY_TABLE = {contract.name: contract for contract in PSEUDONYMISED_ACTIVITY.values()}
 EVENT = "event"
 ENDING = "ending"
-UNKNOWN = "Unknown"
 
 
 @dataclass(frozen=True)
@@ -177,21 +177,10 @@ def criterion_value(item: CompiledCriterion) -> Column:
 # Person, population, variables
 
 
-def age_at(index_date: date) -> Column:
-    """Completed years at the index date from year/month of birth; unknown month counts as July."""
-    birth_month = F.coalesce(F.col("month_of_birth"), F.lit(7))
-    return (F.lit(index_date.year) - F.col("year_of_birth")
-            - F.when(F.lit(index_date.month) < birth_month, 1).otherwise(0)).cast("int")
-
-
-def age_band(age: Column, starts: list[int]) -> Column:
-    """'0-4', '5-10', ..., '85+' from the band lower bounds; null when the age is unknown."""
-    bounds = sorted(starts)
-    labels = [f"{low}-{high - 1}" for low, high in zip(bounds, bounds[1:], strict=False)] + [f"{bounds[-1]}+"]
-    band = F.lit(None).cast("string")
-    for low, label in zip(bounds, labels, strict=True):
-        band = F.when(age >= low, F.lit(label)).otherwise(band)
-    return band
+def person_birth() -> Column:
+    """The person's birth taken as the 1st of the birth month (only year and month are released; a birthday
+    in the index month counts as passed), July when only the year is known."""
+    return birth_date(F.col("year_of_birth"), F.col("month_of_birth"))
 
 
 def condition_column(condition: Condition | str) -> Column:
@@ -229,10 +218,8 @@ def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, 
             days = F.datediff(end, start)
             column = days <= variable.at_most if variable.at_most is not None else days
         else:
-            # Birth taken as the 1st of the birth month (only year and month are released); the flag is
-            # null until the child has reached the age, so coverage is over those old enough.
-            birth = F.make_date(F.col("year_of_birth"), F.coalesce(F.col("month_of_birth"), F.lit(7)), F.lit(1))
-            birthday = F.add_months(birth, 12 * (variable.years or 0))
+            # The flag is null until the child has reached the age, so coverage is over those old enough.
+            birthday = F.add_months(person_birth(), 12 * (variable.years or 0))
             given = as_date(variable.by_age)
             column = F.when(birthday <= F.lit(index_date), F.coalesce(given < birthday, F.lit(False)))
         df = df.withColumn(name, column)
@@ -257,7 +244,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
     joined_df = person_df.join(aggregates_df, "person_id", "left")
     for item in compiled:
         joined_df = joined_df.withColumn(f"{item.name}__met", is_met(item))
-    age = age_at(index_date)
+    age = age_at(person_birth(), F.lit(index_date))
     population = declaration.population
     keep = condition_column(population.condition) if population.condition else F.lit(True)
     if population.age and population.age.min is not None:
@@ -268,7 +255,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
                  .withColumn("index_date", F.lit(index_date))
                  .withColumn("age_at_index", age)
                  .withColumn("age_band", age_band(F.col("age_at_index"), config.age_band_starts))
-                 .withColumn("imd_quintile", F.ceil(F.col("imd_decile") / 2).cast("int"))
+                 .withColumn("imd_quintile", imd_quintile(F.col("imd_decile")))
                  .withColumn("identified_in", identified_in(compiled)))
     cohort_df = with_variables(cohort_df, declaration, by_name, index_date)
     columns = [name for name, _, _ in PERSON_COLUMNS] + list(variable_types(declaration))
@@ -286,7 +273,7 @@ def summary_counts(cohort_df: DataFrame, declaration: Declaration) -> DataFrame:
     def cell(breakdown: str, category: Column) -> Column:
         return F.struct(F.lit(breakdown).alias("breakdown"), category.cast("string").alias("category"))
 
-    partitions = [cell(name, F.coalesce(F.col(name).cast("string"), F.lit(UNKNOWN)))
+    partitions = [cell(name, or_unknown(F.col(name)))
                   for name in ("age_band", "sex", "ethnic_group", "imd_quintile")]
     partitions += [cell(name, F.when(F.col(name), "true").when(~F.col(name), "false").otherwise("not applicable"))
                    for name in flags]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from linkage.demographics import UNKNOWN, age_band, age_in_year, imd_quintile, or_unknown
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.spine import RECORD_KEY, YEARS_APART_DAYS
 
@@ -20,8 +21,9 @@ TRUTH_SCHEMA = ("source_dataset string, source_record_id string, true_person_id 
                 "sex string, birth_year int, imd_decile int")
 CLUSTER_SIZE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 LARGEST_CLUSTERS = 5
-# Age bands for fairness metrics: children, young adults, working age, older people.
-AGE_BANDS = ((0, 15, "0-15"), (16, 24, "16-24"), (25, 44, "25-44"), (45, 64, "45-64"), (65, 79, "65-79"), (80, 200, "80+"))
+# Lower bounds of the fairness metrics' age bands (0-15, 16-24, 25-44, 45-64, 65-79, 80+): children, young
+# adults, working age, older people. Coarser than the person table's: each band needs true pairs to say much.
+TRUTH_AGE_BAND_STARTS = (0, 16, 25, 45, 65, 80)
 TRUTH_GROUPS = ("ethnic_group", "sex", "age_band", "imd_quintile")
 
 
@@ -30,19 +32,21 @@ def n_pairs(n: Column) -> Column:
 
 
 def read_truth(spark: SparkSession, path: str, reference_year: int) -> DataFrame:
-    """truth.csv with the grouping columns QA reports by (age band at the reference year, IMD quintile)."""
+    """truth.csv with the grouping columns QA reports by (age band in the reference year, IMD quintile);
+    a missing value is the group Unknown."""
     truth = spark.read.csv(path, header=True, schema=TRUTH_SCHEMA, mode="PERMISSIVE")
-    age = F.lit(reference_year) - F.col("birth_year")
-    band = F.lit(None).cast("string")
-    for low, high, label in reversed(AGE_BANDS):
-        band = F.when(age.between(low, high), F.lit(label)).otherwise(band)
     return truth.select(
         *RECORD_KEY, "true_person_id",
-        F.coalesce("ethnic_group", F.lit("Unknown")).alias("ethnic_group"),
-        F.coalesce("sex", F.lit("Unknown")).alias("sex"),
-        F.coalesce(band, F.lit("Unknown")).alias("age_band"),
-        F.coalesce(F.ceil(F.col("imd_decile") / 2).cast("string"), F.lit("Unknown")).alias("imd_quintile"),
+        or_unknown(F.col("ethnic_group")).alias("ethnic_group"),
+        or_unknown(F.col("sex")).alias("sex"),
+        or_unknown(truth_age_band(F.col("birth_year"), reference_year)).alias("age_band"),
+        or_unknown(imd_quintile(F.col("imd_decile"))).alias("imd_quintile"),
     )
+
+
+def truth_age_band(birth_year: Column, reference_year: int) -> Column:
+    """The fairness metrics' age band (TRUTH_AGE_BAND_STARTS) in the reference year; null without a birth year."""
+    return age_band(age_in_year(birth_year, reference_year), TRUTH_AGE_BAND_STARTS)
 
 
 def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame,
@@ -91,7 +95,7 @@ def truth_metrics(spine_df: DataFrame, truth_df: DataFrame) -> dict[str, float]:
         metrics[f"true_pairs.{group}.{value}"] = group_counts["true"]
     for group in TRUTH_GROUPS:
         # Groups with no true pairs (recall 1 by definition) and Unknown say nothing about fairness.
-        recalls = [metrics[f"recall.{g}.{v}"] for (g, v), c in counts.items() if g == group and v != "Unknown" and c["true"]]
+        recalls = [metrics[f"recall.{g}.{v}"] for (g, v), c in counts.items() if g == group and v != UNKNOWN and c["true"]]
         if recalls:
             metrics[f"recall_gap.{group}"] = max(recalls) - min(recalls)
     return metrics

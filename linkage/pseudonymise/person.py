@@ -17,9 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from linkage.config import SOURCES
-
-# Lower bounds of the age bands fixed by the PERSON contract (a table shape, not a policy setting).
-AGE_BAND_LOWER_BOUNDS = (0, 5, 11, 16, 18, 26, 35, 45, 55, 65, 75, 85)
+from linkage.demographics import PERSON_AGE_BAND_STARTS, age_at, age_band, birth_date, known, or_unknown
 
 # Every date column of an activity table that says when something happened to the person.
 ACTIVITY_DATE_COLUMNS = {
@@ -29,7 +27,6 @@ ACTIVITY_DATE_COLUMNS = {
     "third_sector": ("contact_date",),
 }
 
-UNKNOWN_ETHNIC_GROUP = "Unknown"
 NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
 # Attributes chosen per person by the most-common rule, and the one chosen by recency.
@@ -75,7 +72,7 @@ def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_s
             "year_of_birth",
             "sex",
             # 'Unknown' is a missing value for the choice: a known group on any record wins over it.
-            F.when(F.col("ethnic_group") != UNKNOWN_ETHNIC_GROUP, F.col("ethnic_group")).alias("ethnic_group"),
+            known(F.col("ethnic_group")).alias("ethnic_group"),
             "imd_decile",
             "postcode_district",
         )
@@ -104,23 +101,6 @@ def preferred_value(records: Column, name: str, most_recent_first: bool = False)
     return F.try_element_at(F.array_sort(F.transform(values, ranking)), F.lit(1))["value"]
 
 
-def age_at(birth_date: Column, reference_date: Column) -> Column:
-    """Whole years completed on reference_date (a 29 February birthday falls on 1 March in other years)."""
-    had_birthday = (F.month(reference_date) * 100 + F.dayofmonth(reference_date)) >= (
-        F.month(birth_date) * 100 + F.dayofmonth(birth_date))
-    return F.year(reference_date) - F.year(birth_date) - F.when(had_birthday, 0).otherwise(1)
-
-
-def age_band(age: Column) -> Column:
-    """Band label per AGE_BAND_LOWER_BOUNDS, e.g. '16-17' or '85+'; null for a null or negative age."""
-    bounds = AGE_BAND_LOWER_BOUNDS
-    labels = [f"{low}-{high - 1}" for low, high in zip(bounds, bounds[1:], strict=False)] + [f"{bounds[-1]}+"]
-    band = F.lit(None).cast("string")
-    for low, label in zip(bounds, labels, strict=True):  # ascending: the highest bound reached wins
-        band = F.when(age >= low, F.lit(label)).otherwise(band)
-    return band
-
-
 def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> DataFrame:
     """The PERSON table from person_records(): one row per person_id."""
     attributes = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
@@ -135,16 +115,15 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
     # Choose once in its own projection: the derived columns below then read plain columns.
     chosen_df = person_df.select(*[c for c in person_df.columns if c != "records"],
                                  *[value.alias(name) for name, value in chosen.items()])
-    # With only a year of birth, age is taken at mid-year (1 July): off by at most one year either way.
-    mid_year = F.try_to_timestamp(F.format_string("%04d-07-01", F.col("year_of_birth")), F.lit("yyyy-MM-dd"))
-    birth_date = F.coalesce(F.col("date_of_birth"), F.to_date(mid_year))
+    # With only a year of birth, the birth is taken at mid-year (see demographics.birth_date).
+    birth = F.coalesce(F.col("date_of_birth"), birth_date(F.col("year_of_birth")))
     return chosen_df.select(
         "person_id",
         F.coalesce(F.year("date_of_birth"), F.col("year_of_birth")).alias("year_of_birth"),
         F.month("date_of_birth").alias("month_of_birth"),
-        age_band(age_at(birth_date, F.lit(reference_date))).alias("age_band"),
+        age_band(age_at(birth, F.lit(reference_date)), PERSON_AGE_BAND_STARTS).alias("age_band"),
         "sex",
-        F.coalesce(F.col("ethnic_group"), F.lit(UNKNOWN_ETHNIC_GROUP)).alias("ethnic_group"),
+        or_unknown(F.col("ethnic_group")).alias("ethnic_group"),
         "imd_decile",
         "postcode_district",
         *[F.col(f"in_{source}") for source in SOURCES],

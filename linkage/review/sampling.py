@@ -24,10 +24,11 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from linkage.config import AppConfig
+from linkage.demographics import imd_quintile, known, or_unknown
 from linkage.errors import InputError
 from linkage.lake import read_table, table_exists, write_table
 from linkage.link.deterministic import PAIR_KEYS
-from linkage.link.qa import AGE_BANDS
+from linkage.link.qa import truth_age_band
 from linkage.link.spine import RECORD_KEY
 from linkage.schemas import LINK_PAIRS, PEOPLE_STD, REVIEW_SAMPLE
 from linkage.tracking import RunContext
@@ -42,7 +43,6 @@ GUESS_RANGE = (0.01, 0.99)
 # A linked pair with no model score (NHS number or clerical only, or joined through others).
 UNSCORED_LINK_GUESS = 0.9
 GROUPS = ("ethnic_group", "sex", "age_band", "imd_quintile")
-UNKNOWN = "Unknown"
 
 
 def _fmt(edge: float) -> str:
@@ -68,24 +68,17 @@ def stratum(pairs_df: DataFrame, near_miss_floor: float = NEAR_MISS_FLOOR) -> Co
     return (F.when(F.col("is_linked"), link).when(below, F.lit("below_floor")).otherwise(near_miss))
 
 
-def age_band(year_of_birth: Column, reference_year: int) -> Column:
-    """The truth metrics' age bands (linkage.link.qa.AGE_BANDS) at the reference year; Unknown when no year."""
-    age = F.lit(reference_year) - year_of_birth
-    band = F.lit(UNKNOWN)
-    for low, high, label in reversed(AGE_BANDS):
-        band = F.when(age.between(low, high), F.lit(label)).otherwise(band)
-    return band
-
-
 def record_groups(people_df: DataFrame, reference_year: int) -> DataFrame:
-    """(record key, ethnic_group, sex, age_band, imd_quintile) of each record; missing values are null."""
-    known = F.col("ethnic_group")
+    """(record key, ethnic_group, sex, age_band, imd_quintile) of each record; missing values are null.
+
+    Age bands are the truth metrics' (linkage.link.qa), so estimates by group compare with them.
+    """
     return people_df.select(
         *RECORD_KEY,
-        F.when(known != UNKNOWN, known).alias("ethnic_group"),
+        known(F.col("ethnic_group")).alias("ethnic_group"),
         F.col("sex"),
-        F.when(F.col("year_of_birth").isNotNull(), age_band(F.col("year_of_birth"), reference_year)).alias("age_band"),
-        F.ceil(F.col("imd_decile") / 2).cast("string").alias("imd_quintile"),
+        truth_age_band(F.col("year_of_birth"), reference_year).alias("age_band"),
+        imd_quintile(F.col("imd_decile")).cast("string").alias("imd_quintile"),
     )
 
 
@@ -102,7 +95,7 @@ def with_pair_groups(pairs_df: DataFrame, groups_df: DataFrame) -> DataFrame:
               .join(side("r"), ["source_dataset_r", "source_record_id_r"], "left"))
     return joined.select(
         *pairs_df.columns,
-        *[F.coalesce(f"{g}_l", f"{g}_r", F.lit(UNKNOWN)).alias(g) for g in GROUPS])
+        *[or_unknown(F.coalesce(f"{g}_l", f"{g}_r")).alias(g) for g in GROUPS])
 
 
 def allocate(sizes: Mapping[str, int], guesses: Mapping[str, float], n: int,

@@ -12,6 +12,8 @@ from itertools import chain
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from linkage.demographics import or_unknown
+
 CODES = ("A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z", "99")
 
 GROUPS = {
@@ -21,7 +23,6 @@ GROUPS = {
     "M": "Black", "N": "Black", "P": "Black",
     "R": "Other", "S": "Other",
 }
-UNKNOWN_GROUP = "Unknown"
 
 # Free text (letters only, upper case, single spaces) -> code.
 FREE_TEXT = {
@@ -71,4 +72,4 @@ def ethnicity_code(col: Column) -> Column:
 
 def ethnic_group(code_col: Column) -> Column:
     """White (A-C), Mixed (D-G), Asian (H-L), Black (M-P), Other (R-S); Unknown for Z, 99 or no code."""
-    return F.coalesce(F.try_element_at(_map_of(GROUPS), code_col), F.lit(UNKNOWN_GROUP))
+    return or_unknown(F.try_element_at(_map_of(GROUPS), code_col))
