@@ -63,7 +63,7 @@ class PathsConfig(Frozen):
 class SparkConfig(Frozen):
     master: str = Field("local[*]", description="Spark master URL: local[N], spark://host:port, yarn, k8s://...")
     app_name: str = Field("linkage", description="Spark application name.")
-    driver_memory: str = Field("4g", description="Driver heap; only applies when the job starts the JVM itself.")
+    driver_memory: str = Field("6g", description="Driver heap; only applies when the job starts the JVM itself.")
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions: size it from the data.")
     local_dir: str | None = Field(None, description="spark.local.dir for shuffle spill; default Spark's /tmp.")
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field("ERROR", description="Spark log level (driver).")
@@ -93,15 +93,24 @@ class TrackingConfig(Frozen):
     approved_alias: str = Field("approved", description="Registry alias QA sets on the version link runs use.")
 
 
+# The synthetic world's "today". Cohorts' index date defaults to it too, so that a generated
+# extract's truth and the cohorts built from it agree.
+SYNTHETIC_REFERENCE_DATE = date(2026, 6, 30)
 SYNTHETIC_COVERAGE = {"gp": 0.97, "hospital": 0.40, "social_care": 0.09, "third_sector": 0.05}
 SYNTHETIC_NHS_PRESENT = {"gp": 0.98, "hospital": 0.95, "social_care": 0.60, "third_sector": 0.0}
 SYNTHETIC_DUPLICATE_RATE = {"gp": 0.01, "hospital": 0.03, "social_care": 0.03, "third_sector": 0.02}
 SYNTHETIC_DMY_DOB_SHARE = {"gp": 0.0, "hospital": 0.35, "social_care": 0.0, "third_sector": 0.85}
-SYNTHETIC_ERROR_RATES = {
-    "name_typo": 0.02, "forename_variant": 0.05, "surname_variant": 0.03, "name_swap": 0.005,
-    "surname_part_dropped": 0.3, "maiden_surname": 0.3, "diacritics_stripped": 0.5,
+SYNTHETIC_ERROR_RATES = {  # per record, before error_rate_scale and group_error_factor
+    "name_typo": 0.02,
+    "forename_variant": 0.05,      # nickname / short form / transliteration
+    "surname_variant": 0.03,       # transliteration, Mc/Mac, apostrophe forms
+    "name_swap": 0.005,
+    "surname_part_dropped": 0.3,   # of double-barrelled surnames
+    "maiden_surname": 0.3,         # of married women's records outside GP
+    "diacritics_stripped": 0.5,    # of names with diacritics or apostrophes
     "dob_day_month_swap": 0.006, "dob_placeholder": 0.004, "dob_year_digit": 0.006,
-    "postcode_no_space": 0.05, "postcode_lower": 0.02, "postcode_stale": 0.3,
+    "postcode_no_space": 0.05, "postcode_lower": 0.02,
+    "postcode_stale": 0.3,         # of movers' records outside GP
     "nhs_wrong_digit": 0.004, "nhs_family_member": 0.002,
 }
 SYNTHETIC_GROUP_ERROR_FACTOR = {"White": 1.0, "Mixed": 1.2, "Asian": 1.4, "Black": 1.3, "Other": 1.4}
@@ -128,7 +137,7 @@ class SyntheticConfig(Frozen):
     seed: int = Field(42, description="Random seed: the same seed and size give byte-identical files.")
     error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
     malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
-    reference_date: date = Field(date(2026, 6, 30), description="Extract date: 'today' for the synthetic world.")
+    reference_date: date = Field(SYNTHETIC_REFERENCE_DATE, description="Extract date: 'today' for the synthetic world.")
     coverage: dict[Source, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_COVERAGE),
         description="Share of residents with a record in each source (age-weighted inside the source).")
@@ -231,6 +240,7 @@ class LinkageConfig(Frozen):
     seed: int = 42
     prior_recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from.")
     em_max_iterations: int = Field(25, ge=1, description="EM iterations per training session.")
+    # At 1M people the name block alone is ~355M pairs: without a cap EM would score them all.
     em_max_pairs: float | None = Field(
         5e6, gt=0, description="Cap on pairs per EM session, reached by sampling records (None: every blocked pair).")
     max_cluster_size: int = Field(20, ge=2, description="Clusters larger than this are re-clustered with stricter model links.")
@@ -276,10 +286,12 @@ class CohortsConfig(Frozen):
     declarations: str = Field("conf/cohorts", description="Folder of cohort declaration YAML files.")
     codelists: str = Field("conf/codelists", description="Folder of codelist CSV files.")
     only: list[str] = Field(default_factory=list, description="Build only these cohorts (default all).")
-    index_date: date = Field(date(2026, 6, 30), description="Default index date of person-level cohorts.")
+    index_date: date = Field(SYNTHETIC_REFERENCE_DATE,
+                             description="Default index date of person-level cohorts (default: the synthetic extract's date).")
     parallelism: int = Field(4, ge=1, description="Cohorts built at once, each in a FAIR pool.")
-    age_band_starts: list[int] = Field([0, 5, 11, 16, 18, 26, 35, 45, 55, 65, 75, 85],
-                                       description="Lower bounds of the summary age bands (as pseudonymised/person).")
+    age_band_starts: list[int] | None = Field(
+        None, min_length=1,
+        description="Lower bounds of the summary age bands; default pseudonymised/person's age bands.")
     disclosure: DisclosureConfig = DisclosureConfig()
 
 

@@ -1,10 +1,14 @@
 """Configuration: merge order, typed values, and errors that name the file, the key and what is allowed."""
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from linkage.config import PROJECT_ROOT, load_config
+from linkage.config import PROJECT_ROOT, SOURCES, AppConfig, load_config
 from linkage.errors import ConfigError
 
 
@@ -113,3 +117,53 @@ def test_config_is_frozen_and_hash_follows_content():
 def test_shipped_overlays_all_validate():
     for name in ("local", "docker", "cluster"):
         assert load_config(PROJECT_ROOT / "conf" / f"{name}.yaml").environment == name
+
+
+# ---------------------------------------------------------------------------------------------
+# Every default has one home: the models. base.yaml holds what has none; overlays only differences.
+
+REQUIRED = "<required: no default>"
+
+
+def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value, JSON-normalised (dates as ISO text, tuples as lists); an empty mapping is a value."""
+    items: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            items |= flat(value, f"{prefix}{key}.")
+        else:
+            items[f"{prefix}{key}"] = json.loads(json.dumps(value, default=str))
+    return items
+
+
+def model_defaults() -> dict[str, Any]:
+    """Every default of the models, flattened; required keys hold a placeholder no file would state."""
+    required = {"environment": "local", "paths": {"raw": REQUIRED, "lake": REQUIRED},
+                "ingest": {"sources": {s: {"people_file": REQUIRED, "activity_file": REQUIRED} for s in SOURCES}}}
+    defaults = flat(AppConfig.model_validate(required).model_dump(mode="json"))
+    del defaults["environment"]  # required too: each overlay states it
+    return defaults
+
+
+def restated(layer: Mapping[str, Any], inherited: Mapping[str, Any]) -> list[str]:
+    return sorted(key for key, value in flat(layer).items() if key in inherited and inherited[key] == value)
+
+
+def read_conf(name: str) -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_ROOT / "conf" / name).read_text(encoding="utf-8")) or {}
+
+
+def test_restated_finds_a_value_equal_to_the_inherited_one():
+    inherited = {"spark.master": "local[*]", "spark.conf": {}, "cohorts.index_date": "2026-06-30"}
+    layer = {"spark": {"master": "local[*]", "conf": {}}, "cohorts": {"index_date": yaml.safe_load("2026-06-30")}}
+    assert restated(layer, inherited) == ["cohorts.index_date", "spark.conf", "spark.master"]
+    assert restated({"spark": {"master": "local[2]"}}, inherited) == []
+
+
+def test_base_states_no_default_and_overlays_only_what_differs():
+    defaults = model_defaults()
+    base = read_conf("base.yaml")
+    assert restated(base, defaults) == [], "conf/base.yaml restates model defaults"
+    inherited = defaults | flat(base)
+    for overlay in ("local.yaml", "docker.yaml", "cluster.yaml"):
+        assert restated(read_conf(overlay), inherited) == [], f"conf/{overlay} restates what it inherits"

@@ -21,7 +21,14 @@ from linkage.cohorts.contracts import PERSON_COLUMNS, person_contract, variable_
 from linkage.cohorts.declaration import Condition, Criterion, Declaration, Window, parse_offset
 from linkage.cohorts.disclosure import TOTAL_CATEGORY, apply_disclosure_control, with_totals
 from linkage.config import CohortsConfig
-from linkage.demographics import age_at, age_band, birth_date, imd_quintile, or_unknown
+from linkage.demographics import (
+    PERSON_AGE_BAND_STARTS,
+    age_at,
+    age_band,
+    birth_date,
+    imd_quintile,
+    or_unknown,
+)
 from linkage.errors import ConfigError
 from linkage.lake import read_table
 from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY, TableContract
@@ -245,6 +252,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
     for item in compiled:
         joined_df = joined_df.withColumn(f"{item.name}__met", is_met(item))
     age = age_at(person_birth(), F.lit(index_date))
+    band_starts = PERSON_AGE_BAND_STARTS if config.age_band_starts is None else config.age_band_starts
     population = declaration.population
     keep = condition_column(population.condition) if population.condition else F.lit(True)
     if population.age and population.age.min is not None:
@@ -254,7 +262,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
     cohort_df = (joined_df.where(F.coalesce(keep, F.lit(False)))
                  .withColumn("index_date", F.lit(index_date))
                  .withColumn("age_at_index", age)
-                 .withColumn("age_band", age_band(F.col("age_at_index"), config.age_band_starts))
+                 .withColumn("age_band", age_band(F.col("age_at_index"), band_starts))
                  .withColumn("imd_quintile", imd_quintile(F.col("imd_decile")))
                  .withColumn("identified_in", identified_in(compiled)))
     cohort_df = with_variables(cohort_df, declaration, by_name, index_date)
