@@ -89,7 +89,7 @@ def _type_name(annotation: object) -> str:
     name = getattr(annotation, "__name__", None)
     if name and not get_args(annotation):
         return name
-    return str(annotation).replace("typing.", "").replace("datetime.", "").replace("linkage.config.", "")
+    return str(annotation).replace("typing.", "").replace("datetime.", "").replace("linkage.config.models.", "").replace("linkage.config.", "")
 
 
 def _marker_positions(readme_text: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER

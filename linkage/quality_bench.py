@@ -220,7 +220,7 @@ def score_lake(spark, lake: Path, truth_path: Path) -> dict[str, Any]:
 
     spine = read_table(spark, str(lake), PERSON_SPINE)
     people = read_table(spark, str(lake), PEOPLE_STD)
-    truth = qa.read_truth(spark, str(truth_path), 2026)
+    truth = qa.read_truth(spark, str(truth_path), load_config(None).linkage.qa_reference_date.year)
     metrics = qa.truth_metrics(spine, truth)
     return {"precision": metrics["precision"], "recall": metrics["recall"], "f1": metrics["f1"],
             "recall_gap_ethnic": metrics.get("recall_gap.ethnic_group"),

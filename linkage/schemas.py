@@ -276,7 +276,7 @@ REVIEW_SAMPLE = TableContract(
         ("inclusion_probability", "double", "stratum_sample_size / stratum_size."),
         ("ethnic_group", "string", "Pair's ethnic group (either record's known value; Unknown when neither)."),
         ("sex", "string", "Pair's sex (either record's known value)."),
-        ("age_band", "string", "Pair's age band at synthetic.reference_date (as the truth metrics)."),
+        ("age_band", "string", "Pair's age band in the year of linkage.qa_reference_date (as the truth metrics)."),
         ("imd_quintile", "string", "Pair's IMD quintile (GP records carry IMD)."),
         ("drawn_at", "timestamp", "When the sample was drawn."),
         ("run_id", "string", "MLflow run of the link run the sample is drawn from."),

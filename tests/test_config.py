@@ -167,3 +167,13 @@ def test_base_states_no_default_and_overlays_only_what_differs():
     inherited = defaults | flat(base)
     for overlay in ("local.yaml", "docker.yaml", "cluster.yaml"):
         assert restated(read_conf(overlay), inherited) == [], f"conf/{overlay} restates what it inherits"
+
+
+def test_link_qa_takes_its_reference_date_from_its_own_setting_not_the_generator():
+    # Truth metrics and review sample groups band ages in linkage.qa_reference_date's year: a real
+    # extract's QA must not depend on how the synthetic generator is configured.
+    config = load_config(None, overrides=["synthetic.reference_date=2030-01-01"])
+    assert config.linkage.qa_reference_date == config.cohorts.index_date  # both default to the generator's date
+    assert config.linkage.qa_reference_date != config.synthetic.reference_date
+    readers = [*(PROJECT_ROOT / "linkage" / "link").glob("*.py"), PROJECT_ROOT / "linkage" / "review" / "sampling.py"]
+    assert [path.name for path in readers if ".synthetic." in path.read_text(encoding="utf-8")] == []

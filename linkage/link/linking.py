@@ -141,7 +141,7 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
         metrics.update(changes)
         truth: dict[str, float] = {}
         if config.paths.truth:
-            truth_df = qa.read_truth(ctx.spark, config.paths.truth, config.synthetic.reference_date.year)
+            truth_df = qa.read_truth(ctx.spark, config.paths.truth, config.linkage.qa_reference_date.year)
             truth = qa.truth_metrics(new_spine, truth_df)
             metrics.update(truth)
         metrics.update(report.headline_metrics(metrics))

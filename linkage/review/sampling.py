@@ -133,7 +133,7 @@ def frame(spark: SparkSession, config: AppConfig, near_miss_floor: float = NEAR_
         if not table_exists(spark, lake, contract):
             raise InputError(f"{lake}/{contract.zone}/{contract.name} not found: run `python -m jobs.link` first")
     pairs = read_table(spark, lake, LINK_PAIRS)
-    groups = record_groups(read_table(spark, lake, PEOPLE_STD), config.synthetic.reference_date.year)
+    groups = record_groups(read_table(spark, lake, PEOPLE_STD), config.linkage.qa_reference_date.year)
     return with_pair_groups(pairs.withColumn("stratum", stratum(pairs, near_miss_floor)), groups)
 
 
