@@ -147,7 +147,7 @@ def pairwise_scores(joined: Any) -> dict[str, float]:
 
 def pairwise_f1(clusters: Any, truth: Any) -> float:
     """Pairwise F1 of a (source_dataset, source_record_id, cluster_id) pandas frame against truth.csv."""
-    return pairwise_scores(clusters.merge(truth, on=["source_dataset", "source_record_id"]))["f1"]
+    return pairwise_scores(clusters.merge(truth, on=["source_dataset", "source_record_id"], how="inner"))["f1"]
 
 
 def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:

@@ -192,13 +192,13 @@ def false_pair_patterns(spark, spine, people, truth) -> dict[str, int]:
     from linkage.link import qa
 
     keyed = spine.select("source_dataset", "source_record_id", "person_key").join(
-        truth.select("source_dataset", "source_record_id", "true_person_id"), ["source_dataset", "source_record_id"])
+        truth.select("source_dataset", "source_record_id", "true_person_id"), ["source_dataset", "source_record_id"], how="inner")
     left = keyed.select(*[F.col(c).alias(f"{c}_l") for c in keyed.columns])
     right = keyed.select(*[F.col(c).alias(f"{c}_r") for c in keyed.columns])
     false_pairs = (left.join(right, (F.col("person_key_l") == F.col("person_key_r"))
                              & (F.struct("source_dataset_l", "source_record_id_l")
                                 < F.struct("source_dataset_r", "source_record_id_r"))
-                             & (F.col("true_person_id_l") != F.col("true_person_id_r")))
+                             & (F.col("true_person_id_l") != F.col("true_person_id_r")), how="inner")
                    .select("source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r"))
     valued = qa.with_pair_values(false_pairs, people)
     patterns = qa.pair_patterns()
@@ -265,7 +265,7 @@ def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, f
     predictions = linker.inference.predict()
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold).as_pandas_dataframe()
     truth = pd.read_csv(raw / "truth.csv", dtype=str)
-    joined = clusters.merge(truth, left_on="unique_id", right_on="source_record_id")
+    joined = clusters.merge(truth, left_on="unique_id", right_on="source_record_id", how="inner")
 
     return pairwise_scores(joined)
 

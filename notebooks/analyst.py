@@ -70,7 +70,7 @@ first_cohort = cohort_names[0]
 # Cohort tables carry the person's generalised attributes; join person for anything else.
 cohort = spark.table(f"cohorts.cohort_{first_cohort}")
 cohort.groupBy("ethnic_group").count().orderBy("ethnic_group").show()
-(cohort.join(person.select("person_id", "postcode_district"), "person_id", "left")
+(cohort.join(person.select("person_id", "postcode_district"), "person_id", how="left")
  .groupBy("postcode_district").count().orderBy(F.desc("count")).show(5))
 
 # %% [markdown]

@@ -248,7 +248,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
     aggregates_df = person_aggregates(events_df, compiled)
     person_df = tables[PERSON.name].select("person_id", "year_of_birth", "month_of_birth", "sex",
                                                        "ethnic_group", "imd_decile")
-    joined_df = person_df.join(aggregates_df, "person_id", "left")
+    joined_df = person_df.join(aggregates_df, "person_id", how="left")
     for item in compiled:
         joined_df = joined_df.withColumn(f"{item.name}__met", is_met(item))
     age = age_at(person_birth(), F.lit(index_date))

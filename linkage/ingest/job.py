@@ -204,7 +204,7 @@ def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[s
     """Accepted activity rows whose person id is not an accepted people record (kept; see activity.py)."""
     keys = people_df.select("source_dataset", "source_record_id")
     activity_keys = _union([df.select("source_dataset", "source_record_id") for df in activity_dfs])
-    orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], "left_anti")
+    orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
                    .groupBy("source_dataset").count().collect())
     return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in SOURCES}
 

@@ -143,7 +143,7 @@ def number_lines(df: DataFrame, group: str, order: str) -> DataFrame:
     offsets_df = (df.groupBy(group).count()
                   .select(group, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset")))
     within = F.row_number().over(Window.partitionBy(group).orderBy(order))
-    return (df.join(F.broadcast(offsets_df), group)
+    return (df.join(F.broadcast(offsets_df), group, how="inner")
               .withColumn("line_number", (F.col("_offset") + within).cast("long"))
               .drop("_offset"))
 
@@ -226,7 +226,7 @@ def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame) -> DataFra
         return lines_df.withColumn("continuation_lines", F.lit(0))
     spans_df = spark.createDataFrame(spans, "span_start long, span_end long")
     in_span = (F.col("line_number") >= F.col("span_start")) & (F.col("line_number") <= F.col("span_end"))
-    grouped = (lines_df.join(F.broadcast(spans_df), in_span, "left")
+    grouped = (lines_df.join(F.broadcast(spans_df), in_span, how="left")
                .withColumn("_record", F.coalesce("span_start", "line_number"))
                .groupBy("_record")
                .agg(F.array_sort(F.collect_list(F.struct("line_number", "raw_line"))).alias("_lines")))

@@ -51,7 +51,7 @@ def hooks(edges_df: DataFrame) -> DataFrame:
 def jump_once(parents_df: DataFrame) -> DataFrame:
     """parent := parent's parent (a root is its own parent, so roots stay)."""
     grand = parents_df.select(F.col(NODE).alias("parent"), F.col("parent").alias("grandparent"))
-    return parents_df.join(grand, "parent", "left").select(NODE, F.coalesce("grandparent", "parent").alias("parent"))
+    return parents_df.join(grand, "parent", how="left").select(NODE, F.coalesce("grandparent", "parent").alias("parent"))
 
 
 def _checkpointed(df: DataFrame) -> DataFrame:
@@ -66,7 +66,7 @@ def roots(parents_df: DataFrame) -> DataFrame:
     current = _checkpointed(parents_df)
     for _ in range(MAX_JUMPS):
         jumped = _checkpointed(jump_once(current))
-        moved = jumped.join(current.withColumnRenamed("parent", "before"), NODE).where(
+        moved = jumped.join(current.withColumnRenamed("parent", "before"), NODE, how="inner").where(
             F.col("parent") != F.col("before")).limit(1).count()
         current = jumped
         if not moved:
@@ -77,8 +77,8 @@ def roots(parents_df: DataFrame) -> DataFrame:
 def contracted(edges_df: DataFrame, roots_df: DataFrame) -> DataFrame:
     """The edges between different trees, relabelled by their roots."""
     root_of = roots_df.select(F.col(NODE).alias("end"), F.col("parent").alias("root"))
-    relabelled = (edges_df.join(root_of.withColumnRenamed("end", "src").withColumnRenamed("root", "src_root"), "src")
-                  .join(root_of.withColumnRenamed("end", "dst").withColumnRenamed("root", "dst_root"), "dst"))
+    relabelled = (edges_df.join(root_of.withColumnRenamed("end", "src").withColumnRenamed("root", "src_root"), "src", how="inner")
+                  .join(root_of.withColumnRenamed("end", "dst").withColumnRenamed("root", "dst_root"), "dst", how="inner"))
     return undirected_edges(relabelled, "src_root", "dst_root")
 
 
@@ -96,7 +96,7 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
             labels = tree_roots.select(NODE, F.col("parent").alias(COMPONENT))
         else:
             moved = tree_roots.select(F.col(NODE).alias(COMPONENT), F.col("parent").alias("root"))
-            labels = labels.join(moved, COMPONENT, "left").select(NODE, F.coalesce("root", COMPONENT).alias(COMPONENT))
+            labels = labels.join(moved, COMPONENT, how="left").select(NODE, F.coalesce("root", COMPONENT).alias(COMPONENT))
         labels = _checkpointed(labels)
         edges = _checkpointed(contracted(edges, tree_roots))
     else:
@@ -107,5 +107,5 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
     if nodes_df is None:
         return labels.withColumnRenamed(NODE, node)
     every_node = nodes_df.select(F.col(node).alias(NODE)).distinct()
-    return (every_node.join(labels, NODE, "left")
+    return (every_node.join(labels, NODE, how="left")
             .select(F.col(NODE).alias(node), F.coalesce(COMPONENT, NODE).alias(COMPONENT)))

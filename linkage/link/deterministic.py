@@ -31,7 +31,7 @@ def nhs_number_pairs(people_df: DataFrame) -> DataFrame:
     left = holders.select(*[F.col(c).alias(f"{c}_l") for c in columns])
     right = holders.select(*[F.col(c).alias(f"{c}_r") for c in columns])
     ordered = F.struct("source_dataset_l", "source_record_id_l") < F.struct("source_dataset_r", "source_record_id_r")
-    pairs = left.join(right, (F.col("nhs_number_l") == F.col("nhs_number_r")) & ordered)
+    pairs = left.join(right, (F.col("nhs_number_l") == F.col("nhs_number_r")) & ordered, how="inner")
     dob_ok = F.coalesce(dob_agrees(F.col("date_of_birth_l"), F.col("date_of_birth_r")), F.lit(False))
     dob_conflict = F.coalesce(~dob_agrees(F.col("date_of_birth_l"), F.col("date_of_birth_r")), F.lit(False))
     sex_bad = sex_conflicts(F.col("sex_l"), F.col("sex_r"))

@@ -20,7 +20,7 @@ def same_person_pairs(spine_df: DataFrame) -> DataFrame:
     left = spine_df.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY], "person_key")
     right = spine_df.select(*[F.col(c).alias(f"{c}_r") for c in RECORD_KEY], "person_key")
     left_first = F.struct("source_dataset_l", "source_record_id_l") < F.struct("source_dataset_r", "source_record_id_r")
-    return left.join(right, "person_key").where(left_first).select(*PAIR_KEYS)
+    return left.join(right, "person_key", how="inner").where(left_first).select(*PAIR_KEYS)
 
 
 def best_candidate_pairs(predictions_df: DataFrame) -> DataFrame:
@@ -58,9 +58,9 @@ def link_pairs(predictions_df: DataFrame, edges_df: DataFrame, spine_df: DataFra
     linked = same_person_pairs(spine_df).withColumn("is_linked", F.lit(True))
     best = best_candidate_pairs(predictions_df).withColumn("is_best_candidate", F.lit(True))
     keys = list(PAIR_KEYS)
-    return (scored.join(linked, keys, "full")
-            .join(best, keys, "left")
-            .join(edge_methods(edges_df), keys, "left")
+    return (scored.join(linked, keys, how="full")
+            .join(best, keys, how="left")
+            .join(edge_methods(edges_df), keys, how="left")
             .select(
                 *PAIR_KEYS, "match_weight", "match_probability",
                 F.when(F.col("is_linked"), F.coalesce("edge_method", F.lit("transitive"))).alias("method"),

@@ -56,7 +56,7 @@ def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame,
     Per group, a predicted pair counts when both records are in the group: pairs joining two
     groups are false matches counted in the overall precision only. One Spark job for all groups.
     """
-    joined = spine_df.select(*RECORD_KEY, "person_key").join(truth_df, list(RECORD_KEY))
+    joined = spine_df.select(*RECORD_KEY, "person_key").join(truth_df, list(RECORD_KEY), how="inner")
     labels = [F.struct(F.lit("all").alias("name"), F.lit("all").alias("value"))]
     labels += [F.struct(F.lit(g).alias("name"), F.col(g).cast("string").alias("value")) for g in groups]
     exploded = joined.select("person_key", "true_person_id", F.explode(F.array(*labels)).alias("group"))
@@ -121,7 +121,7 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
     # Link rate: share of a source's records whose person also has a record in the other source.
     sources_of = spine_df.groupBy("person_key").agg(F.collect_set("source_dataset").alias("sources"),
                                                     F.count("*").alias("size"))
-    per_record = spine_df.select("person_key", "source_dataset").join(sources_of, "person_key")
+    per_record = spine_df.select("person_key", "source_dataset").join(sources_of, "person_key", how="inner")
     for row in (per_record.select("source_dataset", F.explode("sources").alias("other"))
                 .where(F.col("other") != F.col("source_dataset")).groupBy("source_dataset", "other").count().collect()):
         metrics[f"link_rate.{row['source_dataset']}.{row['other']}"] = row["count"] / totals[row["source_dataset"]]
@@ -130,7 +130,7 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
         metrics[f"within_source_duplicate_rate.{row['source_dataset']}"] = row["n"] / totals[row["source_dataset"]]
 
     identifiers = spine_df.select(*RECORD_KEY, "person_key").join(
-        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY))
+        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY), how="inner")
     flags = identifiers.groupBy("person_key").agg(
         (F.countDistinct("nhs_number") > 1).alias("has_two_nhs_numbers"),
         ((F.max("year_of_birth") - F.min("year_of_birth")) > 1).alias("has_birth_years_apart"),
@@ -151,7 +151,7 @@ def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
     values = people_df.select(*RECORD_KEY, *PATTERN_COLUMNS)
     for side in ("l", "r"):
         pairs_df = pairs_df.join(values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *PATTERN_COLUMNS)]),
-                                 [f"{c}_{side}" for c in RECORD_KEY], "left")
+                                 [f"{c}_{side}" for c in RECORD_KEY], how="left")
     return pairs_df
 
 

@@ -121,7 +121,7 @@ def with_term_frequencies(records_df: DataFrame, columns: tuple[str, ...]) -> Da
         counts = (records_df.where(F.col(column).isNotNull()).groupBy(column).count()
                   .withColumn("total", F.sum("count").over(Window.partitionBy()))
                   .select(column, (F.col("count").cast("double") / F.col("total")).alias(f"tf_{column}")))
-        records_df = records_df.join(counts, column, "left")
+        records_df = records_df.join(counts, column, how="left")
     return records_df
 
 
@@ -147,7 +147,7 @@ def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> Dat
         if key:
             earlier = " OR ".join(f"coalesce(({r}), false)" for r in blocking_rules[:key])
             condition = condition & F.expr(f"NOT ({earlier})")
-        joins.append(left.join(right, condition, "inner").select(F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)))
+        joins.append(left.join(right, condition, how="inner").select(F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)))
     pairs = joins[0]
     for join in joins[1:]:
         pairs = pairs.unionByName(join)

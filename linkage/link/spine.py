@@ -87,7 +87,7 @@ def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, threshold
         decisions = latest_decisions(decisions_df)
         edges = edges.unionByName(decisions.where("decision = 'match'").select(*PAIR_KEYS, no_probability)
                                   .withColumn("method", F.lit("clerical")))
-        edges = edges.join(decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), "left_anti")
+        edges = edges.join(decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), how="left_anti")
     return edges.distinct()
 
 
@@ -99,10 +99,10 @@ def without_weak_edges_in_oversized_clusters(edges_df: DataFrame, clusters_df: D
     join dozens of them into one cluster. NHS-number and clerical links are kept.
     """
     sizes = clusters_df.groupBy("cluster_id").agg(F.count("*").alias("size"))
-    in_oversized = (clusters_df.join(sizes.where(F.col("size") > max_size), "cluster_id")
+    in_oversized = (clusters_df.join(sizes.where(F.col("size") > max_size), "cluster_id", how="inner")
                     .select(F.col("source_dataset").alias("source_dataset_l"),
                             F.col("source_record_id").alias("source_record_id_l"), F.lit(True).alias("is_oversized")))
-    flagged = edges_df.join(in_oversized, ["source_dataset_l", "source_record_id_l"], "left")
+    flagged = edges_df.join(in_oversized, ["source_dataset_l", "source_record_id_l"], how="left")
     is_weak = (F.col("method") == "probabilistic") & (F.col("match_probability") < strict_probability)
     return flagged.where(~(F.coalesce(F.col("is_oversized"), F.lit(False)) & is_weak)).drop("is_oversized")
 
@@ -119,10 +119,10 @@ def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFr
     """
     holders = (clusters_df.select("cluster_id", *RECORD_KEY)
                .join(people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth")
-                     .where(F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()), list(RECORD_KEY)))
+                     .where(F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()), list(RECORD_KEY), how="inner"))
     left = holders.select("cluster_id", F.col("nhs_number").alias("nhs_l"), F.col("date_of_birth").alias("dob_l"))
     right = holders.select("cluster_id", F.col("nhs_number").alias("nhs_r"), F.col("date_of_birth").alias("dob_r"))
-    return (left.join(right, "cluster_id")
+    return (left.join(right, "cluster_id", how="inner")
             .where((F.col("nhs_l") < F.col("nhs_r")) & (F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS))
             .select("cluster_id").distinct())
 
@@ -133,14 +133,14 @@ def without_weakest_edges(edges_df: DataFrame, clusters_df: DataFrame, conflicte
     NHS-number and clerical links are never removed: a reviewer's match stands, and an NHS-number link needs
     agreeing dates of birth.
     """
-    ends = (clusters_df.join(conflicted_df, "cluster_id")
+    ends = (clusters_df.join(conflicted_df, "cluster_id", how="inner")
             .select("cluster_id", F.col("source_dataset").alias("source_dataset_l"),
                     F.col("source_record_id").alias("source_record_id_l")))
     is_model = F.col("method") == "probabilistic"
-    flagged = edges_df.join(ends, ["source_dataset_l", "source_record_id_l"], "left")
+    flagged = edges_df.join(ends, ["source_dataset_l", "source_record_id_l"], how="left")
     weakest = (flagged.where(is_model & F.col("cluster_id").isNotNull())
                .groupBy("cluster_id").agg(F.min("match_probability").alias("weakest")))
-    flagged = flagged.join(weakest, "cluster_id", "left")
+    flagged = flagged.join(weakest, "cluster_id", how="left")
     drop = is_model & (F.col("match_probability") <= F.col("weakest"))
     return flagged.where(~F.coalesce(drop, F.lit(False))).drop("cluster_id", "weakest")
 
@@ -192,7 +192,7 @@ def nodes_for_clustering(people_df: DataFrame) -> DataFrame:
 def clusters_from_components(people_df: DataFrame, components_df: DataFrame) -> DataFrame:
     """Records with their cluster id (a record uid), from connected components over record uids."""
     keyed = people_df.select(*RECORD_KEY, record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid"))
-    return keyed.join(components_df.select("record_uid", "cluster_id"), "record_uid", "left").select(
+    return keyed.join(components_df.select("record_uid", "cluster_id"), "record_uid", how="left").select(
         *RECORD_KEY, "record_uid", F.coalesce("cluster_id", "record_uid").alias("cluster_id"))
 
 
@@ -213,8 +213,8 @@ def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | No
         inherited = sizes.select("cluster_id", F.lit(None).cast("string").alias("person_key")).limit(0)
     else:
         previous = previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("previous_key"))
-        votes = (clusters_df.join(previous, list(RECORD_KEY)).groupBy("cluster_id", "previous_key")
-                 .agg(F.count("*").alias("votes")).join(sizes, "cluster_id"))
+        votes = (clusters_df.join(previous, list(RECORD_KEY), how="inner").groupBy("cluster_id", "previous_key")
+                 .agg(F.count("*").alias("votes")).join(sizes, "cluster_id", how="inner"))
         # Each previous key goes to the cluster holding most of its records (ties: smallest record).
         by_key = Window.partitionBy("previous_key").orderBy(F.col("votes").desc(), F.col("min_uid"))
         won = votes.withColumn("rank", F.row_number().over(by_key)).where("rank = 1")
@@ -222,7 +222,7 @@ def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | No
         by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("votes").desc(), F.col("previous_key"))
         inherited = (won.withColumn("rank", F.row_number().over(by_cluster)).where("rank = 1")
                      .select("cluster_id", F.col("previous_key").alias("person_key")))
-    keyed = sizes.join(inherited, "cluster_id", "left")
+    keyed = sizes.join(inherited, "cluster_id", how="left")
     taken = known_keys_df.select("person_key").distinct() if known_keys_df is not None else None
     if previous_spine_df is not None:
         previous_keys = previous_spine_df.select("person_key").distinct()
@@ -231,7 +231,7 @@ def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | No
     if taken is not None:
         # Salt once more when the first candidate was issued before (e.g. a split-off record's old key).
         taken_flag = taken.select(F.col("person_key").alias("candidate"), F.lit(True).alias("is_taken"))
-        keyed = (keyed.withColumn("candidate", fresh).join(taken_flag, "candidate", "left")
+        keyed = (keyed.withColumn("candidate", fresh).join(taken_flag, "candidate", how="left")
                  .withColumn("fresh_key", F.when(F.col("is_taken"), new_person_key(F.col("min_uid"), 1))
                              .otherwise(F.col("candidate")))
                  .drop("candidate", "is_taken"))
@@ -239,7 +239,7 @@ def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | No
         keyed = keyed.withColumn("fresh_key", fresh)
     keyed = keyed.select("cluster_id", F.coalesce("person_key", "fresh_key").alias("person_key"),
                          F.col("size").cast("int").alias("cluster_size"))
-    return clusters_df.join(keyed, "cluster_id")
+    return clusters_df.join(keyed, "cluster_id", how="inner")
 
 
 def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
@@ -251,7 +251,7 @@ def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
                         F.col("source_record_id_r").alias("source_record_id"), "method"))
     best = (ends.withColumn("priority", priority[F.col("method")]).groupBy(*RECORD_KEY)
             .agg(F.min_by("method", "priority").alias("edge_method")))
-    return keyed_df.join(best, list(RECORD_KEY), "left").withColumn(
+    return keyed_df.join(best, list(RECORD_KEY), how="left").withColumn(
         "match_method",
         F.when(F.col("cluster_size") == 1, F.lit("singleton")).otherwise(F.coalesce("edge_method", F.lit("probabilistic"))),
     ).drop("edge_method")
@@ -265,22 +265,22 @@ def registry_events(spine_df: DataFrame, previous_spine_df: DataFrame | None,
     if previous_spine_df is not None:
         previous_keys = previous_spine_df.select("person_key").distinct()
         known = previous_keys if known is None else known.unionByName(previous_keys).distinct()
-    created = current if known is None else current.join(known, "person_key", "left_anti")
+    created = current if known is None else current.join(known, "person_key", how="left_anti")
     events = created.select("person_key", F.lit("created").alias("event"),
                             F.lit(None).cast("string").alias("related_person_key"), "record_count")
     if previous_spine_df is None:
         return events
     moves = (spine_df.select(*RECORD_KEY, "person_key")
              .join(previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("related_person_key")),
-                   list(RECORD_KEY))
+                   list(RECORD_KEY), how="inner")
              .where(F.col("person_key") != F.col("related_person_key"))
              .select("person_key", "related_person_key").distinct())
     survivors = current.select(F.col("person_key").alias("related_person_key"), F.lit(True).alias("still_exists"))
-    moved = (moves.join(survivors, "related_person_key", "left").join(current, "person_key")
+    moved = (moves.join(survivors, "related_person_key", how="left").join(current, "person_key", how="inner")
              .select("person_key",
                      F.when(F.col("still_exists"), F.lit("split")).otherwise(F.lit("merged")).alias("event"),
                      "related_person_key", "record_count"))
-    retired = (previous_keys.join(current, "person_key", "left_anti")
+    retired = (previous_keys.join(current, "person_key", how="left_anti")
                .select("person_key", F.lit("retired").alias("event"), F.lit(None).cast("string").alias("related_person_key"),
                        F.lit(0).alias("record_count")))
     return events.unionByName(moved).unionByName(retired)
@@ -297,5 +297,5 @@ def review_pairs(predictions_df: DataFrame, thresholds: ThresholdsConfig, decisi
         .select(*PAIR_KEYS, "match_probability", "match_weight"))
     if decisions_df is not None:
         settled = latest_decisions(decisions_df).where(F.col("decision").isin(*SETTLING_DECISIONS))
-        queue = queue.join(settled.select(*PAIR_KEYS), list(PAIR_KEYS), "left_anti")
+        queue = queue.join(settled.select(*PAIR_KEYS), list(PAIR_KEYS), how="left_anti")
     return queue

@@ -60,8 +60,8 @@ def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_s
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
     key = ["source_dataset", "source_record_id"]
     return (
-        record_person_df.join(people_df, key, "left")
-        .join(activity_span_df, key, "left")
+        record_person_df.join(people_df, key, how="left")
+        .join(activity_span_df, key, how="left")
         .select(
             "person_id",
             "source_dataset",

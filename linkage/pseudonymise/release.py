@@ -43,13 +43,13 @@ RECORD_KEY = ["source_dataset", "source_record_id"]
 
 def record_person_map(spine_df: DataFrame, key: bytes) -> DataFrame:
     """(source_dataset, source_record_id, person_id) for every spine record with a person_key."""
-    return spine_df.join(person_id_for(spine_df, key), "person_key").select(*RECORD_KEY, "person_id")
+    return spine_df.join(person_id_for(spine_df, key), "person_key", how="inner").select(*RECORD_KEY, "person_id")
 
 
 def pseudonymise_activity(activity_df: DataFrame, record_person_df: DataFrame, contract: TableContract,
                           run_id: str) -> DataFrame:
     """Activity rows keyed by person_id, holding only the contract's columns (local ids dropped)."""
-    return (activity_df.join(record_person_df, RECORD_KEY, "inner")
+    return (activity_df.join(record_person_df, RECORD_KEY, how="inner")
             .withColumn("run_id", F.lit(run_id))
             .select(*contract.column_names))
 

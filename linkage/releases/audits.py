@@ -170,7 +170,7 @@ def no_raw_identifiers(inputs: AuditInputs) -> AuditResult:
     cells = [string_cells(inputs.read(t), t) for t in inputs.analyst_tables()]
     if not cells:
         return AuditResult(name, True, "no analyst-facing tables")
-    matches = (reduce(DataFrame.unionByName, cells).distinct().join(identifiers, "value")
+    matches = (reduce(DataFrame.unionByName, cells).distinct().join(identifiers, "value", how="inner")
                .groupBy("table", "column").count().collect())
     found = {f"{row['table']}.{row['column']}": int(row["count"]) for row in matches}
     summary = ("no published string equals a raw identifier" if not found else
@@ -242,7 +242,7 @@ def person_ids_join(inputs: AuditInputs) -> AuditResult:
     if PERSON_TABLE not in inputs.candidate:
         return AuditResult(name, False, f"{PERSON_TABLE} missing from the release")
     persons = inputs.read(PERSON_TABLE).select("person_id")
-    orphans = {t: inputs.read(t).select("person_id").join(persons, "person_id", "left_anti").count() for t in tables}
+    orphans = {t: inputs.read(t).select("person_id").join(persons, "person_id", how="left_anti").count() for t in tables}
     bad = {t: n for t, n in orphans.items() if n}
     summary = (f"{len(tables)} tables join {PERSON_TABLE}" if not bad else
                "rows whose person_id is not in person: " + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items())))

@@ -172,7 +172,7 @@ def reviewed_sample(spark: SparkSession, config: AppConfig) -> DataFrame:
     if not table_exists(spark, lake, REVIEW_DECISIONS):
         return sample.withColumn("decision", F.lit(None).cast("string"))
     decisions = latest_decisions(read_table(spark, lake, REVIEW_DECISIONS)).select(*PAIR_KEYS, "decision")
-    return sample.join(decisions, list(PAIR_KEYS), "left")
+    return sample.join(decisions, list(PAIR_KEYS), how="left")
 
 
 def to_reviewed_pairs(rows: Iterable[Any]) -> list[ReviewedPair]:

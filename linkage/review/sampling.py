@@ -91,8 +91,8 @@ def with_pair_groups(pairs_df: DataFrame, groups_df: DataFrame) -> DataFrame:
     def side(suffix: str) -> DataFrame:
         return groups_df.select(*[F.col(c).alias(f"{c}_{suffix}") for c in (*RECORD_KEY, *GROUPS)])
 
-    joined = (pairs_df.join(side("l"), ["source_dataset_l", "source_record_id_l"], "left")
-              .join(side("r"), ["source_dataset_r", "source_record_id_r"], "left"))
+    joined = (pairs_df.join(side("l"), ["source_dataset_l", "source_record_id_l"], how="left")
+              .join(side("r"), ["source_dataset_r", "source_record_id_r"], how="left"))
     return joined.select(
         *pairs_df.columns,
         *[or_unknown(F.coalesce(f"{g}_l", f"{g}_r")).alias(g) for g in GROUPS])

@@ -137,10 +137,10 @@ def records_to_review(ends_df: DataFrame, spine_df: DataFrame | None, people_df:
     if spine_df is None:
         keyed = ends_df.select(*RECORD_KEY, *[F.lit(None).cast("string").alias(c) for c in SPINE_COLUMNS])
     else:
-        persons = spine_df.join(ends_df, list(RECORD_KEY)).select("person_key").distinct()
-        wanted = spine_df.join(persons, "person_key").select(*RECORD_KEY).unionByName(ends_df).distinct()
-        keyed = wanted.join(spine_df.select(*RECORD_KEY, *SPINE_COLUMNS), list(RECORD_KEY), "left")
-    return keyed.join(people, list(RECORD_KEY))
+        persons = spine_df.join(ends_df, list(RECORD_KEY), how="inner").select("person_key").distinct()
+        wanted = spine_df.join(persons, "person_key", how="inner").select(*RECORD_KEY).unionByName(ends_df).distinct()
+        keyed = wanted.join(spine_df.select(*RECORD_KEY, *SPINE_COLUMNS), list(RECORD_KEY), how="left")
+    return keyed.join(people, list(RECORD_KEY), how="inner")
 
 
 def with_term_frequencies(records_df: DataFrame, people_df: DataFrame, columns: Iterable[str]) -> DataFrame:
@@ -152,7 +152,7 @@ def with_term_frequencies(records_df: DataFrame, people_df: DataFrame, columns: 
     for column in columns:
         frequencies = (people_df.where(F.col(column).isNotNull()).groupBy(column).agg(F.count("*").alias("n"))
                        .select(column, (F.col("n") / F.sum("n").over(Window.partitionBy())).alias(f"tf_{column}")))
-        records_df = records_df.join(frequencies, column, "left")
+        records_df = records_df.join(frequencies, column, how="left")
     return records_df
 
 

@@ -141,5 +141,5 @@ def with_canonical_name(df: DataFrame, std_column: str, canonical_column: str, n
         nicknames_df.where(F.col("applies_to") == applies_to)
         .select(F.col("variant").alias("_variant"), F.col("canonical").alias("_canonical"))
     )
-    joined = df.join(mapping, F.col(std_column) == F.col("_variant"), "left")
+    joined = df.join(mapping, F.col(std_column) == F.col("_variant"), how="left")
     return joined.withColumn(canonical_column, F.coalesce("_canonical", std_column)).drop("_variant", "_canonical")
