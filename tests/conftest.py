@@ -95,3 +95,11 @@ def pipeline_run(spark, tmp_path_factory, tracking_uri) -> PipelineRun:
     with redirect_stdout(out), redirect_stderr(err):
         code = pipeline_job.main(overrides, {})
     return PipelineRun(code, out.getvalue(), err.getvalue(), lake, raw, tracking_uri, tuple(overrides))
+
+
+@pytest.fixture(scope="session")
+def released(spark, tmp_path_factory, tracking_uri):
+    """One pseudonymise run on builders' tiny restricted zone, shared by the tests that read a release."""
+    from builders import make_release  # imported here: it loads the jobs, which most tests never need
+
+    return make_release(spark, tmp_path_factory.mktemp("pseudonymise"), tracking_uri)

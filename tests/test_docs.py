@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_pseudonymise import shared_release  # tests/ is on sys.path under pytest
 
 from linkage import docs, lake
 from linkage.schemas import ALL_TABLES, PSEUDONYMISED_TABLES
-
-
-@pytest.fixture(scope="session")
-def released(spark, tmp_path_factory, tracking_uri):
-    """The pseudonymise run test_pseudonymise makes (made here first when this file runs first)."""
-    return shared_release(spark, tmp_path_factory, tracking_uri)
-
 
 README_TEMPLATE = ("# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## Config\n\n"
                    "<!-- config:start -->\n{config}\n<!-- config:end -->\n\n## After\n")

@@ -4,70 +4,14 @@ reason codes, standardised values, idempotence, and the exit-2 errors for a miss
 from __future__ import annotations
 
 import pytest
+from builders import FILES, JOB_SETTINGS, RUN_DATE, latest_ingest_metrics, run_ingest_job, write_extract
 from chispa import assert_df_equality
-from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 
-from jobs import ingest as ingest_job
 from linkage import lake
 from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
 
-BOM = "\ufeff"
-RUN_DATE = "2026-06-30"
-
-# Physical lines matter: the expected quarantine below names them (header = line 1).
-FILES = {
-    # Upper-case, reordered header with a BOM; G3 twice; a blank id; a short row; an embedded comma and quote.
-    "gp_patients.csv": BOM + (
-        "GP_PATIENT_ID,Forename,middle_names,Surname,date_of_birth,sex,postcode,nhs_number,practice_code,"
-        "registration_start,registration_end,ethnicity,imd_decile\n"
-        "G1,Zoë,,O'Neill,1980-01-01,F,ls14ab,9434765919,B86001,2001-01-01,,A,3\n"        # 2 ok
-        "G2,Bob,Mary Jane,Smith-Jones,31/02/1990,M,LS1 4AB,9434765918,B86001,,,White British,11\n"  # 3 ok, flags
-        "G3,Ann,,Lee,1990-05-05,U,LS2 7EW,,B86001,,,,\n"                                  # 4 duplicate_id
-        "G3,Anne,,Lee,1990-05-05,F,LS2 7EW,,B86001,,,,\n"                                 # 5 duplicate_id
-        ",Cat,,Ray,1970-03-03,F,LS3 1AA,,B86001,,,,\n"                                    # 6 missing id
-        "G4,Dan,,Fox,1970-03-03,M\n"                                                      # 7 malformed
-        'G5,Jo,,"Smith, ""Jr""",07/08/1965,M,,NULL,B86001,,,,\n'                          # 8 ok
-        "G6,Eve,,Kay,,F,,,B86001,,,Z,\n"                                                  # 9 ok
-    ),
-    "gp_events.csv": (
-        "gp_patient_id,event_date,code_system,code,value\n"
-        "G1,2020-01-01,SNOMED,38341003,140.5\n"    # 2 ok
-        "G1,2020-02-30,SNOMED,38341003,\n"         # 3 impossible_date
-        "G1,soon,SNOMED,38341003,\n"               # 4 unparseable_date
-        "G1,2099-01-01,SNOMED,38341003,\n"         # 5 future_date
-        "G1,2020-01-01,READ,G20..,\n"              # 6 unknown_code
-        "G404,01/02/2020,dmd,3214911000001105,\n"  # 7 ok: person not in the people file is kept
-        "G2,,SNOMED,38341003,\n"                   # 8 unparseable_date (missing)
-    ),
-    "hospital_patients.csv": (
-        "hospital_patient_id,nhs_number,forename,surname,date_of_birth,sex,postcode,ethnicity\n"
-        "H1,943 476 5919,Zoe,ONeill,01/01/1980,2,LS1 4AB,A\n"
-    ),
-    "hospital_episodes.csv": (
-        "episode_id,hospital_patient_id,setting,start_date,end_date,admission_method,primary_diagnosis,"
-        "secondary_diagnoses,treatment_specialty,referral_source\n"
-        "E1,H1,APC,2020-01-01,2020-01-03,21,j45.9,I10|E11.9,300,\n"   # 2 ok
-        "E2,H1,XX,2020-01-01,,,,,,\n"                                 # 3 unknown_code
-        "E3,H1,op,2020-03-01,,,,,,2WW\n"                               # 4 duplicate_id
-        "E3,H1,OP,2020-03-02,,,,,,\n"                                  # 5 duplicate_id
-    ),
-    "social_care_clients.csv": "",  # an empty file is valid
-    "social_care_events.csv": (
-        "event_id,la_client_id,client_type,event_type,service_type,primary_support_reason,start_date,end_date\n"
-    ),
-    # This site calls org_client_ref "ClientRef": configuration, not code (see the --set below).
-    "third_sector_clients.csv": (
-        "ClientRef,organisation,forename,surname,date_of_birth,year_of_birth,postcode\n"
-        "R1,Carers Centre,Kate,Smith,,1975,\n"
-    ),
-    "third_sector_contacts.csv": (
-        "contact_id,org_client_ref,organisation,contact_date,contact_reason,unpaid_carer\n"
-        "C1,R1,Carers Centre,04/03/2021,Debt,Y\n"     # 2 ok
-        "C2,R1,Carers Centre,2021-03-04,Debt,maybe\n"  # 3 unknown_code
-    ),
-}
-
+# Lines of builders.FILES (header = line 1).
 EXPECTED_QUARANTINE = {
     ("gp_patients.csv", 4, "duplicate_id"), ("gp_patients.csv", 5, "duplicate_id"),
     ("gp_patients.csv", 6, "missing_mandatory_id"), ("gp_patients.csv", 7, "malformed_row"),
@@ -82,28 +26,6 @@ EXPECTED_QUARANTINE = {
 EXPECTED_READ = {"gp_patients": 8, "gp_events": 7, "hospital_patients": 1, "hospital_episodes": 4,
                  "social_care_clients": 0, "social_care_events": 0, "third_sector_clients": 1,
                  "third_sector_contacts": 2}
-JOB_SETTINGS = [f"ingest.run_date={RUN_DATE}", "ingest.sources.third_sector.people_columns.org_client_ref=ClientRef"]
-
-
-def write_extract(folder, files=FILES):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
-
-
-def run_ingest_job(test_overrides, *extra, settings=JOB_SETTINGS):
-    argv = [arg for item in [*test_overrides, *settings, *extra] for arg in ("--set", item)]
-    return ingest_job.main(argv, {})
-
-
-def latest_ingest_metrics(config):
-    client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    run = client.search_runs([experiment.experiment_id], "tags.job = 'ingest'", order_by=["start_time DESC"],
-                             max_results=1)[0]
-    return run.data.metrics
-
-
 def without_run_id(df):
     return df.drop("run_id")
 

@@ -4,9 +4,8 @@ are not UTF-8; and a people file that would silently empty a source is refused."
 from __future__ import annotations
 
 import pytest
+from builders import FILES, latest_ingest_metrics, people_frame, run_ingest_job, write_extract
 from chispa import assert_df_equality
-from test_ingest import FILES, latest_ingest_metrics, run_ingest_job, write_extract
-from test_link_spine import people_frame
 
 from linkage import lake
 from linkage.ingest.guards import emptied_sources

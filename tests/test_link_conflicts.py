@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from test_link_spine import PAIR_SCHEMA, people_frame, person
+from builders import PAIR_SCHEMA, people_frame, person
 
 from linkage.link import qa, spine
 

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+from builders import PAIR_SCHEMA, people_frame, person  # people_frame: test_link_model imports it from here
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from linkage.config import ThresholdsConfig
 from linkage.link import deterministic, qa, spine
-from linkage.schemas import PEOPLE_STD
-
-PAIR_SCHEMA = "source_dataset_l string, source_record_id_l string, source_dataset_r string, source_record_id_r string"
-
-
-def people_frame(spark, rows: list[dict]):
-    """A people_std frame: the given columns per row, every other PEOPLE_STD column null."""
-    names = PEOPLE_STD.column_names
-    return spark.createDataFrame([tuple(row.get(n) for n in names) for row in rows], PEOPLE_STD.schema)
-
-
-def person(dataset, record_id, **values):
-    return {"source_dataset": dataset, "source_record_id": record_id, **values}
-
 
 # ---------------------------------------------------------------------------------------------
 # deterministic pass

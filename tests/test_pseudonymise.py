@@ -7,11 +7,11 @@ import hashlib
 import hmac
 import json
 import stat
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
+from builders import ACTIVITY_ROWS, PEOPLE_ROWS, RELEASE_KEY, SPINE_ROWS
 from chispa import assert_df_equality
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
@@ -20,22 +20,16 @@ from pyspark.sql.types import ArrayType, StringType
 
 from jobs.pseudonymise import main as pseudonymise_main
 from linkage import lake
-from linkage.config import AppConfig, load_config
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
 from linkage.pseudonymise.person import preferred_value, source_rank
 from linkage.schemas import (
-    ACTIVITY_STD,
     PEOPLE_STD,
     PERSON,
-    PERSON_SPINE,
     PSEUDONYMISED_ACTIVITY,
     PSEUDONYMISED_TABLES,
-    TableContract,
 )
-from linkage.tracking import tracking_run
 
-RELEASE_KEY = bytes(range(32))  # test key; its hex is what the leak checks look for
 OTHER_RELEASE_KEY = bytes(range(32, 64))
 
 
@@ -178,131 +172,7 @@ def test_conflicting_values_resolve_by_count_then_gp_then_recency_or_recency_fir
 
 
 # ---------------------------------------------------------------------------------------------
-# the whole job on a tiny restricted extract
-
-REFERENCE_DATE = date(2026, 6, 30)
-
-
-def _frame(spark: SparkSession, contract: TableContract, rows: list[dict]) -> DataFrame:
-    """Rows given as dicts of the columns that matter; every other contract column is null."""
-    tuples = [tuple({"run_id": "test-setup", **row}.get(name) for name in contract.column_names) for row in rows]
-    return spark.createDataFrame(tuples, contract.schema)
-
-
-def _person(forename, surname, dob_raw, dob, sex, postcode, district, nhs, group, **extra) -> dict:
-    return {"forename_raw": forename, "surname_raw": surname, "forename_std": forename.upper(),
-            "surname_std": surname.upper(), "date_of_birth_raw": dob_raw, "date_of_birth": dob,
-            "year_of_birth": dob.year if dob else None, "sex": sex, "postcode_raw": postcode,
-            "postcode_std": postcode, "postcode_district": district, "nhs_number_raw": nhs, "nhs_number": nhs,
-            "ethnic_group": group, **extra}
-
-
-PEOPLE_ROWS = [
-    # person pk-A: GP, hospital and social care records that disagree on DOB, sex, postcode and ethnic group.
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "middle_names_raw": "Quillon", "imd_decile": 3,
-     **_person("Ottoline", "Vexbridge", "1980-05-17", date(1980, 5, 17), "M", "LS1 4AB", "LS1", "9434765919",
-               "White")},
-    {"source_dataset": "hospital", "source_record_id": "MRNLOCAL0001",
-     **_person("Ottoline", "Vexbridge", "17/05/1980", date(1980, 5, 17), "M", "LS6 2XY", "LS6", "9434765919",
-               "Unknown")},
-    {"source_dataset": "social_care", "source_record_id": "LALOCAL0001",
-     **_person("Otto", "Vexbrydge", "1981-05-17", date(1981, 5, 17), "F", "LS1 4AB", "LS1", None, "Asian")},
-    # person pk-B: third sector only, year of birth only.
-    {"source_dataset": "third_sector", "source_record_id": "Carers Centre:TSREF0042", "year_of_birth": 2010,
-     "year_of_birth_raw": "2010", "forename_raw": "Zephyrine", "surname_raw": "Quasthoff",
-     "forename_std": "ZEPHYRINE", "surname_std": "QUASTHOFF", "ethnic_group": "Unknown",
-     "organisation": "Carers Centre"},
-    # person pk-C: GP only, no activity, 17 on the reference date, sex not recorded.
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0002",
-     **_person("Barnaby", "Fenwright", "30/06/2009", date(2009, 6, 30), None, "BD7 1QQ", "BD7", "4010232137",
-               "Black")},
-    # a GP record the linkage gave no person key (the null row): its activity must not be published.
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0003",
-     **_person("Ermintrude", "Pocklington", "1999-12-01", date(1999, 12, 1), "F", "YO1 7HH", "YO1", None, "Mixed")},
-]
-
-SPINE_ROWS = [
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "person_key": "pk-A"},
-    {"source_dataset": "hospital", "source_record_id": "MRNLOCAL0001", "person_key": "pk-A"},
-    {"source_dataset": "social_care", "source_record_id": "LALOCAL0001", "person_key": "pk-A"},
-    {"source_dataset": "third_sector", "source_record_id": "Carers Centre:TSREF0042", "person_key": "pk-B"},
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0002", "person_key": "pk-C"},
-    {"source_dataset": "gp", "source_record_id": "GPLOCAL0003", "person_key": None},
-]
-
-ACTIVITY_ROWS = {
-    "gp": [
-        {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "event_date": date(2024, 1, 10),
-         "code_system": "SNOMED", "code": "38341003", "value": 140.0},
-        {"source_dataset": "gp", "source_record_id": "GPLOCAL0001", "event_date": date(2023, 2, 1),
-         "code_system": "DMD", "code": "39113611000001102", "value": None},
-        {"source_dataset": "gp", "source_record_id": "GPLOCAL0003", "event_date": date(2024, 5, 5),
-         "code_system": "SNOMED", "code": "195967001", "value": None},
-    ],
-    "hospital": [
-        {"episode_id": "EPILOCAL9001", "source_dataset": "hospital", "source_record_id": "MRNLOCAL0001",
-         "setting": "APC", "start_date": date(2025, 2, 20), "end_date": date(2025, 3, 1), "admission_method": "21",
-         "primary_diagnosis": "J459", "secondary_diagnoses": ["E119", "I10"], "treatment_specialty": "300"},
-    ],
-    "social_care": [
-        {"event_id": "SCELOCAL7001", "source_dataset": "social_care", "source_record_id": "LALOCAL0001",
-         "client_type": "Service User", "event_type": "Assessment", "service_type": "Home care",
-         "primary_support_reason": "Physical support", "start_date": date(2022, 6, 1), "end_date": None},
-    ],
-    "third_sector": [
-        {"contact_id": "TSCLOCAL5001", "source_dataset": "third_sector",
-         "source_record_id": "Carers Centre:TSREF0042", "organisation": "Carers Centre",
-         "contact_date": date(2025, 6, 1), "contact_reason": "Carer support", "unpaid_carer": True},
-    ],
-}
-
-
-def write_restricted_inputs(spark: SparkSession, config) -> None:
-    """The linkage team's tables the job reads: people_std, person_spine and the four activity tables."""
-    with tracking_run(config, job="test-setup") as run:
-        lake.write_table(_frame(spark, PEOPLE_STD, PEOPLE_ROWS), config.paths.lake, PEOPLE_STD, run)
-        lake.write_table(_frame(spark, PERSON_SPINE, SPINE_ROWS), config.paths.lake, PERSON_SPINE, run)
-        for source, contract in ACTIVITY_STD.items():
-            lake.write_table(_frame(spark, contract, ACTIVITY_ROWS[source]), config.paths.lake, contract, run)
-
-
-def job_argv(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("--set", item)]
-
-
-@dataclass(frozen=True)
-class Release:
-    config: AppConfig
-    argv: list[str]
-
-
-_RELEASES: dict[str, Release] = {}
-
-
-def shared_release(spark: SparkSession, tmp_path_factory, tracking_uri: str) -> Release:
-    """One pseudonymise run on the tiny extract, key from the environment, made once per test session.
-
-    Memoised here rather than only by a fixture's scope: test_docs reuses it through its own fixture.
-    """
-    if "first" in _RELEASES:
-        return _RELEASES["first"]
-    root = tmp_path_factory.mktemp("pseudonymise")
-    overrides = [f"paths.lake={root / 'lake'}", f"paths.raw={root / 'raw'}", "paths.truth=", "paths.truth_conditions=",
-                 f"tracking.uri={tracking_uri}", "spark.master=local[2]", "spark.shuffle_partitions=2",
-                 f"pseudonymise.key_file={root / 'secrets' / 'unused_key'}",
-                 f"pseudonymise.reference_date={REFERENCE_DATE}", "pseudonymise.release_id=test-release-1"]
-    config = load_config(None, overrides=overrides)
-    write_restricted_inputs(spark, config)
-    argv = job_argv(overrides)
-    assert pseudonymise_main(argv, {"LINKAGE_PSEUDO_KEY": RELEASE_KEY.hex()}) == 0
-    _RELEASES["first"] = Release(config, argv)
-    return _RELEASES["first"]
-
-
-@pytest.fixture(scope="session")
-def released(spark, tmp_path_factory, tracking_uri) -> Release:
-    return shared_release(spark, tmp_path_factory, tracking_uri)
-
+# the whole job on a tiny restricted extract (builders.make_release; the `released` fixture is in conftest)
 
 def _read(spark, config, contract, version=None) -> DataFrame:
     return lake.read_table(spark, config.paths.lake, contract, version=version)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from builders import people_frame
 from pyspark.sql import functions as F
 from test_link_model import synthetic_people
-from test_link_spine import people_frame
 
 from linkage.link.model import build_linker, model_input, register_sources, splink_backend
 from linkage.link.scorer import compile_model, persisted_scores, score_pairs

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import CODELISTS, read
 
 from jobs.generate import main as generate_main
 from linkage.config import PROJECT_ROOT, SyntheticConfig
@@ -25,7 +26,6 @@ from linkage.synthetic import FILES, extract_present, generate_extract
 from linkage.synthetic.population import age_at
 from linkage.synthetic.strings import break_one_digit, nhs_check_digit, typo, valid_nhs_numbers
 
-CODELISTS = PROJECT_ROOT / "conf" / "codelists"
 REFERENCE = date(2026, 6, 30)
 PEOPLE = 5000
 ISO = r"^\d{4}-\d{2}-\d{2}$"
@@ -52,10 +52,6 @@ SPEC_COLUMNS = {
 }
 PEOPLE_ID = {"gp": "gp_patient_id", "hospital": "hospital_patient_id", "social_care": "la_client_id",
              "third_sector": "org_client_ref"}
-
-
-def read(folder: Path, name: str) -> pd.DataFrame:
-    return pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
 
 
 def codes(name: str) -> set[str]:

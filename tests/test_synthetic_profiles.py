@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_synthetic import CODELISTS, read
+from builders import CODELISTS, read
 
 from linkage.config import SyntheticConfig
 from linkage.synthetic import generate_extract
