@@ -4,15 +4,14 @@
     tables = published_tables("lake")                 # {"pseudonymised.person": TableRef(path, version), ...}
     person = tables["pseudonymised.person"]
 
-    # pandas / pyarrow (deltalake package)
-    from deltalake import DeltaTable
-    df = DeltaTable(person.path, version=person.version).to_pandas()
+    # pyarrow / pandas (read on one thread: deltalake's threaded read can abort Python at exit)
+    df = person.read().to_pandas()
     # polars
     import polars as pl
     df = pl.read_delta(person.path, version=person.version)
     # DuckDB, over the Arrow data
     import duckdb
-    arrow = DeltaTable(person.path, version=person.version).to_pyarrow_dataset()
+    arrow = person.read()
     duckdb.sql("SELECT age_band, count(*) FROM arrow GROUP BY 1").show()
 
 `published_tables(lake, release="r0002-...")` opens an earlier release by its id. Only this
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linkage.releases.manifest import ANALYST_ZONES, release_tables, table_uri
+from linkage.releases.manifest import ANALYST_ZONES, read_arrow, release_tables, table_uri
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,7 @@ class TableRef:
 
     def read(self):
         """The table at its release version as a pyarrow Table."""
-        from deltalake import DeltaTable
-
-        return DeltaTable(self.path, version=self.version).to_pyarrow_table()
+        return read_arrow(self.path, self.version)
 
 
 def published_tables(lake: str, release: str | None = None) -> dict[str, TableRef]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
+import re
+import subprocess
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from linkage.config import AppConfig, SparkConfig, load_config
+from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig, load_config
 from linkage.session import build_spark
 
 # Tiny data: a couple of partitions and no UI. Jobs run inside tests reuse this session
@@ -66,6 +66,37 @@ def make_config(test_overrides) -> Callable[..., AppConfig]:
     return _make
 
 
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+# Keep a subprocess's Spark as small as the test session's.
+CHEAP_SPARK = ["spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=2g",
+               "spark.conf.spark.ui.enabled=false"]
+
+
+def bare_env(home: Path) -> dict[str, str]:
+    """A new user's shell: no PYSPARK_PYTHON, no venv on PATH, and the system `python3` (which lacks pyarrow
+    and the project on a bare machine) first on PATH, where PySpark looks for a worker interpreter."""
+    fake_bin = home / "fake-bin"
+    fake_bin.mkdir(parents=True, exist_ok=True)
+    if SYSTEM_PYTHON.exists() and not (fake_bin / "python3").exists():
+        (fake_bin / "python3").symlink_to(SYSTEM_PYTHON)
+    env = {"HOME": str(home), "PATH": f"{fake_bin}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    if os.environ.get("JAVA_HOME"):
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    return env
+
+
+def readme_own_extract_command() -> list[str]:
+    """The README's command for a site's own extract, word by word (optional parts unbracketed)."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^\.venv/bin/python -m jobs\.pipeline --set paths\.raw=DIR .*$", readme, re.M).group(0)
+    return line.replace("[", "").replace("]", "").split()
+
+
+def snapshot(folder: Path) -> dict[str, int]:
+    """File name -> modification time (ns) of everything in a folder."""
+    return {path.name: path.stat().st_mtime_ns for path in sorted(folder.iterdir())}
+
+
 @dataclass(frozen=True)
 class PipelineRun:
     exit_code: int
@@ -75,26 +106,34 @@ class PipelineRun:
     raw: Path
     tracking_uri: str
     overrides: tuple[str, ...]
+    command: tuple[str, ...]
+    raw_before: dict[str, int]
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(spark, tmp_path_factory, tracking_uri) -> PipelineRun:
-    """The whole pipeline once, in-process, on a 300-person generated extract; shared by e2e tests."""
-    from jobs import pipeline as pipeline_job
+def pipeline_run(tmp_path_factory, tracking_uri) -> PipelineRun:
+    """The README's own-extract command, as written, run once in a subprocess with a bare environment on a
+    generated 300-person extract; every end-to-end test reads what it wrote (one whole pipeline per test run)."""
+    from linkage.synthetic import generate_extract
 
     work = tmp_path_factory.mktemp("pipeline")
     lake, raw = work / "lake", work / "raw"
-    overrides = []
-    for setting in (f"paths.lake={lake}", f"paths.raw={raw}", f"tracking.uri={tracking_uri}",
-                    "tracking.registered_model=linkage-splink-pipeline-test",
-                    f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}",
-                    f"spark.master={TEST_SPARK.master}", f"spark.shuffle_partitions={TEST_SPARK.shuffle_partitions}",
+    overrides: list[str] = []
+    for setting in (f"tracking.uri={tracking_uri}", "tracking.registered_model=linkage-splink-pipeline-test",
+                    f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}", *CHEAP_SPARK,
                     "synthetic.people=300", "linkage.u_max_pairs=20000"):
         overrides += ["--set", setting]
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = pipeline_job.main(overrides, {})
-    return PipelineRun(code, out.getvalue(), err.getvalue(), lake, raw, tracking_uri, tuple(overrides))
+    config = load_config(None, overrides=[*overrides[1::2], f"paths.lake={lake}", f"paths.raw={raw}"])
+    generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
+    raw_before = snapshot(raw)
+    command = [part.replace("paths.raw=DIR", f"paths.raw={raw}").replace("paths.lake=DIR", f"paths.lake={lake}")
+               .replace("paths.truth=FILE", f"paths.truth={raw / 'truth.csv'}") for part in readme_own_extract_command()]
+    done = subprocess.run([*command, *overrides], cwd=PROJECT_ROOT, env=bare_env(work / "home"), capture_output=True,
+                          text=True, timeout=3600, check=False)
+    # Tests rebuild the run's configuration from these (pairs of "--set", "key=value").
+    settings = ("--set", f"paths.lake={lake}", "--set", f"paths.raw={raw}", *overrides)
+    return PipelineRun(done.returncode, done.stdout, done.stderr, lake, raw, tracking_uri, settings, tuple(command),
+                       raw_before)
 
 
 @pytest.fixture(scope="session")

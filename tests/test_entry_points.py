@@ -7,31 +7,16 @@ the session factory points them at the driver's interpreter.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import CHEAP_SPARK, SYSTEM_PYTHON, bare_env, snapshot
 
 from linkage.cli import redact
 from linkage.config import PROJECT_ROOT, SparkConfig
 from linkage.session import worker_python
-
-SYSTEM_PYTHON = Path("/usr/bin/python3")
-CHEAP = ["spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=2g", "spark.conf.spark.ui.enabled=false"]
-
-
-def bare_env(tmp_path: Path) -> dict[str, str]:
-    """No PYSPARK_PYTHON, no venv on PATH; a `python3` without pyarrow first on PATH."""
-    fake_bin = tmp_path / "fake-bin"
-    fake_bin.mkdir()
-    (fake_bin / "python3").symlink_to(SYSTEM_PYTHON)
-    env = {"HOME": str(tmp_path), "PATH": f"{fake_bin}:/usr/bin:/bin", "LANG": "C.UTF-8"}
-    if os.environ.get("JAVA_HOME"):
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
-    return env
 
 
 def system_python_lacks_pyarrow() -> bool:
@@ -68,7 +53,7 @@ def test_task_errors_on_identifiable_values_never_reach_the_console(tmp_path):
     lake = tmp_path / "lake"
     args = ["fail", "--set", f"paths.lake={lake}", "--set", f"paths.raw={tmp_path / 'raw'}",
             "--set", f"pseudonymise.key_file={tmp_path / 'key'}"]
-    for setting in CHEAP:
+    for setting in CHEAP_SPARK:
         args += ["--set", setting]
     env = {**bare_env(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
     done = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests/scripts/udf_job.py"), *args], cwd=PROJECT_ROOT,
@@ -82,33 +67,12 @@ def test_task_errors_on_identifiable_values_never_reach_the_console(tmp_path):
     assert spark_logs[0].stat().st_mode & 0o077 == 0
 
 
-def readme_own_extract_command() -> list[str]:
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    line = re.search(r"^\.venv/bin/python -m jobs\.pipeline --set paths\.raw=DIR .*$", readme, re.M).group(0)
-    return line.replace("[", "").replace("]", "").split()
-
-
 @pytest.mark.slow
-@needs_bare_python
-def test_readme_own_extract_command_runs_as_written(tmp_path):
-    from linkage.config import SyntheticConfig
-    from linkage.synthetic import generate_extract
-
-    raw, lake = tmp_path / "extract", tmp_path / "lake"
-    generate_extract(SyntheticConfig(people=300), raw, PROJECT_ROOT / "conf" / "codelists")
-    command = readme_own_extract_command()
-    assert command[:3] == [".venv/bin/python", "-m", "jobs.pipeline"]
-    filled = [part.replace("paths.raw=DIR", f"paths.raw={raw}").replace("paths.lake=DIR", f"paths.lake={lake}")
-              .replace("paths.truth=FILE", f"paths.truth={raw / 'truth.csv'}") for part in command]
-    cheaper = []  # the README form takes more --set; these keep the run small and the worktree clean
-    for setting in [*CHEAP, "linkage.u_max_pairs=20000", "linkage.em_max_iterations=10",
-                    f"pseudonymise.key_file={tmp_path / 'key'}"]:
-        cheaper += ["--set", setting]
-    before = {path.name: path.stat().st_mtime_ns for path in raw.iterdir()}
-    done = subprocess.run([*filled, *cheaper], cwd=PROJECT_ROOT, env=bare_env(tmp_path), capture_output=True,
-                          text=True, timeout=3600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "generated a synthetic" not in done.stdout
-    assert re.search(r"linkage F1 against truth: [01]\.\d{4}", done.stdout)
-    assert re.search(r"^\[pipeline\] pseudonymise\s+\d+\.\d s$", done.stdout, re.M)
-    assert {path.name: path.stat().st_mtime_ns for path in raw.iterdir()} == before
+def test_readme_own_extract_command_runs_as_written(pipeline_run):
+    """The session's pipeline run is the README command itself (tests/conftest.py: bare environment, subprocess)."""
+    assert pipeline_run.command[:3] == (".venv/bin/python", "-m", "jobs.pipeline")
+    assert pipeline_run.exit_code == 0, pipeline_run.stderr[-3000:]
+    assert "generated a synthetic" not in pipeline_run.stdout
+    assert re.search(r"linkage F1 against truth: [01]\.\d{4}", pipeline_run.stdout)
+    assert re.search(r"^\[pipeline\] pseudonymise\s+\d+\.\d s$", pipeline_run.stdout, re.M)
+    assert snapshot(pipeline_run.raw) == pipeline_run.raw_before  # the site's folder is read, never written

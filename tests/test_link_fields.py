@@ -75,8 +75,12 @@ def test_populated_counts_per_source_treat_empty_arrays_as_missing(spark):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("blanked", [POSTCODE_COLUMNS, ("nhs_number",)], ids=["no-postcode", "no-nhs-number"])
-def test_train_and_link_an_extract_without_a_field(blanked, spark, make_config, test_overrides, tmp_path, capsys):
+@pytest.mark.parametrize(("blanked", "link_too"), [(POSTCODE_COLUMNS, False), (("nhs_number",), True)],
+                         ids=["no-postcode", "no-nhs-number"])
+def test_train_and_link_an_extract_without_a_field(blanked, link_too, spark, make_config, test_overrides, tmp_path,
+                                                    capsys):
+    """Train adapts the model to the missing field; linking with it is checked where it matters most (no NHS
+    number: the strongest field gone), which keeps the suite's time down."""
     rows, truth = synthetic_people(seed=11)
     rows = [{**row, **dict.fromkeys(blanked)} for row in rows]
     truth_path = tmp_path / "truth.csv"
@@ -104,6 +108,8 @@ def test_train_and_link_an_extract_without_a_field(blanked, spark, make_config, 
                                                            str(tmp_path))).read_text(encoding="utf-8"))
     assert adaptation["dropped_comparisons"][0] == dropped_comparison
 
+    if not link_too:
+        return
     assert approve_job.main([*argv, "--version", version], {}) == 0
     assert link_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
     f1 = float(re.search(r"F1 (\d\.\d{4})", capsys.readouterr().out).group(1))

@@ -112,7 +112,6 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.skip(reason="not yet run against the pipeline store (deadline); checked by hand on a small store")
 def test_qa_sees_link_runs_with_headline_figures_in_the_mlflow_ui(pipeline_run, spark, mlflow_server, browser,
                                                                    tmp_path):
     link_run_id = read_table(spark, str(pipeline_run.lake), LINK_PAIRS).select("run_id").first()["run_id"]

@@ -12,7 +12,7 @@ from jobs import generate as generate_job
 from jobs import pipeline as pipeline_job
 from linkage.errors import InputError
 from linkage.pipeline import check_extract_or_generate
-from linkage.synthetic import FILES
+from linkage.synthetic import FILES, SYNTHETIC_MARKER
 
 EXTRACT = [name for pair in FILES.values() for name in pair]
 
@@ -88,3 +88,16 @@ def test_a_folder_with_files_the_generator_did_not_write_is_never_generated_into
         assert generate_job.main(["--set", "synthetic.people=60", "--out", str(raw)], {}) == 2
     assert "did not write" in err.getvalue()
     assert snapshot(raw) == before
+
+
+def test_in_local_mode_an_empty_folder_gets_a_marked_synthetic_extract_and_a_second_run_keeps_it(make_config, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    context = QuietContext()
+    check_extract_or_generate(context, make_config("synthetic.people=60"), raw)
+    assert any("generated a synthetic one (60 people" in message for message in context.said)
+    assert (raw / SYNTHETIC_MARKER).exists() and all((raw / f"{name}.csv").exists() for name in EXTRACT)
+    before = snapshot(raw)
+    again = QuietContext()
+    check_extract_or_generate(again, make_config("synthetic.people=60"), raw)  # complete now: read, not regenerated
+    assert again.said == [] and snapshot(raw) == before
