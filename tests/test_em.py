@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from builders import people_frame
+from builders import people_frame, synthetic_people
 from pyspark.sql import functions as F
-from test_link_model import synthetic_people
 
 from linkage.link import em
 from linkage.link.model import build_linker, model_input, register_sources, splink_backend

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from builders import as_argv, people_frame, synthetic_people, write_people, write_truth
 from mlflow.tracking import MlflowClient
-from test_link_model import as_argv, synthetic_people, write_people, write_truth
 
 from jobs import approve as approve_job
 from jobs import link as link_job
@@ -61,8 +61,6 @@ def test_a_registered_model_loses_only_the_blocking_rules_on_missing_fields():
 
 
 def test_populated_counts_per_source_treat_empty_arrays_as_missing(spark):
-    from test_link_spine import people_frame
-
     rows = [{"source_dataset": "gp", "source_record_id": "g1", "surname_std": "KHAN", "surname_parts": ["KHAN"]},
             {"source_dataset": "gp", "source_record_id": "g2", "surname_std": None, "surname_parts": []},
             {"source_dataset": "hospital", "source_record_id": "h1", "nhs_number": "9434765919"}]

@@ -3,108 +3,23 @@
 from __future__ import annotations
 
 import json
-import random
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
+from builders import as_argv, synthetic_people, write_people, write_truth
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from splink.internals.html_utils import chart_html
-from test_link_spine import people_frame
 
 from jobs import approve as approve_job
 from jobs import link as link_job
 from jobs import train as train_job
-from linkage.lake import read_table, write_table
+from linkage.lake import read_table
 from linkage.link import approved_version, linking
 from linkage.link.registry import load_model_json
-from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
-from linkage.tracking import tracking_run
-
-FORENAMES = ["OLIVIA", "AMELIA", "ISLA", "AVA", "MOHAMMED", "NOAH", "OLIVER", "GEORGE", "PRIYA", "ANEESA", "KWAME",
-             "CHIDI", "SIOBHAN", "EWAN", "FATIMA", "YUSUF", "GRACE", "ROBERT", "CATHERINE", "WEI"]
-SURNAMES = ["SMITH", "JONES", "TAYLOR", "BROWN", "KHAN", "PATEL", "OKAFOR", "MENSAH", "OBRIEN", "MURPHY", "CHEN", "WANG",
-            "WILLIAMS", "DAVIES", "EVANS", "HUSSAIN", "AHMED", "NGUYEN", "CAMPBELL", "STEWART", "ROBINSON", "WRIGHT"]
-NICKNAMES = {"ROBERT": "BOB", "CATHERINE": "KATE", "MOHAMMED": "MOHAMMAD"}
-ETHNIC_GROUPS = ["White", "Asian", "Black", "Mixed", "Other"]
-PEOPLE = 90
-
-
-def typo(name: str, rng: random.Random) -> str:
-    i = rng.randrange(1, len(name))
-    return name[:i] + rng.choice("AEIOURNSTL") + name[i + 1:]
-
-
-def synthetic_people(seed: int = 7) -> tuple[list[dict], list[tuple]]:
-    """People spread over the four sources with typos, nicknames, swaps and missing NHS numbers; plus the truth."""
-    rng = random.Random(seed)
-    rows, truth = [], []
-    for i in range(PEOPLE):
-        forename, surname = rng.choice(FORENAMES), rng.choice(SURNAMES)
-        dob = date(1935, 1, 1) + timedelta(days=rng.randrange(0, 30000))
-        sex = rng.choice("MF")
-        postcode = f"LS{rng.randrange(1, 9)} {rng.randrange(1, 9)}{rng.choice('ABDEFG')}{rng.choice('HJLNPQ')}"
-        nhs = f"{9000000000 + i * 7919}"
-        ethnic, imd = rng.choice(ETHNIC_GROUPS), rng.randrange(1, 11)
-        nhs_coverage = {"gp": 0.97, "hospital": 0.9, "social_care": 0.6, "third_sector": 0.0}
-        present = ["gp"] + [s for s in ("hospital", "social_care", "third_sector") if rng.random() < 0.5]
-        if rng.random() < 0.08:
-            present.append("gp")  # the same person twice in one source
-        for n, source in enumerate(present):
-            f, s, d, p = forename, surname, dob, postcode
-            roll = rng.random()
-            if n and roll < 0.15:
-                s = typo(s, rng)
-            elif n and roll < 0.25:
-                f = NICKNAMES.get(f, typo(f, rng))
-            elif n and roll < 0.30:
-                f, s = s, f
-            elif n and roll < 0.37 and d.day <= 12:
-                d = date(d.year, d.day, d.month)
-            elif n and roll < 0.41:
-                d = date(d.year + 10 if d.year < 2000 else d.year - 10, d.month, min(d.day, 28))  # one year digit
-            elif n and roll < 0.45:
-                d = d + timedelta(days=rng.randrange(1, 20))
-            elif n and roll < 0.48:
-                d = date(d.year, 1, 1)  # placeholder
-            year_only = source == "third_sector" and rng.random() < 0.3
-            if n and rng.random() < 0.2:
-                p = None
-            has_nhs = rng.random() < nhs_coverage[source]
-            noise = rng.random()
-            sex_recorded = {"M": "F", "F": "M"}[sex] if n and noise < 0.03 else (None if n and noise < 0.08 else sex)
-            nhs_recorded = f"{9000000000 + (i + 1) * 7919}" if n and noise > 0.98 else nhs  # a relative's number
-            record_id = f"{source[0]}{i:03d}{n}"
-            rows.append({"source_dataset": source, "source_record_id": record_id, "forename_std": f, "surname_std": s,
-                         "forename_canonical": {"BOB": "ROBERT", "KATE": "CATHERINE"}.get(f, f),
-                         "surname_canonical": s, "surname_parts": [s], "date_of_birth": None if year_only else d,
-                         "year_of_birth": d.year, "dob_is_placeholder": d.month == 1 and d.day == 1, "sex": sex_recorded,
-                         "postcode_std": p, "postcode_sector": p[:-2] if p else None,
-                         "postcode_district": p.split(" ")[0] if p else None,
-                         "nhs_number": nhs_recorded if has_nhs else None})
-            truth.append((source, record_id, f"T{i}", ethnic, sex, dob.year, imd))
-    rows.append({"source_dataset": "third_sector", "source_record_id": "t-null-row"})  # a record with nothing known
-    truth.append(("third_sector", "t-null-row", "T-null", "Other", None, None, None))
-    return rows, truth
-
-
-def write_people(spark, config, rows) -> None:
-    people = people_frame(spark, rows).withColumns({
-        "forename_phonetic": F.soundex("forename_canonical"), "surname_phonetic": F.soundex("surname_canonical")})
-    with tracking_run(config, job="test-setup") as run:
-        write_table(people.withColumn("run_id", F.lit(run.run_id)), config.paths.lake, PEOPLE_STD, run)
-
-
-def write_truth(path: Path, truth: list[tuple]) -> None:
-    lines = ["source_dataset,source_record_id,true_person_id,ethnic_group,sex,birth_year,imd_decile"]
-    lines += [",".join("" if v is None else str(v) for v in row) for row in truth]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def as_argv(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("--set", item)]
+from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from builders import PAIR_SCHEMA, people_frame, person  # people_frame: test_link_model imports it from here
+from builders import PAIR_SCHEMA, people_frame, person
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
