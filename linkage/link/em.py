@@ -102,13 +102,16 @@ def pattern_expectation_maximisation(db_api, training_settings, estimate_without
                                      df_comparison_vector_values):
     """splink.internals.expectation_maximisation.expectation_maximisation, same arguments and result (the
     parameter history), with the iterations over pattern counts."""
-    if not _handled_in_driver(training_fixed_probabilities, core_model_settings):
+    def splinks_loop(settings):
         return splink_em.expectation_maximisation(
             db_api=db_api, training_settings=training_settings,
             estimate_without_term_frequencies=estimate_without_term_frequencies,
-            core_model_settings=core_model_settings, unique_id_input_columns=unique_id_input_columns,
+            core_model_settings=settings, unique_id_input_columns=unique_id_input_columns,
             training_fixed_probabilities=training_fixed_probabilities,
             df_comparison_vector_values=df_comparison_vector_values)
+
+    if not _handled_in_driver(training_fixed_probabilities, core_model_settings):
+        return splinks_loop(core_model_settings)
     pipeline = CTEPipeline([df_comparison_vector_values])
     pipeline.enqueue_sql(pattern_counts_sql(core_model_settings, not estimate_without_term_frequencies),
                          "__splink__em_pattern_counts")
@@ -134,12 +137,7 @@ def pattern_expectation_maximisation(db_api, training_settings, estimate_without
             break
         if not _handled_in_driver(training_fixed_probabilities, core_model_settings):
             # A level the patterns never show has no weight now: start again in Splink's loop, which handles it.
-            return splink_em.expectation_maximisation(
-                db_api=db_api, training_settings=training_settings,
-                estimate_without_term_frequencies=estimate_without_term_frequencies,
-                core_model_settings=starting_settings, unique_id_input_columns=unique_id_input_columns,
-                training_fixed_probabilities=training_fixed_probabilities,
-                df_comparison_vector_values=df_comparison_vector_values)
+            return splinks_loop(starting_settings)
     return history
 
 
