@@ -78,6 +78,15 @@ def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> 
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        # The driver keeps every query's plan for the UI and status API (1000 by default). Splink's plans run to
+        # megabytes of text, so a long session (the pipeline, a test run) filled a 4 GB heap with old plans and
+        # spent its time in full GCs. The UI still shows the latest ones.
+        "spark.sql.ui.retainedExecutions": "50",
+        "spark.ui.retainedJobs": "200",
+        "spark.ui.retainedStages": "200",
+        "spark.ui.retainedTasks": "20000",
+        # One DeltaLog (with its cached snapshot state) per table path opened, kept up to 10000 by default.
+        "spark.databricks.delta.delta.log.cacheSize": "200",
         # Splink generates large SQL; whole-stage codegen can exceed the JVM's 64 KB method limit.
         "spark.sql.codegen.wholeStage": "false",
         "spark.driver.extraJavaOptions": log_options,

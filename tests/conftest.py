@@ -28,6 +28,17 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def release_cached_frames():
+    """Drop every cached DataFrame after each test module, so one module's leftovers never squeeze the next."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.catalog.clearCache()
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory) -> str:
     """One SQLite MLflow store for the whole run: creating a store costs seconds."""
