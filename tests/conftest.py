@@ -16,13 +16,8 @@ from linkage.session import build_spark
 
 # Tiny data: a couple of partitions and no UI. Jobs run inside tests reuse this session
 # (build_spark -> getOrCreate) and leave it running because the test run owns it.
-# On tiny data compiling each query's expressions costs more than running them: Spark's own test
-# suites evaluate them interpreted (same results). Measured here on the ingest and spine tests:
-# 267 s with code generation, 205 s without.
-NO_CODEGEN = {"spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 TEST_SPARK = SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="4g", log_level="ERROR",
-                         conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true",
-                               **NO_CODEGEN})
+                         conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"})
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +80,7 @@ def make_config(test_overrides) -> Callable[..., AppConfig]:
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 # Keep a subprocess's Spark as small as the test session's.
 CHEAP_SPARK = ["spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=2g",
-               "spark.conf.spark.ui.enabled=false", *[f"spark.conf.{k}={v}" for k, v in NO_CODEGEN.items()]]
+               "spark.conf.spark.ui.enabled=false"]
 
 
 def bare_env(home: Path) -> dict[str, str]:
