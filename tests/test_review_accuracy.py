@@ -3,6 +3,7 @@ oracle (labels from the synthetic truth file), and estimates whose 95% intervals
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import shutil
@@ -128,6 +129,6 @@ def test_oracle_reviewed_sample_gives_intervals_that_cover_the_true_precision_an
     assert any(k.startswith("estimate.age_band.") for k in estimates)
     # The headline estimates also land on the link run, beside its truth figures.
     assert "headline.estimate.precision" in link_run_metrics(pipeline_run, counts["link_run_id"])
-    page = Path(client.download_artifacts(estimate_run_id, "qa/accuracy_estimates.html", str(tmp_path))).read_text(
-        encoding="utf-8")
+    page = html.unescape(Path(client.download_artifacts(estimate_run_id, "qa/accuracy_estimates.html",
+                                                        str(tmp_path))).read_text(encoding="utf-8"))  # model&#x27;s
     assert "model's own estimate" in page and "truth" in page and "vegaEmbed('#chart0'" in page
