@@ -78,9 +78,9 @@ def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> 
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
-        # The driver keeps every query's plan for the UI and status API (1000 by default). Splink's plans run to
-        # megabytes of text, so a long session (the pipeline, a test run) filled a 4 GB heap with old plans and
-        # spent its time in full GCs. The UI still shows the latest ones.
+        # The driver keeps every query's plan for the UI and status API (1000 by default), and Splink's plans run
+        # to megabytes of text: a bound on what a long session (the pipeline, a test run) holds. It did not cure the
+        # test run's full-GC stall, which one test's plan causes on its own. The UI still shows the latest plans.
         "spark.sql.ui.retainedExecutions": "50",
         "spark.ui.retainedJobs": "200",
         "spark.ui.retainedStages": "200",

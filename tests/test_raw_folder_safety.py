@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from pathlib import Path
 
 import pytest
+from conftest import snapshot
 
 from jobs import generate as generate_job
 from jobs import pipeline as pipeline_job
@@ -15,10 +15,6 @@ from linkage.pipeline import check_extract_or_generate
 from linkage.synthetic import FILES, SYNTHETIC_MARKER
 
 EXTRACT = [name for pair in FILES.values() for name in pair]
-
-
-def snapshot(folder: Path) -> dict[str, int]:
-    return {path.name: path.stat().st_mtime_ns for path in sorted(folder.iterdir())}
 
 
 class QuietContext:
