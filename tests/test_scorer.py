@@ -75,8 +75,9 @@ def test_compiled_scorer_gives_splink_predict_pairs_and_weights(spark, make_conf
 def test_compiled_model_reads_levels_weights_and_rules_from_the_json(make_config):
     model = random_model(make_config())
     compiled = compile_model(model)
-    assert [c.name for c in compiled.comparisons][-1] == "family"  # the appended correction is scored too
-    family = compiled.comparisons[-1]
+    # The appended corrections are scored too, after the trained comparisons.
+    assert [c.name for c in compiled.comparisons][-2:] == ["family", "relatives"]
+    family = compiled.comparisons[-2]
     assert [level.gamma for level in family.levels] == [-1, 1, 0]
     assert family.levels[1].match_weight == pytest.approx(-13.0)  # log2(2^-13 / 1)
     sex = next(c for c in compiled.comparisons if c.name == "sex")
