@@ -9,7 +9,7 @@ from builders import people_frame, synthetic_people
 from pyspark.sql import functions as F
 
 from linkage.link.model import build_linker, model_input, register_sources, splink_backend
-from linkage.link.scorer import compile_model, persisted_scores
+from linkage.link.scorer import compile_model, materialised_scores
 from linkage.link.settings import build_settings, with_corrections
 
 PAIR = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r"]
@@ -49,7 +49,7 @@ def test_compiled_scorer_gives_splink_predict_pairs_and_weights(spark, make_conf
     with splink_backend(spark, config, "test-scorer") as db_api:
         expected = build_linker(register_sources(db_api, people), model).inference.predict().as_spark_dataframe()
         expected_rows = {tuple(r[c] for c in PAIR): r for r in expected.collect()}
-        kept, kept_count = persisted_scores(people, model)  # what run_link scores with
+        kept, kept_count = materialised_scores(people, model)  # what run_link scores with
         actual_rows = {tuple(r[c] for c in PAIR): r for r in kept.collect()}
         kept.unpersist()
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from linkage.link.lineage import materialised
+
 NODE, COMPONENT = "node", "component"
 # A safety net, not a tuning knob: rounds and jumps are logarithmic, so these are never reached on real graphs.
 MAX_ROUNDS = 64
@@ -54,18 +56,11 @@ def jump_once(parents_df: DataFrame) -> DataFrame:
     return parents_df.join(grand, "parent", how="left").select(NODE, F.coalesce("grandparent", "parent").alias("parent"))
 
 
-def _checkpointed(df: DataFrame) -> DataFrame:
-    """Cut the lineage: a reliable checkpoint when the session has a checkpoint folder, else a local one."""
-    if df.sparkSession.sparkContext.getCheckpointDir():
-        return df.checkpoint(eager=True)
-    return df.localCheckpoint(eager=True)
-
-
 def roots(parents_df: DataFrame) -> DataFrame:
     """(node, parent) with every parent a root: pointer jumping until nothing moves."""
-    current = _checkpointed(parents_df)
+    current = materialised(parents_df)
     for _ in range(MAX_JUMPS):
-        jumped = _checkpointed(jump_once(current))
+        jumped = materialised(jump_once(current))
         moved = jumped.join(current.withColumnRenamed("parent", "before"), NODE, how="inner").where(
             F.col("parent") != F.col("before")).limit(1).count()
         current = jumped
@@ -86,7 +81,7 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
                          src: str = "src", dst: str = "dst", node: str = NODE) -> DataFrame:
     """(node, component) for every node of the edges and of nodes_df (column `node`); component is the
     smallest node id in the node's component, so a node with no edge is its own component."""
-    edges = _checkpointed(undirected_edges(edges_df, src, dst))
+    edges = materialised(undirected_edges(edges_df, src, dst))
     labels = None  # (node, component) for every node met so far, component a root of the latest round
     for _ in range(MAX_ROUNDS):
         if edges.isEmpty():
@@ -97,8 +92,8 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
         else:
             moved = tree_roots.select(F.col(NODE).alias(COMPONENT), F.col("parent").alias("root"))
             labels = labels.join(moved, COMPONENT, how="left").select(NODE, F.coalesce("root", COMPONENT).alias(COMPONENT))
-        labels = _checkpointed(labels)
-        edges = _checkpointed(contracted(edges, tree_roots))
+        labels = materialised(labels)
+        edges = materialised(contracted(edges, tree_roots))
     else:
         raise RuntimeError(f"connected components did not settle in {MAX_ROUNDS} rounds")
     spark = edges_df.sparkSession

@@ -16,6 +16,7 @@ from linkage.cli import JobContext
 from linkage.lake import read_table, table_exists, table_path, table_version, write_table
 from linkage.link import components, deterministic, fields, qa, report, scorer, spine
 from linkage.link.history import record_missing_history
+from linkage.link.lineage import materialised
 from linkage.link.model import model_input, splink_backend
 from linkage.link.pairs import link_pairs
 from linkage.link.registry import check_approval, load_model_json, version_to_use
@@ -84,18 +85,18 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
 
     with splink_backend(ctx.spark, config, run.run_id) as db_api:
         with ctx.stage("nhs number pass"):
-            nhs_pairs = deterministic.nhs_number_pairs(people).persist()
+            nhs_pairs = materialised(deterministic.nhs_number_pairs(people))
             nhs_links = deterministic.deterministic_links(nhs_pairs)
             metrics["nhs_number.pairs_linked"] = nhs_links.count()
             metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
         with ctx.stage("predict"):
             # The approved Splink model compiled to one Spark plan (linkage.link.scorer), computed once and kept.
-            predictions, _ = scorer.persisted_scores(model_input(people), model)
+            predictions, _ = scorer.materialised_scores(model_input(people), model)
             names = {str(i): f"{i}_{r['blocking_rule']}"
                      for i, r in enumerate(model["blocking_rules_to_generate_predictions"])}
             metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
         with ctx.stage("cluster and key"):
-            edges = spine.link_edges(nhs_links, predictions, thresholds, decisions).persist()
+            edges = materialised(spine.link_edges(nhs_links, predictions, thresholds, decisions))
             metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
             metrics["pairs_linked_as_mutual_best_below_upper"] = edges.where(
                 (F.col("method") == "probabilistic") & (F.col("match_probability") < thresholds.upper)).count()
@@ -103,12 +104,9 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             linkage_config = config.linkage
             if clusters.groupBy("cluster_id").count().where(F.col("count") > linkage_config.max_cluster_size).count():
                 # Second pass: re-cluster with the weaker model links inside oversized clusters removed.
-                strict_edges = spine.without_weak_edges_in_oversized_clusters(
-                    edges, clusters, linkage_config.max_cluster_size, linkage_config.oversized_cluster_probability
-                ).persist()
-                clusters = spine.clusters_from_components(people, connected_components(db_api, people, strict_edges))
-                edges.unpersist()  # the first pass's edges: strict_edges now holds what later stages read
-                edges = strict_edges
+                edges = materialised(spine.without_weak_edges_in_oversized_clusters(
+                    edges, clusters, linkage_config.max_cluster_size, linkage_config.oversized_cluster_probability))
+                clusters = spine.clusters_from_components(people, connected_components(db_api, people, edges))
             edges, clusters, metrics["links_removed_splitting_conflicts"] = spine.split_conflicting_clusters(
                 edges, clusters, people,
                 lambda kept: spine.clusters_from_components(people, connected_components(db_api, people, kept)),
@@ -128,9 +126,6 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             # The frame clerical review samples are drawn from (accuracy estimates without truth).
             write_table(link_pairs(predictions, edges, new_spine).withColumn("run_id", F.lit(run.run_id)),
                         config.paths.lake, LINK_PAIRS, run)
-        nhs_pairs.unpersist()
-        edges.unpersist()
-        predictions.unpersist()
 
     with ctx.stage("qa"):
         metrics.update(qa.spine_metrics(new_spine, people))

@@ -35,6 +35,8 @@ from pyspark.sql import functions as F
 from splink.internals.misc import prob_to_match_weight
 from splink.internals.settings_creator import SettingsCreator
 
+from linkage.link.lineage import materialised
+
 # Splink's composite unique id separator (splink.internals.constants via unique_id_concat).
 UID_SEPARATOR = "-__-"
 UID = "__uid"
@@ -215,9 +217,10 @@ def scoring_records(records_df: DataFrame, compiled: CompiledModel) -> DataFrame
     return with_unique_id(with_term_frequencies(records_df, compiled.tf_columns), compiled.unique_id_columns)
 
 
-def persisted_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[DataFrame, int]:
+def materialised_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[DataFrame, int]:
     """Every candidate pair of the model's blocking rules, scored (Splink's predict() output columns), computed
-    once and kept in memory or on local disk; returns it and its row count. The caller unpersists it.
+    once and stored by linkage.link.lineage.materialised, so the link job's later queries on the scores do not
+    analyse the scorer's plan again; returns it and its row count.
 
     records_df holds one row per record with the columns the model reads (linkage.link.model.model_input).
     The records (with term frequencies) are cached for the duration: every rule's join reads them twice, and
@@ -229,8 +232,7 @@ def persisted_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[Data
     compiled = compile_model(model)
     records = scoring_records(records_df, compiled).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        predictions = scored(blocked_pairs(records, compiled.blocking_rules), compiled).persist(
-            StorageLevel.MEMORY_AND_DISK)
+        predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules), compiled))
         count = predictions.count()
     finally:
         records.unpersist()

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from linkage.config import ThresholdsConfig
 from linkage.link.deterministic import PAIR_KEYS
+from linkage.link.lineage import materialised
 
 RECORD_KEY = ("source_dataset", "source_record_id")
 # Separator inside a record uid; cannot occur in a source name, so uids never collide.
@@ -151,21 +152,19 @@ def split_conflicting_clusters(edges_df: DataFrame, clusters_df: DataFrame, peop
     """Refuse chains: while a cluster holds two valid NHS numbers with dates of birth years apart, drop its weakest
     model link and cluster again (at most `rounds` times). Returns the edges, the clusters and the links removed.
 
-    recluster(edges) -> clusters is the caller's connected components. Each round's edges are persisted and the
-    previous round's released.
+    recluster(edges) -> clusters is the caller's connected components. Each round's edges are stored
+    (linkage.link.lineage.materialised): a round's plan builds on the last round's.
     """
     removed = 0
     for _ in range(rounds):
         conflicted = conflicting_clusters(clusters_df, people_df)
         if conflicted.isEmpty():
             break
-        kept = without_weakest_edges(edges_df, clusters_df, conflicted).persist()
+        kept = materialised(without_weakest_edges(edges_df, clusters_df, conflicted))
         dropped = edges_df.count() - kept.count()
         if not dropped:  # only NHS-number or clerical links hold them: left for review
-            kept.unpersist()
             break
         removed += dropped
-        edges_df.unpersist()
         edges_df, clusters_df = kept, recluster(kept)
     return edges_df, clusters_df, removed
 
