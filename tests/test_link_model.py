@@ -1,4 +1,4 @@
-"""train -> register -> approve -> link on a few hundred synthetic-ish people_std rows, in-process on the test session."""
+"""train -> register -> approve -> link: the approval gate in-process, and what the session pipeline's train and link wrote."""
 
 from __future__ import annotations
 
@@ -8,28 +8,34 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from builders import as_argv, synthetic_people, write_people, write_truth
+from builders import as_argv, synthetic_people, write_people
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from splink.internals.html_utils import chart_html
 
 from jobs import approve as approve_job
 from jobs import link as link_job
-from jobs import train as train_job
+from linkage.config import AppConfig, load_config
 from linkage.lake import read_table
 from linkage.link import approved_version, linking
-from linkage.link.registry import load_model_json
-from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
+from linkage.link.registry import load_model_json, register_model
+from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
+from linkage.tracking import tracking_run
+
+
+def pipeline_config(pipeline_run) -> AppConfig:
+    """The configuration the session's pipeline ran with (its overrides are pairs of "--set", "key=value")."""
+    return load_config(None, overrides=list(pipeline_run.overrides[1::2]))
 
 
 @pytest.mark.slow
-def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_path, capsys, monkeypatch):
-    rows, truth = synthetic_people()
-    truth_path = tmp_path / "truth.csv"
-    write_truth(truth_path, truth)
-    overrides = [*test_overrides, f"paths.truth={truth_path}", f"tracking.registered_model=linkage-test-{tmp_path.name}",
-                 "linkage.u_max_pairs=20000", "linkage.em_max_iterations=10"]
+def test_link_needs_an_approved_model_and_approval_records_who_and_when(spark, make_config, test_overrides, tmp_path,
+                                                                         capsys, monkeypatch, pipeline_run):
+    """Registered (as train registers, here the pipeline's trained model) -> refused -> approved -> accepted."""
+    assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
+    overrides = [*test_overrides, f"tracking.registered_model=linkage-test-{tmp_path.name}"]
     config = make_config(*overrides[len(test_overrides):])
+    rows, _ = synthetic_people()
     write_people(spark, config, rows)
     argv = as_argv(overrides)
 
@@ -37,8 +43,9 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     assert link_job.main(argv, {}) == 2
     assert "approve one with `python -m jobs.approve --version N`" in capsys.readouterr().err
 
-    assert train_job.main(argv, {}) == 0
-    version = re.search(r"version (\d+); approve it", capsys.readouterr().out).group(1)
+    trained = pipeline_config(pipeline_run)
+    with tracking_run(config, "train") as run:
+        version = register_model(config, run, load_model_json(trained, approved_version(trained)))
     assert approved_version(config) is None
 
     # Outside local mode an unapproved version needs --allow-unapproved, and such a run is tagged.
@@ -60,19 +67,31 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     assert approved_version(config) == version
     tags = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).tags
     assert tags["approved_by"] == "qa.reviewer" and tags["approved_at"].startswith(str(date.today().year))
+    # Approved, the same cluster-mode command passes the approval check (and fails only at the injected read).
+    monkeypatch.setattr(linking, "read_people", failing_read)
+    assert link_job.main(cluster_argv, {}) == 1
+    assert "--allow-unapproved" not in capsys.readouterr().err
+    assert "unapproved" not in latest_run(config, "link").data.tags
 
-    assert link_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
-    out = capsys.readouterr().out
-    f1 = float(re.search(r"F1 (\d\.\d{4})", out).group(1))
+
+@pytest.mark.slow
+def test_the_pipelines_train_registers_a_model_and_its_link_writes_new_keys(spark, pipeline_run):
+    """train -> register -> approve (local mode) -> link, as the session's pipeline ran them on its extract."""
+    assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
+    config = pipeline_config(pipeline_run)
+    version = re.search(r"^\[train\] registered '[^']+' version (\d+); approve it with", pipeline_run.stdout, re.M).group(1)
+    assert approved_version(config) == version  # local mode approves the model it trained
+    f1 = float(re.search(r"^\[link\] pairwise precision .* F1 (\d\.\d{4})$", pipeline_run.stdout, re.M).group(1))
     assert f1 >= 0.9, f"F1 {f1} on easy synthetic data"
 
-    spine_v1 = read_table(spark, config.paths.lake, PERSON_SPINE)
-    assert spine_v1.count() == len(rows)
-    methods = {r.match_method for r in spine_v1.select("match_method").distinct().collect()}
+    people = read_table(spark, config.paths.lake, PEOPLE_STD)
+    spine = read_table(spark, config.paths.lake, PERSON_SPINE)
+    assert spine.count() == people.count()
+    methods = {r.match_method for r in spine.select("match_method").distinct().collect()}
     assert {"nhs_number", "probabilistic", "singleton"} <= methods
-    keys_v1 = {(r.source_dataset, r.source_record_id): r.person_key for r in spine_v1.collect()}
     queue = read_table(spark, config.paths.lake, REVIEW_QUEUE)
     thresholds = config.linkage.thresholds
+    assert queue.count() > 0
     assert queue.where((F.col("match_probability") < thresholds.lower)
                        | (F.col("match_probability") >= thresholds.upper)).count() == 0
     # The registered model carries the fixed family correction that training left out.
@@ -82,11 +101,15 @@ def test_train_approve_link_end_to_end(spark, make_config, test_overrides, tmp_p
     # Every key is new, recorded once under the run that made it.
     # (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
     registry = read_table(spark, config.paths.lake, PERSON_REGISTRY)
+    link_run_ids = {r.run_id for r in spine.select("run_id").distinct().collect()}
+    assert len(link_run_ids) == 1
     assert {r.event for r in registry.select("event").distinct().collect()} == {"created"}
-    assert registry.count() == len(set(keys_v1.values()))
-    assert {r.run_id for r in registry.select("run_id").distinct().collect()} == {latest_run(config, "link").info.run_id}
+    assert registry.count() == spine.select("person_key").distinct().count()
+    assert {r.run_id for r in registry.select("run_id").distinct().collect()} == link_run_ids
 
-    artifacts_hold_no_identifiers(config, rows)
+    train_run_id = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).run_id
+    identifiers = [r.asDict() for r in people.select("forename_std", "surname_std", "nhs_number", "postcode_std").collect()]
+    artifacts_hold_no_identifiers(config, identifiers, [train_run_id, *link_run_ids])
 
 
 def latest_run(config, job: str):
@@ -96,18 +119,15 @@ def latest_run(config, job: str):
                               max_results=1)[0]
 
 
-def artifacts_hold_no_identifiers(config, rows) -> None:
-    """Every artifact and parameter of every run in the store is scanned for the test's names, NHS numbers, postcodes."""
+def artifacts_hold_no_identifiers(config, rows, run_ids) -> None:
+    """Every artifact, parameter and metric of the runs is scanned for the rows' names, NHS numbers, postcodes."""
     client = MlflowClient(config.tracking_uri)
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
     identifiers = set()
     for row in rows:
         identifiers |= {row.get(k) for k in ("forename_std", "surname_std", "nhs_number", "postcode_std")}
     identifiers.discard(None)
     texts = []
-    for run in client.search_runs([experiment.experiment_id]):
-        if run.data.tags.get("job") not in ("train", "link"):
-            continue
+    for run in (client.get_run(run_id) for run_id in run_ids):
         texts.append(json.dumps(run.data.params) + json.dumps(run.data.metrics))
         stack = [None]
         while stack:
