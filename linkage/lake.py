@@ -11,6 +11,7 @@ written.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,6 +24,14 @@ from linkage.tracking import RunContext
 
 class ContractError(LinkageError):
     """A DataFrame does not match the table contract it is being written to."""
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """What one write committed: the table's new version and the rows it holds (from the commit's own metrics)."""
+
+    version: int
+    rows: int
 
 
 def table_path(lake: str, contract: TableContract) -> str:
@@ -52,8 +61,12 @@ def conform(df: DataFrame, contract: TableContract) -> DataFrame:
     )
 
 
-def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunContext) -> int:
-    """Replace the table in one Delta transaction; returns the new table version."""
+def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunContext) -> TableWrite:
+    """Replace the table in one Delta transaction; returns its new version and row count.
+
+    Both come from the commit (its version and its numOutputRows metric), so callers need not read the
+    table back to count it.
+    """
     path = table_path(lake, contract)
     stamp = run.stamp()
     writer = (
@@ -69,9 +82,17 @@ def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunConte
     if contract.partition_by:
         writer = writer.partitionedBy(*[F.col(name) for name in contract.partition_by])
     writer.createOrReplace()
-    version = table_version(df.sparkSession, path)
-    journal.record(f"{contract.zone}/{contract.name}", version)  # the candidate release's table versions
-    return version
+    written = last_write(df.sparkSession, path)
+    journal.record(f"{contract.zone}/{contract.name}", written.version)  # the candidate release's table versions
+    return written
+
+
+def last_write(spark: SparkSession, path: str) -> TableWrite:
+    """The latest commit of a table replaced by write_table: its version and the rows it wrote."""
+    from delta.tables import DeltaTable
+
+    commit = DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics").first()
+    return TableWrite(version=int(commit["version"]), rows=int(commit["operationMetrics"]["numOutputRows"]))
 
 
 def read_table(spark: SparkSession, lake: str, contract: TableContract, version: int | None = None) -> DataFrame:

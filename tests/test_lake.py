@@ -20,9 +20,10 @@ def test_write_then_time_travel_and_history(spark, make_config):
     first = spark.createDataFrame([("a", 1), ("b", None)], "id string, n int")
     second = spark.createDataFrame([("c", 3)], "id string, n int")
     with tracking_run(config, job="test-lake") as run:
-        v0 = lake.write_table(first, config.paths.lake, TOY, run)
-        v1 = lake.write_table(second, config.paths.lake, TOY, run)
-    assert (v0, v1) == (0, 1)
+        written = [lake.write_table(first, config.paths.lake, TOY, run),
+                   lake.write_table(second, config.paths.lake, TOY, run)]
+    # Each write says its version and the rows it committed (from the commit, not a count of the table).
+    assert written == [lake.TableWrite(version=0, rows=2), lake.TableWrite(version=1, rows=1)]
     assert_df_equality(lake.read_table(spark, config.paths.lake, TOY), second, ignore_row_order=True, ignore_metadata=True)
     assert_df_equality(lake.read_table(spark, config.paths.lake, TOY, version=0), first, ignore_row_order=True, ignore_metadata=True)
 

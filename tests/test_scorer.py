@@ -8,9 +8,21 @@ import pytest
 from builders import people_frame, synthetic_people
 from pyspark.sql import functions as F
 
-from linkage.link.model import build_linker, model_input, register_sources, splink_backend
+from linkage.link.model import (
+    blocking_pair_counts,
+    build_linker,
+    model_input,
+    register_sources,
+    splink_backend,
+)
 from linkage.link.scorer import compile_model, materialised_scores
-from linkage.link.settings import build_settings, with_corrections
+from linkage.link.settings import (
+    BLOCKING_RULES_FOR_PREDICTION,
+    SOURCE_DATASET,
+    UNIQUE_ID,
+    build_settings,
+    with_corrections,
+)
 
 PAIR = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r"]
 
@@ -83,3 +95,17 @@ def test_compiled_model_reads_levels_weights_and_rules_from_the_json(make_config
     assert sex.levels[1].match_weight == pytest.approx(__import__("math").log2(m / u))
     assert compiled.prior_match_weight == pytest.approx(__import__("math").log2(1e-3 / (1 - 1e-3)))
     assert len(compiled.blocking_rules) == len(model["blocking_rules_to_generate_predictions"])
+
+
+def test_blocking_pair_counts_equal_splinks_blocking_analysis(spark, make_config, people):
+    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+
+    with splink_backend(spark, make_config(), "test-blocking-counts") as db_api:
+        ours = blocking_pair_counts(people, BLOCKING_RULES_FOR_PREDICTION)
+        splinks = count_comparisons_from_blocking_rules(
+            register_sources(db_api, people), blocking_rules=list(BLOCKING_RULES_FOR_PREDICTION),
+            link_type="link_and_dedupe", unique_id_column_name=UNIQUE_ID, source_dataset_column_name=SOURCE_DATASET,
+            record_sample_proportion=1.0)
+    assert [(r["marginal_pairs"], r["cumulative_pairs"]) for r in ours] == [
+        (r["marginal_comparison_count"], r["cumulative_comparison_count"]) for r in splinks]
+    assert ours[-1]["cumulative_pairs"] > 200 and sum(r["marginal_pairs"] > 0 for r in ours) >= 3

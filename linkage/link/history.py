@@ -73,5 +73,5 @@ def record_missing_history(spark: SparkSession, lake: str, run: RunContext) -> i
         registry = events if registry is None else registry.unionByName(events)
         stamped = replace(run, run_id=run_id, job=f"{run.job} (history recorded by run {run.run_id})")
         written = write_table(registry, lake, PERSON_REGISTRY, stamped)
-        registry = read_table(spark, lake, PERSON_REGISTRY, version=written)
+        registry = read_table(spark, lake, PERSON_REGISTRY, version=written.version)
     return len(missing)

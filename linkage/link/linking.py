@@ -122,14 +122,14 @@ def run_link(ctx: JobContext) -> dict[str, Any]:
             registry = events if previous_registry is None else previous_registry.unionByName(events)
             write_table(registry, config.paths.lake, PERSON_REGISTRY, run)
             queue = spine.review_pairs(predictions, thresholds, decisions).withColumn("run_id", F.lit(run.run_id))
-            write_table(queue, config.paths.lake, REVIEW_QUEUE, run)
+            queue_pairs = write_table(queue, config.paths.lake, REVIEW_QUEUE, run).rows
             # The frame clerical review samples are drawn from (accuracy estimates without truth).
             write_table(link_pairs(predictions, edges, new_spine).withColumn("run_id", F.lit(run.run_id)),
                         config.paths.lake, LINK_PAIRS, run)
 
     with ctx.stage("qa"):
         metrics.update(qa.spine_metrics(new_spine, people))
-        metrics["review_queue.pairs"] = read_table(ctx.spark, config.paths.lake, REVIEW_QUEUE).count()
+        metrics["review_queue.pairs"] = queue_pairs
         registry_now = read_table(ctx.spark, config.paths.lake, PERSON_REGISTRY).where(F.col("run_id") == run.run_id)
         changes = {f"keys.{k}": 0 for k in ("created", "merged", "split", "retired")}
         changes.update(qa.count_by(registry_now, "event", "keys"))

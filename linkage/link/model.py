@@ -35,6 +35,7 @@ from linkage.config import SOURCES, AppConfig, LinkageConfig
 from linkage.errors import InputError
 from linkage.link.em import em_over_pattern_counts
 from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts
+from linkage.link.scorer import MATCH_KEY, blocked_pairs, with_unique_id
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     EM_BLOCKING_RULES,
@@ -184,13 +185,20 @@ def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
     return pages
 
 
-def blocking_pair_counts(db_api: SparkAPI, people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTION,
-                         sample: float = 1.0) -> list[dict[str, Any]]:
-    """Pairs each prediction blocking rule adds beyond the rules above it (splink.blocking_analysis), exact by default."""
-    from splink.blocking_analysis import count_comparisons_from_blocking_rules
+def blocking_pair_counts(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTION) -> list[dict[str, Any]]:
+    """Pairs each prediction blocking rule adds beyond the rules above it, and the running total: the counts
+    splink.blocking_analysis.count_comparisons_from_blocking_rules gives for link_and_dedupe (tests/test_scorer.py).
 
-    records = count_comparisons_from_blocking_rules(
-        register_sources(db_api, people_df), blocking_rules=list(rules), link_type="link_and_dedupe",
-        unique_id_column_name=UNIQUE_ID, source_dataset_column_name=SOURCE_DATASET, record_sample_proportion=sample)
-    return [{"rule": r["blocking_rule"], "marginal_pairs": r["marginal_comparison_count"],
-             "cumulative_pairs": r["cumulative_comparison_count"]} for r in records]
+    Counted in one Spark job over the compiled scorer's own blocking joins, where Splink's analysis runs a
+    materialised SQL pipeline per rule (14.5 s of a 300-person train). Rules may call Splink's JVM functions:
+    call it inside splink_backend.
+    """
+    rule_sqls = tuple(rule.get_blocking_rule("spark").blocking_rule_sql for rule in rules)
+    records = with_unique_id(model_input(people_df), (SOURCE_DATASET, UNIQUE_ID))
+    by_rule = {row[MATCH_KEY]: row["count"] for row in blocked_pairs(records, rule_sqls).groupBy(MATCH_KEY).count().collect()}
+    counts, cumulative = [], 0
+    for key, rule_sql in enumerate(rule_sqls):
+        marginal = by_rule.get(str(key), 0)
+        cumulative += marginal
+        counts.append({"rule": rule_sql, "marginal_pairs": marginal, "cumulative_pairs": cumulative})
+    return counts

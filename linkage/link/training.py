@@ -47,7 +47,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     })
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
         with ctx.stage("count blocked pairs"):
-            blocking = blocking_pair_counts(db_api, people, plan.prediction_rules)
+            blocking = blocking_pair_counts(people, plan.prediction_rules)
             ctx.run.log_dict(blocking, "model/blocking_pair_counts.json")
             ctx.run.log_metrics({f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)})
         with ctx.stage("train model"):

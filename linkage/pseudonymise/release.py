@@ -89,15 +89,14 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
                 fields = FREE_TEXT_FIELDS.get(source, ())
                 controlled_df = with_controlled_vocabulary(activity_dfs[source], fields, vocabularies)
                 events_df = pseudonymise_activity(controlled_df, record_person_df, contract, run.run_id)
-                lake.write_table(events_df, lake_root, contract, run)
-                counts[contract.name] = lake.read_table(spark, lake_root, contract).count()
+                counts[contract.name] = lake.write_table(events_df, lake_root, contract, run).rows
                 metrics.update(other_counts(lake.read_table(spark, lake_root, contract), contract.name, fields))
                 metrics[f"activity_rows_without_person.{source}"] = activity_dfs[source].count() - counts[contract.name]
         with ctx.stage("write person"):
             records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs),
                                         config.pseudonymise.source_priority)
-            lake.write_table(build_person(records_df, reference_date, run.run_id), lake_root, PERSON, run)
-            counts[PERSON.name] = lake.read_table(spark, lake_root, PERSON).count()
+            counts[PERSON.name] = lake.write_table(build_person(records_df, reference_date, run.run_id), lake_root,
+                                                   PERSON, run).rows
         with ctx.stage("conflict counts"):
             conflicts = persons_with_conflicts(records_df)
     finally:
