@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +121,24 @@ class PipelineRun:
     raw_before: dict[str, int]
 
 
-@pytest.fixture(scope="session")
-def pipeline_run(tmp_path_factory, tracking_uri) -> PipelineRun:
-    """The README's own-extract command, as written, run once in a subprocess with a bare environment on a
-    generated 300-person extract; every end-to-end test reads what it wrote (one whole pipeline per test run)."""
+@dataclass
+class StartedPipeline:
+    process: subprocess.Popen
+    work: Path
+    lake: Path
+    raw: Path
+    tracking_uri: str
+    overrides: list[str]
+    command: list[str]
+    raw_before: dict[str, int]
+
+
+def start_pipeline(work: Path) -> StartedPipeline:
+    """Generate a 300-person extract and start the README's own-extract command on it, as written, in a
+    subprocess with a bare environment. Its own MLflow store: two processes writing one SQLite file can lock."""
     from linkage.synthetic import generate_extract
 
-    work = tmp_path_factory.mktemp("pipeline")
-    lake, raw = work / "lake", work / "raw"
+    lake, raw, tracking_uri = work / "lake", work / "raw", f"sqlite:///{work / 'mlflow.db'}"
     overrides: list[str] = []
     for setting in (f"tracking.uri={tracking_uri}", "tracking.registered_model=linkage-splink-pipeline-test",
                     f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}", *CHEAP_SPARK,
@@ -139,12 +149,49 @@ def pipeline_run(tmp_path_factory, tracking_uri) -> PipelineRun:
     raw_before = snapshot(raw)
     command = [part.replace("paths.raw=DIR", f"paths.raw={raw}").replace("paths.lake=DIR", f"paths.lake={lake}")
                .replace("paths.truth=FILE", f"paths.truth={raw / 'truth.csv'}") for part in readme_own_extract_command()]
-    done = subprocess.run([*command, *overrides], cwd=PROJECT_ROOT, env=bare_env(work / "home"), capture_output=True,
-                          text=True, timeout=3600, check=False)
+    with (work / "stdout.txt").open("w") as stdout, (work / "stderr.txt").open("w") as stderr:
+        process = subprocess.Popen([*command, *overrides], cwd=PROJECT_ROOT, env=bare_env(work / "home"),
+                                   stdout=stdout, stderr=stderr, text=True)
+    return StartedPipeline(process, work, lake, raw, tracking_uri, overrides, command, raw_before)
+
+
+PIPELINE_WANTED = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read the session pipeline's output run last, and the pipeline starts before the first test:
+    its subprocess works (minutes, mostly one core) while the in-process tests run on the other."""
+    reading = [item for item in items if "pipeline_run" in getattr(item, "fixturenames", ())]
+    if reading:
+        others = [item for item in items if "pipeline_run" not in getattr(item, "fixturenames", ())]
+        items[:] = [*others, *reading]
+    config.stash[PIPELINE_WANTED] = bool(reading)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def started_pipeline(request, tmp_path_factory) -> Iterator[StartedPipeline | None]:
+    """The session pipeline, started at once when any selected test reads it (see pipeline_run)."""
+    if not request.config.stash.get(PIPELINE_WANTED, False):
+        yield None
+        return
+    started = start_pipeline(tmp_path_factory.mktemp("pipeline"))
+    yield started
+    if started.process.poll() is None:  # the session ended first (interrupted): leave nothing running
+        started.process.kill()
+        started.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(started_pipeline, tmp_path_factory) -> PipelineRun:
+    """The README's own-extract command, as written, run once in a subprocess with a bare environment on a
+    generated 300-person extract; every end-to-end test reads what it wrote (one whole pipeline per test run)."""
+    started = started_pipeline or start_pipeline(tmp_path_factory.mktemp("pipeline"))
+    exit_code = started.process.wait(timeout=3600)
     # Tests rebuild the run's configuration from these (pairs of "--set", "key=value").
-    settings = ("--set", f"paths.lake={lake}", "--set", f"paths.raw={raw}", *overrides)
-    return PipelineRun(done.returncode, done.stdout, done.stderr, lake, raw, tracking_uri, settings, tuple(command),
-                       raw_before)
+    settings = ("--set", f"paths.lake={started.lake}", "--set", f"paths.raw={started.raw}", *started.overrides)
+    return PipelineRun(exit_code, (started.work / "stdout.txt").read_text(encoding="utf-8"),
+                       (started.work / "stderr.txt").read_text(encoding="utf-8"), started.lake, started.raw,
+                       started.tracking_uri, settings, tuple(started.command), started.raw_before)
 
 
 @pytest.fixture(scope="session")
