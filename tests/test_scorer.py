@@ -61,13 +61,12 @@ def test_compiled_scorer_gives_splink_predict_pairs_and_weights(spark, make_conf
     with splink_backend(spark, config, "test-scorer") as db_api:
         expected = build_linker(register_sources(db_api, people), model).inference.predict().as_spark_dataframe()
         expected_rows = {tuple(r[c] for c in PAIR): r for r in expected.collect()}
-        kept, kept_count = materialised_scores(people, model)  # what run_link scores with
-        actual_rows = {tuple(r[c] for c in PAIR): r for r in kept.collect()}
-        kept.unpersist()
+        scores, scores_count = materialised_scores(people, model)  # what run_link scores with
+        actual_rows = {tuple(r[c] for c in PAIR): r for r in scores.collect()}
 
     assert len(expected_rows) > 200  # the extract exercises every rule and level below
     assert set(actual_rows) == set(expected_rows)
-    assert kept_count == len(expected_rows)
+    assert scores_count == len(expected_rows)
     # Every column run_link reads from Splink's predictions, plus each comparison's gamma.
     gammas = {f"gamma_{c['output_column_name']}" for c in model["comparisons"]}
     assert {*gammas, *expected.columns} <= set(next(iter(actual_rows.values())).asDict())
