@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,6 +132,7 @@ class StartedPipeline:
     overrides: list[str]
     command: list[str]
     raw_before: dict[str, int]
+    cluster_link: Any = None  # standalone.BackgroundClusterLink when a selected test reads cluster_link
 
 
 def start_pipeline(work: Path) -> StartedPipeline:
@@ -156,6 +158,7 @@ def start_pipeline(work: Path) -> StartedPipeline:
 
 
 PIPELINE_WANTED = pytest.StashKey[bool]()
+CLUSTER_WANTED = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -166,6 +169,7 @@ def pytest_collection_modifyitems(config, items):
         others = [item for item in items if "pipeline_run" not in getattr(item, "fixturenames", ())]
         items[:] = [*others, *reading]
     config.stash[PIPELINE_WANTED] = bool(reading)
+    config.stash[CLUSTER_WANTED] = any("cluster_link" in getattr(item, "fixturenames", ()) for item in items)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -175,10 +179,33 @@ def started_pipeline(request, tmp_path_factory) -> Iterator[StartedPipeline | No
         yield None
         return
     started = start_pipeline(tmp_path_factory.mktemp("pipeline"))
+    if request.config.stash.get(CLUSTER_WANTED, False):
+        from standalone import BackgroundClusterLink
+
+        started.cluster_link = BackgroundClusterLink(started.process, started.lake, pipeline_settings(started),
+                                                     tmp_path_factory.mktemp("standalone"))
+        started.cluster_link.start()
     yield started
+    if started.cluster_link is not None:
+        started.cluster_link.kill()
     if started.process.poll() is None:  # the session ended first (interrupted): leave nothing running
         started.process.kill()
         started.process.wait(timeout=30)
+
+
+def pipeline_settings(started: StartedPipeline) -> dict[str, str]:
+    """The session pipeline's settings as key -> value (its --set pairs, lake and raw folder)."""
+    settings = dict(started.overrides[i + 1].split("=", 1) for i in range(0, len(started.overrides), 2))
+    return {**settings, "paths.lake": str(started.lake), "paths.raw": str(started.raw)}
+
+
+@pytest.fixture(scope="session")
+def cluster_link(started_pipeline):
+    """The link job submitted to a standalone cluster on the session pipeline's output (tests/standalone.py),
+    started in the background when the pipeline ended; waits for it."""
+    if started_pipeline is None or started_pipeline.cluster_link is None:
+        pytest.fail("the cluster link starts with the session pipeline: select a test that reads pipeline_run")
+    return started_pipeline.cluster_link.outcome(timeout=3600)
 
 
 @pytest.fixture(scope="session")

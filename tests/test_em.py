@@ -26,6 +26,9 @@ def starting_model(config) -> dict:
             if not level.get("fix_u_probability"):
                 level["u_probability"] = rng.uniform(1e-4, 0.3)
     model["probability_two_random_records_match"] = 1e-2
+    # Five iterations compare the two loops step by step as well as twenty-five would; each Splink iteration
+    # on Spark is a job over every pair (seconds), which the test would otherwise pay up to 25 times.
+    model["max_iterations"] = 5
     return model
 
 

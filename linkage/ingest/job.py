@@ -23,7 +23,7 @@ from linkage.ingest import fields
 from linkage.ingest.activity import STANDARDISE_ACTIVITY
 from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
-from linkage.ingest.reader import FileLayout, RawFile, locate, read_header_at, read_rows, resolve_layout
+from linkage.ingest.reader import FileLayout, RawFile, locate, read_files, read_header_at, resolve_layout
 from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
 from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
 from linkage.standardise.names import read_nicknames
@@ -125,8 +125,9 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
     people_parts, quarantine_parts, activity_by_source = [], [], {}
     with ctx.stage("classify rows"):
         # Cached: each file is parsed once, then counted, standardised and written from memory.
-        cached = [with_reason(read_rows(spark, plan.raw, plan.layout), plan.rules, rules)
-                  .persist(StorageLevel.MEMORY_AND_DISK) for plan in planned]
+        rows = read_files(spark, [(plan.raw, plan.layout) for plan in planned])
+        cached = [with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
+                  for plan, rows_df in zip(planned, rows, strict=True)]
         for df in cached:
             cleanup.callback(df.unpersist)  # also when a later step fails: the pipeline's session lives on
         for plan, classified_df, (by_reason, last_line, continued) in zip(planned, cached, reason_counts(cached),

@@ -155,9 +155,25 @@ def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFram
     CSV line numbers are physical lines (the header's, usually 1, and a record's first); Parquet row
     numbers start at 1.
     """
-    if raw.format == "parquet":
-        return _read_parquet_rows(spark, raw, layout)
-    return _read_csv_rows(spark, raw, layout)
+    return read_files(spark, [(raw, layout)])[0]
+
+
+def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> list[DataFrame]:
+    """read_rows of several files, in order, finding every CSV file's quoted line breaks in one Spark job
+    (a job per file is a fixed cost of a second or more, paid eight times by every ingest)."""
+    csv_lines = {index: _numbered_csv_lines(spark, raw, layout)
+                 for index, (raw, layout) in enumerate(files) if raw.format != "parquet" and layout.header}
+    spans = quoted_line_break_spans(spark, csv_lines)
+    rows = []
+    for index, (raw, layout) in enumerate(files):
+        if raw.format == "parquet":
+            rows.append(_read_parquet_rows(spark, raw, layout))
+        elif index not in csv_lines:
+            rows.append(_empty_rows(spark, layout))
+        else:
+            records_df = join_quoted_line_breaks(spark, csv_lines[index], spans.get(index, []))
+            rows.append(_parsed_csv_records(records_df, layout))
+    return rows
 
 
 def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
@@ -166,16 +182,18 @@ def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
                                      "continuation_lines int")
 
 
-def _read_csv_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
-    if not layout.header:
-        return _empty_rows(spark, layout)
+def _numbered_csv_lines(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
+    """(line_number, raw_line) of every physical line after the header."""
     lines_df = spark.read.text(raw.path).select(
         F.col("value").alias("raw_line"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.monotonically_increasing_id().alias("_order"),
     )
-    numbered_df = number_lines(lines_df, "_block", "_order").where(F.col("line_number") > layout.header_line)
-    records_df = join_quoted_line_breaks(spark, numbered_df.select("line_number", "raw_line"))
+    return (number_lines(lines_df, "_block", "_order").where(F.col("line_number") > layout.header_line)
+            .select("line_number", "raw_line"))
+
+
+def _parsed_csv_records(records_df: DataFrame, layout: FileLayout) -> DataFrame:
     width = len(layout.header)
     unquoted = F.regexp_replace("raw_line", _QUOTED_FIELD, "")
     field_count = F.size(F.split(unquoted, ",", -1))
@@ -212,16 +230,31 @@ def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> 
     return spans
 
 
-def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame) -> DataFrame:
+def quoted_line_break_spans(spark: SparkSession, lines_by_file: Mapping[int, DataFrame]) -> dict[int, list[tuple[int, int]]]:
+    """File index -> quote_spans of its lines: the line numbers holding an odd number of `"` (the first
+    MAX_ODD_QUOTE_LINES of each file), collected in one job for all files. The common case, no such line,
+    costs that one filtered scan."""
+    if not lines_by_file:
+        return {}
+    quote_count = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
+    odd_df = None
+    for index, lines_df in lines_by_file.items():
+        part = lines_df.where(quote_count % 2 == 1).select(F.lit(index).alias("file_index"), "line_number")
+        odd_df = part if odd_df is None else odd_df.unionByName(part)
+    first_lines = F.row_number().over(Window.partitionBy("file_index").orderBy("line_number"))
+    odd_lines: dict[int, list[int]] = {}
+    for row in (odd_df.withColumn("_rank", first_lines).where(F.col("_rank") <= MAX_ODD_QUOTE_LINES)
+                .orderBy("file_index", "line_number").collect()):
+        odd_lines.setdefault(row["file_index"], []).append(row["line_number"])
+    return {index: quote_spans(lines) for index, lines in odd_lines.items()}
+
+
+def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame, spans: list[tuple[int, int]]) -> DataFrame:
     """One row per CSV record: a quoted field holding a line break joins its physical lines (valid CSV).
 
-    Adds `continuation_lines` (physical lines after the record's first), so lines read still
-    reconcile. The common case, no line with an odd number of quotes, costs one filtered count.
+    `spans` from quoted_line_break_spans. Adds `continuation_lines` (physical lines after the record's
+    first), so lines read still reconcile.
     """
-    quote_count = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
-    odd_df = lines_df.where(quote_count % 2 == 1).select("line_number")
-    odd_lines = [row[0] for row in odd_df.orderBy("line_number").limit(MAX_ODD_QUOTE_LINES).collect()]
-    spans = quote_spans(odd_lines)
     if not spans:
         return lines_df.withColumn("continuation_lines", F.lit(0))
     spans_df = spark.createDataFrame(spans, "span_start long, span_end long")
