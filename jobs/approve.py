@@ -4,11 +4,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.link.registry import approve_command
+from linkage.cli import run_command
+from linkage.link.registry import APPROVE_DESCRIPTION, add_approve_arguments, approve
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return approve_command(argv, environ)
+    return run_command("approve", APPROVE_DESCRIPTION, approve, argv, environ, add_approve_arguments)
 
 
 if __name__ == "__main__":

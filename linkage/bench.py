@@ -196,10 +196,11 @@ def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Seque
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
+    from linkage.cli import run_command
     from linkage.ingest import run_ingest
     from linkage.link.linking import add_link_arguments, run_link
     from linkage.link.model import model_input, remove_path
-    from linkage.link.registry import approve_command, load_model_json
+    from linkage.link.registry import APPROVE_DESCRIPTION, add_approve_arguments, approve, load_model_json
     from linkage.link.training import run_train
     from linkage.session import build_spark
     from linkage.synthetic import extract_present, generate_extract
@@ -224,7 +225,9 @@ def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Seque
     for name, main in jobs.items():
         if name == "link":
             version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
-            run_job_quietly(approve_command, overrides, ["--version", str(version)])
+            run_job_quietly(lambda argv, environ: run_command("approve", APPROVE_DESCRIPTION, approve, argv, environ,
+                                                              add_approve_arguments),
+                            overrides, ["--version", str(version)])
         job = run_job_quietly(main, overrides)
         result["stages"][name] = job["seconds"]
         result["substages"][name] = task_time_by_stage(job, spark_stage_times(spark))

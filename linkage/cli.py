@@ -54,15 +54,13 @@ class StageClock:
 
 
 @dataclass
-class JobContext:
-    """What a job body receives: everything it needs, passed explicitly."""
+class CommandContext:
+    """What a command that needs no Spark receives (generate, approve): everything it needs, passed explicitly."""
 
     job: str
     args: argparse.Namespace
     config: AppConfig
     environ: Mapping[str, str]
-    spark: SparkSession
-    run: RunContext
     clock: StageClock
 
     def stage(self, name: str):
@@ -72,7 +70,16 @@ class JobContext:
         self.clock.say(message)
 
 
+@dataclass
+class JobContext(CommandContext):
+    """What a Spark job's body receives: the command's context plus its Spark session and MLflow run."""
+
+    spark: SparkSession
+    run: RunContext
+
+
 JobBody = Callable[[JobContext], None]
+CommandBody = Callable[[CommandContext], None]
 
 
 def build_parser(job: str, description: str,
@@ -90,6 +97,26 @@ def build_parser(job: str, description: str,
 def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], environ: Mapping[str, str],
             add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
     """Parse, load config (before Spark), open Spark and the MLflow run, call the body, map errors."""
+
+    def with_spark_and_run(command: CommandContext) -> None:
+        config, clock = command.config, command.clock
+        with ExitStack() as stack:
+            with clock.stage("start spark"):
+                spark = stack.enter_context(spark_session(config.spark, spark_log_file(config, job)))
+            run = stack.enter_context(tracking_run(config, job=job))
+            started = time.perf_counter()
+            body(JobContext(job=job, args=command.args, config=config, environ=command.environ, clock=clock,
+                            spark=spark, run=run))
+            run.log_metrics({f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()})
+            clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
+
+    return run_command(job, description, with_spark_and_run, argv, environ, add_arguments)
+
+
+def run_command(job: str, description: str, body: CommandBody, argv: Sequence[str], environ: Mapping[str, str],
+                add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """The job boundary every entry point goes through: parse, load config, call the body, map errors to exit codes
+    (0 ok, 2 bad configuration or input, 1 anything else) with one redacted line on stderr."""
     parser = build_parser(job, description, add_arguments)
     try:
         args = parser.parse_args(list(argv))
@@ -101,14 +128,7 @@ def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], envi
         with clock.stage("load config"):
             config = load_config(args.config, overrides=args.set)
         clock.say(f"environment: {config.environment} (from {config.environment_origin})")
-        with ExitStack() as stack:
-            with clock.stage("start spark"):
-                spark = stack.enter_context(spark_session(config.spark, spark_log_file(config, job)))
-            run = stack.enter_context(tracking_run(config, job=job))
-            started = time.perf_counter()
-            body(JobContext(job, args, config, environ, spark, run, clock))
-            run.log_metrics({f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()})
-            clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
+        body(CommandContext(job, args, config, environ, clock))
         return EXIT_OK
     except LinkageError as error:
         print(f"[{job}] error: {error}", file=sys.stderr, flush=True)

@@ -79,7 +79,8 @@ def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> 
 def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) -> dict[str, Any]:
     """Run one stage as its own nested MLflow run, sharing the pipeline's session."""
     with ctx.stage(name), tracking_run(config, job=name) as run:
-        stage_ctx = JobContext(name, ctx.args, config, ctx.environ, ctx.spark, run, StageClock(name))
+        stage_ctx = JobContext(job=name, args=ctx.args, config=config, environ=ctx.environ, clock=StageClock(name),
+                               spark=ctx.spark, run=run)
         result = body(stage_ctx) or {}
         run.log_metrics({f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()})
     return result

@@ -284,6 +284,7 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     from linkage.lake import read_table
     from linkage.link.model import model_input
     from linkage.link.registry import approved_version, load_model_json
+    from linkage.link.settings import HOUSEHOLD_CORRECTION_BITS, RELATIVES_CORRECTION_BITS
     from linkage.schemas import PEOPLE_STD
 
     config = load_config(None, overrides=[f"paths.lake={lake}", f"tracking.registered_model=quality-{label}"])
@@ -301,12 +302,14 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
         pairs = pairs.merge(truth.rename(columns={c: f"{c}_{side}" for c in truth.columns}),
                             on=[f"source_dataset_{side}", f"source_record_id_{side}"], how="left")
     is_true = pairs["true_person_id_l"] == pairs["true_person_id_r"]
-    levels = {2: "joint: two valid NHS numbers, DOB disagrees", 1: "household: surname+postcode, DOB disagrees"}
+    # Splink 5 keeps each comparison's weight (mw_<name>, bits), not its gamma: a level is told by its fixed weight.
+    levels = {RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
+              HOUSEHOLD_CORRECTION_BITS: "household: surname+postcode, DOB disagrees"}
     logit_upper = math.log2(upper / (1 - upper))
     effects = {}
-    for gamma, name in levels.items():
-        fired = pairs["gamma_relatives"] == gamma
-        without = pairs["match_weight"] - pairs["bf_relatives"].map(math.log2)
+    for bits, name in levels.items():
+        fired = pairs["mw_relatives"] == bits
+        without = pairs["match_weight"] - pairs["mw_relatives"]
         removed = fired & (without >= logit_upper) & (pairs["match_weight"] < logit_upper)
         effects[name] = {"fired": int(fired.sum()), "false_links_removed": int((removed & ~is_true).sum()),
                          "true_links_lost": int((removed & is_true).sum())}

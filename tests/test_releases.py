@@ -53,8 +53,9 @@ def ids_of(generation: str) -> dict[str, list[str]]:
 
 def run_released(spark, config, body, environ=None):
     with tracking_run(config, job="test-release") as run:
-        ctx = JobContext("test-release", argparse.Namespace(), config, environ or {"USER": "tester"}, spark, run,
-                         StageClock("test-release", out=io.StringIO()))
+        ctx = JobContext(job="test-release", args=argparse.Namespace(), config=config,
+                         environ=environ or {"USER": "tester"}, clock=StageClock("test-release", out=io.StringIO()),
+                         spark=spark, run=run)
         return released(body)(ctx)
 
 

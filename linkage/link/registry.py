@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from linkage.config import AppConfig, load_config
-from linkage.errors import ConfigError, LinkageError
+from linkage.config import AppConfig
+from linkage.errors import ConfigError
 from linkage.tracking import RunContext, configure_mlflow
 
 MODEL_ARTIFACT = "splink_model"
@@ -162,22 +161,16 @@ def load_model_json(config: AppConfig, version: str) -> dict:
         raise ConfigError(f"model version {uri} not found in {config.tracking_uri_shown}") from None
 
 
-def approve_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    """`python -m jobs.approve --version N`: set the approved alias (no Spark). Exit 0 ok, 2 bad version/config."""
-    from linkage.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser
+APPROVE_DESCRIPTION = "Approve a registered Splink model version for link runs (sets the alias)."
 
-    parser = build_parser("approve", "Approve a registered Splink model version for link runs (sets the alias).")
+
+def add_approve_arguments(parser) -> None:
     parser.add_argument("--version", required=True, help="Model registry version to approve, e.g. 3.")
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
-    try:
-        config = load_config(args.config, overrides=args.set)
-        approve_model(config, args.version, environ)
-    except LinkageError as error:
-        print(f"[approve] error: {error}", file=sys.stderr, flush=True)
-        return error.exit_code
-    print(f"[approve] {config.tracking.registered_model} version {args.version} is now "
-          f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})", flush=True)
-    return EXIT_OK
+
+
+def approve(ctx) -> None:
+    """`python -m jobs.approve --version N` (through the job harness, no Spark): set the approved alias."""
+    config, environ = ctx.config, ctx.environ
+    approve_model(config, ctx.args.version, environ)
+    ctx.say(f"{config.tracking.registered_model} version {ctx.args.version} is now "
+            f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})")

@@ -18,9 +18,9 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from linkage.cli import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, build_parser, first_line, redact
-from linkage.config import AppConfig, load_config
-from linkage.errors import ConfigError, LinkageError
+from linkage.cli import CommandContext, run_command, run_job
+from linkage.config import AppConfig
+from linkage.errors import ConfigError
 from linkage.session import spark_session
 
 DEFAULT_HOST = "127.0.0.1"
@@ -102,42 +102,35 @@ def start_server(backend, reviewer: str, host: str = DEFAULT_HOST, port: int = 0
     return server, token
 
 
-def review_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    parser = build_parser("review", "Serve the clerical review app on this machine (127.0.0.1) behind an "
-                                    "access token printed at start.", add_review_arguments)
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exit_:
-        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
-    if args.sample is not None:
-        from linkage.cli import run_job
+REVIEW_DESCRIPTION = "Serve the clerical review app on this machine (127.0.0.1) behind an access token printed at start."
 
+
+def review_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """`python -m jobs.review`: draw the review sample (--sample, a Spark job with its MLflow run) or serve the app."""
+    if "--sample" in argv or any(arg.startswith("--sample=") for arg in argv):
         return run_job("review_sample", "Draw the review sample.", draw_sample, argv, environ, add_review_arguments)
-    try:
-        reviewer = reviewer_id(environ)
-        config = load_config(args.config, overrides=args.set)
-        with spark_session(config.spark) as spark:
-            print("[review] reading the work queues from the lake ...", flush=True)
-            backend = build_backend(spark, config, reviewer, args.model_version)
-            server, token = start_server(backend, reviewer, args.host, args.port)
-            counts = ", ".join(f"{name}: {len(pairs)} pairs" for name, pairs in backend.data.queues.items())
-            print(f"[review] {counts or 'no work queue in the lake yet'}; reviewer id {reviewer}", flush=True)
-            if args.host != DEFAULT_HOST:
-                print(f"[review] warning: bound to {args.host}, not 127.0.0.1: other machines may reach it",
-                      file=sys.stderr, flush=True)
-            print(f"[review] open http://{args.host}:{server.server_port}/ and sign in with this access token "
-                  f"(valid until the app stops):\n{token}", flush=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                server.server_close()
-        print("[review] stopped", flush=True)
-        return EXIT_OK
-    except LinkageError as error:
-        print(f"[review] error: {error}", file=sys.stderr, flush=True)
-        return error.exit_code
-    except Exception as error:  # noqa: BLE001 - the job boundary: report and map to exit 1
-        print(f"[review] failed: {type(error).__name__}: {redact(first_line(error))}", file=sys.stderr, flush=True)
-        return EXIT_FAILURE
+    return run_command("review", REVIEW_DESCRIPTION, serve_review, argv, environ, add_review_arguments)
+
+
+def serve_review(ctx: CommandContext) -> None:
+    """Read the work queues, then serve until interrupted."""
+    args = ctx.args
+    reviewer = reviewer_id(ctx.environ)
+    with spark_session(ctx.config.spark) as spark:
+        ctx.say("reading the work queues from the lake ...")
+        backend = build_backend(spark, ctx.config, reviewer, args.model_version)
+        server, token = start_server(backend, reviewer, args.host, args.port)
+        counts = ", ".join(f"{name}: {len(pairs)} pairs" for name, pairs in backend.data.queues.items())
+        ctx.say(f"{counts or 'no work queue in the lake yet'}; reviewer id {reviewer}")
+        if args.host != DEFAULT_HOST:
+            print(f"[review] warning: bound to {args.host}, not 127.0.0.1: other machines may reach it",
+                  file=sys.stderr, flush=True)
+        ctx.say(f"open http://{args.host}:{server.server_port}/ and sign in with this access token "
+                f"(valid until the app stops):\n{token}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    ctx.say("stopped")
