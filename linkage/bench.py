@@ -196,7 +196,7 @@ def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Seque
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from linkage.ingest import run_ingest
+    from linkage.ingest.job import run_ingest
     from linkage.link.linking import add_link_arguments, run_link
     from linkage.link.model import model_input, remove_path
     from linkage.link.registry import approve_command, load_model_json
