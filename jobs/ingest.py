@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.cli import run_job
-from linkage.ingest import run_ingest
+from linkage.ingest.job import run_ingest
 from linkage.releases.cycle import locked
 
 

@@ -197,7 +197,7 @@ def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Seque
     from mlflow.tracking import MlflowClient
 
     from linkage.cli import run_command
-    from linkage.ingest import run_ingest
+    from linkage.ingest.job import run_ingest
     from linkage.link.linking import add_link_arguments, run_link
     from linkage.link.model import model_input, remove_path
     from linkage.link.registry import APPROVE_DESCRIPTION, add_approve_arguments, approve, load_model_json

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linkage.config import PROJECT_ROOT
-from linkage.schemas import ALL_TABLES, TableContract, markdown_reference
+from linkage.schemas import TableContract, markdown_reference
+from linkage.sources import all_tables
 
 START_MARKER = "<!-- schema:start -->"
 END_MARKER = "<!-- schema:end -->"
@@ -48,7 +49,7 @@ def cohort_contracts(declarations: Path = DEFAULT_DECLARATIONS) -> tuple[TableCo
 
 def schema_reference(declarations: Path = DEFAULT_DECLARATIONS) -> str:
     """The generated markdown: every contract in linkage.schemas, then the declared cohorts' tables."""
-    return markdown_reference((*ALL_TABLES, *cohort_contracts(declarations))).strip("\n")
+    return markdown_reference((*all_tables(), *cohort_contracts(declarations))).strip("\n")
 
 
 def config_reference() -> str:
@@ -89,7 +90,12 @@ def _type_name(annotation: object) -> str:
     name = getattr(annotation, "__name__", None)
     if name and not get_args(annotation):
         return name
-    return str(annotation).replace("typing.", "").replace("datetime.", "").replace("linkage.config.models.", "").replace("linkage.config.", "")
+    from linkage.config.models import Source
+    from linkage.sources import names
+
+    # A source name is checked against the registry: shown as the Literal of the registered names.
+    text = str(annotation).replace(str(Source), f"Literal[{', '.join(repr(name) for name in names())}]")
+    return text.replace("typing.", "").replace("datetime.", "").replace("linkage.config.models.", "").replace("linkage.config.", "")
 
 
 def _marker_positions(readme_text: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER

@@ -109,7 +109,7 @@ def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
 
 def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     from linkage.cohorts import run_cohorts
-    from linkage.ingest import run_ingest
+    from linkage.ingest.job import run_ingest
     from linkage.link import run_link
     from linkage.pseudonymise import run_pseudonymise
 

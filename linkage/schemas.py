@@ -3,7 +3,8 @@
 These definitions are the single source for three things: the check `lake.write_table`
 applies before writing, the table and column comments stored in Delta, and the schema
 reference in the README (`python -m linkage.schemas > docs` via `make docs`; a test keeps the
-README in step). Other tools and notebooks read these tables: change a contract only on
+README in step). Each source's activity tables are defined here and declared as that source's in
+linkage.sources, which lists every table (`sources.all_tables()`). Other tools and notebooks read these tables: change a contract only on
 purpose, and say so in the README.
 """
 
@@ -156,13 +157,6 @@ THIRD_SECTOR_ACTIVITY_STD = TableContract(
         RUN_ID,
     ),
 )
-
-ACTIVITY_STD = {
-    "gp": GP_ACTIVITY_STD,
-    "hospital": HOSPITAL_ACTIVITY_STD,
-    "social_care": SOCIAL_CARE_ACTIVITY_STD,
-    "third_sector": THIRD_SECTOR_ACTIVITY_STD,
-}
 
 QUARANTINE = TableContract(
     "restricted", "quarantine",
@@ -365,20 +359,12 @@ THIRD_SECTOR_CONTACTS = TableContract(
     ),
 )
 
-PSEUDONYMISED_ACTIVITY = {
-    "gp": GP_EVENTS,
-    "hospital": HOSPITAL_EPISODES,
-    "social_care": SOCIAL_CARE_EVENTS,
-    "third_sector": THIRD_SECTOR_CONTACTS,
-}
-
-RESTRICTED_TABLES = (PEOPLE_STD, *ACTIVITY_STD.values(), QUARANTINE, PERSON_SPINE, PERSON_REGISTRY, REVIEW_QUEUE,
-                     REVIEW_DECISIONS, LINK_PAIRS, REVIEW_SAMPLE)
-PSEUDONYMISED_TABLES = (PERSON, *PSEUDONYMISED_ACTIVITY.values())
-ALL_TABLES = RESTRICTED_TABLES + PSEUDONYMISED_TABLES
+# The tables that are not per source; linkage.sources adds each registered source's activity tables
+# (sources.restricted_tables(), pseudonymised_tables(), all_tables()).
+LINKAGE_TABLES = (QUARANTINE, PERSON_SPINE, PERSON_REGISTRY, REVIEW_QUEUE, REVIEW_DECISIONS, LINK_PAIRS, REVIEW_SAMPLE)
 
 
-def markdown_reference(contracts: tuple[TableContract, ...] = ALL_TABLES) -> str:
+def markdown_reference(contracts: tuple[TableContract, ...]) -> str:
     """The README's schema reference, generated from the contracts."""
     parts = []
     for contract in contracts:
@@ -390,4 +376,6 @@ def markdown_reference(contracts: tuple[TableContract, ...] = ALL_TABLES) -> str
 
 
 if __name__ == "__main__":
-    print(markdown_reference())
+    from linkage.sources import all_tables
+
+    print(markdown_reference(all_tables()))

@@ -17,9 +17,9 @@ from pyspark.sql import functions as F
 
 from jobs import ingest as ingest_job
 from jobs.pseudonymise import main as pseudonymise_main
-from linkage import lake
+from linkage import lake, sources
 from linkage.config import PROJECT_ROOT, AppConfig, load_config
-from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, PERSON_SPINE, TableContract
+from linkage.schemas import PEOPLE_STD, PERSON_SPINE, TableContract
 from linkage.tracking import tracking_run
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def write_restricted_inputs(spark: SparkSession, config) -> None:
     with tracking_run(config, job="test-setup") as run:
         lake.write_table(_frame(spark, PEOPLE_STD, PEOPLE_ROWS), config.paths.lake, PEOPLE_STD, run)
         lake.write_table(_frame(spark, PERSON_SPINE, SPINE_ROWS), config.paths.lake, PERSON_SPINE, run)
-        for source, contract in ACTIVITY_STD.items():
+        for source, contract in sources.activity_std_contracts().items():
             lake.write_table(_frame(spark, contract, ACTIVITY_ROWS[source]), config.paths.lake, contract, run)
 
 

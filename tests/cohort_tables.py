@@ -6,9 +6,9 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY
+from linkage import sources
 
-TABLES = {contract.name: contract for contract in (PERSON, *PSEUDONYMISED_ACTIVITY.values())}
+TABLES = {contract.name: contract for contract in sources.pseudonymised_tables()}
 
 
 def frame(spark: SparkSession, table: str, rows: list[dict]) -> DataFrame:

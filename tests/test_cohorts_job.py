@@ -10,11 +10,11 @@ from cohort_tables import frame, gp, person
 from mlflow.tracking import MlflowClient
 
 from jobs.cohorts import main
-from linkage import lake
+from linkage import lake, sources
 from linkage.config import PROJECT_ROOT
 from linkage.pseudonymise.keys import load_release_key
 from linkage.pseudonymise.tokens import pseudonym
-from linkage.schemas import PERSON, PERSON_SPINE, PSEUDONYMISED_ACTIVITY
+from linkage.schemas import PERSON, PERSON_SPINE
 from linkage.tracking import tracking_run
 
 HYP, HYP_RESOLVED, SHIELD_HIGH = "38341003", "162659009", "1300561000000107"
@@ -45,7 +45,7 @@ def test_failing_cohorts_are_isolated_and_qa_is_logged(spark, make_config, tmp_p
         gp_rows = [gp(pid["k1"], date(2020, 1, 1), HYP), gp(pid["k1"], date(2020, 4, 1), SHIELD_HIGH),
                    gp(pid["k2"], date(2020, 1, 1), HYP), gp(pid["k2"], date(2021, 1, 1), HYP_RESOLVED),
                    gp(pid["k3"], date(2020, 1, 1), HYP)]
-        for source, contract in PSEUDONYMISED_ACTIVITY.items():
+        for source, contract in sources.pseudonymised_activity_contracts().items():
             lake.write_table(frame(spark, contract.name, gp_rows if source == "gp" else []), config.paths.lake,
                              contract, run)
         spine = spark.createDataFrame([("gp", f"g{k}", k, "nhs_number", 1, "test") for k in pid],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from linkage.config import PROJECT_ROOT, SOURCES, AppConfig, load_config
+from linkage.config import PROJECT_ROOT, AppConfig, load_config
 from linkage.errors import ConfigError
 
 
@@ -138,8 +138,7 @@ def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def model_defaults() -> dict[str, Any]:
     """Every default of the models, flattened; required keys hold a placeholder no file would state."""
-    required = {"environment": "local", "paths": {"raw": REQUIRED, "lake": REQUIRED},
-                "ingest": {"sources": {s: {"people_file": REQUIRED, "activity_file": REQUIRED} for s in SOURCES}}}
+    required = {"environment": "local", "paths": {"raw": REQUIRED, "lake": REQUIRED}}
     defaults = flat(AppConfig.model_validate(required).model_dump(mode="json"))
     del defaults["environment"]  # required too: each overlay states it
     return defaults

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linkage import docs, lake
-from linkage.schemas import ALL_TABLES, PSEUDONYMISED_TABLES
+from linkage.sources import all_tables, pseudonymised_tables
 
 README_TEMPLATE = ("# Title\n\nIntro.\n\n<!-- schema:start -->\n{section}\n<!-- schema:end -->\n\n## Config\n\n"
                    "<!-- config:start -->\n{config}\n<!-- config:end -->\n\n## After\n")
@@ -19,7 +19,7 @@ def test_readme_schema_reference_equals_the_generated_text():
 
 def test_reference_covers_every_contract_and_each_declared_cohort():
     reference = docs.schema_reference()
-    expected = [f"{c.zone}/{c.name}" for c in ALL_TABLES]
+    expected = [f"{c.zone}/{c.name}" for c in all_tables()]
     expected += [f"cohorts/cohort_{path.stem}" for path in docs.DEFAULT_DECLARATIONS.glob("*.yaml")]
     assert expected and all(f"#### `{name}`" in reference for name in expected)
     assert "#### `cohorts/cohort_<name>_summary`" in reference
@@ -51,7 +51,7 @@ def test_a_readme_without_markers_is_an_input_error(tmp_path):
 @pytest.mark.slow
 def test_stored_delta_comments_of_the_pseudonymised_tables_equal_the_contracts(spark, released):
     lake_root = released.config.paths.lake
-    for contract in PSEUDONYMISED_TABLES:
+    for contract in pseudonymised_tables():
         schema = lake.read_table(spark, lake_root, contract).schema
         stored = [(field.name, field.simpleString().split(":", 1)[1], field.metadata.get("comment"))
                   for field in schema]

@@ -8,8 +8,8 @@ from builders import FILES, JOB_SETTINGS, RUN_DATE, latest_ingest_metrics, run_i
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from linkage import lake
-from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
+from linkage import lake, sources
+from linkage.schemas import PEOPLE_STD, QUARANTINE
 
 # Lines of builders.FILES (header = line 1).
 EXPECTED_QUARANTINE = {
@@ -81,15 +81,15 @@ def test_ingest_quarantines_bad_rows_reconciles_and_is_idempotent(spark, tmp_pat
     ).withColumn("date_of_birth", F.to_date("date_of_birth"))
     assert_df_equality(picked, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
 
-    hospital = lake.read_table(spark, config.paths.lake, ACTIVITY_STD["hospital"]).first()
+    hospital = lake.read_table(spark, config.paths.lake, sources.get("hospital").activity_std).first()
     assert (hospital.episode_id, hospital.primary_diagnosis, hospital.secondary_diagnoses) == ("E1", "J459",
                                                                                                ["I10", "E119"])
-    contact = lake.read_table(spark, config.paths.lake, ACTIVITY_STD["third_sector"]).first()
+    contact = lake.read_table(spark, config.paths.lake, sources.get("third_sector").activity_std).first()
     assert (contact.source_record_id, str(contact.contact_date), contact.unpaid_carer) == \
         ("Carers Centre:R1", "2021-03-04", True)
 
     # Rerun on the same input: the same content (only run_id differs), one new version per table.
-    contracts = [PEOPLE_STD, QUARANTINE, *ACTIVITY_STD.values()]
+    contracts = [PEOPLE_STD, QUARANTINE, *sources.activity_std_contracts().values()]
     before = {c.name: without_run_id(lake.read_table(spark, config.paths.lake, c)).collect() for c in contracts}
     assert run_ingest_job(test_overrides) == 0
     for contract in contracts:

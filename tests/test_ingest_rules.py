@@ -5,7 +5,7 @@ from datetime import date
 from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
-from linkage.ingest.fields import ACTIVITY, PEOPLE
+from linkage import sources
 from linkage.ingest.job import whole_stage_codegen
 from linkage.ingest.rules import DateRules, closed_code, with_reason
 
@@ -13,7 +13,7 @@ RULES = DateRules(1900, date(2026, 6, 30))
 
 
 def test_each_row_gets_the_first_reason_that_applies(spark):
-    columns = ACTIVITY["hospital"].fields
+    columns = sources.get("hospital").activity.fields
     rows = [
         # line, malformed, episode_id, person id, setting, start_date, end_date -> expected reason, detail
         (2, False, "E1", "H1", "APC", "2020-01-01", None, None, None),
@@ -33,7 +33,7 @@ def test_each_row_gets_the_first_reason_that_applies(spark):
         "start_date string, end_date string, "
         + ", ".join(f"{name} string" for name in columns[5:]) + ", expected_code string, expected_detail string",
     )
-    actual = with_reason(df, ACTIVITY["hospital"], RULES)
+    actual = with_reason(df, sources.get("hospital").activity, RULES)
     assert_column_equality(actual, "reason_code", "expected_code")
     assert_column_equality(actual, "reason_detail", "expected_detail")
 
@@ -58,9 +58,9 @@ def test_third_sector_client_refs_are_unique_per_organisation(spark):
     df = spark.createDataFrame([
         (2, False, "R1", "Org A"), (3, False, "R1", "Org B"), (4, False, "R1", "Org A"), (5, False, "R2", None),
     ], "line_number long, is_malformed boolean, org_client_ref string, organisation string")
-    for name in PEOPLE["third_sector"].fields[2:]:
+    for name in sources.get("third_sector").people.fields[2:]:
         df = df.withColumn(name, F.lit(None).cast("string"))
-    actual = with_reason(df, PEOPLE["third_sector"], RULES).select("line_number", "reason_code")
+    actual = with_reason(df, sources.get("third_sector").people, RULES).select("line_number", "reason_code")
     expected = spark.createDataFrame([(2, "duplicate_id"), (3, None), (4, "duplicate_id"), (5, "missing_mandatory_id")],
                                      "line_number long, reason_code string")
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

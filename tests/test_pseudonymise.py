@@ -19,15 +19,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
 from jobs.pseudonymise import main as pseudonymise_main
-from linkage import lake
+from linkage import lake, sources
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
 from linkage.pseudonymise.person import preferred_value, source_rank
 from linkage.schemas import (
     PEOPLE_STD,
     PERSON,
-    PSEUDONYMISED_ACTIVITY,
-    PSEUDONYMISED_TABLES,
 )
 
 OTHER_RELEASE_KEY = bytes(range(32, 64))
@@ -201,13 +199,13 @@ def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, rel
 
 @pytest.mark.slow
 def test_activity_tables_are_keyed_by_person_id_and_drop_records_without_a_person(spark, released):
-    gp = _read(spark, released.config, PSEUDONYMISED_ACTIVITY["gp"])
+    gp = _read(spark, released.config, sources.get("gp").pseudonymised_activity)
     # GPLOCAL0003 has no person key: its event is not published.
     assert sorted((r.person_id, r.code) for r in gp.collect()) == sorted(
         [(pseudonym("pk-A", RELEASE_KEY), "38341003"), (pseudonym("pk-A", RELEASE_KEY), "39113611000001102")])
-    hospital = _read(spark, released.config, PSEUDONYMISED_ACTIVITY["hospital"]).first()
+    hospital = _read(spark, released.config, sources.get("hospital").pseudonymised_activity).first()
     assert (hospital.person_id, hospital.secondary_diagnoses) == (pseudonym("pk-A", RELEASE_KEY), ["E119", "I10"])
-    counts = {c.name: _read(spark, released.config, c).count() for c in PSEUDONYMISED_TABLES}
+    counts = {c.name: _read(spark, released.config, c).count() for c in sources.pseudonymised_tables()}
     assert counts == {"person": 3, "gp_events": 2, "hospital_episodes": 1, "social_care_events": 1,
                       "third_sector_contacts": 1}
 
@@ -245,7 +243,7 @@ def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, rel
     # The scan finds what it looks for: the restricted input is full of hits.
     assert "surname_raw" in columns_with_identifiers(_read(spark, released.config, PEOPLE_STD), identifiers)
     leaks = {f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released.config, c), identifiers)
-             for c in PSEUDONYMISED_TABLES}
+             for c in sources.pseudonymised_tables()}
     assert leaks == {name: [] for name in leaks}, "identifiers found in these table columns (values not shown)"
 
 
@@ -286,7 +284,7 @@ def test_rerun_replaces_each_table_and_time_travel_returns_the_first_release(spa
     output = capfd.readouterr()
     assert "[pseudonymise] release 'test-release-1'" in output.out  # the capture holds the job's output
     assert not [form for form in key_forms(RELEASE_KEY) if form in output.out + output.err]
-    for contract in PSEUDONYMISED_TABLES:
+    for contract in sources.pseudonymised_tables():
         path = lake.table_path(config.paths.lake, contract)
         history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()
         assert [h.version for h in history] == [0, 1]

@@ -16,6 +16,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from linkage import schemas, sources
 from linkage.cohorts.codelists import Codelist, load_codelist
 from linkage.cohorts.contracts import PERSON_COLUMNS, person_contract, variable_types
 from linkage.cohorts.declaration import Condition, Criterion, Declaration, Window, parse_offset
@@ -31,9 +32,8 @@ from linkage.demographics import (
 )
 from linkage.errors import ConfigError
 from linkage.lake import read_table
-from linkage.schemas import PERSON, PSEUDONYMISED_ACTIVITY, TableContract
+from linkage.schemas import TableContract
 
-ACTIVITY_BY_TABLE = {contract.name: contract for contract in PSEUDONYMISED_ACTIVITY.values()}
 EVENT = "event"
 ENDING = "ending"
 
@@ -50,7 +50,7 @@ def compile_criteria(declaration: Declaration, codelists_dir: str) -> list[Compi
     """Check every column against the table contracts and load the codelists (errors name the cohort)."""
     compiled = []
     for name, criterion in declaration.criteria.items():
-        contract = ACTIVITY_BY_TABLE[criterion.table]
+        contract = sources.source_of_table(criterion.table).pseudonymised_activity
         types = {column.name: column.type for column in contract.columns}
         used = [criterion.resolved_date_column, *(criterion.resolved_code_columns or [] if criterion.codelist else []),
                 *criterion.where]
@@ -102,20 +102,22 @@ def where_matches(where: dict[str, list]) -> Column:
     return F.coalesce(reduce(lambda a, b: a & b, conditions, F.lit(True)), F.lit(False))
 
 
-INPUT_TABLES = (PERSON, *ACTIVITY_BY_TABLE.values())
+def input_tables() -> tuple[TableContract, ...]:
+    """The tables cohorts read: the person table and every source's pseudonymised activity table."""
+    return sources.pseudonymised_tables()
 
 
 def read_inputs(spark: SparkSession, lake: str, versions: Mapping[str, int] | None = None) -> dict[str, DataFrame]:
     """The pseudonymised tables by name (lazy Delta reads), at the pinned `zone/table` versions when given."""
     versions = versions or {}
     return {contract.name: read_table(spark, lake, contract, version=versions.get(f"{contract.zone}/{contract.name}"))
-            for contract in INPUT_TABLES}
+            for contract in input_tables()}
 
 
 def criterion_events(tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date) -> DataFrame:
     """(person_id, criterion, kind, event_date) of the criterion's events and of its ending codes."""
     criterion = compiled.criterion
-    contract = ACTIVITY_BY_TABLE[criterion.table]
+    contract = sources.source_of_table(criterion.table).pseudonymised_activity
     table_df = tables[criterion.table]
     event_date = F.col(criterion.resolved_date_column)
     base = where_matches(criterion.where) & in_window(event_date, criterion.window, F.lit(index_date))
@@ -234,8 +236,8 @@ def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, 
 
 
 def identified_in(compiled: list[CompiledCriterion]) -> Column:
-    sources = [F.when(F.col(f"{item.name}__met"), F.lit(item.criterion.source)) for item in compiled]
-    return F.array_sort(F.array_distinct(F.array_compact(F.array(*sources)))) if sources \
+    found_in = [F.when(F.col(f"{item.name}__met"), F.lit(item.criterion.source)) for item in compiled]
+    return F.array_sort(F.array_distinct(F.array_compact(F.array(*found_in)))) if found_in \
         else F.array().cast("array<string>")
 
 
@@ -246,7 +248,7 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
     by_name = {item.name: item for item in compiled}
     events_df = reduce(DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled])
     aggregates_df = person_aggregates(events_df, compiled)
-    person_df = tables[PERSON.name].select("person_id", "year_of_birth", "month_of_birth", "sex",
+    person_df = tables[schemas.PERSON.name].select("person_id", "year_of_birth", "month_of_birth", "sex",
                                                        "ethnic_group", "imd_decile")
     joined_df = person_df.join(aggregates_df, "person_id", how="left")
     for item in compiled:
@@ -285,9 +287,10 @@ def summary_counts(cohort_df: DataFrame, declaration: Declaration) -> DataFrame:
                   for name in ("age_band", "sex", "ethnic_group", "imd_quintile")]
     partitions += [cell(name, F.when(F.col(name), "true").when(~F.col(name), "false").otherwise("not applicable"))
                    for name in flags]
-    sources = F.transform(F.when(F.size("identified_in") > 0, F.col("identified_in")).otherwise(F.array(F.lit("none"))),
-                          lambda source: cell("source", source))
-    cells_df = cohort_df.select(F.explode(F.concat(F.array(*partitions), sources)).alias("cell")).select("cell.*")
+    source_cells = F.transform(
+        F.when(F.size("identified_in") > 0, F.col("identified_in")).otherwise(F.array(F.lit("none"))),
+        lambda source: cell("source", source))
+    cells_df = cohort_df.select(F.explode(F.concat(F.array(*partitions), source_cells)).alias("cell")).select("cell.*")
     counts_df = cells_df.groupBy("breakdown", "category").agg(F.count(F.lit(1)).alias("count"))
     partition_counts_df = with_totals(counts_df.where(F.col("breakdown") != "source"))
     # Sources overlap (a person can be in several), so their total is the cohort size, not a sum.

@@ -12,21 +12,25 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from linkage import sources
 from linkage.errors import ConfigError
 
-TableName = Literal["gp_events", "hospital_episodes", "social_care_events", "third_sector_contacts"]
-
-# Where each table's events sit in time and what a codelist matches by default.
-DEFAULT_DATE_COLUMN = {"gp_events": "event_date", "hospital_episodes": "start_date",
-                       "social_care_events": "start_date", "third_sector_contacts": "contact_date"}
-DEFAULT_CODE_COLUMNS = {"gp_events": ["code"], "hospital_episodes": ["primary_diagnosis", "secondary_diagnoses"]}
-SOURCE_OF_TABLE = {"gp_events": "gp", "hospital_episodes": "hospital", "social_care_events": "social_care",
-                   "third_sector_contacts": "third_sector"}
+# A registered source's pseudonymised activity table; where its events sit in time and what a codelist
+# matches by default are part of the source's declaration (cohort_date_column, cohort_code_columns).
+TableName = Annotated[str, BeforeValidator(sources.registered_table)]
 
 _OFFSET = re.compile(r"^\s*([+-]?\d+)\s+(day|month|year)s?\s*$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -94,15 +98,18 @@ class Criterion(Strict):
 
     @property
     def resolved_date_column(self) -> str:
-        return self.date_column or DEFAULT_DATE_COLUMN[self.table]
+        return self.date_column or sources.source_of_table(self.table).cohort_date_column
 
     @property
     def resolved_code_columns(self) -> list[str] | None:
-        return self.code_columns if self.code_columns is not None else DEFAULT_CODE_COLUMNS.get(self.table)
+        if self.code_columns is not None:
+            return self.code_columns
+        default = sources.source_of_table(self.table).cohort_code_columns
+        return list(default) if default is not None else None
 
     @property
     def source(self) -> str:
-        return SOURCE_OF_TABLE[self.table]
+        return sources.source_of_table(self.table).name
 
     @property
     def value_type(self) -> str:

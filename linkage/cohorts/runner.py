@@ -19,11 +19,11 @@ from pyspark.sql import functions as F
 from linkage.cli import JobContext, first_line, redact, write_traceback
 from linkage.cohorts import qa
 from linkage.cohorts.builder import (
-    INPUT_TABLES,
     build_cohort,
     build_summary,
     cohort_contracts,
     compile_criteria,
+    input_tables,
     read_inputs,
 )
 from linkage.cohorts.declaration import Declaration, declaration_files, load_declaration
@@ -180,7 +180,7 @@ def run_cohorts(ctx: JobContext) -> dict[str, Any]:
     sequential = bool(getattr(ctx.args, "sequential", False))
     compare = bool(getattr(ctx.args, "compare", False))
     # Every cohort reads the same pinned versions: a run committing meanwhile cannot mix two releases.
-    versions = pinned_versions(ctx.spark, config.paths.lake, list(INPUT_TABLES))
+    versions = pinned_versions(ctx.spark, config.paths.lake, list(input_tables()))
     log_pinned(ctx.run, versions)
     with ctx.stage("prepare truth"):
         qa_inputs = prepare_qa(ctx)

@@ -8,7 +8,6 @@ linkage.config.loader.
 
 from linkage.config.loader import DEFAULT_CONF_DIR, DEFAULT_OVERLAY, PROJECT_ROOT, load_config
 from linkage.config.models import (
-    SOURCES,
     AppConfig,
     CohortsConfig,
     ColumnMapping,
@@ -27,7 +26,7 @@ from linkage.config.models import (
 )
 
 __all__ = [
-    "DEFAULT_CONF_DIR", "DEFAULT_OVERLAY", "PROJECT_ROOT", "SOURCES", "AppConfig", "CohortsConfig", "ColumnMapping",
+    "DEFAULT_CONF_DIR", "DEFAULT_OVERLAY", "PROJECT_ROOT", "AppConfig", "CohortsConfig", "ColumnMapping",
     "DisclosureConfig", "IngestConfig", "LinkageConfig", "PathsConfig", "PseudonymiseConfig", "ReleaseGatesConfig",
     "ReleasesConfig", "Source", "SparkConfig", "SyntheticConfig", "ThresholdsConfig", "TrackingConfig", "load_config",
 ]

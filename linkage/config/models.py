@@ -12,10 +12,19 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
+from linkage import sources
 from linkage.config.synthetic_defaults import (
     SYNTHETIC_CONDITION_RATES,
     SYNTHETIC_COVERAGE,
@@ -28,8 +37,8 @@ from linkage.config.synthetic_defaults import (
     SYNTHETIC_REFERENCE_DATE,
 )
 
-SOURCES = ("gp", "hospital", "social_care", "third_sector")
-Source = Literal["gp", "hospital", "social_care", "third_sector"]
+# A source's name: one of linkage.sources' registered sources (checked when the configuration is read).
+Source = Annotated[str, BeforeValidator(sources.registered_name)]
 
 
 class Frozen(BaseModel):
@@ -160,10 +169,24 @@ class ColumnMapping(Frozen):
     activity_columns: dict[str, str] = Field(default_factory=dict, description="As people_columns, for the activity file.")
 
 
+def _declared_files(given: Mapping[str, Any]) -> dict[str, Any]:
+    """ingest.sources: each registered source's declared file names, under what the files give.
+
+    An unknown source is left in, for the key check to name it."""
+    merged: dict[str, Any] = {}
+    for declaration in sources.declarations():
+        mapping = given.get(declaration.name, {})
+        defaults = {"people_file": declaration.people_file, "activity_file": declaration.activity_file}
+        merged[declaration.name] = {**defaults, **mapping} if isinstance(mapping, Mapping) else mapping
+    return merged | {name: mapping for name, mapping in given.items() if name not in merged}
+
+
 class IngestConfig(Frozen):
     sources: dict[Source, ColumnMapping] = Field(
-        description="Per source: people_file, activity_file (names without extension, .csv or .parquet) and "
-                    "people_columns / activity_columns mapping canonical field -> this site's column name.")
+        default_factory=lambda: _declared_files({}), validate_default=True,
+        description="Per source: people_file, activity_file (names without extension, .csv or .parquet; default "
+                    "the names linkage.sources declares) and people_columns / activity_columns mapping canonical "
+                    "field -> this site's column name.")
     max_future_days: int = Field(0, ge=0, description="Dates more than this many days after the run date are impossible.")
     earliest_birth_year: int = Field(1900, ge=1800, description="Dates of birth before this year are impossible.")
     nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
@@ -171,6 +194,15 @@ class IngestConfig(Frozen):
     allow_empty_sources: list[Source] = Field(
         default_factory=list,
         description="Sources whose people file may give no rows although the previous run had some (else exit 2).")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _every_registered_source(cls, value: Any) -> Any:
+        """Every registered source, its file names defaulting to the declared ones; a source given here
+        overrides only the keys it gives."""
+        if not isinstance(value, Mapping):
+            return value
+        return _declared_files(value)
 
 
 class ThresholdsConfig(Frozen):
@@ -226,14 +258,16 @@ class PseudonymiseConfig(Frozen):
                                          "fields published; other values become Other.")
     reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
     source_priority: tuple[Source, ...] = Field(
-        SOURCES, description="When a person's records disagree equally often, the value from the first source here wins."
+        default_factory=sources.names,
+        description="When a person's records disagree equally often, the value from the first source here wins."
     )
 
     @field_validator("source_priority")
     @classmethod
     def _every_source_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if sorted(value) != sorted(SOURCES):
-            raise ValueError(f"must list each of {', '.join(SOURCES)} exactly once, got {', '.join(value) or 'none'}")
+        if sorted(value) != sorted(sources.names()):
+            raise ValueError(f"must list each of {', '.join(sources.names())} exactly once, "
+                             f"got {', '.join(value) or 'none'}")
         return value
 
 
@@ -297,7 +331,7 @@ class AppConfig(Frozen):
     spark: SparkConfig = SparkConfig()
     tracking: TrackingConfig = TrackingConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
-    ingest: IngestConfig
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     linkage: LinkageConfig = LinkageConfig()
     pseudonymise: PseudonymiseConfig = PseudonymiseConfig()
     cohorts: CohortsConfig = CohortsConfig()

@@ -1,5 +1,9 @@
 """Activity files -> rows of restricted/<source>_activity_std (accepted rows only; see rules.py for quarantine).
 
+Each standardiser takes the accepted rows and the source's declaration (linkage.sources), which
+names it; it returns the columns of the declaration's activity_std contract, in order (without
+run_id). A source whose activity needs nothing special uses `standardise_by_contract`.
+
 Activity rows whose person id is not in the people file are kept: the person may have been
 quarantined (e.g. a duplicated id) or the files cut at slightly different times, and
 dropping the activity would lose it for good. They are counted (`orphan_rows`) and simply
@@ -8,13 +12,16 @@ find no person when the linkage spine is joined.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from linkage.ingest.fields import ACTIVITY
-from linkage.ingest.people import source_record_id
 from linkage.ingest.rules import closed_code
 from linkage.standardise.dates import date_parse
+
+if TYPE_CHECKING:
+    from linkage.sources import SourceDeclaration
 
 
 def icd10_std(col: Column) -> Column:
@@ -33,28 +40,28 @@ def _trimmed(name: str) -> Column:
     return F.trim(F.col(name)).alias(name)
 
 
-def _code(source: str, name: str) -> Column:
-    return closed_code(F.col(name), ACTIVITY[source].closed_codes[name]).alias(name)
+def _code(source: SourceDeclaration, name: str) -> Column:
+    return closed_code(F.col(name), source.activity.closed_codes[name]).alias(name)
 
 
 def _date(name: str) -> Column:
     return date_parse(F.col(name)).alias(name)
 
 
-def _key(source: str) -> list[Column]:
-    return [F.lit(source).alias("source_dataset"), source_record_id(source).alias("source_record_id")]
+def _key(source: SourceDeclaration) -> list[Column]:
+    return [F.lit(source.name).alias("source_dataset"), source.record_id().alias("source_record_id")]
 
 
-def standardise_gp_activity(df: DataFrame) -> DataFrame:
+def standardise_gp_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        *_key("gp"), _date("event_date"), _code("gp", "code_system"), _trimmed("code"),
+        *_key(source), _date("event_date"), _code(source, "code_system"), _trimmed("code"),
         F.trim(F.col("value")).try_cast("double").alias("value"),
     )
 
 
-def standardise_hospital_activity(df: DataFrame) -> DataFrame:
+def standardise_hospital_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("episode_id"), *_key("hospital"), _code("hospital", "setting"),
+        _trimmed("episode_id"), *_key(source), _code(source, "setting"),
         _date("start_date"), _date("end_date"), _trimmed("admission_method"),
         icd10_std(F.col("primary_diagnosis")).alias("primary_diagnosis"),
         icd10_list_std(F.col("secondary_diagnoses")).alias("secondary_diagnoses"),
@@ -62,25 +69,42 @@ def standardise_hospital_activity(df: DataFrame) -> DataFrame:
     )
 
 
-def standardise_social_care_activity(df: DataFrame) -> DataFrame:
+def standardise_social_care_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("event_id"), *_key("social_care"), _code("social_care", "client_type"),
-        _code("social_care", "event_type"), _trimmed("service_type"), _trimmed("primary_support_reason"),
+        _trimmed("event_id"), *_key(source), _code(source, "client_type"),
+        _code(source, "event_type"), _trimmed("service_type"), _trimmed("primary_support_reason"),
         _date("start_date"), _date("end_date"),
     )
 
 
-def standardise_third_sector_activity(df: DataFrame) -> DataFrame:
+def standardise_third_sector_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("contact_id"), *_key("third_sector"), _trimmed("organisation"), _date("contact_date"),
+        _trimmed("contact_id"), *_key(source), _trimmed("organisation"), _date("contact_date"),
         _trimmed("contact_reason"),
         (closed_code(F.col("unpaid_carer"), ("Y", "N")) == "Y").alias("unpaid_carer"),
     )
 
 
-STANDARDISE_ACTIVITY = {
-    "gp": standardise_gp_activity,
-    "hospital": standardise_hospital_activity,
-    "social_care": standardise_social_care_activity,
-    "third_sector": standardise_third_sector_activity,
-}
+def standardise_by_contract(df: DataFrame, source: SourceDeclaration) -> DataFrame:
+    """The generic standardiser: each column of the activity_std contract, in order, from the accepted rows.
+
+    source_dataset and source_record_id are the key; a date column is parsed; a closed-code field takes
+    its canonical spelling; any other field is trimmed text cast to the contract's type.
+    """
+    columns = []
+    for column in source.activity_std.columns:
+        if column.name == "run_id":
+            continue
+        if column.name == "source_dataset":
+            columns.append(F.lit(source.name).alias("source_dataset"))
+        elif column.name == "source_record_id":
+            columns.append(source.record_id().alias("source_record_id"))
+        elif column.type == "date":
+            columns.append(_date(column.name))
+        elif column.name in source.activity.closed_codes:
+            columns.append(_code(source, column.name))
+        elif column.type == "string":
+            columns.append(_trimmed(column.name))
+        else:
+            columns.append(F.trim(F.col(column.name)).try_cast(column.type).alias(column.name))
+    return df.select(*columns)

@@ -15,17 +15,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from linkage import lake
+from linkage import lake, sources
 from linkage.cli import JobContext
-from linkage.config import SOURCES, IngestConfig
+from linkage.config import IngestConfig
 from linkage.errors import LinkageError
 from linkage.ingest import fields
-from linkage.ingest.activity import STANDARDISE_ACTIVITY
 from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
 from linkage.ingest.reader import FileLayout, RawFile, locate, read_files, read_header_at, resolve_layout
 from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
-from linkage.schemas import ACTIVITY_STD, PEOPLE_STD, QUARANTINE
+from linkage.schemas import PEOPLE_STD, QUARANTINE
 from linkage.standardise.names import read_nicknames
 
 
@@ -51,13 +50,15 @@ def date_rules(config: IngestConfig, today: date | None = None) -> DateRules:
 
 
 def plan_files(ctx: JobContext) -> list[PlannedFile]:
-    """Locate all eight files and match their headers before any data is read: fail fast, naming what is missing."""
+    """Locate every source's two files and match their headers before any data is read: fail fast, naming what
+    is missing."""
     planned = []
-    for source in SOURCES:
+    for declaration in sources.declarations():
+        source = declaration.name
         mapping = ctx.config.ingest.sources[source]
         for role, stem, columns, rules in (
-            ("people", mapping.people_file, mapping.people_columns, fields.PEOPLE[source]),
-            ("activity", mapping.activity_file, mapping.activity_columns, fields.ACTIVITY[source]),
+            ("people", mapping.people_file, mapping.people_columns, declaration.people),
+            ("activity", mapping.activity_file, mapping.activity_columns, declaration.activity),
         ):
             raw = locate(ctx.spark, ctx.config.paths.raw, stem, source, role)
             header, header_line = read_header_at(ctx.spark, raw)
@@ -91,7 +92,7 @@ def rows_read(raw: RawFile, last_line: int, header_line: int = 1, continuation_l
 
 
 def run_ingest(ctx: JobContext) -> dict[str, int]:
-    """Ingest the raw extracts into people_std, the four activity tables and quarantine; return the counts."""
+    """Ingest the raw extracts into people_std, each source's activity table and quarantine; return the counts."""
     with whole_stage_codegen(ctx.spark), ExitStack() as cleanup:
         return _ingest(ctx, cleanup)
 
@@ -138,7 +139,7 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
             if plan.raw.role == "people":
                 people_parts.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
             else:
-                activity_by_source[plan.raw.source] = STANDARDISE_ACTIVITY[plan.raw.source](accepted_df)
+                activity_by_source[plan.raw.source] = sources.get(plan.raw.source).standardised_activity(accepted_df)
 
     people_plans = [plan for plan in planned if plan.raw.role == "people"]
     refuse_emptied_sources({plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
@@ -150,13 +151,14 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
         people_df = _union(people_parts).withColumn("run_id", run_id)
         lake.write_table(people_df, config.paths.lake, PEOPLE_STD, run)
         for source, activity_df in activity_by_source.items():
-            lake.write_table(activity_df.withColumn("run_id", run_id), config.paths.lake, ACTIVITY_STD[source], run)
+            lake.write_table(activity_df.withColumn("run_id", run_id), config.paths.lake, sources.get(source).activity_std, run)
         lake.write_table(_union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run)
 
     with ctx.stage("quality counts"):
         # From the written tables: a few columns of Delta are cheaper than recomputing the standardisation.
         people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
-        activity_std = [lake.read_table(spark, config.paths.lake, ACTIVITY_STD[source]) for source in SOURCES]
+        activity_std = [lake.read_table(spark, config.paths.lake, contract)
+                        for contract in sources.activity_std_contracts().values()]
         counts.update(people_field_counts(people_std))
         counts.update(orphan_counts(people_std, activity_std))
 
@@ -207,7 +209,7 @@ def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[s
     activity_keys = _union([df.select("source_dataset", "source_record_id") for df in activity_dfs])
     orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
                    .groupBy("source_dataset").count().collect())
-    return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in SOURCES}
+    return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in sources.names()}
 
 
 def _union(parts: list[DataFrame]) -> DataFrame:

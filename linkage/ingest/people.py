@@ -11,9 +11,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from linkage import sources
 from linkage.ingest.rules import DateRules
 from linkage.standardise import dates, ethnicity, names, nhs_number, postcode
-from linkage.standardise.sex import SEX_STD
 
 
 def _raw(df: DataFrame, name: str) -> Column:
@@ -22,11 +22,8 @@ def _raw(df: DataFrame, name: str) -> Column:
 
 
 def source_record_id(source: str) -> Column:
-    """The people-file's local id (trimmed); third sector: organisation:org_client_ref."""
-    if source == "third_sector":
-        return F.concat_ws(":", F.trim(F.col("organisation")), F.trim(F.col("org_client_ref")))
-    id_column = {"gp": "gp_patient_id", "hospital": "hospital_patient_id", "social_care": "la_client_id"}[source]
-    return F.trim(F.col(id_column))
+    """The people-file's local id (trimmed); third sector: organisation:org_client_ref (see sources.record_id)."""
+    return sources.get(source).record_id()
 
 
 def with_raw_fields(df: DataFrame, source: str) -> DataFrame:
@@ -68,7 +65,7 @@ def with_birth_std(df: DataFrame, rules: DateRules) -> DataFrame:
 
 
 def with_sex_std(df: DataFrame, source: str) -> DataFrame:
-    return df.withColumn("sex", SEX_STD[source](F.col("sex_raw")))
+    return df.withColumn("sex", sources.get(source).sex_std(F.col("sex_raw")))
 
 
 def with_postcode_std(df: DataFrame) -> DataFrame:

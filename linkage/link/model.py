@@ -1,4 +1,4 @@
-"""Splink on Spark: the backend with a cleaned-up scratch folder, the four sources registered, and training.
+"""Splink on Spark: the backend with a cleaned-up scratch folder, each source present registered, and training.
 
 Splink breaks lineage by writing intermediate tables (parquet) under the SparkContext's
 checkpoint folder and never deletes them; they hold identifiable values, so each job gets its
@@ -31,7 +31,8 @@ from splink import Linker
 from splink.backends.spark import SparkAPI
 from splink.internals.exceptions import EMTrainingException
 
-from linkage.config import SOURCES, AppConfig, LinkageConfig
+from linkage import sources
+from linkage.config import AppConfig, LinkageConfig
 from linkage.errors import InputError
 from linkage.link.em import em_over_pattern_counts
 from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts
@@ -111,7 +112,7 @@ def register_sources(db_api: SparkAPI, people_df: DataFrame) -> list:
     suffix = uuid.uuid4().hex[:8]
     return [db_api.register(model_df.where(F.col("source_dataset") == source), dataset_display_name=source,
                             table_name=f"__splink__input_{source}_{suffix}")
-            for source in SOURCES if source in present]
+            for source in sources.names() if source in present]
 
 
 def build_linker(tables: list, settings: Any) -> Linker:

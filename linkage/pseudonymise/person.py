@@ -16,16 +16,8 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from linkage.config import SOURCES
+from linkage import sources
 from linkage.demographics import PERSON_AGE_BAND_STARTS, age_at, age_band, birth_date, known, or_unknown
-
-# Every date column of an activity table that says when something happened to the person.
-ACTIVITY_DATE_COLUMNS = {
-    "gp": ("event_date",),
-    "hospital": ("start_date", "end_date"),
-    "social_care": ("start_date", "end_date"),
-    "third_sector": ("contact_date",),
-}
 
 NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
@@ -45,7 +37,7 @@ def record_activity_span(activity_dfs: Mapping[str, DataFrame]) -> DataFrame:
     dated = [
         df.select("source_dataset", "source_record_id", F.col(column).alias("activity_date"))
         for source, df in activity_dfs.items()
-        for column in ACTIVITY_DATE_COLUMNS[source]
+        for column in sources.get(source).activity_date_columns  # when something happened to the person
     ]
     return (
         reduce(DataFrame.unionByName, dated)
@@ -105,7 +97,7 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
     """The PERSON table from person_records(): one row per person_id."""
     attributes = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
     person_df = records_df.groupBy("person_id").agg(
-        *[F.bool_or(F.col("source_dataset") == source).alias(f"in_{source}") for source in SOURCES],
+        *[F.bool_or(F.col("source_dataset") == source).alias(f"in_{source}") for source in sources.names()],
         F.min("first_activity_date").alias("first_activity_date"),
         F.max("last_activity_date").alias("last_activity_date"),
         F.collect_list(F.struct("source_rank", "last_activity_date", *attributes)).alias("records"),
@@ -126,7 +118,7 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
         or_unknown(F.col("ethnic_group")).alias("ethnic_group"),
         "imd_decile",
         "postcode_district",
-        *[F.col(f"in_{source}") for source in SOURCES],
+        *[F.col(f"in_{source}") for source in sources.names()],
         "first_activity_date",
         "last_activity_date",
         F.lit(run_id).alias("run_id"),

@@ -12,7 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from linkage import lake
+from linkage import lake, sources
 from linkage.cli import JobContext
 from linkage.errors import InputError
 from linkage.pseudonymise.keys import load_release_key
@@ -24,17 +24,14 @@ from linkage.pseudonymise.person import (
 )
 from linkage.pseudonymise.tokens import person_id_for
 from linkage.pseudonymise.vocabulary import (
-    FREE_TEXT_FIELDS,
     other_counts,
     read_vocabularies,
     with_controlled_vocabulary,
 )
 from linkage.schemas import (
-    ACTIVITY_STD,
     PEOPLE_STD,
     PERSON,
     PERSON_SPINE,
-    PSEUDONYMISED_ACTIVITY,
     TableContract,
 )
 
@@ -62,7 +59,7 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
     vocabularies = read_vocabularies(config.pseudonymise.vocabularies)
     reference_date = config.pseudonymise.reference_date or datetime.now(UTC).date()
 
-    inputs = [PERSON_SPINE, PEOPLE_STD, *ACTIVITY_STD.values()]
+    inputs = [PERSON_SPINE, PEOPLE_STD, *sources.activity_std_contracts().values()]
     missing = [f"{c.zone}/{c.name}" for c in inputs if not lake.table_exists(spark, lake_root, c)]
     if missing:
         raise InputError(f"input tables missing from {lake_root}: {', '.join(missing)} (run ingest and link first)")
@@ -83,10 +80,10 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
     try:
         with ctx.stage("pseudonymise keys"):
             metrics["spine_records_without_person"] = spine_df.count() - record_person_df.count()
-        activity_dfs = {source: read(contract) for source, contract in ACTIVITY_STD.items()}
-        for source, contract in PSEUDONYMISED_ACTIVITY.items():
+        activity_dfs = {source: read(contract) for source, contract in sources.activity_std_contracts().items()}
+        for source, contract in sources.pseudonymised_activity_contracts().items():
             with ctx.stage(f"write {contract.name}"):
-                fields = FREE_TEXT_FIELDS.get(source, ())
+                fields = sources.get(source).free_text_fields
                 controlled_df = with_controlled_vocabulary(activity_dfs[source], fields, vocabularies)
                 events_df = pseudonymise_activity(controlled_df, record_person_df, contract, run.run_id)
                 counts[contract.name] = lake.write_table(events_df, lake_root, contract, run).rows

@@ -3,6 +3,7 @@
 A source's `contact_reason` or `service_type` is typed by a person: it can hold a note such as
 "daughter Jane O'Neill called". Only values listed in conf/vocabularies/<field>.csv are
 published (in the listed spelling); any other supplied value becomes `Other` and is counted.
+Which fields are free text is part of each source's declaration (linkage.sources).
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from linkage import sources
 from linkage.errors import ConfigError
 from linkage.ingest.rules import closed_code
 
 OTHER = "Other"
-FREE_TEXT_FIELDS = {"social_care": ("service_type", "primary_support_reason"),
-                    "third_sector": ("organisation", "contact_reason")}
 
 
 def read_vocabularies(folder: str | Path) -> dict[str, tuple[str, ...]]:
     """Field -> allowed values, from <folder>/<field>.csv (a `value` column); ConfigError naming a missing file."""
     vocabularies = {}
-    for field in sorted({name for names in FREE_TEXT_FIELDS.values() for name in names}):
+    for field in sources.free_text_fields():
         path = Path(folder) / f"{field}.csv"
         if not path.exists():
             raise ConfigError(f"{path}: controlled vocabulary of '{field}' not found (pseudonymise.vocabularies)")

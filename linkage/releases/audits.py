@@ -17,9 +17,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+from linkage import sources
 from linkage.config import AppConfig
 from linkage.releases.manifest import ANALYST_ZONES, table_uri
-from linkage.schemas import ALL_TABLES, TableContract
+from linkage.schemas import TableContract
 
 PEOPLE_STD_TABLE = "restricted/people_std"
 SPINE_TABLE = "restricted/person_spine"
@@ -99,7 +100,7 @@ def known_contracts(config: AppConfig) -> dict[str, TableContract]:
     from linkage.cohorts.builder import cohort_contracts
     from linkage.cohorts.declaration import declaration_files, load_declaration
 
-    contracts = {f"{c.zone}/{c.name}": c for c in ALL_TABLES}
+    contracts = {f"{c.zone}/{c.name}": c for c in sources.all_tables()}
     try:
         files = declaration_files(config.cohorts.declarations)
     except Exception:  # noqa: BLE001 - no declarations folder: only the fixed contracts apply

@@ -21,6 +21,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from linkage import lake as lake_tables
+from linkage import sources
 from linkage.cli import JobContext
 from linkage.config import AppConfig
 from linkage.errors import LinkageError
@@ -37,7 +38,7 @@ from linkage.releases.manifest import (
     read_events,
     releases,
 )
-from linkage.schemas import RESTRICTED_TABLES, TableContract
+from linkage.schemas import TableContract
 from linkage.tracking import RunContext
 
 Body = Callable[[JobContext], Any]
@@ -80,7 +81,7 @@ def log_pinned(run: RunContext, versions: Mapping[str, int]) -> None:
 
 def candidate_tables(spark: SparkSession, lake: str, published: dict[str, int], written: dict[str, int]) -> dict[str, int]:
     restricted = {f"{c.zone}/{c.name}": lake_tables.table_version(spark, lake_tables.table_path(lake, c))
-                  for c in RESTRICTED_TABLES if lake_tables.table_exists(spark, lake, c)}
+                  for c in sources.restricted_tables() if lake_tables.table_exists(spark, lake, c)}
     analyst = {t: v for t, v in published.items() if t.split("/", 1)[0] in ANALYST_ZONES}
     return {**restricted, **analyst, **written}
 

@@ -1,5 +1,7 @@
 """Sex codes of each source -> M, F or null (unknown, not specified, other, or not a code we know).
 
+Each source's declaration (linkage.sources) names its function here.
+
 Other/unknown become null rather than a third value: linkage compares M/F only, and the raw
 code is kept beside it.
 """
@@ -44,11 +46,3 @@ def sex_std_social_care(col: Column) -> Column:
 def sex_std_third_sector(col: Column) -> Column:
     """Third sector files carry no sex: always null (kept for a uniform per-source interface)."""
     return F.lit(None).cast("string")
-
-
-SEX_STD = {
-    "gp": sex_std_gp,
-    "hospital": sex_std_hospital,
-    "social_care": sex_std_social_care,
-    "third_sector": sex_std_third_sector,
-}

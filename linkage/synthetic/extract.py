@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from linkage.config import SOURCES, AppConfig, ColumnMapping, SyntheticConfig
+from linkage import sources as registry
+from linkage.config import AppConfig, ColumnMapping, SyntheticConfig
 from linkage.errors import InputError
 from linkage.synthetic import profiles
 from linkage.synthetic.activity import make_activity, organisation_of
@@ -32,11 +33,11 @@ from linkage.synthetic.writer import (
     write_csv,
 )
 
-FILES = {  # source -> (people file, activity file), the default names of conf/base.yaml ingest.sources
-    "gp": ("gp_patients", "gp_events"),
-    "hospital": ("hospital_patients", "hospital_episodes"),
-    "social_care": ("social_care_clients", "social_care_events"),
-    "third_sector": ("third_sector_clients", "third_sector_contacts"),
+# The sources this generator simulates (the built-in ones of linkage.sources; a source registered later
+# has no synthetic records).
+GENERATED_SOURCES = ("gp", "hospital", "social_care", "third_sector")
+FILES = {  # source -> (people file, activity file): the names its declaration gives, ingest.sources' defaults
+    source: (registry.get(source).people_file, registry.get(source).activity_file) for source in GENERATED_SOURCES
 }
 TRUTH_FILE, TRUTH_CONDITIONS_FILE, MALFORMED_FILE = "truth.csv", "truth_conditions.csv", "malformed_rows.csv"
 # Independent random streams per stage: changing one stage leaves the others' draws alone.
@@ -59,9 +60,10 @@ def extract_files_found(raw_dir: Path, stems: Sequence[str]) -> dict[str, list[s
 
 
 def extract_present(raw_dir: Path, sources: Mapping[str, ColumnMapping] | None = None) -> bool:
-    """True when every people/activity file `ingest.sources` names (default: the generator's names)
-    is in raw_dir (as CSV or Parquet)."""
-    stems = extract_stems(sources) if sources is not None else [name for pair in FILES.values() for name in pair]
+    """True when every people/activity file `ingest.sources` names (default: the names every registered
+    source declares) is in raw_dir (as CSV or Parquet)."""
+    stems = extract_stems(sources) if sources is not None else [
+        name for source in registry.declarations() for name in (source.people_file, source.activity_file)]
     return all(extract_files_found(raw_dir, stems).values())
 
 
@@ -105,7 +107,7 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
     is_carer = (pop.age >= CARER_AGE) & (rng["carers"].random(pop.size) < carer_chance)
     records = {source: profiles.misrecord(make_records(pop, source, config, is_carer, rng[source]), pop,
                                           config.profile, profile_rng, config.group_error_factor)
-               for source in SOURCES}
+               for source in GENERATED_SOURCES}
     organisation = organisation_of(records["third_sector"], is_carer, rng["third_sector"])
     activity = make_activity(pop, records, is_carer, codes, config, rng["activity"])
 
@@ -123,7 +125,7 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
         "third_sector": _third_sector_contacts(activity["third_sector"], records["third_sector"], organisation,
                                                files_rng),
     }
-    record_ids = {source: records[source].local_id for source in SOURCES}
+    record_ids = {source: records[source].local_id for source in GENERATED_SOURCES}
     record_ids["third_sector"] = np.strings.add(np.strings.add(organisation, ":"), records["third_sector"].local_id)
 
     # Written to a staging folder and moved in at the end, extract files last, so a crash part-way never
@@ -134,7 +136,7 @@ def generate_extract(config: SyntheticConfig, out_dir: Path, codelists_dir: Path
     counts: dict[str, int] = {}
     malformed: list[tuple[str, int, str]] = []
     specs = _malformed_specs(pop, files_rng)
-    for source in SOURCES:
+    for source in GENERATED_SOURCES:
         for name, table in zip(FILES[source], (people_tables[source], activity_tables[source]), strict=True):
             bad = malformed_lines(table, specs[name], config.malformed_rows, config.reference_date, files_rng)
             written = write_csv(staging / f"{name}.csv", table, bad, bom=name in config.bom_files)
