@@ -19,14 +19,18 @@ def main(table_path: str) -> int:
     workers = sorted(set(spark.sparkContext.parallelize(range(4), 2).map(lambda _: sys.executable).collect()))
     driver_memory = spark.conf.get("spark.driver.memory", "unset")
     spark.stop()
-    print(f"spark-submit smoke: {rows} rows in {table_path}; python workers {workers}; driver memory {driver_memory}")
+    print(
+        f"spark-submit smoke: {rows} rows in {table_path}; python workers {workers}; driver memory {driver_memory}"
+    )
     problems = []
     if rows == 0:
         problems.append("the Delta table is empty")
     if workers != [os.environ["PYSPARK_PYTHON"]]:
         problems.append(f"python workers ran {workers}, not {os.environ['PYSPARK_PYTHON']}")
     if driver_memory != os.environ.get("SPARK_DRIVER_MEMORY"):
-        problems.append(f"driver memory {driver_memory}, entrypoint asked {os.environ.get('SPARK_DRIVER_MEMORY')}")
+        problems.append(
+            f"driver memory {driver_memory}, entrypoint asked {os.environ.get('SPARK_DRIVER_MEMORY')}"
+        )
     for problem in problems:
         print(f"spark-submit smoke: FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -4,7 +4,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_command
+from linkage.harness import run_command
 from linkage.link.registry import APPROVE_DESCRIPTION, add_approve_arguments, approve
 
 

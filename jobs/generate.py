@@ -13,14 +13,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from linkage.cli import CommandContext, run_command
+from linkage.harness import CommandContext, run_command
 from linkage.synthetic import generate_raw_extract
 
 DESCRIPTION = "Generate a synthetic extract of the four sources, with truth.csv and truth_conditions.csv."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=None, help="Folder to write to (default: paths.raw of the configuration).")
+    parser.add_argument(
+        "--out", default=None, help="Folder to write to (default: paths.raw of the configuration)."
+    )
 
 
 def generate(ctx: CommandContext) -> None:

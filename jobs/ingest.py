@@ -6,14 +6,20 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_job
+from linkage.harness import run_job
 from linkage.ingest.job import run_ingest
 from linkage.releases.cycle import locked
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("ingest", "Read the raw extracts, standardise identifiers, quarantine bad rows, write "
-                             "restricted/people_std, <source>_activity_std and quarantine.", locked(run_ingest), argv, environ)
+    return run_job(
+        "ingest",
+        "Read the raw extracts, standardise identifiers, quarantine bad rows, write "
+        "restricted/people_std, <source>_activity_std and quarantine.",
+        locked(run_ingest),
+        argv,
+        environ,
+    )
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_job
+from linkage.harness import run_job
 from linkage.link.linking import add_link_arguments, run_link
 from linkage.releases.cycle import locked
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("link", __doc__.splitlines()[0], locked(run_link), argv, environ, add_arguments=add_link_arguments)
+    return run_job(
+        "link", __doc__.splitlines()[0], locked(run_link), argv, environ, add_arguments=add_link_arguments
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Run the whole pipeline: ingest, train (when no model is approved), link, pseudonymise, cohorts.
 
-    python -m jobs.pipeline [--config conf/local.yaml] [--set paths.raw=DIR --set paths.lake=DIR ...]
-    spark-submit jobs/pipeline.py --config conf/cluster.yaml
+python -m jobs.pipeline [--config conf/local.yaml] [--set paths.raw=DIR --set paths.lake=DIR ...]
+spark-submit jobs/pipeline.py --config conf/cluster.yaml
 """
 
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_job
+from linkage.harness import run_job
 from linkage.pipeline import run_pipeline
 from linkage.releases.cycle import released
 

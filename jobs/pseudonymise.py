@@ -6,15 +6,20 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_job
+from linkage.harness import run_job
 from linkage.pseudonymise import run_pseudonymise
 from linkage.releases.cycle import released
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("pseudonymise", "Write pseudonymised/person and the activity tables keyed by person_id, "
-                   "using the release key from $LINKAGE_PSEUDO_KEY or pseudonymise.key_file.",
-                   released(run_pseudonymise), argv, environ)
+    return run_job(
+        "pseudonymise",
+        "Write pseudonymised/person and the activity tables keyed by person_id, "
+        "using the release key from $LINKAGE_PSEUDO_KEY or pseudonymise.key_file.",
+        released(run_pseudonymise),
+        argv,
+        environ,
+    )
 
 
 if __name__ == "__main__":

@@ -15,17 +15,20 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser
 from linkage.config import load_config
 from linkage.errors import LinkageError
+from linkage.harness import EXIT_BAD_INPUT, EXIT_OK, build_parser
 from linkage.releases import operator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", choices=["list", "publish", "rollback"])
     parser.add_argument("--release", default=None, help="Release id to publish (see `list`).")
-    parser.add_argument("--override", default=None,
-                        help="Publish although an audit failed; the reason is recorded with your user.")
+    parser.add_argument(
+        "--override",
+        default=None,
+        help="Publish although an audit failed; the reason is recorded with your user.",
+    )
     parser.add_argument("--reason", default=None, help="Why (recorded with a rollback).")
 
 
@@ -41,8 +44,10 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             print("\n".join(operator.list_lines(config)))
         elif args.command == "publish":
             if not args.release:
-                print("[release] error: publish needs --release ID (see `python -m jobs.release list`)",
-                      file=sys.stderr)
+                print(
+                    "[release] error: publish needs --release ID (see `python -m jobs.release list`)",
+                    file=sys.stderr,
+                )
                 return EXIT_BAD_INPUT
             operator.publish_release(config, args.release, args.override, environ)
             print(f"[release] published {args.release}" + (" (override recorded)" if args.override else ""))

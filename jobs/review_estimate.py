@@ -4,7 +4,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cli import run_job
+from linkage.harness import run_job
 from linkage.review.estimate import run_estimate
 
 

@@ -41,7 +41,7 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-# A job's stage line, as linkage.cli.StageClock prints it: "[link] predict    12.3 s".
+# A job's stage line, as linkage.harness.StageClock prints it: "[link] predict    12.3 s".
 STAGE_LINE = re.compile(r"^\[(?P<job>[\w-]+)\] (?P<stage>.+?)\s+(?P<seconds>\d+\.\d) s$")
 
 
@@ -75,9 +75,11 @@ def run_job_quietly(main: Callable, overrides: list[str], extra: Sequence[str] =
 
 def job_main(name: str, body: Callable, add_arguments: Callable | None = None) -> Callable:
     """A job's main() built from its library body, as jobs/<name>.py builds it (the bench imports no job module)."""
-    from linkage.cli import run_job
+    from linkage.harness import run_job
 
-    return lambda argv, environ: run_job(name, f"bench: {name}", body, argv, environ, add_arguments=add_arguments)
+    return lambda argv, environ: run_job(
+        name, f"bench: {name}", body, argv, environ, add_arguments=add_arguments
+    )
 
 
 def spark_stage_times(spark) -> list[dict[str, float]]:
@@ -89,20 +91,30 @@ def spark_stage_times(spark) -> list[dict[str, float]]:
     if not url:
         return []
     app = spark.sparkContext.applicationId
-    with urllib.request.urlopen(f"{url}/api/v1/applications/{app}/stages?status=complete", timeout=30) as reply:
+    with urllib.request.urlopen(
+        f"{url}/api/v1/applications/{app}/stages?status=complete", timeout=30
+    ) as reply:
         stages = json.load(reply)
     parsed = []
     for stage in stages:
         ended = stage.get("completionTime")
         if not ended:
             continue
-        parsed.append({"ended": datetime.strptime(ended.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp(),
-                       "run_seconds": stage.get("executorRunTime", 0) / 1000,
-                       "cpu_seconds": stage.get("executorCpuTime", 0) / 1e9})
+        parsed.append(
+            {
+                "ended": datetime.strptime(
+                    ended.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z"
+                ).timestamp(),
+                "run_seconds": stage.get("executorRunTime", 0) / 1000,
+                "cpu_seconds": stage.get("executorCpuTime", 0) / 1e9,
+            }
+        )
     return parsed
 
 
-def task_time_by_stage(job: dict[str, Any], spark_stages: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+def task_time_by_stage(
+    job: dict[str, Any], spark_stages: list[dict[str, float]]
+) -> dict[str, dict[str, float]]:
     """Per job stage: wall seconds, and the Spark task time (executor run and CPU) of the Spark stages that
     completed inside it; 'all' covers the whole job. Task time over wall time above the core count is parallelism,
     far below it is driver-side or fixed cost."""
@@ -110,10 +122,12 @@ def task_time_by_stage(job: dict[str, Any], spark_stages: list[dict[str, float]]
     report = {}
     for name, started, ended in windows:
         inside = [s for s in spark_stages if started <= s["ended"] <= ended + 0.5]
-        report[name] = {"wall_seconds": round(ended - started, 2),
-                        "task_seconds": round(sum(s["run_seconds"] for s in inside), 2),
-                        "task_cpu_seconds": round(sum(s["cpu_seconds"] for s in inside), 2),
-                        "spark_stages": len(inside)}
+        report[name] = {
+            "wall_seconds": round(ended - started, 2),
+            "task_seconds": round(sum(s["run_seconds"] for s in inside), 2),
+            "task_cpu_seconds": round(sum(s["cpu_seconds"] for s in inside), 2),
+            "spark_stages": len(inside),
+        }
     return report
 
 
@@ -147,14 +161,18 @@ def pairwise_scores(joined: Any) -> dict[str, float]:
 
 def pairwise_f1(clusters: Any, truth: Any) -> float:
     """Pairwise F1 of a (source_dataset, source_record_id, cluster_id) pandas frame against truth.csv."""
-    return pairwise_scores(clusters.merge(truth, on=["source_dataset", "source_record_id"], how="inner"))["f1"]
+    return pairwise_scores(clusters.merge(truth, on=["source_dataset", "source_record_id"], how="inner"))[
+        "f1"
+    ]
 
 
 def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:
     predictions = linker.inference.predict()
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)
     frame = clusters.as_pandas_dataframe()[["source_dataset", "source_record_id", "cluster_id"]]
-    candidates = linker.misc.query_sql(f"select count(*) as n from {predictions.physical_name}", output_type="pandas")
+    candidates = linker.misc.query_sql(
+        f"select count(*) as n from {predictions.physical_name}", output_type="pandas"
+    )
     return frame, int(candidates["n"].iloc[0])
 
 
@@ -163,8 +181,10 @@ def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
 
     model = model_for_duckdb(model)
     db_api = DuckDBAPI()
-    tables = [db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
-              for source, frame in people_pd.groupby("source_dataset")]
+    tables = [
+        db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
+        for source, frame in people_pd.groupby("source_dataset")
+    ]
     linker = Linker(tables, model)
     (clusters, candidates), seconds = timed(lambda: splink_predict_and_cluster(linker, threshold))
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
@@ -182,8 +202,14 @@ def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch:
     try:
         db_api = SparkAPI(spark_session=spark)  # Splink's default break_lineage_method
         sources = [r.source_dataset for r in people_df.select("source_dataset").distinct().collect()]
-        tables = [db_api.register(people_df.where(F.col("source_dataset") == s), dataset_display_name=s,
-                                  table_name=f"__splink__bench_{s}") for s in sorted(sources)]
+        tables = [
+            db_api.register(
+                people_df.where(F.col("source_dataset") == s),
+                dataset_display_name=s,
+                table_name=f"__splink__bench_{s}",
+            )
+            for s in sorted(sources)
+        ]
         linker = Linker(tables, model)
         (clusters, candidates), seconds = timed(lambda: splink_predict_and_cluster(linker, threshold))
     finally:
@@ -192,11 +218,13 @@ def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch:
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
 
-def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str] = ()) -> dict[str, Any]:
+def bench_size(
+    people: int, work: Path, shuffle_partitions: int, settings: Sequence[str] = ()
+) -> dict[str, Any]:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from linkage.cli import run_command
+    from linkage.harness import run_command
     from linkage.ingest.job import run_ingest
     from linkage.link.linking import add_link_arguments, run_link
     from linkage.link.model import model_input, remove_path
@@ -207,66 +235,106 @@ def bench_size(people: int, work: Path, shuffle_partitions: int, settings: Seque
 
     root = work / str(people)
     raw, lake = root / "raw", root / "lake"
-    overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
-                 f"synthetic.people={people}", f"spark.shuffle_partitions={shuffle_partitions}",
-                 f"tracking.registered_model=bench-{people}", *settings]
+    overrides = [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"synthetic.people={people}",
+        f"spark.shuffle_partitions={shuffle_partitions}",
+        f"tracking.registered_model=bench-{people}",
+        *settings,
+    ]
     config = load_config(None, overrides=overrides)
     # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
     config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
     spark = build_spark(config.spark)
-    result: dict[str, Any] = {"people": people, "shuffle_partitions": shuffle_partitions, "stages": {},
-                              "substages": {}}
+    result: dict[str, Any] = {
+        "people": people,
+        "shuffle_partitions": shuffle_partitions,
+        "stages": {},
+        "substages": {},
+    }
     if not extract_present(raw):
         _, result["stages"]["generate"] = timed(
-            lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists)))
-    jobs = {"ingest": job_main("ingest", run_ingest), "train": job_main("train", run_train),
-            "link": job_main("link", run_link, add_link_arguments)}
+            lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
+        )
+    jobs = {
+        "ingest": job_main("ingest", run_ingest),
+        "train": job_main("train", run_train),
+        "link": job_main("link", run_link, add_link_arguments),
+    }
     client = MlflowClient(config.tracking_uri)
     for name, main in jobs.items():
         if name == "link":
             version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
-            run_job_quietly(lambda argv, environ: run_command("approve", APPROVE_DESCRIPTION, approve, argv, environ,
-                                                              add_approve_arguments),
-                            overrides, ["--version", str(version)])
+            run_job_quietly(
+                lambda argv, environ: run_command(
+                    "approve", APPROVE_DESCRIPTION, approve, argv, environ, add_approve_arguments
+                ),
+                overrides,
+                ["--version", str(version)],
+            )
         job = run_job_quietly(main, overrides)
         result["stages"][name] = job["seconds"]
         result["substages"][name] = task_time_by_stage(job, spark_stage_times(spark))
-        print(f"[bench] {people:,}: {name} {job['seconds']:.0f} s; "
-              + ", ".join(f"{stage} {t['wall_seconds']:.1f} s wall / {t['task_seconds']:.1f} s tasks"
-                          for stage, t in result["substages"][name].items()), flush=True)
+        print(
+            f"[bench] {people:,}: {name} {job['seconds']:.0f} s; "
+            + ", ".join(
+                f"{stage} {t['wall_seconds']:.1f} s wall / {t['task_seconds']:.1f} s tasks"
+                for stage, t in result["substages"][name].items()
+            ),
+            flush=True,
+        )
 
     experiment = client.get_experiment_by_name(config.tracking.experiment)
-    link_run = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)[0]
+    link_run = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.job = 'link'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     metrics = link_run.data.metrics
-    result["linkage"] = {"candidate_pairs": metrics.get("candidate_pairs"), "f1": metrics.get("f1"),
-                         "precision": metrics.get("precision"), "recall": metrics.get("recall"),
-                         "records": metrics.get("records")}
+    result["linkage"] = {
+        "candidate_pairs": metrics.get("candidate_pairs"),
+        "f1": metrics.get("f1"),
+        "precision": metrics.get("precision"),
+        "recall": metrics.get("recall"),
+        "records": metrics.get("records"),
+    }
     result["peak_memory_mb"] = {"driver_jvm": jvm_peak_rss_mb(spark), "python": python_peak_rss_mb()}
 
     model = load_model_json(config, str(version))
     threshold = config.linkage.thresholds.upper
     people_df = model_input(spark.read.format("delta").load(f"{lake}/restricted/people_std"))
-    truth = pd.read_csv(raw / "truth.csv", dtype=str)[["source_dataset", "source_record_id", "true_person_id"]]
+    truth = pd.read_csv(raw / "truth.csv", dtype=str)[
+        ["source_dataset", "source_record_id", "true_person_id"]
+    ]
 
     duck = duckdb_run(people_df.toPandas(), model, threshold)
-    result["duckdb"] = {"predict_cluster_seconds": duck["predict_cluster_seconds"],
-                        "candidate_pairs": duck["candidate_pairs"], "f1": pairwise_f1(duck["clusters"], truth)}
+    result["duckdb"] = {
+        "predict_cluster_seconds": duck["predict_cluster_seconds"],
+        "candidate_pairs": duck["candidate_pairs"],
+        "f1": pairwise_f1(duck["clusters"], truth),
+    }
     scratch = f"{config.paths.scratch_dir}/bench-defaults"
     try:
         plain = spark_defaults_run(spark, people_df, model, threshold, scratch)
     finally:
         remove_path(spark, scratch)
-    result["spark_defaults"] = {"predict_cluster_seconds": plain["predict_cluster_seconds"],
-                                "candidate_pairs": plain["candidate_pairs"],
-                                "f1": pairwise_f1(plain["clusters"], truth)}
+    result["spark_defaults"] = {
+        "predict_cluster_seconds": plain["predict_cluster_seconds"],
+        "candidate_pairs": plain["candidate_pairs"],
+        "f1": pairwise_f1(plain["clusters"], truth),
+    }
     return result
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
-    rows = ["| people | generate s | ingest s | train s | link s | driver JVM peak MB | candidate pairs | F1 (this project) "
-            "| Splink DuckDB predict+cluster s | F1 | Splink Spark defaults predict+cluster s | F1 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| people | generate s | ingest s | train s | link s | driver JVM peak MB | candidate pairs | F1 (this project) "
+        "| Splink DuckDB predict+cluster s | F1 | Splink Spark defaults predict+cluster s | F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         s = r["stages"]
         rows.append(
@@ -274,18 +342,24 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             f"| {r['peak_memory_mb']['driver_jvm']:.0f} | {r['linkage']['candidate_pairs'] or 0:,.0f} "
             f"| {r['linkage']['f1'] or float('nan'):.4f} | {r['duckdb']['predict_cluster_seconds']:.1f} "
             f"| {r['duckdb']['f1']:.4f} | {r['spark_defaults']['predict_cluster_seconds']:.1f} "
-            f"| {r['spark_defaults']['f1']:.4f} |")
+            f"| {r['spark_defaults']['f1']:.4f} |"
+        )
     return "\n".join(rows)
 
 
 def substage_table(results: list[dict[str, Any]]) -> str:
     """Each job's stages: wall time beside the Spark task time spent inside them (local[2]: at most 2 s per s)."""
-    rows = ["| people | job | stage | wall s | Spark task s | task CPU s | Spark stages |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| people | job | stage | wall s | Spark task s | task CPU s | Spark stages |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for job, stages in r.get("substages", {}).items():
             for stage, t in stages.items():
-                rows.append(f"| {r['people']:,} | {job} | {stage} | {t['wall_seconds']:.1f} | {t['task_seconds']:.1f} "
-                            f"| {t['task_cpu_seconds']:.1f} | {t['spark_stages']} |")
+                rows.append(
+                    f"| {r['people']:,} | {job} | {stage} | {t['wall_seconds']:.1f} | {t['task_seconds']:.1f} "
+                    f"| {t['task_cpu_seconds']:.1f} | {t['spark_stages']} |"
+                )
     return "\n".join(rows)
 
 
@@ -301,19 +375,30 @@ def merged_with_earlier(results: list[dict[str, Any]], path: Path) -> list[dict[
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkage.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--work", type=Path, default=BENCH_DIR / "work",
-                        help="Where extracts and lakes are kept (reused between runs).")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=BENCH_DIR / "work",
+        help="Where extracts and lakes are kept (reused between runs).",
+    )
     parser.add_argument("--shuffle-partitions", type=int, default=4)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).",
+    )
     args = parser.parse_args(argv)
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)
         result = bench_size(people, args.work, args.shuffle_partitions, args.set)
         results.append(result)
-        print(f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
-              flush=True)
+        print(
+            f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
+            flush=True,
+        )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     results = merged_with_earlier(results, RESULTS_DIR / "results.json")
     stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}

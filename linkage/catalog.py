@@ -40,8 +40,11 @@ def published_tables(lake: str, release: str | None = None) -> dict[str, TableRe
 
     Empty when nothing is published yet; raises ReleaseError for an unknown release id."""
     _, tables = release_tables(lake, release)
-    return {table.replace("/", ".", 1): TableRef(table_uri(lake, table), version)
-            for table, version in sorted(tables.items()) if table.split("/", 1)[0] in ANALYST_ZONES}
+    return {
+        table.replace("/", ".", 1): TableRef(table_uri(lake, table), version)
+        for table, version in sorted(tables.items())
+        if table.split("/", 1)[0] in ANALYST_ZONES
+    }
 
 
 def published_release(lake: str) -> str | None:

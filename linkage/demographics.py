@@ -52,7 +52,9 @@ def age_band(age: Column, starts: Sequence[int]) -> Column:
     """The band (age_band_labels) holding the age; null for a null age or one below the lowest bound."""
     bounds = sorted(starts)
     band = F.lit(None).cast("string")
-    for low, label in zip(bounds, age_band_labels(bounds), strict=True):  # ascending: the highest reached wins
+    for low, label in zip(
+        bounds, age_band_labels(bounds), strict=True
+    ):  # ascending: the highest reached wins
         band = F.when(age >= low, F.lit(label)).otherwise(band)
     return band
 

@@ -42,8 +42,11 @@ def cohort_contracts(declarations: Path = DEFAULT_DECLARATIONS) -> tuple[TableCo
     if not loaded:
         return ()
     # Summaries differ only in the cohort's name: document the shape once.
-    summary = replace(summary_contract(loaded[0]), name="cohort_<name>_summary",
-                      description="Every cohort's disclosure-controlled counts by breakdown (one table per cohort).")
+    summary = replace(
+        summary_contract(loaded[0]),
+        name="cohort_<name>_summary",
+        description="Every cohort's disclosure-controlled counts by breakdown (one table per cohort).",
+    )
     return (*[person_contract(declaration) for declaration in loaded], summary)
 
 
@@ -57,7 +60,10 @@ def config_reference() -> str:
     from linkage.config import AppConfig
 
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    rows += [f"| `{key}` | {kind} | {default} | {meaning} |" for key, kind, default, meaning in _config_rows(AppConfig)]
+    rows += [
+        f"| `{key}` | {kind} | {default} | {meaning} |"
+        for key, kind, default, meaning in _config_rows(AppConfig)
+    ]
     return "\n".join(rows)
 
 
@@ -95,11 +101,17 @@ def _type_name(annotation: object) -> str:
 
     # A source name is checked against the registry: shown as the Literal of the registered names.
     text = str(annotation).replace(str(Source), f"Literal[{', '.join(repr(name) for name in names())}]")
-    return text.replace("typing.", "").replace("datetime.", "").replace("linkage.config.models.", "").replace("linkage.config.", "")
+    return (
+        text.replace("typing.", "")
+        .replace("datetime.", "")
+        .replace("linkage.config.models.", "")
+        .replace("linkage.config.", "")
+    )
 
 
-def _marker_positions(readme_text: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER
-                      ) -> tuple[int, int]:
+def _marker_positions(
+    readme_text: str, start_marker: str = START_MARKER, end_marker: str = END_MARKER
+) -> tuple[int, int]:
     start = readme_text.find(start_marker)
     end = readme_text.find(end_marker)
     if start < 0 or end < start:
@@ -113,8 +125,9 @@ def schema_section(readme_text: str, markers: tuple[str, str] = (START_MARKER, E
     return readme_text[start:end].strip("\n")
 
 
-def with_schema_reference(readme_text: str, reference: str,
-                          markers: tuple[str, str] = (START_MARKER, END_MARKER)) -> str:
+def with_schema_reference(
+    readme_text: str, reference: str, markers: tuple[str, str] = (START_MARKER, END_MARKER)
+) -> str:
     """README text with the section between the markers replaced by `reference`; all else unchanged."""
     start, end = _marker_positions(readme_text, *markers)
     return f"{readme_text[:start]}\n\n{reference.strip(chr(10))}\n\n{readme_text[end:]}"
@@ -122,30 +135,47 @@ def with_schema_reference(readme_text: str, reference: str,
 
 def generated_sections() -> dict[tuple[str, str], str]:
     """Marker pair -> the text that belongs between them."""
-    return {(START_MARKER, END_MARKER): schema_reference(),
-            (CONFIG_START_MARKER, CONFIG_END_MARKER): config_reference()}
+    return {
+        (START_MARKER, END_MARKER): schema_reference(),
+        (CONFIG_START_MARKER, CONFIG_END_MARKER): config_reference(),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkage.docs", description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", metavar="README", nargs="?", const=str(DEFAULT_README),
-                        help="Regenerate the schema section of this file (default README.md).")
-    action.add_argument("--check", metavar="README", nargs="?", const=str(DEFAULT_README),
-                        help="Exit 1 when the schema section of this file is stale.")
+    action.add_argument(
+        "--write",
+        metavar="README",
+        nargs="?",
+        const=str(DEFAULT_README),
+        help="Regenerate the schema section of this file (default README.md).",
+    )
+    action.add_argument(
+        "--check",
+        metavar="README",
+        nargs="?",
+        const=str(DEFAULT_README),
+        help="Exit 1 when the schema section of this file is stale.",
+    )
     args = parser.parse_args(argv)
     path = Path(args.write or args.check)
     try:
         text = path.read_text(encoding="utf-8")
         sections = generated_sections()
-        stale = [markers for markers, reference in sections.items() if schema_section(text, markers) != reference]
+        stale = [
+            markers for markers, reference in sections.items() if schema_section(text, markers) != reference
+        ]
     except (OSError, MarkersMissing) as error:
         print(f"linkage.docs: {path}: {error}", file=sys.stderr)
         return 2
     if args.check:
         if stale:
             names = ", ".join(markers[0] for markers in stale)
-            print(f"linkage.docs: {path}: the generated reference is stale ({names}); run `make docs`", file=sys.stderr)
+            print(
+                f"linkage.docs: {path}: the generated reference is stale ({names}); run `make docs`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if stale:

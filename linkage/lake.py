@@ -83,7 +83,9 @@ def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunConte
         writer = writer.partitionedBy(*[F.col(name) for name in contract.partition_by])
     writer.createOrReplace()
     written = last_write(df.sparkSession, path)
-    journal.record(f"{contract.zone}/{contract.name}", written.version)  # the candidate release's table versions
+    journal.record(
+        f"{contract.zone}/{contract.name}", written.version
+    )  # the candidate release's table versions
     return written
 
 
@@ -95,7 +97,9 @@ def last_write(spark: SparkSession, path: str) -> TableWrite:
     return TableWrite(version=int(commit["version"]), rows=int(commit["operationMetrics"]["numOutputRows"]))
 
 
-def read_table(spark: SparkSession, lake: str, contract: TableContract, version: int | None = None) -> DataFrame:
+def read_table(
+    spark: SparkSession, lake: str, contract: TableContract, version: int | None = None
+) -> DataFrame:
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
@@ -132,9 +136,19 @@ def append_table(df: DataFrame, lake: str, contract: TableContract, metadata: di
     path = table_path(lake, contract)
     rows = conform(df, contract)
     if table_exists(df.sparkSession, lake, contract):
-        (rows.write.format("delta").mode("append").option("mergeSchema", "true")
-         .option("userMetadata", json.dumps(metadata, sort_keys=True)).save(path))
+        (
+            rows.write.format("delta")
+            .mode("append")
+            .option("mergeSchema", "true")
+            .option("userMetadata", json.dumps(metadata, sort_keys=True))
+            .save(path)
+        )
     else:
-        (rows.writeTo(f"delta.`{path}`").using("delta").tableProperty("comment", contract.description)
-         .option("userMetadata", json.dumps(metadata, sort_keys=True)).create())
+        (
+            rows.writeTo(f"delta.`{path}`")
+            .using("delta")
+            .tableProperty("comment", contract.description)
+            .option("userMetadata", json.dumps(metadata, sort_keys=True))
+            .create()
+        )
     return table_version(df.sparkSession, path)

@@ -19,11 +19,19 @@ QA_VIEW_ID = "linkage-qa"
 QA_VIEW_NAME = "Linkage QA: link runs and headline figures"
 QA_VIEW_FILTER = "attributes.run_name LIKE 'link%'"
 HEADLINE_COLUMNS = (
-    "headline.records", "headline.persons", "headline.review_queue_pairs",
-    "headline.model_expected_false_matches", "headline.model_expected_missed_matches",
-    "headline.truth_precision", "headline.truth_recall",
-    "headline.estimate.precision", "headline.estimate.precision.ci95_low", "headline.estimate.precision.ci95_high",
-    "headline.estimate.recall", "headline.estimate.recall.ci95_low", "headline.estimate.recall.ci95_high",
+    "headline.records",
+    "headline.persons",
+    "headline.review_queue_pairs",
+    "headline.model_expected_false_matches",
+    "headline.model_expected_missed_matches",
+    "headline.truth_precision",
+    "headline.truth_recall",
+    "headline.estimate.precision",
+    "headline.estimate.precision.ci95_low",
+    "headline.estimate.precision.ci95_high",
+    "headline.estimate.recall",
+    "headline.estimate.recall.ci95_low",
+    "headline.estimate.recall.ci95_high",
     "headline.estimate.n.reviewed",
 )
 
@@ -35,13 +43,29 @@ def metric_column(key: str) -> str:
 
 def qa_view_state() -> dict[str, object]:
     return {
-        "searchFilter": QA_VIEW_FILTER, "orderByKey": "attributes.start_time", "orderByAsc": False,
-        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "searchFilter": QA_VIEW_FILTER,
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
         "selectedColumns": [metric_column(k) for k in HEADLINE_COLUMNS],
-        "columnOrder": [], "columnWidths": {}, "runsExpanded": {}, "runsPinned": [], "runsHidden": [],
-        "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False,
-        "isAccordionReordered": False, "useGroupedValuesInCharts": True, "hideEmptyCharts": True, "groupBy": None,
-        "groupsExpanded": {}, "autoRefreshEnabled": True,
+        "columnOrder": [],
+        "columnWidths": {},
+        "runsExpanded": {},
+        "runsPinned": [],
+        "runsHidden": [],
+        "runsVisibilityMap": {},
+        "runsHiddenMode": "FIRST_10_RUNS",
+        "viewMaximized": False,
+        "runListHidden": False,
+        "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True,
+        "hideEmptyCharts": True,
+        "groupBy": None,
+        "groupsExpanded": {},
+        "autoRefreshEnabled": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
     }
 
@@ -57,5 +81,10 @@ def ensure_qa_view(client: MlflowClient, experiment_id: str, tags: dict[str, str
     if key in tags:
         return
     now = int(time.time() * 1000)
-    envelope = {"name": QA_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(qa_view_state())}
+    envelope = {
+        "name": QA_VIEW_NAME,
+        "createdAt": now,
+        "updatedAt": now,
+        "state": json.dumps(qa_view_state()),
+    }
     client.set_experiment_tag(experiment_id, key, json.dumps(envelope))

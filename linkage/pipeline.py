@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from linkage.cli import JobContext, StageClock
 from linkage.config import AppConfig
 from linkage.errors import ConfigError, InputError, LinkageError
+from linkage.harness import JobContext, StageClock
 from linkage.tracking import tracking_run
 
 StageBody = Callable[[JobContext], dict[str, Any]]
@@ -37,8 +37,11 @@ def ensure_extract(ctx: JobContext) -> AppConfig:
     if "://" in config.paths.raw:
         return config
     check_extract_or_generate(ctx, config, raw)
-    found = {name: str(raw / f"{name}.csv") for name in ("truth", "truth_conditions")
-             if getattr(config.paths, name) is None and (raw / f"{name}.csv").exists()}
+    found = {
+        name: str(raw / f"{name}.csv")
+        for name in ("truth", "truth_conditions")
+        if getattr(config.paths, name) is None and (raw / f"{name}.csv").exists()
+    }
     if found:
         ctx.say(f"using the truth files beside the extract for QA: {', '.join(sorted(found))}")
     return config.model_copy(update={"paths": config.paths.model_copy(update=found)})
@@ -60,27 +63,45 @@ def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> 
     if not missing:
         return
     if len(missing) < len(found):
-        raise InputError(f"{raw}: incomplete extract, missing {', '.join(missing)} (file names from "
-                         f"ingest.sources; .csv or .parquet); nothing was generated or changed")
+        raise InputError(
+            f"{raw}: incomplete extract, missing {', '.join(missing)} (file names from "
+            f"ingest.sources; .csv or .parquet); nothing was generated or changed"
+        )
     if config.environment != "local":
-        raise InputError(f"{raw}: no extract files (expected {', '.join(missing)}); synthetic data is generated "
-                         f"only when environment is local (this run: {config.environment})")
-    in_the_way = [] if (raw / SYNTHETIC_MARKER).exists() else sorted(
-        name for name in generated_file_names() if (raw / name).exists())
+        raise InputError(
+            f"{raw}: no extract files (expected {', '.join(missing)}); synthetic data is generated "
+            f"only when environment is local (this run: {config.environment})"
+        )
+    in_the_way = (
+        []
+        if (raw / SYNTHETIC_MARKER).exists()
+        else sorted(name for name in generated_file_names() if (raw / name).exists())
+    )
     if in_the_way or sorted(found) != sorted(name for pair in FILES.values() for name in pair):
-        raise InputError(f"{raw}: holds no extract, but a synthetic one would not match ingest.sources or would "
-                         f"replace {', '.join(in_the_way) or 'nothing'}: point paths.raw at an empty folder")
+        raise InputError(
+            f"{raw}: holds no extract, but a synthetic one would not match ingest.sources or would "
+            f"replace {', '.join(in_the_way) or 'nothing'}: point paths.raw at an empty folder"
+        )
     with ctx.stage("generate synthetic extract"):
         counts = generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
-    ctx.say(f"no extract in {raw}: generated a synthetic one ({config.synthetic.people} people, "
-            f"{sum(counts.values())} rows in {len(counts)} files)")
+    ctx.say(
+        f"no extract in {raw}: generated a synthetic one ({config.synthetic.people} people, "
+        f"{sum(counts.values())} rows in {len(counts)} files)"
+    )
 
 
 def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) -> dict[str, Any]:
     """Run one stage as its own nested MLflow run, sharing the pipeline's session."""
     with ctx.stage(name), tracking_run(config, job=name) as run:
-        stage_ctx = JobContext(job=name, args=ctx.args, config=config, environ=ctx.environ, clock=StageClock(name),
-                               spark=ctx.spark, run=run)
+        stage_ctx = JobContext(
+            job=name,
+            args=ctx.args,
+            config=config,
+            environ=ctx.environ,
+            clock=StageClock(name),
+            spark=ctx.spark,
+            run=run,
+        )
         result = body(stage_ctx) or {}
         run.log_metrics({f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()})
     return result
@@ -102,8 +123,10 @@ def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
     result = run_stage(ctx, config, "train", run_train)
     version = str(result["model_version"])
     approve_model(config, version, ctx.environ, how="automatic (local mode pipeline)")
-    ctx.say(f"local mode: trained model version {version} and approved it (alias "
-            f"'{config.tracking.approved_alias}'); outside local mode QA approves with `python -m jobs.approve`")
+    ctx.say(
+        f"local mode: trained model version {version} and approved it (alias "
+        f"'{config.tracking.approved_alias}'); outside local mode QA approves with `python -m jobs.approve`"
+    )
     return {**result, "trained": True}
 
 
@@ -142,8 +165,10 @@ def summary_lines(config: AppConfig, results: dict[str, dict[str, Any]]) -> list
         lines.append(f"linkage F1 against truth: {f1:.4f}")
     lines.append(f"tables: {lake}/restricted, {lake}/pseudonymised, {lake}/cohorts (Delta)")
     lines.append(f"shareable summaries: {config.paths.exports_dir}")
-    lines.append(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {config.tracking_uri_shown} --host 127.0.0.1 --port 5000"
-                 " then open http://127.0.0.1:5000")
+    lines.append(
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {config.tracking_uri_shown} --host 127.0.0.1 --port 5000"
+        " then open http://127.0.0.1:5000"
+    )
     return lines
 
 

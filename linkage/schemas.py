@@ -55,7 +55,8 @@ RUN_ID = ("run_id", "string", "MLflow run that wrote the row.")
 # restricted zone: identifiable, linkage team only
 
 PEOPLE_STD = TableContract(
-    "restricted", "people_std",
+    "restricted",
+    "people_std",
     "One row per people-file record of every source, with standardised identifiers and the raw values kept.",
     _cols(
         *SOURCE_KEY,
@@ -68,25 +69,61 @@ PEOPLE_STD = TableContract(
         ("postcode_raw", "string", "Postcode as supplied."),
         ("nhs_number_raw", "string", "NHS number as supplied, valid or not."),
         ("ethnicity_raw", "string", "Ethnicity as supplied (code or free text)."),
-        ("forename_std", "string", "Upper case A-Z, diacritics removed, punctuation dropped; null when empty."),
+        (
+            "forename_std",
+            "string",
+            "Upper case A-Z, diacritics removed, punctuation dropped; null when empty.",
+        ),
         ("middle_names_std", "string", "Standardised middle names, space separated."),
         ("surname_std", "string", "Standardised surname; hyphenated and double surnames joined by a space."),
         ("surname_parts", "array<string>", "Each part of a hyphenated or double surname."),
-        ("forename_canonical", "string", "Forename mapped through the nickname/transliteration list (itself when absent)."),
-        ("surname_canonical", "string", "Surname mapped through the transliteration list (itself when absent)."),
+        (
+            "forename_canonical",
+            "string",
+            "Forename mapped through the nickname/transliteration list (itself when absent).",
+        ),
+        (
+            "surname_canonical",
+            "string",
+            "Surname mapped through the transliteration list (itself when absent).",
+        ),
         ("forename_phonetic", "string", "Phonetic code (Soundex) of forename_canonical."),
         ("surname_phonetic", "string", "Phonetic code (Soundex) of surname_canonical."),
-        ("date_of_birth", "date", "Parsed date of birth; null when unparseable, impossible or in the future."),
+        (
+            "date_of_birth",
+            "date",
+            "Parsed date of birth; null when unparseable, impossible or in the future.",
+        ),
         ("dob_is_valid", "boolean", "Date of birth parsed and plausible; null when none was supplied."),
-        ("dob_is_placeholder", "boolean", "Date of birth is 1 January, often a placeholder for an unknown date."),
-        ("year_of_birth", "int", "Year of birth: from date_of_birth, or the supplied year when only that is known."),
+        (
+            "dob_is_placeholder",
+            "boolean",
+            "Date of birth is 1 January, often a placeholder for an unknown date.",
+        ),
+        (
+            "year_of_birth",
+            "int",
+            "Year of birth: from date_of_birth, or the supplied year when only that is known.",
+        ),
         ("sex", "string", "M, F or null (unknown / not specified / other)."),
-        ("postcode_std", "string", "Upper case, one space before the inward code; null when not a UK postcode shape."),
+        (
+            "postcode_std",
+            "string",
+            "Upper case, one space before the inward code; null when not a UK postcode shape.",
+        ),
         ("postcode_sector", "string", "Outward code plus first inward digit, e.g. 'LS1 4'."),
         ("postcode_district", "string", "Outward code, e.g. 'LS1'."),
-        ("postcode_is_valid", "boolean", "Supplied postcode has a valid UK shape; null when none was supplied."),
+        (
+            "postcode_is_valid",
+            "boolean",
+            "Supplied postcode has a valid UK shape; null when none was supplied.",
+        ),
         ("nhs_number", "string", "NHS number when 10 digits with a valid modulus-11 check digit, else null."),
-        ("nhs_number_is_valid", "boolean", "Supplied NHS number passed the check; null when none was supplied."),
+        (
+            "nhs_number_is_valid",
+            "boolean",
+            "Supplied NHS number passed the check; null when none was supplied.",
+        ),
         ("ethnicity_code", "string", "NHS ethnic category code A..S, Z (not stated) or 99 (not known)."),
         ("ethnic_group", "string", "Five groups: White, Mixed, Asian, Black, Other; Unknown when not known."),
         ("imd_decile", "int", "Index of Multiple Deprivation decile, 1 = most deprived (GP only)."),
@@ -102,7 +139,9 @@ _ACTIVITY_KEY = (
 )
 
 GP_ACTIVITY_STD = TableContract(
-    "restricted", "gp_activity_std", "GP events (SNOMED CT and dm+d coded), standardised.",
+    "restricted",
+    "gp_activity_std",
+    "GP events (SNOMED CT and dm+d coded), standardised.",
     _cols(
         *_ACTIVITY_KEY,
         ("event_date", "date", "Date of the event."),
@@ -114,7 +153,9 @@ GP_ACTIVITY_STD = TableContract(
 )
 
 HOSPITAL_ACTIVITY_STD = TableContract(
-    "restricted", "hospital_activity_std", "Hospital episodes (admitted, outpatient, A&E), standardised.",
+    "restricted",
+    "hospital_activity_std",
+    "Hospital episodes (admitted, outpatient, A&E), standardised.",
     _cols(
         ("episode_id", "string", "Hospital episode id (restricted: a local id)."),
         *_ACTIVITY_KEY,
@@ -131,7 +172,9 @@ HOSPITAL_ACTIVITY_STD = TableContract(
 )
 
 SOCIAL_CARE_ACTIVITY_STD = TableContract(
-    "restricted", "social_care_activity_std", "Local-authority social care events, standardised.",
+    "restricted",
+    "social_care_activity_std",
+    "Local-authority social care events, standardised.",
     _cols(
         ("event_id", "string", "Social care event id (restricted: a local id)."),
         *_ACTIVITY_KEY,
@@ -146,7 +189,9 @@ SOCIAL_CARE_ACTIVITY_STD = TableContract(
 )
 
 THIRD_SECTOR_ACTIVITY_STD = TableContract(
-    "restricted", "third_sector_activity_std", "Third-sector contacts, standardised.",
+    "restricted",
+    "third_sector_activity_std",
+    "Third-sector contacts, standardised.",
     _cols(
         ("contact_id", "string", "Contact id (restricted: a local id)."),
         *_ACTIVITY_KEY,
@@ -159,14 +204,22 @@ THIRD_SECTOR_ACTIVITY_STD = TableContract(
 )
 
 QUARANTINE = TableContract(
-    "restricted", "quarantine",
+    "restricted",
+    "quarantine",
     "Input rows rejected by ingest, with the reason; nothing read is silently dropped.",
     _cols(
         ("source_dataset", "string", "Source the file belongs to."),
         ("source_file", "string", "File name the row came from."),
-        ("line_number", "long", "1-based physical line number in the file (header is line 1); row number for Parquet."),
-        ("reason_code", "string",
-         "encoding_error, malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date, future_date, unknown_code."),
+        (
+            "line_number",
+            "long",
+            "1-based physical line number in the file (header is line 1); row number for Parquet.",
+        ),
+        (
+            "reason_code",
+            "string",
+            "encoding_error, malformed_row, missing_mandatory_id, duplicate_id, unparseable_date, impossible_date, future_date, unknown_code.",
+        ),
         ("reason_detail", "string", "Which field failed (a column name, never its value)."),
         ("raw_line", "string", "The row as read (restricted: may hold identifiers)."),
         RUN_ID,
@@ -174,19 +227,29 @@ QUARANTINE = TableContract(
 )
 
 PERSON_SPINE = TableContract(
-    "restricted", "person_spine",
+    "restricted",
+    "person_spine",
     "Each source record's person: (source_dataset, source_record_id) -> person_key.",
     _cols(
         *SOURCE_KEY,
-        ("person_key", "string", "Stable person key: kept across runs while the person's records stay together."),
-        ("match_method", "string", "How the record joined its cluster: nhs_number, probabilistic, singleton, clerical."),
+        (
+            "person_key",
+            "string",
+            "Stable person key: kept across runs while the person's records stay together.",
+        ),
+        (
+            "match_method",
+            "string",
+            "How the record joined its cluster: nhs_number, probabilistic, singleton, clerical.",
+        ),
         ("cluster_size", "int", "Number of source records in the person's cluster."),
         RUN_ID,
     ),
 )
 
 PERSON_REGISTRY = TableContract(
-    "restricted", "person_registry",
+    "restricted",
+    "person_registry",
     "History of person keys: when each was created, and merges and splits between runs.",
     _cols(
         ("person_key", "string", "Person key."),
@@ -198,7 +261,8 @@ PERSON_REGISTRY = TableContract(
 )
 
 REVIEW_QUEUE = TableContract(
-    "restricted", "review_queue",
+    "restricted",
+    "review_queue",
     "Record pairs between the lower and upper thresholds, awaiting clerical review.",
     _cols(
         ("source_dataset_l", "string", "Left record's source."),
@@ -212,7 +276,8 @@ REVIEW_QUEUE = TableContract(
 )
 
 REVIEW_DECISIONS = TableContract(
-    "restricted", "review_decisions",
+    "restricted",
+    "review_decisions",
     "Clerical decisions on review pairs, appended (never rewritten); the latest per pair is applied in every "
     "later link run.",
     _cols(
@@ -220,12 +285,23 @@ REVIEW_DECISIONS = TableContract(
         ("source_record_id_l", "string", "Left record's local id."),
         ("source_dataset_r", "string", "Right record's source."),
         ("source_record_id_r", "string", "Right record's local id."),
-        ("decision", "string", "match, non_match or unsure (unsure leaves the pair to the model and in the queue)."),
+        (
+            "decision",
+            "string",
+            "match, non_match or unsure (unsure leaves the pair to the model and in the queue).",
+        ),
         ("decided_by", "string", "Reviewer role or id (not a name)."),
         ("decided_at", "timestamp", "When the decision was taken."),
-        ("note", "string", "Optional reason from a closed list (linkage.review.store.NOTES); null when none."),
-        ("queue", "string", "Where the decision was taken: review_queue, sample or cluster_split; null when "
-                            "written by hand."),
+        (
+            "note",
+            "string",
+            "Optional reason from a closed list (linkage.review.store.NOTES); null when none.",
+        ),
+        (
+            "queue",
+            "string",
+            "Where the decision was taken: review_queue, sample or cluster_split; null when written by hand.",
+        ),
     ),
 )
 
@@ -237,29 +313,46 @@ _PAIR_COLUMNS = (
 )
 
 LINK_PAIRS = TableContract(
-    "restricted", "link_pairs",
+    "restricted",
+    "link_pairs",
     "A link run's record pairs: every pair put in one person, and every scored candidate pair; the frame that "
     "review samples are drawn from.",
     _cols(
         *_PAIR_COLUMNS,
-        ("match_weight", "double", "Model match weight; null when the pair was never scored (outside blocking)."),
+        (
+            "match_weight",
+            "double",
+            "Model match weight; null when the pair was never scored (outside blocking).",
+        ),
         ("match_probability", "double", "Model match probability; null when never scored."),
-        ("method", "string", "For linked pairs: nhs_number, probabilistic or clerical (a direct edge), or transitive "
-                             "(same person through other records); null when not linked."),
+        (
+            "method",
+            "string",
+            "For linked pairs: nhs_number, probabilistic or clerical (a direct edge), or transitive "
+            "(same person through other records); null when not linked.",
+        ),
         ("is_linked", "boolean", "Both records are in the same person."),
-        ("is_best_candidate", "boolean",
-         "The pair is one record's single best-weighted candidate among the other record's source."),
+        (
+            "is_best_candidate",
+            "boolean",
+            "The pair is one record's single best-weighted candidate among the other record's source.",
+        ),
         RUN_ID,
     ),
 )
 
 REVIEW_SAMPLE = TableContract(
-    "restricted", "review_sample",
+    "restricted",
+    "review_sample",
     "Stratified random sample of a link run's pairs for clerical review; its strata sizes and inclusion "
     "probabilities make the accuracy estimates unbiased.",
     _cols(
         ("sample_id", "string", "Sample drawn: link run, seed and size, e.g. <run_id>:s42:n300."),
-        ("stratum", "string", "link|<method>|<weight band> or near_miss|<best_candidate or other>|<weight band>."),
+        (
+            "stratum",
+            "string",
+            "link|<method>|<weight band> or near_miss|<best_candidate or other>|<weight band>.",
+        ),
         *_PAIR_COLUMNS,
         ("match_weight", "double", "Model match weight (null: never scored)."),
         ("match_probability", "double", "Model match probability (null: never scored)."),
@@ -268,9 +361,17 @@ REVIEW_SAMPLE = TableContract(
         ("stratum_size", "long", "Pairs of the link run in the stratum."),
         ("stratum_sample_size", "long", "Pairs drawn from the stratum."),
         ("inclusion_probability", "double", "stratum_sample_size / stratum_size."),
-        ("ethnic_group", "string", "Pair's ethnic group (either record's known value; Unknown when neither)."),
+        (
+            "ethnic_group",
+            "string",
+            "Pair's ethnic group (either record's known value; Unknown when neither).",
+        ),
         ("sex", "string", "Pair's sex (either record's known value)."),
-        ("age_band", "string", "Pair's age band in the year of linkage.qa_reference_date (as the truth metrics)."),
+        (
+            "age_band",
+            "string",
+            "Pair's age band in the year of linkage.qa_reference_date (as the truth metrics).",
+        ),
         ("imd_quintile", "string", "Pair's IMD quintile (GP records carry IMD)."),
         ("drawn_at", "timestamp", "When the sample was drawn."),
         ("run_id", "string", "MLflow run of the link run the sample is drawn from."),
@@ -280,17 +381,26 @@ REVIEW_SAMPLE = TableContract(
 # ---------------------------------------------------------------------------------------------
 # pseudonymised zone: analysts
 
-_PERSON_ID = ("person_id", "string", "Pseudonymous person id: HMAC-SHA256 of person_key under the release key (hex).")
+_PERSON_ID = (
+    "person_id",
+    "string",
+    "Pseudonymous person id: HMAC-SHA256 of person_key under the release key (hex).",
+)
 
 PERSON = TableContract(
-    "pseudonymised", "person",
+    "pseudonymised",
+    "person",
     "One row per person: generalised attributes only, no direct identifiers.",
     _cols(
         _PERSON_ID,
         ("year_of_birth", "int", "Year of birth."),
         ("month_of_birth", "int", "Month of birth (1-12); null when only a year is known."),
-        ("age_band", "string", "Age at the release reference date, in bands "
-                               f"{', '.join(age_band_labels(PERSON_AGE_BAND_STARTS))}."),
+        (
+            "age_band",
+            "string",
+            "Age at the release reference date, in bands "
+            f"{', '.join(age_band_labels(PERSON_AGE_BAND_STARTS))}.",
+        ),
         ("sex", "string", "M, F or null."),
         ("ethnic_group", "string", "White, Mixed, Asian, Black, Other or Unknown."),
         ("imd_decile", "int", "IMD decile, 1 = most deprived."),
@@ -306,7 +416,9 @@ PERSON = TableContract(
 )
 
 GP_EVENTS = TableContract(
-    "pseudonymised", "gp_events", "GP events keyed by person_id.",
+    "pseudonymised",
+    "gp_events",
+    "GP events keyed by person_id.",
     _cols(
         _PERSON_ID,
         ("event_date", "date", "Date of the event."),
@@ -318,7 +430,9 @@ GP_EVENTS = TableContract(
 )
 
 HOSPITAL_EPISODES = TableContract(
-    "pseudonymised", "hospital_episodes", "Hospital episodes keyed by person_id.",
+    "pseudonymised",
+    "hospital_episodes",
+    "Hospital episodes keyed by person_id.",
     _cols(
         _PERSON_ID,
         ("setting", "string", "APC, OP or AE."),
@@ -334,7 +448,9 @@ HOSPITAL_EPISODES = TableContract(
 )
 
 SOCIAL_CARE_EVENTS = TableContract(
-    "pseudonymised", "social_care_events", "Social care events keyed by person_id.",
+    "pseudonymised",
+    "social_care_events",
+    "Social care events keyed by person_id.",
     _cols(
         _PERSON_ID,
         ("client_type", "string", "Service User or Carer."),
@@ -348,7 +464,9 @@ SOCIAL_CARE_EVENTS = TableContract(
 )
 
 THIRD_SECTOR_CONTACTS = TableContract(
-    "pseudonymised", "third_sector_contacts", "Third-sector contacts keyed by person_id.",
+    "pseudonymised",
+    "third_sector_contacts",
+    "Third-sector contacts keyed by person_id.",
     _cols(
         _PERSON_ID,
         ("organisation", "string", "Organisation recording the contact."),
@@ -361,7 +479,15 @@ THIRD_SECTOR_CONTACTS = TableContract(
 
 # The tables that are not per source; linkage.sources adds each registered source's activity tables
 # (sources.restricted_tables(), pseudonymised_tables(), all_tables()).
-LINKAGE_TABLES = (QUARANTINE, PERSON_SPINE, PERSON_REGISTRY, REVIEW_QUEUE, REVIEW_DECISIONS, LINK_PAIRS, REVIEW_SAMPLE)
+LINKAGE_TABLES = (
+    QUARANTINE,
+    PERSON_SPINE,
+    PERSON_REGISTRY,
+    REVIEW_QUEUE,
+    REVIEW_DECISIONS,
+    LINK_PAIRS,
+    REVIEW_SAMPLE,
+)
 
 
 def markdown_reference(contracts: tuple[TableContract, ...]) -> str:

@@ -37,7 +37,9 @@ def required_jars() -> list[str]:
 
     folder = jars_dir()
     found = sorted(str(path) for path in folder.glob("*.jar")) if folder.is_dir() else []
-    missing = [prefix for prefix in REQUIRED_JAR_PREFIXES if not any(Path(j).name.startswith(prefix) for j in found)]
+    missing = [
+        prefix for prefix in REQUIRED_JAR_PREFIXES if not any(Path(j).name.startswith(prefix) for j in found)
+    ]
     if missing:
         raise EnvironmentSetupError(
             f"Delta jars missing from {folder} ({', '.join(p.rstrip('_-') for p in missing)}): run `make setup` once "
@@ -52,8 +54,9 @@ def check_java() -> None:
         if java.exists():
             return
     if shutil.which("java") is None:
-        raise EnvironmentSetupError("Java not found: install Java 17 (e.g. apt-get install openjdk-17-jre-headless) "
-                                    "or set JAVA_HOME")
+        raise EnvironmentSetupError(
+            "Java not found: install Java 17 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
 
 
 def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> dict[str, str]:
@@ -163,7 +166,9 @@ def use_project_logging(spark: SparkSession, spark_log_file: str | None) -> None
         context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
         context.setConfigLocation(jvm.java.io.File(str(PROJECT_ROOT / "conf" / "log4j2.properties")).toURI())
     except Exception as error:  # noqa: BLE001 - logging set-up must never stop a job
-        logging.getLogger(__name__).warning("could not apply conf/log4j2.properties: %s", type(error).__name__)
+        logging.getLogger(__name__).warning(
+            "could not apply conf/log4j2.properties: %s", type(error).__name__
+        )
 
 
 def silence_query_context_loggers() -> None:
@@ -179,7 +184,8 @@ def _check_delta_loaded(spark: SparkSession) -> None:
     try:
         jvm = spark._jvm  # noqa: SLF001
         jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(
-            "io.delta.sql.DeltaSparkSessionExtension")
+            "io.delta.sql.DeltaSparkSessionExtension"
+        )
     except Exception as error:  # py4j wraps ClassNotFoundException
         raise EnvironmentSetupError(
             "Delta classes are not on the driver classpath. Run `make setup` (it registers the jars in the venv's "

@@ -65,10 +65,14 @@ class SourceDeclaration:
     pseudonymised_activity: TableContract  # the analysts' activity table
     activity_date_columns: tuple[str, ...]  # every activity date saying when something happened to the person
     cohort_date_column: str  # a cohort criterion's default date column over the pseudonymised table
-    cohort_code_columns: tuple[str, ...] | None = None  # a codelist's default columns (None: criteria must say)
+    cohort_code_columns: tuple[str, ...] | None = (
+        None  # a codelist's default columns (None: criteria must say)
+    )
     free_text_fields: tuple[str, ...] = ()  # published only as values of conf/vocabularies/<field>.csv
     sex_std: Callable[[Column], Column] = sex_not_recorded  # sex code as supplied -> M, F or null
-    standardise_activity: Callable[[DataFrame, SourceDeclaration], DataFrame] = activity.standardise_by_contract
+    standardise_activity: Callable[[DataFrame, SourceDeclaration], DataFrame] = (
+        activity.standardise_by_contract
+    )
 
     def record_id(self) -> Column:
         """source_record_id: the trimmed person id; with several id columns, the trimmed parts joined by ':'."""
@@ -90,9 +94,21 @@ BUILT_IN = (
         people_file="gp_patients",
         activity_file="gp_events",
         people=FileFields(
-            ("gp_patient_id", "nhs_number", "forename", "middle_names", "surname", "date_of_birth", "sex", "postcode",
-             "practice_code", "ethnicity", "imd_decile"),
-            mandatory_ids=("gp_patient_id",), unique_key=("gp_patient_id",),
+            (
+                "gp_patient_id",
+                "nhs_number",
+                "forename",
+                "middle_names",
+                "surname",
+                "date_of_birth",
+                "sex",
+                "postcode",
+                "practice_code",
+                "ethnicity",
+                "imd_decile",
+            ),
+            mandatory_ids=("gp_patient_id",),
+            unique_key=("gp_patient_id",),
         ),
         activity=FileFields(
             ("gp_patient_id", "event_date", "code_system", "code", "value"),
@@ -114,15 +130,36 @@ BUILT_IN = (
         people_file="hospital_patients",
         activity_file="hospital_episodes",
         people=FileFields(
-            ("hospital_patient_id", "nhs_number", "forename", "surname", "date_of_birth", "sex", "postcode",
-             "ethnicity"),
-            mandatory_ids=("hospital_patient_id",), unique_key=("hospital_patient_id",),
+            (
+                "hospital_patient_id",
+                "nhs_number",
+                "forename",
+                "surname",
+                "date_of_birth",
+                "sex",
+                "postcode",
+                "ethnicity",
+            ),
+            mandatory_ids=("hospital_patient_id",),
+            unique_key=("hospital_patient_id",),
         ),
         activity=FileFields(
-            ("episode_id", "hospital_patient_id", "setting", "start_date", "end_date", "admission_method",
-             "primary_diagnosis", "secondary_diagnoses", "treatment_specialty", "referral_source"),
-            mandatory_ids=("episode_id", "hospital_patient_id"), unique_key=("episode_id",),
-            mandatory_dates=("start_date",), optional_dates=("end_date",),
+            (
+                "episode_id",
+                "hospital_patient_id",
+                "setting",
+                "start_date",
+                "end_date",
+                "admission_method",
+                "primary_diagnosis",
+                "secondary_diagnoses",
+                "treatment_specialty",
+                "referral_source",
+            ),
+            mandatory_ids=("episode_id", "hospital_patient_id"),
+            unique_key=("episode_id",),
+            mandatory_dates=("start_date",),
+            optional_dates=("end_date",),
             closed_codes={"setting": ("APC", "OP", "AE")},
         ),
         person_id=("hospital_patient_id",),
@@ -139,16 +176,38 @@ BUILT_IN = (
         people_file="social_care_clients",
         activity_file="social_care_events",
         people=FileFields(
-            ("la_client_id", "nhs_number", "forename", "surname", "date_of_birth", "sex", "postcode", "ethnicity"),
-            mandatory_ids=("la_client_id",), unique_key=("la_client_id",),
+            (
+                "la_client_id",
+                "nhs_number",
+                "forename",
+                "surname",
+                "date_of_birth",
+                "sex",
+                "postcode",
+                "ethnicity",
+            ),
+            mandatory_ids=("la_client_id",),
+            unique_key=("la_client_id",),
         ),
         activity=FileFields(
-            ("event_id", "la_client_id", "client_type", "event_type", "service_type", "primary_support_reason",
-             "start_date", "end_date"),
-            mandatory_ids=("event_id", "la_client_id"), unique_key=("event_id",),
-            mandatory_dates=("start_date",), optional_dates=("end_date",),
-            closed_codes={"client_type": ("Service User", "Carer"),
-                          "event_type": ("Request", "Assessment", "Service", "Review")},
+            (
+                "event_id",
+                "la_client_id",
+                "client_type",
+                "event_type",
+                "service_type",
+                "primary_support_reason",
+                "start_date",
+                "end_date",
+            ),
+            mandatory_ids=("event_id", "la_client_id"),
+            unique_key=("event_id",),
+            mandatory_dates=("start_date",),
+            optional_dates=("end_date",),
+            closed_codes={
+                "client_type": ("Service User", "Carer"),
+                "event_type": ("Request", "Assessment", "Service", "Review"),
+            },
         ),
         person_id=("la_client_id",),
         activity_std=schemas.SOCIAL_CARE_ACTIVITY_STD,
@@ -164,14 +223,32 @@ BUILT_IN = (
         people_file="third_sector_clients",
         activity_file="third_sector_contacts",
         people=FileFields(
-            ("org_client_ref", "organisation", "forename", "surname", "date_of_birth", "year_of_birth", "postcode"),
-            mandatory_ids=("organisation", "org_client_ref"), unique_key=("organisation", "org_client_ref"),
+            (
+                "org_client_ref",
+                "organisation",
+                "forename",
+                "surname",
+                "date_of_birth",
+                "year_of_birth",
+                "postcode",
+            ),
+            mandatory_ids=("organisation", "org_client_ref"),
+            unique_key=("organisation", "org_client_ref"),
         ),
         activity=FileFields(
-            ("contact_id", "org_client_ref", "organisation", "contact_date", "contact_reason", "unpaid_carer"),
-            mandatory_ids=("contact_id", "organisation", "org_client_ref"), unique_key=("contact_id",),
+            (
+                "contact_id",
+                "org_client_ref",
+                "organisation",
+                "contact_date",
+                "contact_reason",
+                "unpaid_carer",
+            ),
+            mandatory_ids=("contact_id", "organisation", "org_client_ref"),
+            unique_key=("contact_id",),
             mandatory_dates=("contact_date",),
-            closed_codes={"unpaid_carer": ("Y", "N")}, optional_codes=("unpaid_carer",),
+            closed_codes={"unpaid_carer": ("Y", "N")},
+            optional_codes=("unpaid_carer",),
         ),
         person_id=("organisation", "org_client_ref"),  # record id organisation:org_client_ref
         activity_std=schemas.THIRD_SECTOR_ACTIVITY_STD,
@@ -199,8 +276,10 @@ def register(source: SourceDeclaration) -> SourceDeclaration:
     if clash:
         raise ValueError(f"source {source.name}: table(s) {', '.join(clash)} belong to another source")
     if source.activity_std.zone != "restricted" or source.pseudonymised_activity.zone != "pseudonymised":
-        raise ValueError(f"source {source.name}: activity_std is a restricted table, pseudonymised_activity a "
-                         "pseudonymised one")
+        raise ValueError(
+            f"source {source.name}: activity_std is a restricted table, pseudonymised_activity a "
+            "pseudonymised one"
+        )
     _REGISTRY[source.name] = source
     return source
 

@@ -41,19 +41,23 @@ class RunContext:
 
     def stamp(self) -> dict[str, str]:
         """What each Delta commit records so a row can be traced to the run that wrote it."""
-        return {"run_id": self.run_id, "job": self.job, "config_hash": self.config_hash,
-                "code_version": self.code_version}
+        return {
+            "run_id": self.run_id,
+            "job": self.job,
+            "config_hash": self.config_hash,
+            "code_version": self.code_version,
+        }
 
     def log_metrics(self, metrics: Mapping[str, float | int | None], step: int = 0) -> None:
         now = int(time.time() * 1000)
         batch = [Metric(_metric_key(k), float(v), now, step) for k, v in metrics.items() if v is not None]
         for start in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[start:start + 1000])
+            self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
 
     def log_params(self, params: Mapping[str, object]) -> None:
         items = [Param(_metric_key(k), str(v)[:6000]) for k, v in params.items()]
         for start in range(0, len(items), MLFLOW_PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[start:start + MLFLOW_PARAM_BATCH])
+            self.client.log_batch(self.run_id, params=items[start : start + MLFLOW_PARAM_BATCH])
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
         for key, value in tags.items():
@@ -91,10 +95,19 @@ def git_commit() -> str:
     if os.environ.get("LINKAGE_GIT_COMMIT"):
         return os.environ["LINKAGE_GIT_COMMIT"]
     try:
-        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{commit}{'-dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -117,7 +130,9 @@ def configure_mlflow(config: AppConfig) -> str:
         # Keep artifacts beside the local store rather than in whatever folder the job started in.
         artifact_location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
     try:
-        experiment_id = client.create_experiment(config.tracking.experiment, artifact_location=artifact_location)
+        experiment_id = client.create_experiment(
+            config.tracking.experiment, artifact_location=artifact_location
+        )
     except mlflow.exceptions.MlflowException:
         # Another process created it between our look-up and create.
         experiment_id = client.get_experiment_by_name(config.tracking.experiment).experiment_id
@@ -146,7 +161,9 @@ def tracking_run(config: AppConfig, job: str) -> Iterator[RunContext]:
         "config_hash": config.config_hash(),
         "environment": config.environment,
     }
-    with mlflow.start_run(experiment_id=experiment_id, run_name=job, nested=parent is not None, tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=job, nested=parent is not None, tags=tags
+    ) as run:
         context = RunContext(
             run_id=run.info.run_id,
             job=job,

@@ -34,8 +34,9 @@ from linkage.config import load_config  # noqa: E402
 from linkage.releases.catalog import register_catalog  # noqa: E402
 from linkage.session import lake_session  # noqa: E402
 
-config = load_config(os.environ.get("LINKAGE_CONFIG"),
-                     overrides=[s for s in os.environ.get("LINKAGE_SET", "").split(";") if s])
+config = load_config(
+    os.environ.get("LINKAGE_CONFIG"), overrides=[s for s in os.environ.get("LINKAGE_SET", "").split(";") if s]
+)
 # The project's session with the lake's names: every table below is the published release's version.
 spark = lake_session(config)
 lake = config.paths.lake
@@ -49,11 +50,16 @@ figures.mkdir(parents=True, exist_ok=True)
 
 # %%
 person = spark.table("pseudonymised.person")
-people_by_band = spark.sql("SELECT age_band, count(*) AS count FROM pseudonymised.person GROUP BY age_band "
-                           "ORDER BY age_band")
+people_by_band = spark.sql(
+    "SELECT age_band, count(*) AS count FROM pseudonymised.person GROUP BY age_band ORDER BY age_band"
+)
 people_by_band.show(30)
-sources = person.select(*[F.sum(F.col(c).cast("int")).alias(c) for c in
-                          ("in_gp", "in_hospital", "in_social_care", "in_third_sector")])
+sources = person.select(
+    *[
+        F.sum(F.col(c).cast("int")).alias(c)
+        for c in ("in_gp", "in_hospital", "in_social_care", "in_third_sector")
+    ]
+)
 sources.show()
 
 # %% [markdown]
@@ -62,16 +68,24 @@ sources.show()
 # safe to share are `cohorts.cohort_<name>_summary`.
 
 # %%
-cohort_names = sorted(t.name.removeprefix("cohort_") for t in spark.catalog.listTables("cohorts")
-                      if t.name.startswith("cohort_") and not t.name.endswith("_summary"))
+cohort_names = sorted(
+    t.name.removeprefix("cohort_")
+    for t in spark.catalog.listTables("cohorts")
+    if t.name.startswith("cohort_") and not t.name.endswith("_summary")
+)
 cohort_sizes = {name: spark.table(f"cohorts.cohort_{name}").count() for name in cohort_names}
 print(cohort_sizes)
 first_cohort = cohort_names[0]
 # Cohort tables carry the person's generalised attributes; join person for anything else.
 cohort = spark.table(f"cohorts.cohort_{first_cohort}")
 cohort.groupBy("ethnic_group").count().orderBy("ethnic_group").show()
-(cohort.join(person.select("person_id", "postcode_district"), "person_id", how="left")
- .groupBy("postcode_district").count().orderBy(F.desc("count")).show(5))
+(
+    cohort.join(person.select("person_id", "postcode_district"), "person_id", how="left")
+    .groupBy("postcode_district")
+    .count()
+    .orderBy(F.desc("count"))
+    .show(5)
+)
 
 # %% [markdown]
 # ## Releases, time travel and table history
@@ -86,8 +100,10 @@ history = spark.sql(f"DESCRIBE HISTORY delta.`{person_ref.path}`")
 history.select("version", "timestamp", "operation", "userMetadata").show(truncate=False)
 first_version = history.agg(F.min("version")).first()[0]
 person_then = spark.read.format("delta").option("versionAsOf", first_version).load(person_ref.path)
-print(f"persons now: {person.count()} (version {person_ref.version}), at version {first_version}: "
-      f"{person_then.count()}")
+print(
+    f"persons now: {person.count()} (version {person_ref.version}), at version {first_version}: "
+    f"{person_then.count()}"
+)
 register_catalog(spark, lake, published_release(lake))  # the same call opens an earlier release by id
 
 # %% [markdown]

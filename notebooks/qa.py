@@ -26,12 +26,17 @@ from mlflow.tracking import MlflowClient
 
 from linkage.config import load_config
 
-config = load_config(os.environ.get("LINKAGE_CONFIG"),
-                     overrides=[s for s in os.environ.get("LINKAGE_SET", "").split(";") if s])
+config = load_config(
+    os.environ.get("LINKAGE_CONFIG"), overrides=[s for s in os.environ.get("LINKAGE_SET", "").split(";") if s]
+)
 client = MlflowClient(config.tracking_uri)
 experiment = client.get_experiment_by_name(config.tracking.experiment)
-link_runs = client.search_runs([experiment.experiment_id], filter_string="tags.job = 'link' and status = 'FINISHED'",
-                               order_by=["attributes.start_time DESC"], max_results=10)
+link_runs = client.search_runs(
+    [experiment.experiment_id],
+    filter_string="tags.job = 'link' and status = 'FINISHED'",
+    order_by=["attributes.start_time DESC"],
+    max_results=10,
+)
 print(f"{len(link_runs)} finished link runs in '{config.tracking.experiment}'")
 # LINKAGE_RUN_ID picks the link run to review (default the latest); "previous" is the run before it.
 if os.environ.get("LINKAGE_RUN_ID"):
@@ -43,10 +48,18 @@ latest = link_runs[0]
 # ## The latest run: parameters and headline metrics
 
 # %%
-print("run", latest.info.run_id, "model version", latest.data.params.get("model_version"),
-      "code", latest.data.tags.get("code_version"))
+print(
+    "run",
+    latest.info.run_id,
+    "model version",
+    latest.data.params.get("model_version"),
+    "code",
+    latest.data.tags.get("code_version"),
+)
 metrics = pd.Series(latest.data.metrics).sort_index()
-headline = metrics[[k for k in metrics.index if k.startswith(("precision", "recall", "f1", "matches", "records"))]]
+headline = metrics[
+    [k for k in metrics.index if k.startswith(("precision", "recall", "f1", "matches", "records"))]
+]
 print(headline.to_string())
 
 # %% [markdown]
@@ -65,7 +78,9 @@ if len(by_group):
 # %%
 if len(link_runs) > 1:
     previous = link_runs[1]
-    both = pd.DataFrame({"latest": pd.Series(latest.data.metrics), "previous": pd.Series(previous.data.metrics)})
+    both = pd.DataFrame(
+        {"latest": pd.Series(latest.data.metrics), "previous": pd.Series(previous.data.metrics)}
+    )
     both["change"] = both["latest"] - both["previous"]
     changed = both[both["change"].abs() > 0].sort_values("change")
     print(changed.to_string())

@@ -17,8 +17,13 @@ from linkage.session import build_spark
 
 # Tiny data: a couple of partitions and no UI. Jobs run inside tests reuse this session
 # (build_spark -> getOrCreate) and leave it running because the test run owns it.
-TEST_SPARK = SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="4g", log_level="ERROR",
-                         conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"})
+TEST_SPARK = SparkConfig(
+    master="local[2]",
+    shuffle_partitions=2,
+    driver_memory="4g",
+    log_level="ERROR",
+    conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"},
+)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +85,12 @@ def make_config(test_overrides) -> Callable[..., AppConfig]:
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 # Keep a subprocess's Spark as small as the test session's.
-CHEAP_SPARK = ["spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=2g",
-               "spark.conf.spark.ui.enabled=false"]
+CHEAP_SPARK = [
+    "spark.master=local[2]",
+    "spark.shuffle_partitions=2",
+    "spark.driver_memory=2g",
+    "spark.conf.spark.ui.enabled=false",
+]
 
 
 def bare_env(home: Path) -> dict[str, str]:
@@ -142,18 +151,33 @@ def start_pipeline(work: Path) -> StartedPipeline:
 
     lake, raw, tracking_uri = work / "lake", work / "raw", f"sqlite:///{work / 'mlflow.db'}"
     overrides: list[str] = []
-    for setting in (f"tracking.uri={tracking_uri}", "tracking.registered_model=linkage-splink-pipeline-test",
-                    f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}", *CHEAP_SPARK,
-                    "synthetic.people=300", "linkage.u_max_pairs=20000"):
+    for setting in (
+        f"tracking.uri={tracking_uri}",
+        "tracking.registered_model=linkage-splink-pipeline-test",
+        f"pseudonymise.key_file={work / 'secrets' / 'pseudo_key'}",
+        *CHEAP_SPARK,
+        "synthetic.people=300",
+        "linkage.u_max_pairs=20000",
+    ):
         overrides += ["--set", setting]
     config = load_config(None, overrides=[*overrides[1::2], f"paths.lake={lake}", f"paths.raw={raw}"])
     generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
     raw_before = snapshot(raw)
-    command = [part.replace("paths.raw=DIR", f"paths.raw={raw}").replace("paths.lake=DIR", f"paths.lake={lake}")
-               .replace("paths.truth=FILE", f"paths.truth={raw / 'truth.csv'}") for part in readme_own_extract_command()]
+    command = [
+        part.replace("paths.raw=DIR", f"paths.raw={raw}")
+        .replace("paths.lake=DIR", f"paths.lake={lake}")
+        .replace("paths.truth=FILE", f"paths.truth={raw / 'truth.csv'}")
+        for part in readme_own_extract_command()
+    ]
     with (work / "stdout.txt").open("w") as stdout, (work / "stderr.txt").open("w") as stderr:
-        process = subprocess.Popen([*command, *overrides], cwd=PROJECT_ROOT, env=bare_env(work / "home"),
-                                   stdout=stdout, stderr=stderr, text=True)
+        process = subprocess.Popen(
+            [*command, *overrides],
+            cwd=PROJECT_ROOT,
+            env=bare_env(work / "home"),
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
     return StartedPipeline(process, work, lake, raw, tracking_uri, overrides, command, raw_before)
 
 
@@ -182,8 +206,9 @@ def started_pipeline(request, tmp_path_factory) -> Iterator[StartedPipeline | No
     if request.config.stash.get(CLUSTER_WANTED, False):
         from standalone import BackgroundClusterLink
 
-        started.cluster_link = BackgroundClusterLink(started.process, started.lake, pipeline_settings(started),
-                                                     tmp_path_factory.mktemp("standalone"))
+        started.cluster_link = BackgroundClusterLink(
+            started.process, started.lake, pipeline_settings(started), tmp_path_factory.mktemp("standalone")
+        )
         started.cluster_link.start()
     yield started
     if started.cluster_link is not None:
@@ -204,7 +229,9 @@ def cluster_link(started_pipeline):
     """The link job submitted to a standalone cluster on the session pipeline's output (tests/standalone.py),
     started in the background when the pipeline ended; waits for it."""
     if started_pipeline is None or started_pipeline.cluster_link is None:
-        pytest.fail("the cluster link starts with the session pipeline: select a test that reads pipeline_run")
+        pytest.fail(
+            "the cluster link starts with the session pipeline: select a test that reads pipeline_run"
+        )
     return started_pipeline.cluster_link.outcome(timeout=3600)
 
 
@@ -215,10 +242,24 @@ def pipeline_run(started_pipeline, tmp_path_factory) -> PipelineRun:
     started = started_pipeline or start_pipeline(tmp_path_factory.mktemp("pipeline"))
     exit_code = started.process.wait(timeout=3600)
     # Tests rebuild the run's configuration from these (pairs of "--set", "key=value").
-    settings = ("--set", f"paths.lake={started.lake}", "--set", f"paths.raw={started.raw}", *started.overrides)
-    return PipelineRun(exit_code, (started.work / "stdout.txt").read_text(encoding="utf-8"),
-                       (started.work / "stderr.txt").read_text(encoding="utf-8"), started.lake, started.raw,
-                       started.tracking_uri, settings, tuple(started.command), started.raw_before)
+    settings = (
+        "--set",
+        f"paths.lake={started.lake}",
+        "--set",
+        f"paths.raw={started.raw}",
+        *started.overrides,
+    )
+    return PipelineRun(
+        exit_code,
+        (started.work / "stdout.txt").read_text(encoding="utf-8"),
+        (started.work / "stderr.txt").read_text(encoding="utf-8"),
+        started.lake,
+        started.raw,
+        started.tracking_uri,
+        settings,
+        tuple(started.command),
+        started.raw_before,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -89,18 +89,44 @@ def standalone_cluster(work: Path, daemons: list[subprocess.Popen]) -> Iterator[
     master_url = f"spark://127.0.0.1:{master_port}"
     master_log, worker_log = work / "master.log", work / "worker.log"
     master = subprocess.Popen(
-        [str(SPARK_BIN / "spark-class"), "org.apache.spark.deploy.master.Master",
-         "--host", "127.0.0.1", "--port", str(master_port), "--webui-port", str(master_ui)],
-        env=env, stdout=master_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(SPARK_BIN / "spark-class"),
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(master_port),
+            "--webui-port",
+            str(master_ui),
+        ],
+        env=env,
+        stdout=master_log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     daemons.append(master)
     try:
         wait_for_port(master_port, master, STARTUP_SECONDS)
         worker = subprocess.Popen(
-            [str(SPARK_BIN / "spark-class"), "org.apache.spark.deploy.worker.Worker", master_url,
-             "--host", "127.0.0.1", "--cores", "2", "--memory", "3g", "--webui-port", str(worker_ui),
-             "--work-dir", str(work / "worker")],
-            env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(SPARK_BIN / "spark-class"),
+                "org.apache.spark.deploy.worker.Worker",
+                master_url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "2",
+                "--memory",
+                "3g",
+                "--webui-port",
+                str(worker_ui),
+                "--work-dir",
+                str(work / "worker"),
+            ],
+            env=env,
+            stdout=worker_log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         daemons.append(worker)
         wait_for_log(worker_log, "Successfully registered with master", worker, STARTUP_SECONDS)
@@ -122,22 +148,35 @@ class ClusterLink:
     daemons_stopped: bool
 
 
-def submit_link(master_url: str, worker_dir: Path, pipeline_lake: Path, settings: dict[str, str],
-                work: Path, processes: list[subprocess.Popen]) -> ClusterLink:
+def submit_link(
+    master_url: str,
+    worker_dir: Path,
+    pipeline_lake: Path,
+    settings: dict[str, str],
+    work: Path,
+    processes: list[subprocess.Popen],
+) -> ClusterLink:
     """The link job through spark-submit on the people the pipeline ingested, with the model it approved,
     into a lake of its own."""
     lake = work / "lake"
     shutil.copytree(pipeline_lake / "restricted" / "people_std", lake / "restricted" / "people_std")
     settings = {**settings, "paths.lake": str(lake), "paths.raw": str(work / "raw")}
     command = [
-        str(SPARK_BIN / "spark-submit"), "--master", master_url,
-        "--conf", "spark.executor.memory=1g", "--conf", "spark.executor.cores=2",
-        "--conf", f"spark.pyspark.python={sys.executable}",
+        str(SPARK_BIN / "spark-submit"),
+        "--master",
+        master_url,
+        "--conf",
+        "spark.executor.memory=1g",
+        "--conf",
+        "spark.executor.cores=2",
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
         str(PROJECT_ROOT / "jobs" / "link.py"),
         *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")],
     ]
-    submit = subprocess.Popen(command, env=cluster_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    submit = subprocess.Popen(
+        command, env=cluster_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     processes.append(submit)
     stdout, stderr = submit.communicate(timeout=SUBMIT_TIMEOUT_SECONDS)
     return ClusterLink(submit.returncode, stdout, stderr, worker_dir, lake, daemons_stopped=False)
@@ -162,9 +201,13 @@ class BackgroundClusterLink(threading.Thread):
                 self.error = "the session pipeline failed, so there is nothing to link on the cluster"
                 return
             with standalone_cluster(self.work, self.daemons) as (master_url, worker_dir):
-                link = submit_link(master_url, worker_dir, self.pipeline_lake, self.settings, self.work, self.daemons)
+                link = submit_link(
+                    master_url, worker_dir, self.pipeline_lake, self.settings, self.work, self.daemons
+                )
             stopped = all(daemon.poll() is not None for daemon in self.daemons)
-            self.result = ClusterLink(link.returncode, link.stdout, link.stderr, link.worker_dir, link.lake, stopped)
+            self.result = ClusterLink(
+                link.returncode, link.stdout, link.stderr, link.worker_dir, link.lake, stopped
+            )
         except Exception as error:  # noqa: BLE001 - reported by the test that reads it
             self.error = f"{type(error).__name__}: {error}"
 

@@ -23,14 +23,26 @@ def test_stage_lines_become_windows_ending_when_printed():
 
 def test_spark_task_time_goes_to_the_stage_it_completed_in():
     job = {"started": 100.0, "ended": 130.0, "stages": [("predict", 100.0, 110.0), ("cluster", 110.0, 125.0)]}
-    spark_stages = [{"ended": 105.0, "run_seconds": 8.0, "cpu_seconds": 6.0},
-                    {"ended": 109.0, "run_seconds": 4.0, "cpu_seconds": 1.0},
-                    {"ended": 120.0, "run_seconds": 3.0, "cpu_seconds": 2.0},
-                    {"ended": 50.0, "run_seconds": 99.0, "cpu_seconds": 99.0}]  # an earlier job's stage
+    spark_stages = [
+        {"ended": 105.0, "run_seconds": 8.0, "cpu_seconds": 6.0},
+        {"ended": 109.0, "run_seconds": 4.0, "cpu_seconds": 1.0},
+        {"ended": 120.0, "run_seconds": 3.0, "cpu_seconds": 2.0},
+        {"ended": 50.0, "run_seconds": 99.0, "cpu_seconds": 99.0},
+    ]  # an earlier job's stage
     report = task_time_by_stage(job, spark_stages)
-    assert report["predict"] == {"wall_seconds": 10.0, "task_seconds": 12.0, "task_cpu_seconds": 7.0, "spark_stages": 2}
+    assert report["predict"] == {
+        "wall_seconds": 10.0,
+        "task_seconds": 12.0,
+        "task_cpu_seconds": 7.0,
+        "spark_stages": 2,
+    }
     assert report["cluster"]["task_seconds"] == 3.0
-    assert report["all"] == {"wall_seconds": 30.0, "task_seconds": 15.0, "task_cpu_seconds": 9.0, "spark_stages": 3}
+    assert report["all"] == {
+        "wall_seconds": 30.0,
+        "task_seconds": 15.0,
+        "task_cpu_seconds": 9.0,
+        "spark_stages": 3,
+    }
 
 
 def test_the_bench_imports_no_job_module():

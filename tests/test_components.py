@@ -39,9 +39,13 @@ def splink_components(nodes, edges) -> dict[str, str]:
     On DuckDB: components are a property of the edge list, not of the backend, and Splink's Spark loop
     costs seconds per iteration."""
     clusters = cluster_pairwise_predictions_at_threshold(
-        pd.DataFrame({"record_uid": nodes}), pd.DataFrame(edges, columns=["record_uid_l", "record_uid_r"]),
-        DuckDBAPI(), node_id_column_name="record_uid", edge_id_column_name_left="record_uid_l",
-        edge_id_column_name_right="record_uid_r").as_pandas_dataframe()
+        pd.DataFrame({"record_uid": nodes}),
+        pd.DataFrame(edges, columns=["record_uid_l", "record_uid_r"]),
+        DuckDBAPI(),
+        node_id_column_name="record_uid",
+        edge_id_column_name_left="record_uid_l",
+        edge_id_column_name_right="record_uid_r",
+    ).as_pandas_dataframe()
     return dict(zip(clusters["record_uid"], clusters["cluster_id"], strict=True))
 
 

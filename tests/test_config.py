@@ -39,7 +39,9 @@ def test_default_overlay_is_local_and_paths_resolve_against_project_root():
 
 def test_overlay_then_set_override_in_that_order(conf_dir):
     overlay = write(conf_dir / "site.yaml", "spark:\n  shuffle_partitions: 8\n")
-    config = load_config(overlay, overrides=["spark.shuffle_partitions=3", "spark.conf.spark.sql.ansi.enabled=true"])
+    config = load_config(
+        overlay, overrides=["spark.shuffle_partitions=3", "spark.conf.spark.sql.ansi.enabled=true"]
+    )
     assert config.spark.shuffle_partitions == 3
     # spark.conf keys keep their dots: everything after spark.conf. is one key
     assert config.spark.conf == {"spark.sql.ansi.enabled": "true"}
@@ -154,7 +156,10 @@ def read_conf(name: str) -> dict[str, Any]:
 
 def test_restated_finds_a_value_equal_to_the_inherited_one():
     inherited = {"spark.master": "local[*]", "spark.conf": {}, "cohorts.index_date": "2026-06-30"}
-    layer = {"spark": {"master": "local[*]", "conf": {}}, "cohorts": {"index_date": yaml.safe_load("2026-06-30")}}
+    layer = {
+        "spark": {"master": "local[*]", "conf": {}},
+        "cohorts": {"index_date": yaml.safe_load("2026-06-30")},
+    }
     assert restated(layer, inherited) == ["cohorts.index_date", "spark.conf", "spark.master"]
     assert restated({"spark": {"master": "local[2]"}}, inherited) == []
 
@@ -172,7 +177,12 @@ def test_link_qa_takes_its_reference_date_from_its_own_setting_not_the_generator
     # Truth metrics and review sample groups band ages in linkage.qa_reference_date's year: a real
     # extract's QA must not depend on how the synthetic generator is configured.
     config = load_config(None, overrides=["synthetic.reference_date=2030-01-01"])
-    assert config.linkage.qa_reference_date == config.cohorts.index_date  # both default to the generator's date
+    assert (
+        config.linkage.qa_reference_date == config.cohorts.index_date
+    )  # both default to the generator's date
     assert config.linkage.qa_reference_date != config.synthetic.reference_date
-    readers = [*(PROJECT_ROOT / "linkage" / "link").glob("*.py"), PROJECT_ROOT / "linkage" / "review" / "sampling.py"]
+    readers = [
+        *(PROJECT_ROOT / "linkage" / "link").glob("*.py"),
+        PROJECT_ROOT / "linkage" / "review" / "sampling.py",
+    ]
     assert [path.name for path in readers if ".synthetic." in path.read_text(encoding="utf-8")] == []

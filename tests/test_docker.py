@@ -20,8 +20,20 @@ DOCKER = PROJECT_ROOT / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
 COMPOSE = DOCKER / "compose.yaml"
 ENTRYPOINT = DOCKER / "entrypoint.sh"
-KNOWN_INSTRUCTIONS = {"FROM", "RUN", "COPY", "WORKDIR", "ENV", "ARG", "VOLUME", "ENTRYPOINT", "CMD", "EXPOSE",
-                      "LABEL", "USER"}
+KNOWN_INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "COPY",
+    "WORKDIR",
+    "ENV",
+    "ARG",
+    "VOLUME",
+    "ENTRYPOINT",
+    "CMD",
+    "EXPOSE",
+    "LABEL",
+    "USER",
+}
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -64,7 +76,9 @@ def test_every_copied_path_exists_and_is_in_the_build_context():
     for parts in copies:
         for source in parts[:-1]:
             assert (PROJECT_ROOT / source).exists(), f"Dockerfile copies missing {source}"
-            assert source.split("/")[0] not in ignored, f"Dockerfile copies {source}, which .dockerignore excludes"
+            assert source.split("/")[0] not in ignored, (
+                f"Dockerfile copies {source}, which .dockerignore excludes"
+            )
 
 
 def test_context_excludes_tests_data_secrets_and_local_builds():
@@ -79,7 +93,9 @@ def test_image_installs_the_pinned_dependencies_from_pyproject_and_fetches_the_j
     install = next(run for run in runs if "-r /tmp/requirements.txt" in run)
     assert "tomllib.load(open('pyproject.toml'" in install and "['dependencies']" in install
     assert all("--no-cache-dir" in run for run in runs if "pip install" in run)
-    assert any("python -m linkage.jars" in run for run in runs), "the image must fetch the Delta jars at build time"
+    assert any("python -m linkage.jars" in run for run in runs), (
+        "the image must fetch the Delta jars at build time"
+    )
     # The same extraction the Dockerfile runs gives every pinned dependency of pyproject.toml.
     import tomllib
 
@@ -91,14 +107,19 @@ def test_image_runs_as_a_non_root_user_starts_the_pipeline_and_documents_its_por
     instructions = dockerfile_instructions()
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1] not in {"root", "0"}
-    assert any(keyword == "RUN" and "useradd --uid 1000" in rest and users[-1] in rest for keyword, rest in instructions)
+    assert any(
+        keyword == "RUN" and "useradd --uid 1000" in rest and users[-1] in rest
+        for keyword, rest in instructions
+    )
     cmd = next(rest for keyword, rest in instructions if keyword == "CMD")
     assert '"jobs.pipeline"' in cmd and '"conf/docker.yaml"' in cmd
     assert load_config(PROJECT_ROOT / "conf" / "docker.yaml").environment == "docker"
     entry = next(rest for keyword, rest in instructions if keyword == "ENTRYPOINT")
     assert "/usr/local/bin/linkage-entrypoint" in entry
-    assert any(keyword == "COPY" and rest == "docker/entrypoint.sh /usr/local/bin/linkage-entrypoint"
-               for keyword, rest in instructions)
+    assert any(
+        keyword == "COPY" and rest == "docker/entrypoint.sh /usr/local/bin/linkage-entrypoint"
+        for keyword, rest in instructions
+    )
     exposed = {port for keyword, rest in instructions if keyword == "EXPOSE" for port in rest.split()}
     assert {"4040", "5000"} <= exposed
     assert "127.0.0.1:4040:4040" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
@@ -147,8 +168,11 @@ def test_readme_quick_starts_build_with_the_script_and_pass_the_key_where_the_co
     run = next(command for command in commands if command.startswith(f"{engine} run "))
     assert "--memory" in run and '-v "$PWD/data:/data"' in run and "linkage:latest" in run
     assert "python -m jobs.pipeline --config conf/docker.yaml" in run
-    key_mount = ("--secret linkage_pseudo_key" if engine == "podman"
-                 else "secrets/pseudo_key:/run/secrets/linkage_pseudo_key:ro")
+    key_mount = (
+        "--secret linkage_pseudo_key"
+        if engine == "podman"
+        else "secrets/pseudo_key:/run/secrets/linkage_pseudo_key:ro"
+    )
     assert key_mount in run
     compose = readme_block(f"{engine}-compose")
     assert [command.split("#")[0].split()[-1] for command in compose] == ["mlflow", "down"]
@@ -167,8 +191,9 @@ def test_ci_runs_the_suite_then_the_image_test_and_make_wires_the_scripts():
         subprocess.run(["bash", "-n", str(DOCKER / script)], check=True)
 
 
-def run_entrypoint(tmp_path: Path, cgroup_files: dict[str, str], *command: str,
-                   extra_env: dict[str, str] | None = None) -> list[str]:
+def run_entrypoint(
+    tmp_path: Path, cgroup_files: dict[str, str], *command: str, extra_env: dict[str, str] | None = None
+) -> list[str]:
     """Run docker/entrypoint.sh with a fake cgroup tree and a `python` that prints its arguments."""
     cgroup = tmp_path / "cgroup"
     for name, content in cgroup_files.items():
@@ -177,29 +202,53 @@ def run_entrypoint(tmp_path: Path, cgroup_files: dict[str, str], *command: str,
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "python"
-    fake.write_text('#!/bin/sh\necho "SPARK_DRIVER_MEMORY=${SPARK_DRIVER_MEMORY:-unset}"\nfor a in "$@"; do echo "$a"; done\n')
+    fake.write_text(
+        '#!/bin/sh\necho "SPARK_DRIVER_MEMORY=${SPARK_DRIVER_MEMORY:-unset}"\nfor a in "$@"; do echo "$a"; done\n'
+    )
     fake.chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LINKAGE_CGROUP_ROOT": str(cgroup), **(extra_env or {})}
-    result = subprocess.run(["bash", str(ENTRYPOINT), *command], env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["bash", str(ENTRYPOINT), *command], env=env, capture_output=True, text=True, check=True
+    )
     return result.stdout.splitlines()
 
 
 def test_entrypoint_gives_the_driver_65_percent_of_a_cgroup_v2_limit_before_the_users_settings(tmp_path):
-    out = run_entrypoint(tmp_path, {"memory.max": str(4 * 1024**3)},
-                         "python", "-m", "jobs.pipeline", "--set", "spark.driver_memory=1g")
+    out = run_entrypoint(
+        tmp_path,
+        {"memory.max": str(4 * 1024**3)},
+        "python",
+        "-m",
+        "jobs.pipeline",
+        "--set",
+        "spark.driver_memory=1g",
+    )
     # 4096 MiB * 65 / 100 = 2662 MiB; the user's own --set comes later, so it still wins.
-    assert out == ["SPARK_DRIVER_MEMORY=2662m", "-m", "jobs.pipeline", "--set", "spark.driver_memory=2662m",
-                   "--set", "spark.driver_memory=1g"]
+    assert out == [
+        "SPARK_DRIVER_MEMORY=2662m",
+        "-m",
+        "jobs.pipeline",
+        "--set",
+        "spark.driver_memory=2662m",
+        "--set",
+        "spark.driver_memory=1g",
+    ]
 
 
 def test_entrypoint_reads_a_cgroup_v1_limit_and_honours_an_explicit_setting(tmp_path):
-    out = run_entrypoint(tmp_path, {"memory/memory.limit_in_bytes": str(2 * 1024**3)}, "python", "-m", "jobs.train")
+    out = run_entrypoint(
+        tmp_path, {"memory/memory.limit_in_bytes": str(2 * 1024**3)}, "python", "-m", "jobs.train"
+    )
     assert out[:1] == ["SPARK_DRIVER_MEMORY=1331m"] and "spark.driver_memory=1331m" in out
-    out = run_entrypoint(tmp_path, {}, "python", "-m", "jobs.train", extra_env={"LINKAGE_DRIVER_MEMORY": "5g"})
+    out = run_entrypoint(
+        tmp_path, {}, "python", "-m", "jobs.train", extra_env={"LINKAGE_DRIVER_MEMORY": "5g"}
+    )
     assert out == ["SPARK_DRIVER_MEMORY=5g", "-m", "jobs.train", "--set", "spark.driver_memory=5g"]
 
 
-@pytest.mark.parametrize("files", [{"memory.max": "max"}, {"memory/memory.limit_in_bytes": "9223372036854771712"}, {}])
+@pytest.mark.parametrize(
+    "files", [{"memory.max": "max"}, {"memory/memory.limit_in_bytes": "9223372036854771712"}, {}]
+)
 def test_entrypoint_leaves_the_configured_driver_memory_without_a_limit(tmp_path, files):
     out = run_entrypoint(tmp_path, files, "python", "-m", "jobs.pipeline")
     assert out == ["SPARK_DRIVER_MEMORY=unset", "-m", "jobs.pipeline"]

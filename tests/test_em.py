@@ -36,18 +36,29 @@ def trained(db_api, people, model, rule):
     linker = build_linker(register_sources(db_api, people), model)
     session = linker.training.estimate_parameters_using_expectation_maximisation(rule)
     settings = session.core_model_settings
-    levels = {(c.output_column_name, level.comparison_vector_value): (level.m_probability, level.u_probability)
-              for c in settings.comparisons for level in c._comparison_levels_excluding_null}
+    levels = {
+        (c.output_column_name, level.comparison_vector_value): (level.m_probability, level.u_probability)
+        for c in settings.comparisons
+        for level in c._comparison_levels_excluding_null
+    }
     return levels, settings.probability_two_random_records_match, len(session._core_model_settings_history)
 
 
 def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
     rows, _ = synthetic_people(seed=11)
-    people = model_input(people_frame(spark, rows).withColumns({
-        "forename_phonetic": F.soundex("forename_canonical"), "surname_phonetic": F.soundex("surname_canonical")}))
+    people = model_input(
+        people_frame(spark, rows).withColumns(
+            {
+                "forename_phonetic": F.soundex("forename_canonical"),
+                "surname_phonetic": F.soundex("surname_canonical"),
+            }
+        )
+    )
     config = make_config()
     model = starting_model(config)
-    rule = EM_BLOCKING_RULES[1]  # date of birth and district: the name comparisons (with term frequencies) are estimated
+    rule = EM_BLOCKING_RULES[
+        1
+    ]  # date of birth and district: the name comparisons (with term frequencies) are estimated
     with splink_backend(spark, config, "test-em") as db_api:
         splink_levels, splink_prior, splink_iterations = trained(db_api, people, model, rule)
         with em.em_over_pattern_counts():
@@ -60,10 +71,16 @@ def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
     for key, (m, u) in splink_levels.items():
         assert pattern_levels[key][0] == pytest.approx(m, abs=1e-6), key
         assert pattern_levels[key][1] == pytest.approx(u, abs=1e-6), key
-    starting_m = {round(level["m_probability"], 12) for c in model["comparisons"] for level in c["comparison_levels"]
-                  if "m_probability" in level}
+    starting_m = {
+        round(level["m_probability"], 12)
+        for c in model["comparisons"]
+        for level in c["comparison_levels"]
+        if "m_probability" in level
+    }
     assert any(round(m, 12) not in starting_m for m, _ in splink_levels.values() if m is not None)
-    assert em.em_training_session.expectation_maximisation is not em.pattern_expectation_maximisation  # restored
+    assert (
+        em.em_training_session.expectation_maximisation is not em.pattern_expectation_maximisation
+    )  # restored
 
 
 def test_match_probability_is_splinks_two_branch_formula():

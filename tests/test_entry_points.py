@@ -14,8 +14,8 @@ import sys
 import pytest
 from conftest import CHEAP_SPARK, SYSTEM_PYTHON, bare_env, snapshot
 
-from linkage.cli import redact
 from linkage.config import PROJECT_ROOT, SparkConfig
+from linkage.harness import redact
 from linkage.session import worker_python
 
 
@@ -26,8 +26,10 @@ def system_python_lacks_pyarrow() -> bool:
     return probe.returncode != 0
 
 
-needs_bare_python = pytest.mark.skipif(not system_python_lacks_pyarrow(),
-                                       reason="needs a system python3 without pyarrow to stand in for a bare machine")
+needs_bare_python = pytest.mark.skipif(
+    not system_python_lacks_pyarrow(),
+    reason="needs a system python3 without pyarrow to stand in for a bare machine",
+)
 
 
 def test_workers_use_the_configured_python_then_the_environment_then_the_driver():
@@ -51,13 +53,27 @@ def test_redact_hides_names_with_apostrophes_and_unquoted_identifiers():
 def test_task_errors_on_identifiable_values_never_reach_the_console(tmp_path):
     """Executor errors quote the value a task failed on; only the restricted log may hold it."""
     lake = tmp_path / "lake"
-    args = ["fail", "--set", f"paths.lake={lake}", "--set", f"paths.raw={tmp_path / 'raw'}",
-            "--set", f"pseudonymise.key_file={tmp_path / 'key'}"]
+    args = [
+        "fail",
+        "--set",
+        f"paths.lake={lake}",
+        "--set",
+        f"paths.raw={tmp_path / 'raw'}",
+        "--set",
+        f"pseudonymise.key_file={tmp_path / 'key'}",
+    ]
     for setting in CHEAP_SPARK:
         args += ["--set", setting]
     env = {**bare_env(tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests/scripts/udf_job.py"), *args], cwd=PROJECT_ROOT,
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests/scripts/udf_job.py"), *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "the cast failed" in done.stdout and "PythonException" in done.stderr
     printed = done.stdout + done.stderr

@@ -24,24 +24,31 @@ def rows_of(spark, folder, stem="people"):
 
 
 def test_blank_lines_before_the_header_are_not_an_empty_file(spark, tmp_path):
-    (tmp_path / "people.csv").write_text("\n  \nperson_id,name,nhs_number\n1,Lee,9434765919\n", encoding="utf-8")
+    (tmp_path / "people.csv").write_text(
+        "\n  \nperson_id,name,nhs_number\n1,Lee,9434765919\n", encoding="utf-8"
+    )
     rows = [(r.line_number, r.is_malformed, r.person_id) for r in rows_of(spark, tmp_path).collect()]
     assert rows == [(4, False, "1")]
 
 
 def test_a_quoted_line_break_is_one_record_and_lines_still_reconcile(spark, tmp_path):
     (tmp_path / "people.csv").write_text(
-        'person_id,name,nhs_number\n'
-        '1,"Lee\nsecond line",9434765919\n'   # lines 2-3: one record
-        '2,Kay,\n'                             # line 4
-        '3,"unclosed,123\n',                   # line 5: malformed, nothing to pair with
-        encoding="utf-8")
+        "person_id,name,nhs_number\n"
+        '1,"Lee\nsecond line",9434765919\n'  # lines 2-3: one record
+        "2,Kay,\n"  # line 4
+        '3,"unclosed,123\n',  # line 5: malformed, nothing to pair with
+        encoding="utf-8",
+    )
     actual = rows_of(spark, tmp_path).select("line_number", "is_malformed", *FIELDS, "continuation_lines")
     expected = spark.createDataFrame(
-        [(2, False, "1", "Lee\nsecond line", "9434765919", 1), (4, False, "2", "Kay", None, 0),
-         (5, True, "3", "unclosed,123", None, 0)],
+        [
+            (2, False, "1", "Lee\nsecond line", "9434765919", 1),
+            (4, False, "2", "Kay", None, 0),
+            (5, True, "3", "unclosed,123", None, 0),
+        ],
         "line_number long, is_malformed boolean, person_id string, name string, nhs_number string, "
-        "continuation_lines int")
+        "continuation_lines int",
+    )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -58,7 +65,9 @@ def test_invalid_utf8_is_quarantined_as_an_encoding_error(spark, tmp_path):
     from linkage.ingest.fields import FileFields
 
     rules = FileFields(fields=FIELDS, mandatory_ids=("person_id",))
-    reasons = {r.line_number: r.reason_code for r in with_reason(rows_df, rules, DateRules(1900, None)).collect()}
+    reasons = {
+        r.line_number: r.reason_code for r in with_reason(rows_df, rules, DateRules(1900, None)).collect()
+    }
     assert reasons == {2: None, 3: "encoding_error"}
 
 
@@ -70,18 +79,24 @@ def test_emptied_sources_are_those_that_had_people_and_are_not_allowed():
 
 
 @pytest.mark.slow
-def test_a_header_only_people_file_for_a_source_that_had_people_is_refused(spark, tmp_path, test_overrides,
-                                                                            make_config, capsys):
+def test_a_header_only_people_file_for_a_source_that_had_people_is_refused(
+    spark, tmp_path, test_overrides, make_config, capsys
+):
     config = make_config()
-    previous = people_frame(spark, [{"source_dataset": "hospital", "source_record_id": "H1", "run_id": "before"}])
-    lake.write_table(previous, config.paths.lake, PEOPLE_STD, RunContext("before", "ingest", "h", "t", "", "", None))
+    previous = people_frame(
+        spark, [{"source_dataset": "hospital", "source_record_id": "H1", "run_id": "before"}]
+    )
+    lake.write_table(
+        previous, config.paths.lake, PEOPLE_STD, RunContext("before", "ingest", "h", "t", "", "", None)
+    )
     files = dict(FILES)
     files["hospital_patients.csv"] = FILES["hospital_patients.csv"].splitlines()[0] + "\n"  # header only
-    files["gp_events.csv"] = "\n" + FILES["gp_events.csv"]                                # blank first line
+    files["gp_events.csv"] = "\n" + FILES["gp_events.csv"]  # blank first line
     files["third_sector_contacts.csv"] += "C9,R1,Carers Centre,2021-03-05,D\xe9bt,Y\n"
     write_extract(tmp_path / "raw", files)
     (tmp_path / "raw" / "third_sector_contacts.csv").write_bytes(
-        files["third_sector_contacts.csv"].encode("utf-8").replace("D\xe9bt".encode(), b"D\xe9bt"))
+        files["third_sector_contacts.csv"].encode("utf-8").replace("D\xe9bt".encode(), b"D\xe9bt")
+    )
 
     assert run_ingest_job(test_overrides) == 2
     err = capsys.readouterr().err

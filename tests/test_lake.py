@@ -9,10 +9,15 @@ from linkage import lake
 from linkage.schemas import Column, TableContract
 from linkage.tracking import tracking_run
 
-TOY = TableContract("restricted", "toy", "A toy table.", (
-    Column("id", "string", "Row id."),
-    Column("n", "int", "A number."),
-))
+TOY = TableContract(
+    "restricted",
+    "toy",
+    "A toy table.",
+    (
+        Column("id", "string", "Row id."),
+        Column("n", "int", "A number."),
+    ),
+)
 
 
 def test_write_then_time_travel_and_history(spark, make_config):
@@ -20,14 +25,27 @@ def test_write_then_time_travel_and_history(spark, make_config):
     first = spark.createDataFrame([("a", 1), ("b", None)], "id string, n int")
     second = spark.createDataFrame([("c", 3)], "id string, n int")
     with tracking_run(config, job="test-lake") as run:
-        written = [lake.write_table(first, config.paths.lake, TOY, run),
-                   lake.write_table(second, config.paths.lake, TOY, run)]
+        written = [
+            lake.write_table(first, config.paths.lake, TOY, run),
+            lake.write_table(second, config.paths.lake, TOY, run),
+        ]
     # Each write says its version and the rows it committed (from the commit, not a count of the table).
     assert written == [lake.TableWrite(version=0, rows=2), lake.TableWrite(version=1, rows=1)]
-    assert_df_equality(lake.read_table(spark, config.paths.lake, TOY), second, ignore_row_order=True, ignore_metadata=True)
-    assert_df_equality(lake.read_table(spark, config.paths.lake, TOY, version=0), first, ignore_row_order=True, ignore_metadata=True)
+    assert_df_equality(
+        lake.read_table(spark, config.paths.lake, TOY), second, ignore_row_order=True, ignore_metadata=True
+    )
+    assert_df_equality(
+        lake.read_table(spark, config.paths.lake, TOY, version=0),
+        first,
+        ignore_row_order=True,
+        ignore_metadata=True,
+    )
 
-    history = spark.sql(f"DESCRIBE HISTORY delta.`{lake.table_path(config.paths.lake, TOY)}`").orderBy("version").collect()
+    history = (
+        spark.sql(f"DESCRIBE HISTORY delta.`{lake.table_path(config.paths.lake, TOY)}`")
+        .orderBy("version")
+        .collect()
+    )
     assert [row.version for row in history] == [0, 1]
     stamps = [json.loads(row.userMetadata) for row in history]
     assert {s["run_id"] for s in stamps} == {run.run_id}
@@ -41,7 +59,9 @@ def test_column_comments_and_description_are_stored(spark, make_config):
     path = lake.table_path(config.paths.lake, TOY)
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     assert detail.description == "A toy table."
-    comments = {f.name: f.metadata.get("comment") for f in lake.read_table(spark, config.paths.lake, TOY).schema}
+    comments = {
+        f.name: f.metadata.get("comment") for f in lake.read_table(spark, config.paths.lake, TOY).schema
+    }
     assert comments == {"id": "Row id.", "n": "A number."}
 
 
@@ -59,7 +79,9 @@ def test_failed_write_keeps_the_last_good_version(spark, make_config):
     config = make_config()
     good = spark.createDataFrame([("a", 1)], "id string, n int")
     # A frame whose computation fails at execution time (ANSI cast error), after the write started.
-    bad = spark.createDataFrame([("b", "not a number")], "id string, n string").withColumn("n", F.col("n").cast("int"))
+    bad = spark.createDataFrame([("b", "not a number")], "id string, n string").withColumn(
+        "n", F.col("n").cast("int")
+    )
     with tracking_run(config, job="test-lake") as run:
         lake.write_table(good, config.paths.lake, TOY, run)
         with pytest.raises(Exception):  # noqa: B017 - any Spark failure will do

@@ -22,11 +22,23 @@ def union_find_clusters(spark, people, edges):
         return x
 
     for row in edges.collect():
-        a, b = find(f"{row.source_dataset_l}:{row.source_record_id_l}"), find(f"{row.source_dataset_r}:{row.source_record_id_r}")
+        a, b = (
+            find(f"{row.source_dataset_l}:{row.source_record_id_l}"),
+            find(f"{row.source_dataset_r}:{row.source_record_id_r}"),
+        )
         parent[max(a, b)] = min(a, b)
-    rows = [(r.source_dataset, r.source_record_id, f"{r.source_dataset}:{r.source_record_id}",
-             find(f"{r.source_dataset}:{r.source_record_id}")) for r in people.collect()]
-    return spark.createDataFrame(rows, "source_dataset string, source_record_id string, record_uid string, cluster_id string")
+    rows = [
+        (
+            r.source_dataset,
+            r.source_record_id,
+            f"{r.source_dataset}:{r.source_record_id}",
+            find(f"{r.source_dataset}:{r.source_record_id}"),
+        )
+        for r in people.collect()
+    ]
+    return spark.createDataFrame(
+        rows, "source_dataset string, source_record_id string, record_uid string, cluster_id string"
+    )
 
 
 def cluster_sets(clusters) -> set[frozenset[str]]:
@@ -37,52 +49,65 @@ def cluster_sets(clusters) -> set[frozenset[str]]:
 
 
 def family_extract(spark):
-    return people_frame(spark, [
-        # A parent and child with one forename, two GP records, two valid numbers, and a third-sector record
-        # (no number) of the child that links to both.
-        person("gp", "parent", nhs_number="9434765919", date_of_birth=date(1975, 5, 6)),
-        person("gp", "child", nhs_number="4010232137", date_of_birth=date(2004, 9, 1)),
-        person("third_sector", "child", nhs_number=None, date_of_birth=date(2004, 9, 1)),
-        # Twins: one date of birth, two numbers, wrongly linked: not a years-apart conflict, so left alone here
-        # (the family correction keeps twins apart in the model).
-        person("gp", "twin1", nhs_number="6000000000", date_of_birth=date(2012, 3, 4)),
-        person("gp", "twin2", nhs_number="5000000000", date_of_birth=date(2012, 3, 4)),
-        # A true duplicate whose second NHS number had a one-digit typo: standardisation made it null.
-        person("gp", "dup1", nhs_number="7000000000", date_of_birth=date(1990, 1, 2)),
-        person("hospital", "dup2", nhs_number=None, date_of_birth=date(1990, 1, 2)),
-        # Siblings with different numbers linked by a clerical decision: a reviewer's match stands.
-        person("gp", "sib1", nhs_number="8000000000", date_of_birth=date(2001, 2, 3)),
-        person("gp", "sib2", nhs_number="8100000000", date_of_birth=date(2004, 7, 8)),
-    ])
+    return people_frame(
+        spark,
+        [
+            # A parent and child with one forename, two GP records, two valid numbers, and a third-sector record
+            # (no number) of the child that links to both.
+            person("gp", "parent", nhs_number="9434765919", date_of_birth=date(1975, 5, 6)),
+            person("gp", "child", nhs_number="4010232137", date_of_birth=date(2004, 9, 1)),
+            person("third_sector", "child", nhs_number=None, date_of_birth=date(2004, 9, 1)),
+            # Twins: one date of birth, two numbers, wrongly linked: not a years-apart conflict, so left alone here
+            # (the family correction keeps twins apart in the model).
+            person("gp", "twin1", nhs_number="6000000000", date_of_birth=date(2012, 3, 4)),
+            person("gp", "twin2", nhs_number="5000000000", date_of_birth=date(2012, 3, 4)),
+            # A true duplicate whose second NHS number had a one-digit typo: standardisation made it null.
+            person("gp", "dup1", nhs_number="7000000000", date_of_birth=date(1990, 1, 2)),
+            person("hospital", "dup2", nhs_number=None, date_of_birth=date(1990, 1, 2)),
+            # Siblings with different numbers linked by a clerical decision: a reviewer's match stands.
+            person("gp", "sib1", nhs_number="8000000000", date_of_birth=date(2001, 2, 3)),
+            person("gp", "sib2", nhs_number="8100000000", date_of_birth=date(2004, 7, 8)),
+        ],
+    )
 
 
 def family_edges(spark):
-    return spark.createDataFrame([
-        ("gp", "child", "third_sector", "child", 0.9999, "probabilistic"),
-        ("gp", "parent", "third_sector", "child", 0.97, "probabilistic"),  # the weakest link of the chain
-        ("gp", "twin1", "gp", "twin2", 0.96, "probabilistic"),
-        ("gp", "dup1", "hospital", "dup2", 0.96, "probabilistic"),
-        ("gp", "sib1", "gp", "sib2", None, "clerical"),
-    ], EDGE_SCHEMA)
+    return spark.createDataFrame(
+        [
+            ("gp", "child", "third_sector", "child", 0.9999, "probabilistic"),
+            ("gp", "parent", "third_sector", "child", 0.97, "probabilistic"),  # the weakest link of the chain
+            ("gp", "twin1", "gp", "twin2", 0.96, "probabilistic"),
+            ("gp", "dup1", "hospital", "dup2", 0.96, "probabilistic"),
+            ("gp", "sib1", "gp", "sib2", None, "clerical"),
+        ],
+        EDGE_SCHEMA,
+    )
 
 
 def test_conflicting_clusters_are_those_with_two_numbers_and_dates_years_apart(spark):
     people, edges = family_extract(spark), family_edges(spark)
     clusters = union_find_clusters(spark, people, edges)
     conflicted = {r.cluster_id for r in spine.conflicting_clusters(clusters, people).collect()}
-    assert conflicted == {"gp:child", "gp:sib1"}  # the family chain and the clerical siblings; not twins, not dup
+    assert conflicted == {
+        "gp:child",
+        "gp:sib1",
+    }  # the family chain and the clerical siblings; not twins, not dup
 
 
 def test_a_chain_through_a_household_splits_at_its_weakest_link(spark):
     people, edges = family_extract(spark), family_edges(spark)
     clusters = union_find_clusters(spark, people, edges)
     kept, split, removed = spine.split_conflicting_clusters(
-        edges, clusters, people, lambda e: union_find_clusters(spark, people, e), rounds=3)
+        edges, clusters, people, lambda e: union_find_clusters(spark, people, e), rounds=3
+    )
     assert removed == 1
     assert cluster_sets(split) == {
-        frozenset({"gp:parent"}), frozenset({"gp:child", "third_sector:child"}),
-        frozenset({"gp:twin1", "gp:twin2"}), frozenset({"gp:dup1", "hospital:dup2"}),
-        frozenset({"gp:sib1", "gp:sib2"})}
+        frozenset({"gp:parent"}),
+        frozenset({"gp:child", "third_sector:child"}),
+        frozenset({"gp:twin1", "gp:twin2"}),
+        frozenset({"gp:dup1", "hospital:dup2"}),
+        frozenset({"gp:sib1", "gp:sib2"}),
+    }
     assert kept.where("source_record_id_l = 'parent'").count() == 0
 
 
@@ -94,21 +119,51 @@ def test_no_rounds_means_no_split(spark):
 
 
 def test_link_patterns_count_household_links_with_dates_apart_and_links_across_two_numbers(spark):
-    people = people_frame(spark, [
-        person("gp", "p", surname_std="OKAFOR", postcode_std="E1 6AN", nhs_number="9434765919",
-               date_of_birth=date(1975, 5, 6)),
-        person("gp", "c", surname_std="OKAFOR", postcode_std="E1 6AN", nhs_number="4010232137",
-               date_of_birth=date(2004, 9, 1)),
-        person("hospital", "c", surname_std="OKAFOR", postcode_std="E1 6AN", nhs_number=None,
-               date_of_birth=date(1975, 5, 6)),
-        person("hospital", "d", surname_std="OKAFOR", postcode_std="E1 6AN", nhs_number="4010232137",
-               date_of_birth=date(2004, 9, 1)),
-    ])
-    edges = spark.createDataFrame([
-        ("gp", "p", "gp", "c", 0.99, "probabilistic"),        # household, years apart, two numbers: all three
-        ("gp", "c", "hospital", "c", 0.99, "probabilistic"),  # household, years apart, one number missing
-        ("gp", "c", "hospital", "d", None, "nhs_number"),      # same number, same date: none
-    ], EDGE_SCHEMA)
+    people = people_frame(
+        spark,
+        [
+            person(
+                "gp",
+                "p",
+                surname_std="OKAFOR",
+                postcode_std="E1 6AN",
+                nhs_number="9434765919",
+                date_of_birth=date(1975, 5, 6),
+            ),
+            person(
+                "gp",
+                "c",
+                surname_std="OKAFOR",
+                postcode_std="E1 6AN",
+                nhs_number="4010232137",
+                date_of_birth=date(2004, 9, 1),
+            ),
+            person(
+                "hospital",
+                "c",
+                surname_std="OKAFOR",
+                postcode_std="E1 6AN",
+                nhs_number=None,
+                date_of_birth=date(1975, 5, 6),
+            ),
+            person(
+                "hospital",
+                "d",
+                surname_std="OKAFOR",
+                postcode_std="E1 6AN",
+                nhs_number="4010232137",
+                date_of_birth=date(2004, 9, 1),
+            ),
+        ],
+    )
+    edges = spark.createDataFrame(
+        [
+            ("gp", "p", "gp", "c", 0.99, "probabilistic"),  # household, years apart, two numbers: all three
+            ("gp", "c", "hospital", "c", 0.99, "probabilistic"),  # household, years apart, one number missing
+            ("gp", "c", "hospital", "d", None, "nhs_number"),  # same number, same date: none
+        ],
+        EDGE_SCHEMA,
+    )
     assert qa.link_pattern_metrics(edges, people) == {
         "link_patterns.household_dob_years_apart": 2,
         "link_patterns.two_valid_nhs_numbers": 1,

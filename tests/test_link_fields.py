@@ -32,9 +32,12 @@ def test_full_extract_keeps_the_full_model():
 def test_no_postcode_drops_its_comparison_rules_and_em_session_and_adds_one_on_date_of_birth():
     plan = fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS))
     assert plan.dropped["comparisons"] == ["postcode"]
-    assert len(plan.dropped["blocking_rules"]) == 3 and all("postcode" in r for r in plan.dropped["blocking_rules"])
-    assert plan.dropped["em_sessions"] == ["(l.`date_of_birth` = r.`date_of_birth`) AND "
-                                           "(l.`postcode_district` = r.`postcode_district`)"]
+    assert len(plan.dropped["blocking_rules"]) == 3 and all(
+        "postcode" in r for r in plan.dropped["blocking_rules"]
+    )
+    assert plan.dropped["em_sessions"] == [
+        "(l.`date_of_birth` = r.`date_of_birth`) AND (l.`postcode_district` = r.`postcode_district`)"
+    ]
     # Without that session no session would estimate the name comparisons (the other blocks on canonical names).
     assert plan.added_em_rules == ["l.`date_of_birth` = r.`date_of_birth`"]
     assert all("postcode" not in fields.rule_sql(r) for r in plan.prediction_rules)
@@ -46,26 +49,43 @@ def test_no_nhs_number_drops_its_comparison_rule_prior_rule_and_the_relatives_co
     assert plan.dropped["blocking_rules"] == ["l.`nhs_number` = r.`nhs_number`"]
     assert [fields.rule_sql(r) for r in plan.prior_rules] == [
         "(l.`forename_std` = r.`forename_std`) AND (l.`surname_std` = r.`surname_std`) AND "
-        "(l.`date_of_birth` = r.`date_of_birth`)"]
+        "(l.`date_of_birth` = r.`date_of_birth`)"
+    ]
     assert not plan.added_em_rules
 
 
 def test_a_registered_model_loses_only_the_blocking_rules_on_missing_fields():
-    model = {"comparisons": [], "blocking_rules_to_generate_predictions": [
-        {"blocking_rule": "l.`nhs_number` = r.`nhs_number`"},
-        {"blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"},
-        {"blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`date_of_birth` = r.`date_of_birth`)"}]}
+    model = {
+        "comparisons": [],
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": "l.`nhs_number` = r.`nhs_number`"},
+            {
+                "blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"
+            },
+            {
+                "blocking_rule": "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`date_of_birth` = r.`date_of_birth`)"
+            },
+        ],
+    }
     adapted, dropped = fields.model_for_populated(model, ALL_COLUMNS - set(POSTCODE_COLUMNS))
-    assert dropped == ["(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"]
+    assert dropped == [
+        "(l.`surname_phonetic` = r.`surname_phonetic`) AND (l.`postcode_std` = r.`postcode_std`)"
+    ]
     assert len(adapted["blocking_rules_to_generate_predictions"]) == 2
 
 
 def test_populated_counts_per_source_treat_empty_arrays_as_missing(spark):
-    rows = [{"source_dataset": "gp", "source_record_id": "g1", "surname_std": "KHAN", "surname_parts": ["KHAN"]},
-            {"source_dataset": "gp", "source_record_id": "g2", "surname_std": None, "surname_parts": []},
-            {"source_dataset": "hospital", "source_record_id": "h1", "nhs_number": "9434765919"}]
+    rows = [
+        {"source_dataset": "gp", "source_record_id": "g1", "surname_std": "KHAN", "surname_parts": ["KHAN"]},
+        {"source_dataset": "gp", "source_record_id": "g2", "surname_std": None, "surname_parts": []},
+        {"source_dataset": "hospital", "source_record_id": "h1", "nhs_number": "9434765919"},
+    ]
     counts = fields.populated_counts(people_frame(spark, rows))
-    assert counts["gp"]["records"] == 2 and counts["gp"]["surname_std"] == 1 and counts["gp"]["surname_parts"] == 1
+    assert (
+        counts["gp"]["records"] == 2
+        and counts["gp"]["surname_std"] == 1
+        and counts["gp"]["surname_parts"] == 1
+    )
     assert counts["hospital"]["nhs_number"] == 1
     # One NHS number in the whole extract: no pair can compare it.
     assert "nhs_number" not in fields.populated_columns(counts)
@@ -73,19 +93,28 @@ def test_populated_counts_per_source_treat_empty_arrays_as_missing(spark):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("blanked", "link_too"), [(POSTCODE_COLUMNS, False), (("nhs_number",), True)],
-                         ids=["no-postcode", "no-nhs-number"])
-def test_train_and_link_an_extract_without_a_field(blanked, link_too, spark, make_config, test_overrides, tmp_path,
-                                                    capsys):
+@pytest.mark.parametrize(
+    ("blanked", "link_too"),
+    [(POSTCODE_COLUMNS, False), (("nhs_number",), True)],
+    ids=["no-postcode", "no-nhs-number"],
+)
+def test_train_and_link_an_extract_without_a_field(
+    blanked, link_too, spark, make_config, test_overrides, tmp_path, capsys
+):
     """Train adapts the model to the missing field; linking with it is checked where it matters most (no NHS
     number: the strongest field gone), which keeps the suite's time down."""
     rows, truth = synthetic_people(seed=11)
     rows = [{**row, **dict.fromkeys(blanked)} for row in rows]
     truth_path = tmp_path / "truth.csv"
     write_truth(truth_path, truth)
-    overrides = [*test_overrides, f"paths.truth={truth_path}", f"tracking.registered_model=fields-{tmp_path.name}",
-                 "linkage.u_max_pairs=20000", "linkage.em_max_iterations=10"]
-    config = make_config(*overrides[len(test_overrides):])
+    overrides = [
+        *test_overrides,
+        f"paths.truth={truth_path}",
+        f"tracking.registered_model=fields-{tmp_path.name}",
+        "linkage.u_max_pairs=20000",
+        "linkage.em_max_iterations=10",
+    ]
+    config = make_config(*overrides[len(test_overrides) :])
     write_people(spark, config, rows)
     argv = as_argv(overrides)
 
@@ -102,8 +131,11 @@ def test_train_and_link_an_extract_without_a_field(blanked, link_too, spark, mak
     client = MlflowClient(config.tracking_uri)
     train_run = client.get_run(client.get_model_version(config.tracking.registered_model, version).run_id)
     assert train_run.data.params["model.missing_fields"] == ", ".join(blanked)
-    adaptation = json.loads(Path(client.download_artifacts(train_run.info.run_id, "model/fields_adaptation.json",
-                                                           str(tmp_path))).read_text(encoding="utf-8"))
+    adaptation = json.loads(
+        Path(
+            client.download_artifacts(train_run.info.run_id, "model/fields_adaptation.json", str(tmp_path))
+        ).read_text(encoding="utf-8")
+    )
     assert adaptation["dropped_comparisons"][0] == dropped_comparison
 
     if not link_too:

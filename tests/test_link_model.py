@@ -31,12 +31,13 @@ def pipeline_config(pipeline_run) -> AppConfig:
 
 
 @pytest.mark.slow
-def test_link_needs_an_approved_model_and_approval_records_who_and_when(spark, make_config, test_overrides, tmp_path,
-                                                                         capsys, monkeypatch, pipeline_run):
+def test_link_needs_an_approved_model_and_approval_records_who_and_when(
+    spark, make_config, test_overrides, tmp_path, capsys, monkeypatch, pipeline_run
+):
     """Registered (as train registers, here the pipeline's trained model) -> refused -> approved -> accepted."""
     assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
     overrides = [*test_overrides, f"tracking.registered_model=linkage-test-{tmp_path.name}"]
-    config = make_config(*overrides[len(test_overrides):])
+    config = make_config(*overrides[len(test_overrides) :])
     rows, _ = synthetic_people()
     write_people(spark, config, rows)
     argv = as_argv(overrides)
@@ -46,7 +47,9 @@ def test_link_needs_an_approved_model_and_approval_records_who_and_when(spark, m
     assert "approve one with `python -m jobs.approve --version N`" in capsys.readouterr().err
 
     trained = pipeline_config(pipeline_run)
-    model = load_model_json(trained, approved_version(trained))  # from the pipeline's store, before our run opens
+    model = load_model_json(
+        trained, approved_version(trained)
+    )  # from the pipeline's store, before our run opens
     with tracking_run(config, "train") as run:
         version = register_model(config, run, model)
     assert approved_version(config) is None
@@ -55,6 +58,7 @@ def test_link_needs_an_approved_model_and_approval_records_who_and_when(spark, m
     cluster_argv = [*argv, "--set", "environment=cluster", "--model-version", version]
     assert link_job.main(cluster_argv, {}) == 2
     assert "--allow-unapproved" in capsys.readouterr().err
+
     # With the flag the run goes ahead, tagged; it fails here (injected) right after reading the model, which keeps
     # the test short. (A run that dies between the spine and the registry: tests/test_link_history.py.)
     def failing_read(ctx):
@@ -66,7 +70,10 @@ def test_link_needs_an_approved_model_and_approval_records_who_and_when(spark, m
     unapproved_run = latest_run(config, "link")
     assert unapproved_run.data.tags.get("unapproved") == "true"
 
-    assert approve_job.main([*argv, "--version", version], {"LINKAGE_REVIEWER": "qa.reviewer", "USER": "svc"}) == 0
+    assert (
+        approve_job.main([*argv, "--version", version], {"LINKAGE_REVIEWER": "qa.reviewer", "USER": "svc"})
+        == 0
+    )
     assert approved_version(config) == version
     tags = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).tags
     assert tags["approved_by"] == "qa.reviewer" and tags["approved_at"].startswith(str(date.today().year))
@@ -82,9 +89,13 @@ def test_the_pipelines_train_registers_a_model_and_its_link_writes_new_keys(spar
     """train -> register -> approve (local mode) -> link, as the session's pipeline ran them on its extract."""
     assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
     config = pipeline_config(pipeline_run)
-    version = re.search(r"^\[train\] registered '[^']+' version (\d+); approve it with", pipeline_run.stdout, re.M).group(1)
+    version = re.search(
+        r"^\[train\] registered '[^']+' version (\d+); approve it with", pipeline_run.stdout, re.M
+    ).group(1)
     assert approved_version(config) == version  # local mode approves the model it trained
-    f1 = float(re.search(r"^\[link\] pairwise precision .* F1 (\d\.\d{4})$", pipeline_run.stdout, re.M).group(1))
+    f1 = float(
+        re.search(r"^\[link\] pairwise precision .* F1 (\d\.\d{4})$", pipeline_run.stdout, re.M).group(1)
+    )
     assert f1 >= 0.9, f"F1 {f1} on easy synthetic data"
 
     people = read_table(spark, config.paths.lake, PEOPLE_STD)
@@ -95,11 +106,21 @@ def test_the_pipelines_train_registers_a_model_and_its_link_writes_new_keys(spar
     queue = read_table(spark, config.paths.lake, REVIEW_QUEUE)
     thresholds = config.linkage.thresholds
     assert queue.count() > 0
-    assert queue.where((F.col("match_probability") < thresholds.lower)
-                       | (F.col("match_probability") >= thresholds.upper)).count() == 0
+    assert (
+        queue.where(
+            (F.col("match_probability") < thresholds.lower) | (F.col("match_probability") >= thresholds.upper)
+        ).count()
+        == 0
+    )
     # The registered model carries the fixed family correction that training left out.
-    family = next(c for c in load_model_json(config, version)["comparisons"] if c["output_column_name"] == "family")
-    assert [level.get("fix_m_probability", False) for level in family["comparison_levels"]] == [False, True, True]
+    family = next(
+        c for c in load_model_json(config, version)["comparisons"] if c["output_column_name"] == "family"
+    )
+    assert [level.get("fix_m_probability", False) for level in family["comparison_levels"]] == [
+        False,
+        True,
+        True,
+    ]
 
     # Every key is new, recorded once under the run that made it.
     # (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
@@ -110,16 +131,22 @@ def test_the_pipelines_train_registers_a_model_and_its_link_writes_new_keys(spar
     assert registry.count() == spine.select("person_key").distinct().count()
     assert {r.run_id for r in registry.select("run_id").distinct().collect()} == link_run_ids
 
-    train_run_id = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).run_id
-    identifiers = [r.asDict() for r in people.select("forename_std", "surname_std", "nhs_number", "postcode_std").collect()]
+    train_run_id = (
+        MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).run_id
+    )
+    identifiers = [
+        r.asDict()
+        for r in people.select("forename_std", "surname_std", "nhs_number", "postcode_std").collect()
+    ]
     artifacts_hold_no_identifiers(config, identifiers, [train_run_id, *link_run_ids])
 
 
 def latest_run(config, job: str):
     client = MlflowClient(config.tracking_uri)
     experiment = client.get_experiment_by_name(config.tracking.experiment)
-    return client.search_runs([experiment.experiment_id], f"tags.job = '{job}'", order_by=["start_time DESC"],
-                              max_results=1)[0]
+    return client.search_runs(
+        [experiment.experiment_id], f"tags.job = '{job}'", order_by=["start_time DESC"], max_results=1
+    )[0]
 
 
 def artifacts_hold_no_identifiers(config, rows, run_ids) -> None:
@@ -160,7 +187,9 @@ def words_that_are_not_data() -> set[str]:
     'brown'), Splink's chart templates ('green') and the QA's group labels ('White'). A surname that is also one of
     these words cannot be told from it by a scan of words, so it is not checked; every other value is."""
     templates = Path(splink.__file__).parent / "internals" / "files" / "chart_defs"
-    words = tokens_of(chart_html({}, inline=True, fullhtml=True)) | tokens_of(" ".join(ETHNIC_GROUPS.values()))
+    words = tokens_of(chart_html({}, inline=True, fullhtml=True)) | tokens_of(
+        " ".join(ETHNIC_GROUPS.values())
+    )
     for template in templates.glob("*.json"):
         words |= tokens_of(template.read_text(encoding="utf-8"))
     return words

@@ -14,7 +14,10 @@ PAIR_SCHEMA = ", ".join(f"{c}_{side} string" for c in PAIR_COLUMNS for side in "
 
 def level_labels(comparison_dict: dict) -> list[tuple[str, str]]:
     """(SQL condition, label) of each level, in the order Splink tries them."""
-    return [(level["sql_condition"], level.get("label_for_charts", "null")) for level in comparison_dict["comparison_levels"]]
+    return [
+        (level["sql_condition"], level.get("label_for_charts", "null"))
+        for level in comparison_dict["comparison_levels"]
+    ]
 
 
 def first_level(levels: list[tuple[str, str]]):
@@ -34,22 +37,58 @@ def spark_with_splink_functions(spark):
 
 def test_family_correction_fires_for_twins_and_siblings_only(spark_with_splink_functions):
     spark = spark_with_splink_functions
-    pair = lambda f, fp, s, pc, nhs, case: (f[0], f[1], fp[0], fp[1], s[0], s[1], pc[0], pc[1], nhs[0], nhs[1], case)  # noqa: E731
+
+    def pair(f, fp, s, pc, nhs, case):
+        return (*f, *fp, *s, *pc, *nhs, case)
+
     rows = [
-        pair(("AMELIA", "GRACE"), ("A54", "G62"), ("KHAN", "KHAN"), ("E1 6AN", "E1 6AN"), (None, None), "twins, no NHS numbers"),
-        pair(("OMAR", "ZAINAB"), ("O56", "Z515"), ("ALI", "ALI"), ("N1 9GU", "M1 1AE"), ("9434765919", "4010232137"),
-             "siblings, different numbers, moved"),
-        pair(("JON", "JOHN"), ("J5", "J5"), ("SMITH", "SMITH"), ("E1 6AN", "E1 6AN"), ("9434765919", "4010232137"),
-             "same person, a relative's number, forename alike"),
-        pair(("SMITH", "JOHN"), ("S53", "J5"), ("JOHN", "SMITH"), ("E1 6AN", "E1 6AN"), (None, None),
-             "same person, names swapped"),
-        pair(("AMELIA", "GRACE"), ("A54", "G62"), ("KHAN", "JONES"), ("E1 6AN", "N1 9GU"), (None, None),
-             "strangers: ordinary weights, no correction"),
+        pair(
+            ("AMELIA", "GRACE"),
+            ("A54", "G62"),
+            ("KHAN", "KHAN"),
+            ("E1 6AN", "E1 6AN"),
+            (None, None),
+            "twins, no NHS numbers",
+        ),
+        pair(
+            ("OMAR", "ZAINAB"),
+            ("O56", "Z515"),
+            ("ALI", "ALI"),
+            ("N1 9GU", "M1 1AE"),
+            ("9434765919", "4010232137"),
+            "siblings, different numbers, moved",
+        ),
+        pair(
+            ("JON", "JOHN"),
+            ("J5", "J5"),
+            ("SMITH", "SMITH"),
+            ("E1 6AN", "E1 6AN"),
+            ("9434765919", "4010232137"),
+            "same person, a relative's number, forename alike",
+        ),
+        pair(
+            ("SMITH", "JOHN"),
+            ("S53", "J5"),
+            ("JOHN", "SMITH"),
+            ("E1 6AN", "E1 6AN"),
+            (None, None),
+            "same person, names swapped",
+        ),
+        pair(
+            ("AMELIA", "GRACE"),
+            ("A54", "G62"),
+            ("KHAN", "JONES"),
+            ("E1 6AN", "N1 9GU"),
+            (None, None),
+            "strangers: ordinary weights, no correction",
+        ),
     ]
     pairs = spark.createDataFrame(rows, PAIR_SCHEMA)
     family = settings.with_corrections({"comparisons": []})["comparisons"][0]
-    found = {row["case"]: row["level"] for row in
-             pairs.select("case", first_level(level_labels(family)).alias("level")).collect()}
+    found = {
+        row["case"]: row["level"]
+        for row in pairs.select("case", first_level(level_labels(family)).alias("level")).collect()
+    }
     correction, none = family["comparison_levels"][1]["label_for_charts"], "no correction"
     assert found == {
         "twins, no NHS numbers": correction,
@@ -65,14 +104,16 @@ def test_corrections_are_fixed_and_added_once():
     twice = settings.with_corrections({"comparisons": family})["comparisons"]
     assert [c["output_column_name"] for c in twice] == ["family", "relatives"]
     correction = family[0]["comparison_levels"][1]
-    assert correction["m_probability"] / correction["u_probability"] == 2 ** settings.FAMILY_CORRECTION_BITS
+    assert correction["m_probability"] / correction["u_probability"] == 2**settings.FAMILY_CORRECTION_BITS
     assert correction["fix_m_probability"] and correction["fix_u_probability"]
 
 
 def test_a_name_swap_is_weighed_once_in_the_forename_comparison():
     comparisons = [c.get_comparison("spark").as_dict() for c in settings.COMPARISONS]
     surname = next(c for c in comparisons if c["output_column_name"] == "surname")
-    swapped = next(level for level in surname["comparison_levels"] if "swapped" in level.get("label_for_charts", ""))
+    swapped = next(
+        level for level in surname["comparison_levels"] if "swapped" in level.get("label_for_charts", "")
+    )
     assert swapped["m_probability"] == swapped["u_probability"]
     assert swapped["fix_m_probability"] and swapped["fix_u_probability"]
 
@@ -82,13 +123,21 @@ def test_exact_1_january_date_has_a_fixed_small_u():
     # count against a match.
     comparisons = [c.get_comparison("spark").as_dict() for c in settings.COMPARISONS]
     dob = next(c for c in comparisons if c["output_column_name"] == "date_of_birth")
-    first_january = next(level for level in dob["comparison_levels"] if level.get("label_for_charts") == "exact, 1 January")
+    first_january = next(
+        level for level in dob["comparison_levels"] if level.get("label_for_charts") == "exact, 1 January"
+    )
     assert first_january["fix_u_probability"] and first_january["u_probability"] < 1e-5
 
 
 RELATIVE_COLUMNS = ("forename_std", "surname_std", "postcode_std", "nhs_number", "date_of_birth")
-RELATIVE_SCHEMA = ", ".join(f"{c}_{side} {'date' if c == 'date_of_birth' else 'string'}"
-                            for c in RELATIVE_COLUMNS for side in "lr") + ", case string"
+RELATIVE_SCHEMA = (
+    ", ".join(
+        f"{c}_{side} {'date' if c == 'date_of_birth' else 'string'}"
+        for c in RELATIVE_COLUMNS
+        for side in "lr"
+    )
+    + ", case string"
+)
 
 
 def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_functions):
@@ -101,27 +150,75 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
 
     same = lambda v: (v, v)  # noqa: E731
     rows = [
-        pair(("AMELIA", "AMELIE"), same("KHAN"), same("E1 6AN"), ("9434765919", "4010232137"),
-             same(date(2012, 3, 4)), "twins: one date of birth, two numbers"),
-        pair(same("JOHN"), same("OKAFOR"), same("E1 6AN"), ("9434765919", "4010232137"),
-             (date(1975, 5, 6), date(2004, 9, 1)), "parent and child with one forename, two numbers"),
-        pair(same("JOHN"), same("OKAFOR"), same("E1 6AN"), (None, None),
-             (date(1975, 5, 6), date(2004, 9, 1)), "parent and child with one forename, no numbers"),
-        pair(("OMAR", "ZAINAB"), same("ALI"), ("N1 9GU", "M1 1AE"), ("9434765919", "4010232137"),
-             (date(2001, 2, 3), date(2004, 7, 8)), "siblings with different numbers, moved"),
+        pair(
+            ("AMELIA", "AMELIE"),
+            same("KHAN"),
+            same("E1 6AN"),
+            ("9434765919", "4010232137"),
+            same(date(2012, 3, 4)),
+            "twins: one date of birth, two numbers",
+        ),
+        pair(
+            same("JOHN"),
+            same("OKAFOR"),
+            same("E1 6AN"),
+            ("9434765919", "4010232137"),
+            (date(1975, 5, 6), date(2004, 9, 1)),
+            "parent and child with one forename, two numbers",
+        ),
+        pair(
+            same("JOHN"),
+            same("OKAFOR"),
+            same("E1 6AN"),
+            (None, None),
+            (date(1975, 5, 6), date(2004, 9, 1)),
+            "parent and child with one forename, no numbers",
+        ),
+        pair(
+            ("OMAR", "ZAINAB"),
+            same("ALI"),
+            ("N1 9GU", "M1 1AE"),
+            ("9434765919", "4010232137"),
+            (date(2001, 2, 3), date(2004, 7, 8)),
+            "siblings with different numbers, moved",
+        ),
         # A one-digit NHS typo fails modulus 11: standardisation leaves that record's number null.
-        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), ("9434765919", None),
-             same(date(1990, 1, 2)), "true duplicate, one-digit NHS typo"),
-        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), same("9434765919"),
-             (date(1990, 1, 2), date(1991, 1, 2)), "true duplicate, one year digit wrong"),
-        pair(same("GRACE"), same("MENSAH"), same("LS1 4AP"), ("9434765919", "4010232137"),
-             (date(1990, 1, 2), None), "no date of birth: cannot tell"),
+        pair(
+            same("GRACE"),
+            same("MENSAH"),
+            same("LS1 4AP"),
+            ("9434765919", None),
+            same(date(1990, 1, 2)),
+            "true duplicate, one-digit NHS typo",
+        ),
+        pair(
+            same("GRACE"),
+            same("MENSAH"),
+            same("LS1 4AP"),
+            same("9434765919"),
+            (date(1990, 1, 2), date(1991, 1, 2)),
+            "true duplicate, one year digit wrong",
+        ),
+        pair(
+            same("GRACE"),
+            same("MENSAH"),
+            same("LS1 4AP"),
+            ("9434765919", "4010232137"),
+            (date(1990, 1, 2), None),
+            "no date of birth: cannot tell",
+        ),
     ]
     pairs = spark.createDataFrame(rows, RELATIVE_SCHEMA)
-    relatives = next(c for c in settings.with_corrections({"comparisons": []})["comparisons"]
-                     if c["output_column_name"] == "relatives")
+    relatives = next(
+        c
+        for c in settings.with_corrections({"comparisons": []})["comparisons"]
+        if c["output_column_name"] == "relatives"
+    )
     labels = level_labels(relatives)
-    found = {row["case"]: row["level"] for row in pairs.select("case", first_level(labels).alias("level")).collect()}
+    found = {
+        row["case"]: row["level"]
+        for row in pairs.select("case", first_level(labels).alias("level")).collect()
+    }
     null, joint, household, none = (label for _, label in labels)
     assert found == {
         "twins: one date of birth, two numbers": none,
@@ -132,6 +229,12 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         "true duplicate, one year digit wrong": none,
         "no date of birth: cannot tell": null,
     }
-    weights = [level.get("m_probability", 1) / level.get("u_probability", 1) for level in relatives["comparison_levels"]]
-    assert weights[1] == 2 ** settings.RELATIVES_CORRECTION_BITS and weights[2] == 2 ** settings.HOUSEHOLD_CORRECTION_BITS
+    weights = [
+        level.get("m_probability", 1) / level.get("u_probability", 1)
+        for level in relatives["comparison_levels"]
+    ]
+    assert (
+        weights[1] == 2**settings.RELATIVES_CORRECTION_BITS
+        and weights[2] == 2**settings.HOUSEHOLD_CORRECTION_BITS
+    )
     assert all(level.get("fix_m_probability") for level in relatives["comparison_levels"][1:])

@@ -16,28 +16,54 @@ from linkage.link import deterministic, qa, spine
 
 
 def test_shared_nhs_number_links_on_exact_or_swapped_dob_and_flags_conflicts(spark):
-    people = people_frame(spark, [
-        person("gp", "1", nhs_number="9434765919", date_of_birth=date(1980, 3, 4), sex="F"),
-        person("hospital", "h1", nhs_number="9434765919", date_of_birth=date(1980, 4, 3), sex="F"),  # day/month swapped
-        person("social_care", "s1", nhs_number="9434765919", date_of_birth=date(1980, 3, 4), sex=None),  # sex unknown
-        person("gp", "2", nhs_number="4010232137", date_of_birth=date(1950, 1, 1), sex="M"),
-        person("hospital", "h2", nhs_number="4010232137", date_of_birth=date(1957, 1, 1), sex="M"),  # dob conflict
-        person("gp", "3", nhs_number="4010232138x", date_of_birth=date(1990, 5, 6), sex="M"),
-        person("social_care", "s3", nhs_number="4010232138x", date_of_birth=date(1990, 5, 6), sex="F"),  # sex conflict
-        person("gp", "4", nhs_number="6000000000", date_of_birth=None, sex="M"),
-        person("hospital", "h4", nhs_number="6000000000", date_of_birth=date(2001, 2, 3), sex="M"),  # dob missing: neither
-        person("gp", "5", nhs_number=None, date_of_birth=date(1980, 3, 4), sex="F"),  # no NHS number: never paired
-    ])
+    people = people_frame(
+        spark,
+        [
+            person("gp", "1", nhs_number="9434765919", date_of_birth=date(1980, 3, 4), sex="F"),
+            person(
+                "hospital", "h1", nhs_number="9434765919", date_of_birth=date(1980, 4, 3), sex="F"
+            ),  # day/month swapped
+            person(
+                "social_care", "s1", nhs_number="9434765919", date_of_birth=date(1980, 3, 4), sex=None
+            ),  # sex unknown
+            person("gp", "2", nhs_number="4010232137", date_of_birth=date(1950, 1, 1), sex="M"),
+            person(
+                "hospital", "h2", nhs_number="4010232137", date_of_birth=date(1957, 1, 1), sex="M"
+            ),  # dob conflict
+            person("gp", "3", nhs_number="4010232138x", date_of_birth=date(1990, 5, 6), sex="M"),
+            person(
+                "social_care", "s3", nhs_number="4010232138x", date_of_birth=date(1990, 5, 6), sex="F"
+            ),  # sex conflict
+            person("gp", "4", nhs_number="6000000000", date_of_birth=None, sex="M"),
+            person(
+                "hospital", "h4", nhs_number="6000000000", date_of_birth=date(2001, 2, 3), sex="M"
+            ),  # dob missing: neither
+            person(
+                "gp", "5", nhs_number=None, date_of_birth=date(1980, 3, 4), sex="F"
+            ),  # no NHS number: never paired
+        ],
+    )
     pairs = deterministic.nhs_number_pairs(people)
-    expected_links = spark.createDataFrame([
-        ("gp", "1", "hospital", "h1"), ("gp", "1", "social_care", "s1"), ("hospital", "h1", "social_care", "s1"),
-    ], PAIR_SCHEMA)
-    expected_conflicts = spark.createDataFrame([("gp", "2", "hospital", "h2"), ("gp", "3", "social_care", "s3")],
-                                               PAIR_SCHEMA)
-    assert_df_equality(deterministic.deterministic_links(pairs), expected_links, ignore_row_order=True,
-                       ignore_nullable=True)
-    assert_df_equality(deterministic.nhs_number_conflicts(pairs), expected_conflicts, ignore_row_order=True,
-                       ignore_nullable=True)
+    expected_links = spark.createDataFrame(
+        [
+            ("gp", "1", "hospital", "h1"),
+            ("gp", "1", "social_care", "s1"),
+            ("hospital", "h1", "social_care", "s1"),
+        ],
+        PAIR_SCHEMA,
+    )
+    expected_conflicts = spark.createDataFrame(
+        [("gp", "2", "hospital", "h2"), ("gp", "3", "social_care", "s3")], PAIR_SCHEMA
+    )
+    assert_df_equality(
+        deterministic.deterministic_links(pairs), expected_links, ignore_row_order=True, ignore_nullable=True
+    )
+    assert_df_equality(
+        deterministic.nhs_number_conflicts(pairs),
+        expected_conflicts,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,8 +72,13 @@ def test_shared_nhs_number_links_on_exact_or_swapped_dob_and_flags_conflicts(spa
 
 def clusters(spark, assignment: dict[str, str]):
     """record 'gp:1' -> cluster id, as the clusters frame assign_person_keys takes."""
-    rows = [(uid.split(":")[0], uid.split(":")[1], uid.replace(":", spine.UID_SEPARATOR), c) for uid, c in assignment.items()]
-    return spark.createDataFrame(rows, "source_dataset string, source_record_id string, record_uid string, cluster_id string")
+    rows = [
+        (uid.split(":")[0], uid.split(":")[1], uid.replace(":", spine.UID_SEPARATOR), c)
+        for uid, c in assignment.items()
+    ]
+    return spark.createDataFrame(
+        rows, "source_dataset string, source_record_id string, record_uid string, cluster_id string"
+    )
 
 
 def keys_of(keyed_df) -> dict[str, str]:
@@ -59,42 +90,80 @@ def spine_of(keyed_df):
 
 
 def test_first_run_keys_are_deterministic_and_distinct_per_cluster(spark):
-    first = keys_of(spine.assign_person_keys(clusters(spark, {"gp:1": "a", "hospital:9": "a", "gp:2": "b"}), None))
+    first = keys_of(
+        spine.assign_person_keys(clusters(spark, {"gp:1": "a", "hospital:9": "a", "gp:2": "b"}), None)
+    )
     # Same records and clusters under other cluster ids: same keys (the key hashes the smallest record).
-    again = keys_of(spine.assign_person_keys(clusters(spark, {"gp:1": "x", "hospital:9": "x", "gp:2": "y"}), None))
+    again = keys_of(
+        spine.assign_person_keys(clusters(spark, {"gp:1": "x", "hospital:9": "x", "gp:2": "y"}), None)
+    )
     assert first == again
     assert first["gp:1"] == first["hospital:9"] != first["gp:2"]
     assert first["gp:1"].startswith("P") and len(first["gp:1"]) == 1 + spine.NEW_KEY_HEX_CHARS
 
 
 def test_keys_carry_forward_when_a_record_joins_and_on_merge_and_split(spark):
-    run1 = spine.assign_person_keys(clusters(spark, {"gp:1": "a", "hospital:1": "a", "gp:2": "b", "gp:3": "c",
-                                                     "gp:4": "d", "hospital:4": "d", "social_care:4": "d"}), None)
+    run1 = spine.assign_person_keys(
+        clusters(
+            spark,
+            {
+                "gp:1": "a",
+                "hospital:1": "a",
+                "gp:2": "b",
+                "gp:3": "c",
+                "gp:4": "d",
+                "hospital:4": "d",
+                "social_care:4": "d",
+            },
+        ),
+        None,
+    )
     k1 = keys_of(run1)
     # Run 2: a new record joins gp:1's person; gp:2 and gp:3 merge; person d splits 2 + 1.
     run2 = spine.assign_person_keys(
-        clusters(spark, {"gp:1": "a", "hospital:1": "a", "third_sector:new": "a", "gp:2": "b", "gp:3": "b",
-                         "gp:4": "d", "hospital:4": "d", "social_care:4": "e"}), spine_of(run1))
+        clusters(
+            spark,
+            {
+                "gp:1": "a",
+                "hospital:1": "a",
+                "third_sector:new": "a",
+                "gp:2": "b",
+                "gp:3": "b",
+                "gp:4": "d",
+                "hospital:4": "d",
+                "social_care:4": "e",
+            },
+        ),
+        spine_of(run1),
+    )
     k2 = keys_of(run2)
     assert k2["third_sector:new"] == k2["gp:1"] == k1["gp:1"]  # carried forward to the new record
-    assert k2["gp:2"] == k2["gp:3"] == k1["gp:2"]  # merge keeps the smallest record's key on a tie (1 vote each)
+    assert (
+        k2["gp:2"] == k2["gp:3"] == k1["gp:2"]
+    )  # merge keeps the smallest record's key on a tie (1 vote each)
     assert k2["gp:4"] == k2["hospital:4"] == k1["gp:4"]  # the larger part of a split keeps the key
     assert k2["social_care:4"] not in set(k1.values())  # the split-off part gets a new key
 
     events = spine.registry_events(spine_of(run2), spine_of(run1)).select(
-        "person_key", "event", "related_person_key", "record_count")
-    expected = spark.createDataFrame([
-        (k2["social_care:4"], "created", None, 1),
-        (k2["gp:2"], "merged", k1["gp:3"], 2),
-        (k2["social_care:4"], "split", k1["gp:4"], 1),
-        (k1["gp:3"], "retired", None, 0),
-    ], "person_key string, event string, related_person_key string, record_count int")
+        "person_key", "event", "related_person_key", "record_count"
+    )
+    expected = spark.createDataFrame(
+        [
+            (k2["social_care:4"], "created", None, 1),
+            (k2["gp:2"], "merged", k1["gp:3"], 2),
+            (k2["social_care:4"], "split", k1["gp:4"], 1),
+            (k1["gp:3"], "retired", None, 0),
+        ],
+        "person_key string, event string, related_person_key string, record_count int",
+    )
     assert_df_equality(events, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_rerun_on_the_same_clusters_changes_no_key_and_records_no_event(spark):
     run1 = spine.assign_person_keys(clusters(spark, {"gp:1": "a", "hospital:1": "a", "gp:2": "b"}), None)
-    run2 = spine.assign_person_keys(clusters(spark, {"gp:1": "q", "hospital:1": "q", "gp:2": "r"}), spine_of(run1))
+    run2 = spine.assign_person_keys(
+        clusters(spark, {"gp:1": "q", "hospital:1": "q", "gp:2": "r"}), spine_of(run1)
+    )
     assert keys_of(run2) == keys_of(run1)
     assert spine.registry_events(spine_of(run2), spine_of(run1)).count() == 0
 
@@ -109,16 +178,32 @@ def test_new_key_never_reuses_a_key_issued_before(spark):
 
 
 def test_match_method_prefers_nhs_number_then_clerical_then_model(spark):
-    keyed = spine.assign_person_keys(clusters(spark, {"gp:1": "a", "hospital:1": "a", "social_care:1": "a",
-                                                      "third_sector:1": "a", "gp:2": "b"}), None)
-    edges = spark.createDataFrame([
-        ("gp", "1", "hospital", "1", "nhs_number"), ("gp", "1", "social_care", "1", "probabilistic"),
-        ("hospital", "1", "third_sector", "1", "clerical"), ("social_care", "1", "third_sector", "1", "probabilistic"),
-    ], PAIR_SCHEMA + ", method string")
-    methods = {f"{r.source_dataset}:{r.source_record_id}": (r.match_method, r.cluster_size)
-               for r in spine.with_match_method(keyed, edges).collect()}
-    assert methods == {"gp:1": ("nhs_number", 4), "hospital:1": ("nhs_number", 4), "social_care:1": ("probabilistic", 4),
-                       "third_sector:1": ("clerical", 4), "gp:2": ("singleton", 1)}
+    keyed = spine.assign_person_keys(
+        clusters(
+            spark, {"gp:1": "a", "hospital:1": "a", "social_care:1": "a", "third_sector:1": "a", "gp:2": "b"}
+        ),
+        None,
+    )
+    edges = spark.createDataFrame(
+        [
+            ("gp", "1", "hospital", "1", "nhs_number"),
+            ("gp", "1", "social_care", "1", "probabilistic"),
+            ("hospital", "1", "third_sector", "1", "clerical"),
+            ("social_care", "1", "third_sector", "1", "probabilistic"),
+        ],
+        PAIR_SCHEMA + ", method string",
+    )
+    methods = {
+        f"{r.source_dataset}:{r.source_record_id}": (r.match_method, r.cluster_size)
+        for r in spine.with_match_method(keyed, edges).collect()
+    }
+    assert methods == {
+        "gp:1": ("nhs_number", 4),
+        "hospital:1": ("nhs_number", 4),
+        "social_care:1": ("probabilistic", 4),
+        "third_sector:1": ("clerical", 4),
+        "gp:2": ("singleton", 1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,13 +216,21 @@ def predictions(spark, rows):
 
 def test_review_queue_holds_pairs_from_lower_up_to_but_not_including_upper(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
-    scored = predictions(spark, [
-        ("gp", "1", "gp", "2", 0.4999, -0.1), ("gp", "1", "gp", "3", 0.5, 0.0), ("gp", "1", "gp", "4", 0.9499, 4.2),
-        ("gp", "1", "gp", "5", 0.95, 4.25), ("hospital", "9", "gp", "6", 0.7, 1.2),  # right sorts first: swapped
-        ("gp", "1", "gp", "7", None, None),
-    ])
-    decided = spark.createDataFrame([("gp", "4", "gp", "1", "non_match", "reviewer-1", None)],
-                                    PAIR_SCHEMA + ", decision string, decided_by string, decided_at timestamp")
+    scored = predictions(
+        spark,
+        [
+            ("gp", "1", "gp", "2", 0.4999, -0.1),
+            ("gp", "1", "gp", "3", 0.5, 0.0),
+            ("gp", "1", "gp", "4", 0.9499, 4.2),
+            ("gp", "1", "gp", "5", 0.95, 4.25),
+            ("hospital", "9", "gp", "6", 0.7, 1.2),  # right sorts first: swapped
+            ("gp", "1", "gp", "7", None, None),
+        ],
+    )
+    decided = spark.createDataFrame(
+        [("gp", "4", "gp", "1", "non_match", "reviewer-1", None)],
+        PAIR_SCHEMA + ", decision string, decided_by string, decided_at timestamp",
+    )
     queue = spine.review_pairs(scored, thresholds, decided).select(*deterministic.PAIR_KEYS)
     expected = spark.createDataFrame([("gp", "1", "gp", "3"), ("gp", "6", "hospital", "9")], PAIR_SCHEMA)
     assert_df_equality(queue, expected, ignore_row_order=True, ignore_nullable=True)
@@ -145,23 +238,33 @@ def test_review_queue_holds_pairs_from_lower_up_to_but_not_including_upper(spark
 
 def test_mutual_single_best_candidates_link_between_best_link_and_upper(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.99, best_link=0.8)
-    scored = predictions(spark, [
-        # t1 fits two GP records equally well: a tie links neither.
-        ("gp", "g1", "third_sector", "t1", 0.9, 3.0), ("gp", "g2", "third_sector", "t1", 0.9, 3.0),
-        # t2's best GP record is g3, and g3's best third-sector record is t2: mutual, links.
-        ("gp", "g3", "third_sector", "t2", 0.85, 2.5), ("gp", "g4", "third_sector", "t2", 0.6, 0.5),
-        # g5 is t3's best GP record, but g5's best third-sector record is t4 (linked on its own at 0.995).
-        ("gp", "g5", "third_sector", "t3", 0.9, 3.2), ("gp", "g5", "third_sector", "t4", 0.995, 7.6),
-        # Mutual best but below best_link.
-        ("hospital", "h1", "social_care", "s1", 0.79, 1.9),
-        # A candidate in another source does not compete: h2 is g3's best hospital record, g3 is h2's best GP record.
-        ("gp", "g3", "hospital", "h2", 0.8, 2.0),
-    ])
+    scored = predictions(
+        spark,
+        [
+            # t1 fits two GP records equally well: a tie links neither.
+            ("gp", "g1", "third_sector", "t1", 0.9, 3.0),
+            ("gp", "g2", "third_sector", "t1", 0.9, 3.0),
+            # t2's best GP record is g3, and g3's best third-sector record is t2: mutual, links.
+            ("gp", "g3", "third_sector", "t2", 0.85, 2.5),
+            ("gp", "g4", "third_sector", "t2", 0.6, 0.5),
+            # g5 is t3's best GP record, but g5's best third-sector record is t4 (linked on its own at 0.995).
+            ("gp", "g5", "third_sector", "t3", 0.9, 3.2),
+            ("gp", "g5", "third_sector", "t4", 0.995, 7.6),
+            # Mutual best but below best_link.
+            ("hospital", "h1", "social_care", "s1", 0.79, 1.9),
+            # A candidate in another source does not compete: h2 is g3's best hospital record, g3 is h2's best GP record.
+            ("gp", "g3", "hospital", "h2", 0.8, 2.0),
+        ],
+    )
     edges = spine.link_edges(spark.createDataFrame([], PAIR_SCHEMA), scored, thresholds)
-    expected = spark.createDataFrame([
-        ("gp", "g3", "third_sector", "t2", 0.85, "probabilistic"), ("gp", "g5", "third_sector", "t4", 0.995, "probabilistic"),
-        ("gp", "g3", "hospital", "h2", 0.8, "probabilistic"),
-    ], PAIR_SCHEMA + ", match_probability double, method string")
+    expected = spark.createDataFrame(
+        [
+            ("gp", "g3", "third_sector", "t2", 0.85, "probabilistic"),
+            ("gp", "g5", "third_sector", "t4", 0.995, "probabilistic"),
+            ("gp", "g3", "hospital", "h2", 0.8, "probabilistic"),
+        ],
+        PAIR_SCHEMA + ", match_probability double, method string",
+    )
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
 
 
@@ -169,13 +272,15 @@ def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
     nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)
     scored = predictions(spark, [("gp", "2", "gp", "3", 0.99, 8.0), ("gp", "4", "gp", "5", 0.7, 1.0)])
-    decisions = spark.createDataFrame([
-        ("gp", "5", "gp", "4", "match", "r1", None),  # reviewer's order differs from the model's
-        ("hospital", "1", "gp", "1", "non_match", "r1", None),
-        ("gp", "2", "gp", "3", "match", "r1", "2026-01-01 00:00:00"),
-        ("gp", "3", "gp", "2", "non_match", "r2", "2026-02-01 00:00:00"),  # later decision wins
-    ], PAIR_SCHEMA + ", decision string, decided_by string, decided_at string").withColumn(
-        "decided_at", F.to_timestamp("decided_at"))
+    decisions = spark.createDataFrame(
+        [
+            ("gp", "5", "gp", "4", "match", "r1", None),  # reviewer's order differs from the model's
+            ("hospital", "1", "gp", "1", "non_match", "r1", None),
+            ("gp", "2", "gp", "3", "match", "r1", "2026-01-01 00:00:00"),
+            ("gp", "3", "gp", "2", "non_match", "r2", "2026-02-01 00:00:00"),  # later decision wins
+        ],
+        PAIR_SCHEMA + ", decision string, decided_by string, decided_at string",
+    ).withColumn("decided_at", F.to_timestamp("decided_at"))
     edges = spine.link_edges(nhs, scored, thresholds, decisions).drop("match_probability")
     expected = spark.createDataFrame([("gp", "4", "gp", "5", "clerical")], PAIR_SCHEMA + ", method string")
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True)
@@ -184,35 +289,56 @@ def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
 def test_unsure_neither_links_nor_cuts_and_keeps_the_pair_in_the_queue(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
     nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)
-    scored = predictions(spark, [("gp", "4", "gp", "5", 0.7, 1.0), ("gp", "6", "gp", "7", 0.6, 0.5),
-                                 ("gp", "8", "gp", "9", 0.8, 2.0)])
-    decisions = spark.createDataFrame([
-        ("hospital", "1", "gp", "1", "unsure", "r1", "2026-01-01 00:00:00"),  # the NHS-number link stands
-        ("gp", "4", "gp", "5", "unsure", "r1", "2026-01-01 00:00:00"),  # no clerical link, still queued
-        ("gp", "6", "gp", "7", "match", "r1", "2026-01-01 00:00:00"),
-        ("gp", "7", "gp", "6", "unsure", "r2", "2026-02-01 00:00:00"),  # later unsure withdraws the match
-        ("gp", "8", "gp", "9", "non_match", "r1", "2026-01-01 00:00:00"),  # settled: leaves the queue
-    ], PAIR_SCHEMA + ", decision string, decided_by string, decided_at string").withColumn(
-        "decided_at", F.to_timestamp("decided_at"))
+    scored = predictions(
+        spark,
+        [
+            ("gp", "4", "gp", "5", 0.7, 1.0),
+            ("gp", "6", "gp", "7", 0.6, 0.5),
+            ("gp", "8", "gp", "9", 0.8, 2.0),
+        ],
+    )
+    decisions = spark.createDataFrame(
+        [
+            ("hospital", "1", "gp", "1", "unsure", "r1", "2026-01-01 00:00:00"),  # the NHS-number link stands
+            ("gp", "4", "gp", "5", "unsure", "r1", "2026-01-01 00:00:00"),  # no clerical link, still queued
+            ("gp", "6", "gp", "7", "match", "r1", "2026-01-01 00:00:00"),
+            ("gp", "7", "gp", "6", "unsure", "r2", "2026-02-01 00:00:00"),  # later unsure withdraws the match
+            ("gp", "8", "gp", "9", "non_match", "r1", "2026-01-01 00:00:00"),  # settled: leaves the queue
+        ],
+        PAIR_SCHEMA + ", decision string, decided_by string, decided_at string",
+    ).withColumn("decided_at", F.to_timestamp("decided_at"))
     edges = spine.link_edges(nhs, scored, thresholds, decisions).select(*deterministic.PAIR_KEYS, "method")
-    assert_df_equality(edges, spark.createDataFrame([("gp", "1", "hospital", "1", "nhs_number")],
-                                                    PAIR_SCHEMA + ", method string"), ignore_nullable=True)
+    assert_df_equality(
+        edges,
+        spark.createDataFrame([("gp", "1", "hospital", "1", "nhs_number")], PAIR_SCHEMA + ", method string"),
+        ignore_nullable=True,
+    )
     queue = spine.review_pairs(scored, thresholds, decisions).select(*deterministic.PAIR_KEYS)
     expected = spark.createDataFrame([("gp", "4", "gp", "5"), ("gp", "6", "gp", "7")], PAIR_SCHEMA)
     assert_df_equality(queue, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_oversized_cluster_loses_only_its_weaker_model_links(spark):
-    clustered = clusters(spark, {"gp:1": "big", "gp:2": "big", "gp:3": "big", "hospital:1": "small", "hospital:2": "small"})
-    edges = spark.createDataFrame([
-        ("gp", "1", "gp", "2", 0.96, "probabilistic"),  # weak, in the oversized cluster: dropped
-        ("gp", "2", "gp", "3", 0.99999, "probabilistic"),  # strong: kept
-        ("gp", "1", "gp", "3", None, "nhs_number"),  # NHS-number link: kept whatever its probability
-        ("hospital", "1", "hospital", "2", 0.96, "probabilistic"),  # weak but its cluster is small: kept
-    ], PAIR_SCHEMA + ", match_probability double, method string")
-    kept = spine.without_weak_edges_in_oversized_clusters(edges, clustered, max_size=2, strict_probability=0.9999)
+    clustered = clusters(
+        spark, {"gp:1": "big", "gp:2": "big", "gp:3": "big", "hospital:1": "small", "hospital:2": "small"}
+    )
+    edges = spark.createDataFrame(
+        [
+            ("gp", "1", "gp", "2", 0.96, "probabilistic"),  # weak, in the oversized cluster: dropped
+            ("gp", "2", "gp", "3", 0.99999, "probabilistic"),  # strong: kept
+            ("gp", "1", "gp", "3", None, "nhs_number"),  # NHS-number link: kept whatever its probability
+            ("hospital", "1", "hospital", "2", 0.96, "probabilistic"),  # weak but its cluster is small: kept
+        ],
+        PAIR_SCHEMA + ", match_probability double, method string",
+    )
+    kept = spine.without_weak_edges_in_oversized_clusters(
+        edges, clustered, max_size=2, strict_probability=0.9999
+    )
     assert sorted((r.source_record_id_l, r.source_record_id_r, r.method) for r in kept.collect()) == [
-        ("1", "2", "probabilistic"), ("1", "3", "nhs_number"), ("2", "3", "probabilistic")]
+        ("1", "2", "probabilistic"),
+        ("1", "3", "nhs_number"),
+        ("2", "3", "probabilistic"),
+    ]
     assert kept.where("source_dataset_l = 'gp' AND source_record_id_r = '2'").count() == 0
 
 
@@ -223,14 +349,25 @@ def test_oversized_cluster_loses_only_its_weaker_model_links(spark):
 def test_pairwise_precision_recall_on_a_hand_checked_example(spark):
     # Truth: T1 = {a, b, c}, T2 = {d, e}; predicted: P1 = {a, b}, P2 = {c, d, e}.
     # true pairs: ab ac bc de = 4; predicted pairs: ab + cd ce de = 4; true positives: ab, de = 2.
-    spine_df = spark.createDataFrame([("gp", r, k) for r, k in
-                                      [("a", "P1"), ("b", "P1"), ("c", "P2"), ("d", "P2"), ("e", "P2")]],
-                                     "source_dataset string, source_record_id string, person_key string")
-    truth = spark.createDataFrame([("gp", r, t, g, "F", "Unknown", "Unknown") for r, t, g in
-                                   [("a", "T1", "Asian"), ("b", "T1", "Asian"), ("c", "T1", "Asian"),
-                                    ("d", "T2", "White"), ("e", "T2", "White"), ("z", "T9", None)]],
-                                  "source_dataset string, source_record_id string, true_person_id string, "
-                                  "ethnic_group string, sex string, age_band string, imd_quintile string")
+    spine_df = spark.createDataFrame(
+        [("gp", r, k) for r, k in [("a", "P1"), ("b", "P1"), ("c", "P2"), ("d", "P2"), ("e", "P2")]],
+        "source_dataset string, source_record_id string, person_key string",
+    )
+    truth = spark.createDataFrame(
+        [
+            ("gp", r, t, g, "F", "Unknown", "Unknown")
+            for r, t, g in [
+                ("a", "T1", "Asian"),
+                ("b", "T1", "Asian"),
+                ("c", "T1", "Asian"),
+                ("d", "T2", "White"),
+                ("e", "T2", "White"),
+                ("z", "T9", None),
+            ]
+        ],
+        "source_dataset string, source_record_id string, true_person_id string, "
+        "ethnic_group string, sex string, age_band string, imd_quintile string",
+    )
     metrics = qa.truth_metrics(spine_df, truth)
     assert (metrics["pairs.true_positive"], metrics["pairs.predicted"], metrics["pairs.true"]) == (2, 4, 4)
     assert metrics["precision"] == 0.5 and metrics["recall"] == 0.5 and metrics["f1"] == 0.5
@@ -248,10 +385,18 @@ def test_precision_recall_with_nothing_predicted_or_true():
 
 def test_truth_groups_age_band_and_imd_quintile(spark, tmp_path):
     path = tmp_path / "truth.csv"
-    path.write_text("source_dataset,source_record_id,true_person_id,ethnic_group,sex,birth_year,imd_decile\n"
-                    "gp,1,T1,White,F,2010,1\ngp,2,T2,,M,1960,10\ngp,3,T3,Black,,,\n", encoding="utf-8")
-    truth = {r.source_record_id: (r.ethnic_group, r.sex, r.age_band, r.imd_quintile)
-             for r in qa.read_truth(spark, str(path), 2026).collect()}
+    path.write_text(
+        "source_dataset,source_record_id,true_person_id,ethnic_group,sex,birth_year,imd_decile\n"
+        "gp,1,T1,White,F,2010,1\ngp,2,T2,,M,1960,10\ngp,3,T3,Black,,,\n",
+        encoding="utf-8",
+    )
+    truth = {
+        r.source_record_id: (r.ethnic_group, r.sex, r.age_band, r.imd_quintile)
+        for r in qa.read_truth(spark, str(path), 2026).collect()
+    }
     # 2026 - 2010 = 16 -> 16-24; decile 1 -> quintile 1; 2026 - 1960 = 66 -> 65-79; decile 10 -> quintile 5.
-    assert truth == {"1": ("White", "F", "16-24", "1"), "2": ("Unknown", "M", "65-79", "5"),
-                     "3": ("Black", "Unknown", "Unknown", "Unknown")}
+    assert truth == {
+        "1": ("White", "F", "16-24", "1"),
+        "2": ("Unknown", "M", "65-79", "5"),
+        "3": ("Black", "Unknown", "Unknown", "Unknown"),
+    }

@@ -22,18 +22,38 @@ def test_experiment_is_a_model_training_experiment_with_the_saved_qa_view(make_c
     assert "metrics.`headline.persons`" in state["selectedColumns"]
     assert state["searchFilter"].startswith("attributes.run_name LIKE 'link")
     # A second job leaves the view as QA may have edited it.
-    MlflowClient(config.tracking_uri).set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + QA_VIEW_ID, "edited")
+    MlflowClient(config.tracking_uri).set_experiment_tag(
+        experiment_id, VIEW_TAG_PREFIX + QA_VIEW_ID, "edited"
+    )
     configure_mlflow(config)
-    assert MlflowClient(config.tracking_uri).get_experiment(experiment_id).tags[VIEW_TAG_PREFIX + QA_VIEW_ID] == "edited"
+    assert (
+        MlflowClient(config.tracking_uri).get_experiment(experiment_id).tags[VIEW_TAG_PREFIX + QA_VIEW_ID]
+        == "edited"
+    )
 
 
 def test_link_run_name_description_and_headline_columns(make_config):
-    metrics = {"records": 463.0, "persons": 301.0, "review_queue.pairs": 12.0, "model.expected_false_matches": 1.25,
-               "model.expected_missed_matches_in_candidates": 4.0, "precision": 0.99517, "recall": 0.97, "f1": 0.9824}
+    metrics = {
+        "records": 463.0,
+        "persons": 301.0,
+        "review_queue.pairs": 12.0,
+        "model.expected_false_matches": 1.25,
+        "model.expected_missed_matches_in_candidates": 4.0,
+        "precision": 0.99517,
+        "recall": 0.97,
+        "f1": 0.9824,
+    }
     headline = headline_metrics(metrics)
-    assert headline == {"headline.records": 463.0, "headline.persons": 301.0, "headline.review_queue_pairs": 12.0,
-                        "headline.model_expected_false_matches": 1.25, "headline.model_expected_missed_matches": 4.0,
-                        "headline.truth_precision": 0.99517, "headline.truth_recall": 0.97, "headline.truth_f1": 0.9824}
+    assert headline == {
+        "headline.records": 463.0,
+        "headline.persons": 301.0,
+        "headline.review_queue_pairs": 12.0,
+        "headline.model_expected_false_matches": 1.25,
+        "headline.model_expected_missed_matches": 4.0,
+        "headline.truth_precision": 0.99517,
+        "headline.truth_recall": 0.97,
+        "headline.truth_f1": 0.9824,
+    }
     with tracking_run(make_config(), job="link") as run:
         run.set_name(link_run_name("R7", "3"))
         run.set_description(link_description(metrics, "3", run.artifact_link("qa/linkage_report.html")))

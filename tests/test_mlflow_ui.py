@@ -27,9 +27,17 @@ from linkage.schemas import LINK_PAIRS
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1600,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+)
 SCREENSHOT_ENV = "LINKAGE_MLFLOW_SCREENSHOTS"
 PAGE_WAIT_SECONDS = 120
 
@@ -50,9 +58,26 @@ def mlflow_server(pipeline_run, tmp_path):
     port = free_port()
     log = (tmp_path / "mlflow-server.log").open("w")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", pipeline_run.tracking_uri,
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            pipeline_run.tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(PAGE_WAIT_SECONDS):
@@ -112,22 +137,33 @@ def screenshot(driver, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_qa_sees_link_runs_with_headline_figures_in_the_mlflow_ui(pipeline_run, spark, mlflow_server, browser,
-                                                                   tmp_path):
+def test_qa_sees_link_runs_with_headline_figures_in_the_mlflow_ui(
+    pipeline_run, spark, mlflow_server, browser, tmp_path
+):
     link_run_id = read_table(spark, str(pipeline_run.lake), LINK_PAIRS).select("run_id").first()["run_id"]
     run = MlflowClient(pipeline_run.tracking_uri).get_run(link_run_id)
     metrics, experiment_id = run.data.metrics, run.info.experiment_id
     persons = f"{int(metrics['persons'])} persons"
 
     # The runs table (not the GenAI overview) in the saved QA view, with the headline metrics as columns.
-    table = page_text_once(browser, f"{mlflow_server}/{qa_view_link(experiment_id)}", QA_VIEW_NAME,
-                           "headline.persons", "headline.records", "matching runs")
+    table = page_text_once(
+        browser,
+        f"{mlflow_server}/{qa_view_link(experiment_id)}",
+        QA_VIEW_NAME,
+        "headline.persons",
+        "headline.records",
+        "matching runs",
+    )
     assert screenshot(browser, tmp_path, "mlflow-runs-table.png").stat().st_size > 10_000
     assert "Run Name" in table and "Traces" in table
 
     # The link run: its name, and the description's headline figures above the metrics.
-    page = page_text_once(browser, f"{mlflow_server}/#/experiments/{experiment_id}/runs/{link_run_id}",
-                          run.info.run_name, persons)
+    page = page_text_once(
+        browser,
+        f"{mlflow_server}/#/experiments/{experiment_id}/runs/{link_run_id}",
+        run.info.run_name,
+        persons,
+    )
     assert screenshot(browser, tmp_path, "mlflow-link-run.png").stat().st_size > 10_000
     assert f"precision {metrics['precision']:.4f}" in page  # truth figures of the synthetic run
     assert "QA report (charts)" in page

@@ -53,8 +53,9 @@ def test_qa_notebook_reads_the_pipelines_link_run(notebook_env, pipeline_run, mo
     client = MlflowClient(pipeline_run.tracking_uri)
     parent_id = re.search(r"\[pipeline\] done in .* \(MLflow run (\w+)\)", pipeline_run.stdout).group(1)
     experiment_id = client.get_run(parent_id).info.experiment_id
-    link_run = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}' "
-                                  "and tags.job = 'link'")[0]
+    link_run = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and tags.job = 'link'"
+    )[0]
     monkeypatch.setenv("LINKAGE_RUN_ID", link_run.info.run_id)
     output = run_notebook("qa")
     assert "finished link runs" in output

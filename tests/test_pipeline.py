@@ -31,8 +31,12 @@ def test_pipeline_exits_zero_and_prints_a_summary(pipeline_run):
 def test_pipeline_writes_every_zone(pipeline_run, spark):
     lake = pipeline_run.lake
     # Every zone holds rows: the generator writes people and GP events, and a clean extract quarantines nothing.
-    for table in ("restricted/people_std", "restricted/person_spine", "pseudonymised/person",
-                  "pseudonymised/gp_events"):
+    for table in (
+        "restricted/people_std",
+        "restricted/person_spine",
+        "pseudonymised/person",
+        "pseudonymised/gp_events",
+    ):
         assert spark.read.format("delta").load(str(lake / table)).count() > 0, table
     assert spark.read.format("delta").load(str(lake / "restricted/quarantine")).count() == 0
     people = spark.read.format("delta").load(str(lake / "restricted/people_std")).count()
@@ -46,9 +50,16 @@ def test_stage_runs_nest_under_one_pipeline_run(pipeline_run):
     client = MlflowClient(pipeline_run.tracking_uri)
     parent_id = re.search(r"\[pipeline\] done in .* \(MLflow run (\w+)\)", pipeline_run.stdout).group(1)
     parent = client.get_run(parent_id)
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-    assert {run.data.tags["job"] for run in children} == {"ingest", "train", "link", "pseudonymise", "cohorts"}
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert {run.data.tags["job"] for run in children} == {
+        "ingest",
+        "train",
+        "link",
+        "pseudonymise",
+        "cohorts",
+    }
     assert all(run.info.status == "FINISHED" for run in children)
 
 
@@ -56,7 +67,9 @@ def test_output_never_shows_identifiable_values(pipeline_run):
     """Scan everything the pipeline printed for the extract's names, NHS numbers, postcodes and birth dates."""
     identifiers = raw_identifiers(pipeline_run.raw)
     printed = pipeline_run.stdout + pipeline_run.stderr
-    tokens = set(re.findall(r"[A-Za-z0-9'/-]+", printed)) | set(re.findall(r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}", printed))
+    tokens = set(re.findall(r"[A-Za-z0-9'/-]+", printed)) | set(
+        re.findall(r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}", printed)
+    )
     leaked = {kind for kind, values in identifiers.items() if values & tokens}
     assert not leaked, f"pipeline output contains identifiable values of kind(s): {sorted(leaked)}"
 
@@ -80,7 +93,12 @@ def test_failed_ingest_leaves_the_last_good_tables(pipeline_run, spark, tmp_path
 
 def raw_identifiers(raw: Path) -> dict[str, set[str]]:
     """Identifier values of the extract's people files, by kind (long enough to be meaningful)."""
-    found: dict[str, set[str]] = {"name": set(), "nhs_number": set(), "postcode": set(), "date_of_birth": set()}
+    found: dict[str, set[str]] = {
+        "name": set(),
+        "nhs_number": set(),
+        "postcode": set(),
+        "date_of_birth": set(),
+    }
     for path in [*raw.glob("*_patients.csv"), *raw.glob("*_clients.csv")]:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             for row in csv.DictReader(handle):

@@ -67,7 +67,9 @@ def test_query_plans_do_not_contain_the_key(spark, capsys):
     person_id_for(keys_df, RELEASE_KEY).explain(mode="formatted")
     plans = capsys.readouterr().out
     assert "MapInArrow" in plans  # the capture really holds the plans
-    assert not [form for form in key_forms(RELEASE_KEY) if form in plans], "the release key appears in a query plan"
+    assert not [form for form in key_forms(RELEASE_KEY) if form in plans], (
+        "the release key appears in a query plan"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +135,14 @@ def test_job_exits_2_without_a_key_outside_local_mode(test_overrides, capfd):
 
 
 def test_source_priority_is_configurable_but_must_name_each_source_once(spark, make_config):
-    priority = make_config("pseudonymise.source_priority=[hospital, gp, social_care, third_sector]").pseudonymise
+    priority = make_config(
+        "pseudonymise.source_priority=[hospital, gp, social_care, third_sector]"
+    ).pseudonymise
     df = spark.createDataFrame([("gp",), ("hospital",), ("elsewhere",), (None,)], "source string")
-    ranks = [r.rank for r in df.select(source_rank(F.col("source"), priority.source_priority).alias("rank")).collect()]
+    ranks = [
+        r.rank
+        for r in df.select(source_rank(F.col("source"), priority.source_priority).alias("rank")).collect()
+    ]
     assert ranks == [1, 0, 4, 4]  # unknown and null sources rank after every configured one
     with pytest.raises(ConfigError, match="source_priority"):
         make_config("pseudonymise.source_priority=[gp, gp, hospital, social_care]")
@@ -145,32 +152,42 @@ def test_conflicting_values_resolve_by_count_then_gp_then_recency_or_recency_fir
     records = spark.createDataFrame(
         [
             # p1: two hospital records say F, one GP record says M -> most common wins: F.
-            ("p1", 0, date(2020, 1, 1), "M"), ("p1", 1, date(2020, 1, 1), "F"), ("p1", 1, date(2019, 1, 1), "F"),
+            ("p1", 0, date(2020, 1, 1), "M"),
+            ("p1", 1, date(2020, 1, 1), "F"),
+            ("p1", 1, date(2019, 1, 1), "F"),
             # p2: one each -> the GP record wins even though the hospital one is more recent.
-            ("p2", 0, date(2018, 1, 1), "M"), ("p2", 1, date(2024, 1, 1), "F"),
+            ("p2", 0, date(2018, 1, 1), "M"),
+            ("p2", 1, date(2024, 1, 1), "F"),
             # p3: one each, both hospital -> the most recent activity wins; a null value never counts.
-            ("p3", 1, date(2018, 1, 1), "M"), ("p3", 1, date(2024, 1, 1), "F"), ("p3", 0, date(2025, 1, 1), None),
+            ("p3", 1, date(2018, 1, 1), "M"),
+            ("p3", 1, date(2024, 1, 1), "F"),
+            ("p3", 0, date(2025, 1, 1), None),
             # p4: only a null value -> null.
             ("p4", 0, None, None),
         ],
         "person_id string, source_rank int, last_activity_date date, sex string",
     )
-    grouped = records.groupBy("person_id").agg(F.collect_list(F.struct("source_rank", "last_activity_date", "sex"))
-                                               .alias("records"))
+    grouped = records.groupBy("person_id").agg(
+        F.collect_list(F.struct("source_rank", "last_activity_date", "sex")).alias("records")
+    )
     got = grouped.select("person_id", preferred_value(F.col("records"), "sex").alias("sex"))
-    expected = spark.createDataFrame([("p1", "F"), ("p2", "M"), ("p3", "F"), ("p4", None)],
-                                     "person_id string, sex string")
+    expected = spark.createDataFrame(
+        [("p1", "F"), ("p2", "M"), ("p3", "F"), ("p4", None)], "person_id string, sex string"
+    )
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
     # Recency first (the postcode rule): p1's two latest records tie on date -> GP; p2 and p3 -> latest value.
-    got_recent = grouped.select("person_id", preferred_value(F.col("records"), "sex", most_recent_first=True)
-                                .alias("sex"))
-    expected_recent = spark.createDataFrame([("p1", "M"), ("p2", "F"), ("p3", "F"), ("p4", None)],
-                                            "person_id string, sex string")
+    got_recent = grouped.select(
+        "person_id", preferred_value(F.col("records"), "sex", most_recent_first=True).alias("sex")
+    )
+    expected_recent = spark.createDataFrame(
+        [("p1", "M"), ("p2", "F"), ("p3", "F"), ("p4", None)], "person_id string, sex string"
+    )
     assert_df_equality(got_recent, expected_recent, ignore_row_order=True, ignore_nullable=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # the whole job on a tiny restricted extract (builders.make_release; the `released` fixture is in conftest)
+
 
 def _read(spark, config, contract, version=None) -> DataFrame:
     return lake.read_table(spark, config.paths.lake, contract, version=version)
@@ -183,14 +200,59 @@ def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, rel
         [
             # pk-A: DOB 1980-05-17 on 2 of 3 records; sex M (2 of 3); ethnic group White beats Asian by the GP rule
             # (Unknown does not count); postcode district of the most recent activity (hospital, 2025-03-01).
-            (pseudonym("pk-A", RELEASE_KEY), 1980, 5, "45-54", "M", "White", 3, "LS6", True, True, True, False,
-             date(2022, 6, 1), date(2025, 3, 1), None),
+            (
+                pseudonym("pk-A", RELEASE_KEY),
+                1980,
+                5,
+                "45-54",
+                "M",
+                "White",
+                3,
+                "LS6",
+                True,
+                True,
+                True,
+                False,
+                date(2022, 6, 1),
+                date(2025, 3, 1),
+                None,
+            ),
             # pk-B: year only -> no month; age at mid-year 2010 is 15 on 2026-06-30.
-            (pseudonym("pk-B", RELEASE_KEY), 2010, None, "11-15", None, "Unknown", None, None, False, False, False,
-             True, date(2025, 6, 1), date(2025, 6, 1), None),
+            (
+                pseudonym("pk-B", RELEASE_KEY),
+                2010,
+                None,
+                "11-15",
+                None,
+                "Unknown",
+                None,
+                None,
+                False,
+                False,
+                False,
+                True,
+                date(2025, 6, 1),
+                date(2025, 6, 1),
+                None,
+            ),
             # pk-C: 17th birthday on the reference date; no activity -> null dates.
-            (pseudonym("pk-C", RELEASE_KEY), 2009, 6, "16-17", None, "Black", None, "BD7", True, False, False, False,
-             None, None, None),
+            (
+                pseudonym("pk-C", RELEASE_KEY),
+                2009,
+                6,
+                "16-17",
+                None,
+                "Black",
+                None,
+                "BD7",
+                True,
+                False,
+                False,
+                False,
+                None,
+                None,
+                None,
+            ),
         ],
         PERSON.schema,
     ).drop("run_id")
@@ -202,36 +264,66 @@ def test_activity_tables_are_keyed_by_person_id_and_drop_records_without_a_perso
     gp = _read(spark, released.config, sources.get("gp").pseudonymised_activity)
     # GPLOCAL0003 has no person key: its event is not published.
     assert sorted((r.person_id, r.code) for r in gp.collect()) == sorted(
-        [(pseudonym("pk-A", RELEASE_KEY), "38341003"), (pseudonym("pk-A", RELEASE_KEY), "39113611000001102")])
+        [(pseudonym("pk-A", RELEASE_KEY), "38341003"), (pseudonym("pk-A", RELEASE_KEY), "39113611000001102")]
+    )
     hospital = _read(spark, released.config, sources.get("hospital").pseudonymised_activity).first()
-    assert (hospital.person_id, hospital.secondary_diagnoses) == (pseudonym("pk-A", RELEASE_KEY), ["E119", "I10"])
+    assert (hospital.person_id, hospital.secondary_diagnoses) == (
+        pseudonym("pk-A", RELEASE_KEY),
+        ["E119", "I10"],
+    )
     counts = {c.name: _read(spark, released.config, c).count() for c in sources.pseudonymised_tables()}
-    assert counts == {"person": 3, "gp_events": 2, "hospital_episodes": 1, "social_care_events": 1,
-                      "third_sector_contacts": 1}
+    assert counts == {
+        "person": 3,
+        "gp_events": 2,
+        "hospital_episodes": 1,
+        "social_care_events": 1,
+        "third_sector_contacts": 1,
+    }
 
 
 def identifiers_df(spark: SparkSession) -> DataFrame:
     """Every direct identifier and local id of the input, lower case, dates as text in both formats."""
     values: set[str] = set()
-    text_fields = ["source_record_id", "forename_raw", "middle_names_raw", "surname_raw", "forename_std",
-                   "surname_std", "date_of_birth_raw", "postcode_raw", "postcode_std", "nhs_number_raw",
-                   "nhs_number"]
+    text_fields = [
+        "source_record_id",
+        "forename_raw",
+        "middle_names_raw",
+        "surname_raw",
+        "forename_std",
+        "surname_std",
+        "date_of_birth_raw",
+        "postcode_raw",
+        "postcode_std",
+        "nhs_number_raw",
+        "nhs_number",
+    ]
     for row in PEOPLE_ROWS:
         values |= {str(row[name]) for name in text_fields if row.get(name)}
         if row.get("date_of_birth"):
             values |= {row["date_of_birth"].isoformat(), row["date_of_birth"].strftime("%d/%m/%Y")}
     values |= {row["person_key"] for row in SPINE_ROWS if row["person_key"]}
-    values |= {row[name] for rows in ACTIVITY_ROWS.values() for row in rows
-               for name in ("episode_id", "event_id", "contact_id") if name in row}
+    values |= {
+        row[name]
+        for rows in ACTIVITY_ROWS.values()
+        for row in rows
+        for name in ("episode_id", "event_id", "contact_id")
+        if name in row
+    }
     return spark.createDataFrame([(v.lower(),) for v in values], "identifier string")
 
 
 def columns_with_identifiers(df: DataFrame, identifiers: DataFrame) -> list[str]:
     """Names of the string (and string array) columns holding any identifier as a substring; never the values."""
-    texts = [F.struct(F.lit(f.name).alias("column"), F.lower(F.col(f.name)).alias("text"))
-             for f in df.schema if f.dataType == StringType()]
-    texts += [F.struct(F.lit(f.name).alias("column"), F.lower(F.array_join(F.col(f.name), "|")).alias("text"))
-              for f in df.schema if f.dataType == ArrayType(StringType())]
+    texts = [
+        F.struct(F.lit(f.name).alias("column"), F.lower(F.col(f.name)).alias("text"))
+        for f in df.schema
+        if f.dataType == StringType()
+    ]
+    texts += [
+        F.struct(F.lit(f.name).alias("column"), F.lower(F.array_join(F.col(f.name), "|")).alias("text"))
+        for f in df.schema
+        if f.dataType == ArrayType(StringType())
+    ]
     cells = df.select(F.explode(F.array(*texts)).alias("cell")).select("cell.column", "cell.text")
     hits = cells.crossJoin(identifiers).where(F.col("text").contains(F.col("identifier")))
     return sorted(r.column for r in hits.select("column").distinct().collect())
@@ -242,9 +334,13 @@ def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, rel
     identifiers = identifiers_df(spark)
     # The scan finds what it looks for: the restricted input is full of hits.
     assert "surname_raw" in columns_with_identifiers(_read(spark, released.config, PEOPLE_STD), identifiers)
-    leaks = {f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released.config, c), identifiers)
-             for c in sources.pseudonymised_tables()}
-    assert leaks == {name: [] for name in leaks}, "identifiers found in these table columns (values not shown)"
+    leaks = {
+        f"{c.zone}/{c.name}": columns_with_identifiers(_read(spark, released.config, c), identifiers)
+        for c in sources.pseudonymised_tables()
+    }
+    assert leaks == {name: [] for name in leaks}, (
+        "identifiers found in these table columns (values not shown)"
+    )
 
 
 @pytest.mark.slow
@@ -255,13 +351,23 @@ def test_mlflow_holds_qa_aggregates_and_no_trace_of_the_key(spark, released, tmp
     assert run.data.tags["release_id"] == "test-release-1"
     # QA aggregates: the unkeyed GP record and its event; pk-A's records disagree on DOB, sex, group, district.
     metrics = run.data.metrics
-    assert (metrics["rows.person"], metrics["spine_records_without_person"],
-            metrics["activity_rows_without_person.gp"], metrics["activity_rows_without_person.hospital"]) == (3, 1, 1, 0)
-    assert {name: metrics[f"persons_with_conflicting.{name}"] for name in
-            ("date_of_birth", "sex", "ethnic_group", "imd_decile", "postcode_district")} == {
-        "date_of_birth": 1, "sex": 1, "ethnic_group": 1, "imd_decile": 0, "postcode_district": 1}
-    texts = [*run.data.params.keys(), *map(str, run.data.params.values()), *run.data.tags.keys(),
-             *map(str, run.data.tags.values()), *run.data.metrics.keys()]
+    assert (
+        metrics["rows.person"],
+        metrics["spine_records_without_person"],
+        metrics["activity_rows_without_person.gp"],
+        metrics["activity_rows_without_person.hospital"],
+    ) == (3, 1, 1, 0)
+    assert {
+        name: metrics[f"persons_with_conflicting.{name}"]
+        for name in ("date_of_birth", "sex", "ethnic_group", "imd_decile", "postcode_district")
+    } == {"date_of_birth": 1, "sex": 1, "ethnic_group": 1, "imd_decile": 0, "postcode_district": 1}
+    texts = [
+        *run.data.params.keys(),
+        *map(str, run.data.params.values()),
+        *run.data.tags.keys(),
+        *map(str, run.data.tags.values()),
+        *run.data.metrics.keys(),
+    ]
     pending = list(client.list_artifacts(run_id))
     assert "config.json" in [item.path for item in pending]
     while pending:
@@ -269,7 +375,9 @@ def test_mlflow_holds_qa_aggregates_and_no_trace_of_the_key(spark, released, tmp
         if item.is_dir:
             pending += client.list_artifacts(run_id, item.path)
         else:
-            texts.append(Path(client.download_artifacts(run_id, item.path, str(tmp_path))).read_text(errors="replace"))
+            texts.append(
+                Path(client.download_artifacts(run_id, item.path, str(tmp_path))).read_text(errors="replace")
+            )
     texts += [p.read_text() for p in Path(released.config.paths.lake).glob("*/*/_delta_log/*.json")]
     found = [form for form in key_forms(RELEASE_KEY) if any(form in text for text in texts)]
     assert not found, "the release key (in some encoding) is in the MLflow run or a Delta log"

@@ -11,8 +11,10 @@ from pathlib import Path
 from linkage import quality_bench
 from linkage.config import PROJECT_ROOT
 
-FEBRL_HEADER = ("rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, "
-                "date_of_birth, soc_sec_id")
+FEBRL_HEADER = (
+    "rec_id, given_name, surname, street_number, address_1, address_2, suburb, postcode, state, "
+    "date_of_birth, soc_sec_id"
+)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -24,29 +26,56 @@ def test_febrl4_maps_to_a_gp_and_a_hospital_file_with_names_dates_and_truth(tmp_
     febrl = tmp_path / "febrl"
     febrl.mkdir()
     (febrl / "dataset4a.csv").write_text(
-        f"{FEBRL_HEADER}\nrec-7-org, ann, lee, 1, a st, , x, 2119, nsw, 19560409, 1804974\n", encoding="utf-8")
+        f"{FEBRL_HEADER}\nrec-7-org, ann, lee, 1, a st, , x, 2119, nsw, 19560409, 1804974\n", encoding="utf-8"
+    )
     (febrl / "dataset4b.csv").write_text(
-        f"{FEBRL_HEADER}\nrec-7-dup-0, anne, lee, 1, a st, , x, 2119, nsw, 19560931, 1804974\n", encoding="utf-8")
+        f"{FEBRL_HEADER}\nrec-7-dup-0, anne, lee, 1, a st, , x, 2119, nsw, 19560931, 1804974\n",
+        encoding="utf-8",
+    )
     monkeypatch.setattr(quality_bench, "febrl_dir", lambda: febrl)
     raw = tmp_path / "raw"
     assert quality_bench.write_febrl_extract("febrl4", raw) == 2
     gp, hospital = read_rows(raw / "gp_patients.csv"), read_rows(raw / "hospital_patients.csv")
-    assert gp == [{**dict.fromkeys(quality_bench.PEOPLE_HEADERS["gp_patients"], ""), "gp_patient_id": "rec-7-org",
-                   "forename": "ann", "surname": "lee", "date_of_birth": "1956-04-09", "postcode": "2119"}]
+    assert gp == [
+        {
+            **dict.fromkeys(quality_bench.PEOPLE_HEADERS["gp_patients"], ""),
+            "gp_patient_id": "rec-7-org",
+            "forename": "ann",
+            "surname": "lee",
+            "date_of_birth": "1956-04-09",
+            "postcode": "2119",
+        }
+    ]
     # An impossible FEBRL date is passed on for ingest to null, as it would a site's.
-    assert hospital[0]["date_of_birth"] == "1956-09-31" and hospital[0]["nhs_number"] == "" and hospital[0]["sex"] == ""
+    assert (
+        hospital[0]["date_of_birth"] == "1956-09-31"
+        and hospital[0]["nhs_number"] == ""
+        and hospital[0]["sex"] == ""
+    )
     assert read_rows(raw / "social_care_clients.csv") == [] and read_rows(raw / "gp_events.csv") == []
     truth = read_rows(raw / "truth.csv")
     assert [(t["source_dataset"], t["true_person_id"]) for t in truth] == [("gp", "7"), ("hospital", "7")]
 
 
 def test_bench_entry_point_runs_bare_and_nothing_in_the_library_imports_it():
-    done = subprocess.run([sys.executable, "-m", "linkage.quality_bench", "--help"], cwd=PROJECT_ROOT, env={},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "linkage.quality_bench", "--help"],
+        cwd=PROJECT_ROOT,
+        env={},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "--people" in done.stdout
     # An import statement, not a mention: settings.py's comments point readers at the bench.
-    imports_bench = re.compile(r"^\s*(from\s+linkage(\.quality_bench)?\s+import\s+.*quality_bench|import\s+linkage\.quality_bench"
-                               r"|from\s+linkage\.quality_bench\s+import|import\s+recordlinkage|from\s+recordlinkage)", re.M)
-    importers = [p for p in (PROJECT_ROOT / "linkage").rglob("*.py")
-                 if p.name != "quality_bench.py" and imports_bench.search(p.read_text(encoding="utf-8"))]
+    imports_bench = re.compile(
+        r"^\s*(from\s+linkage(\.quality_bench)?\s+import\s+.*quality_bench|import\s+linkage\.quality_bench"
+        r"|from\s+linkage\.quality_bench\s+import|import\s+recordlinkage|from\s+recordlinkage)",
+        re.M,
+    )
+    importers = [
+        p
+        for p in (PROJECT_ROOT / "linkage").rglob("*.py")
+        if p.name != "quality_bench.py" and imports_bench.search(p.read_text(encoding="utf-8"))
+    ]
     assert importers == []

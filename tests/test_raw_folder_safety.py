@@ -31,7 +31,9 @@ class QuietContext:
         self.said.append(message)
 
 
-def test_a_partial_extract_stops_the_pipeline_naming_the_missing_files_and_changes_nothing(test_overrides, tmp_path):
+def test_a_partial_extract_stops_the_pipeline_naming_the_missing_files_and_changes_nothing(
+    test_overrides, tmp_path
+):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "gp_patients.csv").write_text("gp_patient_id\n1\n", encoding="utf-8")
@@ -53,9 +55,13 @@ def test_expected_names_come_from_ingest_sources(make_config, tmp_path):
     raw.mkdir()
     config = make_config("ingest.sources.gp.people_file=practice_patients")
     for name in EXTRACT:
-        (raw / f"{'practice_patients' if name == 'gp_patients' else name}.csv").write_text("x\n", encoding="utf-8")
+        (raw / f"{'practice_patients' if name == 'gp_patients' else name}.csv").write_text(
+            "x\n", encoding="utf-8"
+        )
     before = snapshot(raw)
-    check_extract_or_generate(QuietContext(), config, raw)  # complete under the configured names: nothing to do
+    check_extract_or_generate(
+        QuietContext(), config, raw
+    )  # complete under the configured names: nothing to do
     assert snapshot(raw) == before
     (raw / "practice_patients.csv").rename(raw / "gp_patients.csv")
     with pytest.raises(InputError, match="missing practice_patients.csv"):
@@ -86,7 +92,9 @@ def test_a_folder_with_files_the_generator_did_not_write_is_never_generated_into
     assert snapshot(raw) == before
 
 
-def test_in_local_mode_an_empty_folder_gets_a_marked_synthetic_extract_and_a_second_run_keeps_it(make_config, tmp_path):
+def test_in_local_mode_an_empty_folder_gets_a_marked_synthetic_extract_and_a_second_run_keeps_it(
+    make_config, tmp_path
+):
     raw = tmp_path / "raw"
     raw.mkdir()
     context = QuietContext()
@@ -95,5 +103,7 @@ def test_in_local_mode_an_empty_folder_gets_a_marked_synthetic_extract_and_a_sec
     assert (raw / SYNTHETIC_MARKER).exists() and all((raw / f"{name}.csv").exists() for name in EXTRACT)
     before = snapshot(raw)
     again = QuietContext()
-    check_extract_or_generate(again, make_config("synthetic.people=60"), raw)  # complete now: read, not regenerated
+    check_extract_or_generate(
+        again, make_config("synthetic.people=60"), raw
+    )  # complete now: read, not regenerated
     assert again.said == [] and snapshot(raw) == before

@@ -19,8 +19,8 @@ import pytest
 
 from linkage import lake
 from linkage.catalog import published_tables
-from linkage.cli import JobContext, StageClock
 from linkage.config import PROJECT_ROOT
+from linkage.harness import JobContext, StageClock
 from linkage.releases import lock as lake_lock
 from linkage.releases.catalog import register_catalog
 from linkage.releases.cycle import AuditsFailed, released
@@ -39,36 +39,53 @@ def rows_for(contract, person_ids):
 
 def write_release(spark, ids: dict[str, list[str]]):
     """A job body writing person, gp_events and hospital_episodes with the given person ids, in that order."""
+
     def body(ctx: JobContext) -> None:
         for contract in WRITES:
             frame = spark.createDataFrame(rows_for(contract, ids[contract.name]), contract.schema)
             lake.write_table(frame, ctx.config.paths.lake, contract, ctx.run)
+
     return body
 
 
 def ids_of(generation: str) -> dict[str, list[str]]:
-    return {"person": [f"{generation}1", f"{generation}2"], "gp_events": [f"{generation}1"],
-            "hospital_episodes": [f"{generation}2", f"{generation}2"]}
+    return {
+        "person": [f"{generation}1", f"{generation}2"],
+        "gp_events": [f"{generation}1"],
+        "hospital_episodes": [f"{generation}2", f"{generation}2"],
+    }
 
 
 def run_released(spark, config, body, environ=None):
     with tracking_run(config, job="test-release") as run:
-        ctx = JobContext(job="test-release", args=argparse.Namespace(), config=config,
-                         environ=environ or {"USER": "tester"}, clock=StageClock("test-release", out=io.StringIO()),
-                         spark=spark, run=run)
+        ctx = JobContext(
+            job="test-release",
+            args=argparse.Namespace(),
+            config=config,
+            environ=environ or {"USER": "tester"},
+            clock=StageClock("test-release", out=io.StringIO()),
+            spark=spark,
+            run=run,
+        )
         return released(body)(ctx)
 
 
 def by_name(spark, lake_root, release=None) -> dict[str, list[str]]:
     """Person ids each analyst name resolves to in Spark, after registering the release's views."""
     register_catalog(spark, str(lake_root), release)
-    return {contract.name: sorted(r.person_id for r in spark.sql(f"SELECT person_id FROM pseudonymised.{contract.name}")
-                                  .collect()) for contract in WRITES}
+    return {
+        contract.name: sorted(
+            r.person_id for r in spark.sql(f"SELECT person_id FROM pseudonymised.{contract.name}").collect()
+        )
+        for contract in WRITES
+    }
 
 
 def without_spark(lake_root, release=None) -> dict[str, list[str]]:
-    return {name.split(".", 1)[1]: sorted(ref.read().column("person_id").to_pylist())
-            for name, ref in published_tables(str(lake_root), release).items()}
+    return {
+        name.split(".", 1)[1]: sorted(ref.read().column("person_id").to_pylist())
+        for name, ref in published_tables(str(lake_root), release).items()
+    }
 
 
 def expected(generation: str) -> dict[str, list[str]]:
@@ -126,7 +143,11 @@ def test_a_failing_audit_blocks_publication_until_an_override_and_rollback_resto
     assert by_name(spark, config.paths.lake) == expected("p")
     first_id, rejected_id = releases(read_events(config.paths.lake))
     rejected = releases(read_events(config.paths.lake))[rejected_id]
-    assert (rejected.status, rejected.audits_passed, rejected.audit_failures) == ("rejected", False, ("person_ids_join",))
+    assert (rejected.status, rejected.audits_passed, rejected.audit_failures) == (
+        "rejected",
+        False,
+        ("person_ids_join",),
+    )
     audit_rows = {row["audit"]: row for row in read_audits(config.paths.lake, rejected.release_id)}
     assert not audit_rows["person_ids_join"]["passed"]
     assert json.loads(audit_rows["person_ids_join"]["counts"])["orphan_rows"] == 1
@@ -151,7 +172,9 @@ def test_a_failing_audit_blocks_publication_until_an_override_and_rollback_resto
     assert without_spark(config.paths.lake, rejected.release_id)["person"] == ["q1", "q2"]
 
 
-def test_a_second_writer_exits_2_naming_the_holder_and_a_stale_lock_needs_the_flag(spark, make_config, capsys):
+def test_a_second_writer_exits_2_naming_the_holder_and_a_stale_lock_needs_the_flag(
+    spark, make_config, capsys
+):
     from jobs import cohorts as cohorts_job
 
     config = make_config()
@@ -165,8 +188,9 @@ def test_a_second_writer_exits_2_naming_the_holder_and_a_stale_lock_needs_the_fl
     assert not list(Path(config.paths.lake).glob("pseudonymised/*")) and not read_events(config.paths.lake)
 
     # A crashed run's lock (expired) is taken over only on request.
-    lake_lock.lock_path(config.paths.lake).write_text(json.dumps(
-        {**holder.__dict__, "expires_at": "2026-01-01T00:00:00+00:00"}), encoding="utf-8")
+    lake_lock.lock_path(config.paths.lake).write_text(
+        json.dumps({**holder.__dict__, "expires_at": "2026-01-01T00:00:00+00:00"}), encoding="utf-8"
+    )
     with pytest.raises(lake_lock.LakeLocked, match="take_over_stale_lock=true"):
         run_released(spark, config, write_release(spark, ids_of("p")))
     taking_over = make_config("releases.take_over_stale_lock=true")
@@ -199,13 +223,24 @@ def test_pipeline_publishes_one_audited_release_read_by_name(pipeline_run, spark
     assert [e.event for e in events] == ["staged", "published"]
     (release,) = releases(events).values()
     assert release.current and release.audits_passed
-    assert "audit person_ids_join" in pipeline_run.stdout and f"release {release.release_id} published" in pipeline_run.stdout
+    assert (
+        "audit person_ids_join" in pipeline_run.stdout
+        and f"release {release.release_id} published" in pipeline_run.stdout
+    )
     assert {row["audit"] for row in read_audits(lake_root)} == {
-        "ingest_reconciles", "schema_contracts", "no_raw_identifiers", "disclosure_obeyed", "linkage_gates",
-        "person_ids_join"}
+        "ingest_reconciles",
+        "schema_contracts",
+        "no_raw_identifiers",
+        "disclosure_obeyed",
+        "linkage_gates",
+        "person_ids_join",
+    }
     register_catalog(spark, lake_root)
     persons = spark.sql("SELECT count(*) AS n FROM pseudonymised.person").first().n
-    assert persons == lake.read_table(spark, lake_root, PERSON, version=release.tables["pseudonymised/person"]).count()
+    assert (
+        persons
+        == lake.read_table(spark, lake_root, PERSON, version=release.tables["pseudonymised/person"]).count()
+    )
     assert spark.sql("SELECT count(*) AS n FROM cohorts.cohort_asthma").first().n >= 0
     refs = published_tables(lake_root)
     assert refs["pseudonymised.person"].version == release.tables["pseudonymised/person"]
@@ -215,11 +250,19 @@ def test_pipeline_publishes_one_audited_release_read_by_name(pipeline_run, spark
     client = MlflowClient(pipeline_run.tracking_uri)
     parent = client.get_run(events[-1].run_id)
     assert parent.data.tags["lake_release"] == release.release_id
-    assert all(parent.data.metrics[f"audit.{name}.passed"] == 1.0 for name in ("no_raw_identifiers", "linkage_gates"))
-    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert all(
+        parent.data.metrics[f"audit.{name}.passed"] == 1.0 for name in ("no_raw_identifiers", "linkage_gates")
+    )
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     params = {run.data.tags["job"]: run.data.params for run in children}
-    assert params["link"]["input_version.restricted/people_std"] == str(release.tables["restricted/people_std"])
-    assert params["cohorts"]["input_version.pseudonymised/person"] == str(release.tables["pseudonymised/person"])
+    assert params["link"]["input_version.restricted/people_std"] == str(
+        release.tables["restricted/people_std"]
+    )
+    assert params["cohorts"]["input_version.pseudonymised/person"] == str(
+        release.tables["pseudonymised/person"]
+    )
 
 
 @pytest.mark.slow
@@ -228,18 +271,26 @@ def test_release_list_and_the_jvm_free_helper_as_documented(pipeline_run):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     # Several times: deltalake's threaded reader aborted the interpreter at exit in about half the runs.
     for _ in range(4):
-        listed = subprocess.run([sys.executable, "-m", "jobs.release", "list", "--set",
-                                 f"paths.lake={pipeline_run.lake}"],
-                                cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        listed = subprocess.run(
+            [sys.executable, "-m", "jobs.release", "list", "--set", f"paths.lake={pipeline_run.lake}"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert listed.returncode == 0, listed.stderr[-2000:]
     assert "* r0001-" in listed.stdout and "pass person_ids_join" in listed.stdout
-    script = ("import sys, duckdb; from linkage.catalog import published_tables; "
-              f"person = published_tables({str(pipeline_run.lake)!r})['pseudonymised.person']; "
-              "arrow = person.read(); "
-              "print(duckdb.sql('SELECT count(*) FROM arrow').fetchall()[0][0]); "
-              "print('pyspark' in sys.modules)")
-    helper = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+    script = (
+        "import sys, duckdb; from linkage.catalog import published_tables; "
+        f"person = published_tables({str(pipeline_run.lake)!r})['pseudonymised.person']; "
+        "arrow = person.read(); "
+        "print(duckdb.sql('SELECT count(*) FROM arrow').fetchall()[0][0]); "
+        "print('pyspark' in sys.modules)"
+    )
+    helper = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert helper.returncode == 0, helper.stderr[-2000:]
     count, spark_loaded = helper.stdout.split()
     assert int(count) > 0 and spark_loaded == "False"
@@ -263,19 +314,33 @@ def test_identifier_scan_counts_leaked_identifiers_and_ignores_category_words(sp
     from linkage.schemas import PEOPLE_STD
 
     config = make_config()
-    people = {"forename_raw": "Ann", "surname_raw": "White", "nhs_number_raw": "9434765919",
-              "postcode_raw": "LS1 4AB", "date_of_birth_raw": "1980-02-03", "ethnicity_raw": "Unknown"}
+    people = {
+        "forename_raw": "Ann",
+        "surname_raw": "White",
+        "nhs_number_raw": "9434765919",
+        "postcode_raw": "LS1 4AB",
+        "date_of_birth_raw": "1980-02-03",
+        "ethnicity_raw": "Unknown",
+    }
     people_row = tuple(people.get(c.name) for c in PEOPLE_STD.columns)
     # gp_events.code holds the NHS number and hospital referral_source the full name (two leaks);
     # person.ethnic_group 'White' equals the surname alone and 'Unknown' a raw field without digits (no leak).
-    person_row = tuple({"person_id": "p1", "ethnic_group": "White", "postcode_district": "Unknown"}.get(c.name)
-                       for c in PERSON.columns)
+    person_row = tuple(
+        {"person_id": "p1", "ethnic_group": "White", "postcode_district": "Unknown"}.get(c.name)
+        for c in PERSON.columns
+    )
     gp_row = tuple({"person_id": "p1", "code": "9434765919"}.get(c.name) for c in GP_EVENTS.columns)
-    hospital_row = tuple({"person_id": "p1", "referral_source": " ann white ", "secondary_diagnoses": ["J45"]}
-                         .get(c.name) for c in HOSPITAL_EPISODES.columns)
+    hospital_row = tuple(
+        {"person_id": "p1", "referral_source": " ann white ", "secondary_diagnoses": ["J45"]}.get(c.name)
+        for c in HOSPITAL_EPISODES.columns
+    )
     with tracking_run(config, job="test-release") as run:
-        for contract, row in ((PEOPLE_STD, people_row), (PERSON, person_row), (GP_EVENTS, gp_row),
-                              (HOSPITAL_EPISODES, hospital_row)):
+        for contract, row in (
+            (PEOPLE_STD, people_row),
+            (PERSON, person_row),
+            (GP_EVENTS, gp_row),
+            (HOSPITAL_EPISODES, hospital_row),
+        ):
             lake.write_table(spark.createDataFrame([row], contract.schema), config.paths.lake, contract, run)
     candidate = {f"{c.zone}/{c.name}": 0 for c in (PEOPLE_STD, PERSON, GP_EVENTS, HOSPITAL_EPISODES)}
     result = no_raw_identifiers(AuditInputs(spark, config, candidate, {}, candidate))

@@ -33,12 +33,22 @@ from linkage.schemas import PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-SCREENSHOT_ENV = "LINKAGE_REVIEW_SCREENSHOT"  # set to docs/review-pair-view.png to refresh the README's picture
+SCREENSHOT_ENV = (
+    "LINKAGE_REVIEW_SCREENSHOT"  # set to docs/review-pair-view.png to refresh the README's picture
+)
 REVIEWER = "reviewer-e2e"
 PAGE_SECONDS = 900  # a generous bound, not a timing: only a hung app reaches it
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1100")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1100",
+)
 
 
 def require_browser() -> None:
@@ -59,10 +69,25 @@ def start_review_app(settings: list[str], home: Path, stderr_path: Path) -> tupl
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LINKAGE_REVIEWER": REVIEWER}
     if os.environ.get("JAVA_HOME"):
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
-    command = [sys.executable, "-m", "jobs.review", "--port", "0", "--set", "spark.driver_memory=1g",
-               *[arg for setting in settings for arg in ("--set", setting)]]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=stderr_path.open("w"), text=True, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.review",
+        "--port",
+        "0",
+        "--set",
+        "spark.driver_memory=1g",
+        *[arg for setting in settings for arg in ("--set", setting)],
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr_path.open("w"),
+        text=True,
+        start_new_session=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -74,7 +99,9 @@ def start_review_app(settings: list[str], home: Path, stderr_path: Path) -> tupl
     url = None
     while True:
         line = lines.get(timeout=600)
-        assert line is not None, f"jobs.review exited early: {process.wait()} {stderr_path.read_text()[-2000:]}"
+        assert line is not None, (
+            f"jobs.review exited early: {process.wait()} {stderr_path.read_text()[-2000:]}"
+        )
         if "sign in with this access token" in line:
             url = line.split("open ", 1)[1].split(" ", 1)[0].rstrip("/")
             return process, url, lines.get(timeout=30).strip()
@@ -124,7 +151,9 @@ def text_of(driver, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
-def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them(spark, pipeline_run, tmp_path):
+def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them(
+    spark, pipeline_run, tmp_path
+):
     require_browser()
     from selenium.webdriver.common.by import By
 
@@ -134,10 +163,14 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
     settings = [*settings_of(pipeline_run.overrides), f"paths.lake={lake}"]
 
     # What the reviewer will meet, in the app's order: the queue best-first, persons from the spine.
-    pairs = [(r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)
-             for r in queue_pairs(read_table(spark, str(lake), REVIEW_QUEUE)).collect()]
-    person_of = {(r.source_dataset, r.source_record_id): r.person_key
-                 for r in read_table(spark, str(lake), PERSON_SPINE).collect()}
+    pairs = [
+        (r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)
+        for r in queue_pairs(read_table(spark, str(lake), REVIEW_QUEUE)).collect()
+    ]
+    person_of = {
+        (r.source_dataset, r.source_record_id): r.person_key
+        for r in read_table(spark, str(lake), PERSON_SPINE).collect()
+    }
     members: dict[str, list] = {}
     for key, person in person_of.items():
         members.setdefault(person, []).append(key)
@@ -147,9 +180,12 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
     decided_records = {k for p in (to_match, to_cut, to_leave) for k in (p[:2], p[2:])}
     # A record of another pair whose person has other records, none of them in the decided pairs: split it off.
     split_index, split_side, split_record = next(
-        (i, side, key) for i, p in enumerate(pairs) if i not in (first, first + 1, first + 2)
+        (i, side, key)
+        for i, p in enumerate(pairs)
+        if i not in (first, first + 1, first + 2)
         for side, key in (("l", p[:2]), ("r", p[2:]))
-        if len(members[person_of[key]]) >= 2 and not set(members[person_of[key]]) & decided_records)
+        if len(members[person_of[key]]) >= 2 and not set(members[person_of[key]]) & decided_records
+    )
 
     stderr_path = tmp_path / "review.stderr"
     process, url, token = start_review_app(settings, tmp_path, stderr_path)
@@ -189,8 +225,11 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
 
         driver.get(f"{url}/pair/review_queue/{split_index}")
         press(driver, split_side)  # that record's person
-        row = driver.find_element(By.XPATH, f"//table[@id='person-table']//tr[td[3][text()='{split_record[1]}']"
-                                            f" and td[2][text()='{split_record[0]}']]")
+        row = driver.find_element(
+            By.XPATH,
+            f"//table[@id='person-table']//tr[td[3][text()='{split_record[1]}']"
+            f" and td[2][text()='{split_record[0]}']]",
+        )
         row.find_element(By.NAME, "record").click()
         driver.find_element(By.ID, "split").click()
         assert "non-match decision" in driver.find_element(By.CLASS_NAME, "flash").text
@@ -205,8 +244,14 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
 
     decisions = read_table(spark, str(lake), REVIEW_DECISIONS).collect()
     assert {r.decided_by for r in decisions} == {REVIEWER}
-    by_pair = {(r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r):
-               (r.decision, r.note, r.queue) for r in decisions}
+    by_pair = {
+        (r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r): (
+            r.decision,
+            r.note,
+            r.queue,
+        )
+        for r in decisions
+    }
     assert by_pair[to_match] == ("match", None, "review_queue")
     assert by_pair[to_cut] == ("non_match", "common_name", "review_queue")
     assert by_pair[to_leave] == ("unsure", None, "review_queue")
@@ -221,10 +266,14 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
     run_id = re.search(r"MLflow run (\w+)", out.getvalue()).group(1)
     metrics = MlflowClient(pipeline_run.tracking_uri).get_run(run_id).data.metrics
     assert metrics["pairs_linked_by_method.clerical"] == 1  # the match became a clerical link
-    spine = {(r.source_dataset, r.source_record_id): r.person_key
-             for r in read_table(spark, str(lake), PERSON_SPINE).collect()}
+    spine = {
+        (r.source_dataset, r.source_record_id): r.person_key
+        for r in read_table(spark, str(lake), PERSON_SPINE).collect()
+    }
     assert spine[to_match[:2]] == spine[to_match[2:]]
     assert all(spine[split_record] != spine[k] for k in others)
-    still_queued = {(r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)
-                    for r in read_table(spark, str(lake), REVIEW_QUEUE).collect()}
+    still_queued = {
+        (r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)
+        for r in read_table(spark, str(lake), REVIEW_QUEUE).collect()
+    }
     assert to_leave in still_queued and to_cut not in still_queued and to_match not in still_queued

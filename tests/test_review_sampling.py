@@ -5,26 +5,51 @@ from __future__ import annotations
 from linkage.link.pairs import link_pairs
 from linkage.review.sampling import draw, stratum, with_pair_groups
 
-PAIR = "source_dataset_l string, source_record_id_l string, source_dataset_r string, source_record_id_r string"
+PAIR = (
+    "source_dataset_l string, source_record_id_l string, source_dataset_r string, source_record_id_r string"
+)
 
 
 def test_frame_holds_same_person_pairs_and_scored_candidates_with_method_and_best_candidate(spark):
     # person A: gp1, h1, s1 (gp1-h1 scored and an edge; h1-s1 by NHS number; gp1-s1 only through them)
     # person B: gp2 alone; h2 alone. Scored but not linked: gp2-h1 (w -3) and gp2-h2 (w 1).
-    predictions = spark.createDataFrame([
-        ("gp", "1", "hospital", "1", 25.0, 0.999), ("gp", "2", "hospital", "1", -3.0, 0.1),
-        ("hospital", "2", "gp", "2", 1.0, 0.66)], f"{PAIR}, match_weight double, match_probability double")
-    edges = spark.createDataFrame([("gp", "1", "hospital", "1", "probabilistic"),
-                                   ("hospital", "1", "social_care", "1", "nhs_number")], f"{PAIR}, method string")
-    spine = spark.createDataFrame([("gp", "1", "A"), ("hospital", "1", "A"), ("social_care", "1", "A"),
-                                   ("gp", "2", "B"), ("hospital", "2", "C")],
-                                  "source_dataset string, source_record_id string, person_key string")
+    predictions = spark.createDataFrame(
+        [
+            ("gp", "1", "hospital", "1", 25.0, 0.999),
+            ("gp", "2", "hospital", "1", -3.0, 0.1),
+            ("hospital", "2", "gp", "2", 1.0, 0.66),
+        ],
+        f"{PAIR}, match_weight double, match_probability double",
+    )
+    edges = spark.createDataFrame(
+        [("gp", "1", "hospital", "1", "probabilistic"), ("hospital", "1", "social_care", "1", "nhs_number")],
+        f"{PAIR}, method string",
+    )
+    spine = spark.createDataFrame(
+        [
+            ("gp", "1", "A"),
+            ("hospital", "1", "A"),
+            ("social_care", "1", "A"),
+            ("gp", "2", "B"),
+            ("hospital", "2", "C"),
+        ],
+        "source_dataset string, source_record_id string, person_key string",
+    )
     rows = {(r[0], r[1], r[2], r[3]): r for r in link_pairs(predictions, edges, spine).collect()}
-    assert set(rows) == {("gp", "1", "hospital", "1"), ("gp", "2", "hospital", "1"), ("gp", "2", "hospital", "2"),
-                         ("hospital", "1", "social_care", "1"), ("gp", "1", "social_care", "1")}
+    assert set(rows) == {
+        ("gp", "1", "hospital", "1"),
+        ("gp", "2", "hospital", "1"),
+        ("gp", "2", "hospital", "2"),
+        ("hospital", "1", "social_care", "1"),
+        ("gp", "1", "social_care", "1"),
+    }
     linked = rows[("gp", "1", "hospital", "1")]
     assert (linked["method"], linked["is_linked"], linked["match_weight"], linked["is_best_candidate"]) == (
-        "probabilistic", True, 25.0, True)
+        "probabilistic",
+        True,
+        25.0,
+        True,
+    )
     assert rows[("hospital", "1", "social_care", "1")]["method"] == "nhs_number"
     transitive = rows[("gp", "1", "social_care", "1")]
     assert (transitive["method"], transitive["match_weight"]) == ("transitive", None)
@@ -35,26 +60,45 @@ def test_frame_holds_same_person_pairs_and_scored_candidates_with_method_and_bes
 
 
 def test_strata_bands_groups_and_seeded_draw(spark):
-    pairs = spark.createDataFrame([
-        ("gp", "1", "hospital", "1", 25.0, True, "probabilistic", True),
-        ("gp", "1", "hospital", "2", 12.0, True, "probabilistic", False),
-        ("gp", "1", "social_care", "1", None, True, "transitive", False),
-        ("gp", "2", "hospital", "1", 1.0, False, None, True),
-        ("gp", "2", "hospital", "3", -7.0, False, None, False),
-        ("gp", "3", "hospital", "3", -12.0, False, None, False),
-    ], f"{PAIR}, match_weight double, is_linked boolean, method string, is_best_candidate boolean")
+    pairs = spark.createDataFrame(
+        [
+            ("gp", "1", "hospital", "1", 25.0, True, "probabilistic", True),
+            ("gp", "1", "hospital", "2", 12.0, True, "probabilistic", False),
+            ("gp", "1", "social_care", "1", None, True, "transitive", False),
+            ("gp", "2", "hospital", "1", 1.0, False, None, True),
+            ("gp", "2", "hospital", "3", -7.0, False, None, False),
+            ("gp", "3", "hospital", "3", -12.0, False, None, False),
+        ],
+        f"{PAIR}, match_weight double, is_linked boolean, method string, is_best_candidate boolean",
+    )
     strata = [r["s"] for r in pairs.select(stratum(pairs).alias("s")).collect()]
-    assert strata == ["link|probabilistic|w>=20", "link|probabilistic|10<=w<20", "link|transitive|unscored",
-                      "near_miss|best_candidate|w>=0", "near_miss|other|w<-5", "below_floor"]
-    groups = spark.createDataFrame([("gp", "1", None, "F", "25-44", "3"), ("hospital", "1", "Asian", None, None, None)],
-                                   "source_dataset string, source_record_id string, ethnic_group string, sex string, "
-                                   "age_band string, imd_quintile string")
+    assert strata == [
+        "link|probabilistic|w>=20",
+        "link|probabilistic|10<=w<20",
+        "link|transitive|unscored",
+        "near_miss|best_candidate|w>=0",
+        "near_miss|other|w<-5",
+        "below_floor",
+    ]
+    groups = spark.createDataFrame(
+        [("gp", "1", None, "F", "25-44", "3"), ("hospital", "1", "Asian", None, None, None)],
+        "source_dataset string, source_record_id string, ethnic_group string, sex string, "
+        "age_band string, imd_quintile string",
+    )
     grouped = with_pair_groups(pairs.limit(1), groups).first()
     assert (grouped["ethnic_group"], grouped["sex"], grouped["age_band"], grouped["imd_quintile"]) == (
-        "Asian", "F", "25-44", "3")
-    many = spark.range(50).selectExpr("'gp' as source_dataset_l", "cast(id as string) as source_record_id_l",
-                                      "'hospital' as source_dataset_r", "'x' as source_record_id_r",
-                                      "if(id < 40, 'a', 'b') as stratum")
+        "Asian",
+        "F",
+        "25-44",
+        "3",
+    )
+    many = spark.range(50).selectExpr(
+        "'gp' as source_dataset_l",
+        "cast(id as string) as source_record_id_l",
+        "'hospital' as source_dataset_r",
+        "'x' as source_record_id_r",
+        "if(id < 40, 'a', 'b') as stratum",
+    )
     first = {r["source_record_id_l"] for r in draw(many, {"a": 5, "b": 10}, seed=3).collect()}
     again = {r["source_record_id_l"] for r in draw(many, {"a": 5, "b": 10}, seed=3).collect()}
     other_seed = {r["source_record_id_l"] for r in draw(many, {"a": 5, "b": 10}, seed=4).collect()}

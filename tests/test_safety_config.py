@@ -10,9 +10,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from linkage.cli import run_job
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.errors import ConfigError
+from linkage.harness import run_job
 from linkage.tracking import tracking_run
 
 
@@ -25,7 +25,9 @@ def conf_dir(tmp_path):
 
 
 def test_base_configuration_does_not_choose_an_environment():
-    assert "environment" not in yaml.safe_load((PROJECT_ROOT / "conf" / "base.yaml").read_text(encoding="utf-8"))
+    assert "environment" not in yaml.safe_load(
+        (PROJECT_ROOT / "conf" / "base.yaml").read_text(encoding="utf-8")
+    )
 
 
 def test_an_overlay_that_states_no_environment_is_refused_unless_its_name_says_it(conf_dir):
@@ -45,7 +47,10 @@ def test_outside_local_mode_set_cannot_loosen_disclosure_control_or_switch_to_lo
         load_config(cluster, overrides=["cohorts.disclosure.suppress_max=0"])
     with pytest.raises(ConfigError, match="--set environment=local"):
         load_config(cluster, overrides=["environment=local"])
-    assert load_config(None, overrides=["cohorts.disclosure.suppress_max=0"]).cohorts.disclosure.suppress_max == 0
+    assert (
+        load_config(None, overrides=["cohorts.disclosure.suppress_max=0"]).cohorts.disclosure.suppress_max
+        == 0
+    )
     assert load_config(None, overrides=["environment=cluster"]).environment == "cluster"  # stricter is fine
 
 
@@ -55,12 +60,18 @@ def test_scratch_outside_the_restricted_zone_is_a_config_error(tmp_path):
         load_config(None, overrides=[f"paths.lake={lake}", f"paths.scratch={tmp_path / 'scratch'}"])
     with pytest.raises(ConfigError, match="paths.scratch"):
         load_config(None, overrides=[f"paths.lake={lake}", f"paths.scratch={lake / 'pseudonymised' / 'x'}"])
-    inside = load_config(None, overrides=[f"paths.lake={lake}", f"paths.scratch={lake / 'restricted' / 'tmp'}"])
+    inside = load_config(
+        None, overrides=[f"paths.lake={lake}", f"paths.scratch={lake / 'restricted' / 'tmp'}"]
+    )
     assert inside.paths.scratch_dir == str(lake / "restricted" / "tmp")
 
 
-SECRETS = ["spark.conf.spark.hadoop.fs.s3a.secret.key=S3CR3T-VALUE", "spark.conf.spark.hadoop.fs.s3a.access.key=AKIAEXAMPLE",
-           "spark.conf.spark.ssl.keyPassword=PW-VALUE", "spark.conf.spark.authenticate.secret=AUTH-VALUE"]
+SECRETS = [
+    "spark.conf.spark.hadoop.fs.s3a.secret.key=S3CR3T-VALUE",
+    "spark.conf.spark.hadoop.fs.s3a.access.key=AKIAEXAMPLE",
+    "spark.conf.spark.ssl.keyPassword=PW-VALUE",
+    "spark.conf.spark.authenticate.secret=AUTH-VALUE",
+]
 
 
 def test_secrets_in_spark_conf_and_tracking_uri_never_reach_mlflow(test_overrides):
@@ -77,11 +88,15 @@ def test_secrets_in_spark_conf_and_tracking_uri_never_reach_mlflow(test_override
     assert recorded.data.params["spark.conf.spark.executor.cores"] == "2"
     assert recorded.data.params["spark.conf.spark.hadoop.fs.s3a.secret.key"] == "<masked>"
     with_user = load_config(None, overrides=["tracking.uri=https://alice:hunter2@mlflow.example:5000"])
-    assert "hunter2" not in json.dumps(with_user.flat_params()) and "alice" not in json.dumps(with_user.public_dump())
+    assert "hunter2" not in json.dumps(with_user.flat_params()) and "alice" not in json.dumps(
+        with_user.public_dump()
+    )
     assert "hunter2" not in with_user.tracking_uri_shown
 
 
 def test_every_job_prints_the_environment_and_where_it_came_from(spark, test_overrides, capsys):
     argv = [arg for item in test_overrides for arg in ("--set", item)]
     assert run_job("probe", "prints the environment", lambda ctx: None, argv, {}) == 0
-    assert f"[probe] environment: local (from {PROJECT_ROOT / 'conf' / 'local.yaml'})" in capsys.readouterr().out
+    assert (
+        f"[probe] environment: local (from {PROJECT_ROOT / 'conf' / 'local.yaml'})" in capsys.readouterr().out
+    )

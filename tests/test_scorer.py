@@ -50,8 +50,12 @@ def random_model(config) -> dict:
 @pytest.fixture(scope="module")
 def people(spark):
     rows, _ = synthetic_people(seed=11)
-    frame = people_frame(spark, rows).withColumns({
-        "forename_phonetic": F.soundex("forename_canonical"), "surname_phonetic": F.soundex("surname_canonical")})
+    frame = people_frame(spark, rows).withColumns(
+        {
+            "forename_phonetic": F.soundex("forename_canonical"),
+            "surname_phonetic": F.soundex("surname_canonical"),
+        }
+    )
     return model_input(frame).cache()
 
 
@@ -59,7 +63,9 @@ def test_compiled_scorer_gives_splink_predict_pairs_and_weights(spark, make_conf
     config = make_config()
     model = random_model(config)
     with splink_backend(spark, config, "test-scorer") as db_api:
-        expected = build_linker(register_sources(db_api, people), model).inference.predict().as_spark_dataframe()
+        expected = (
+            build_linker(register_sources(db_api, people), model).inference.predict().as_spark_dataframe()
+        )
         expected_rows = {tuple(r[c] for c in PAIR): r for r in expected.collect()}
         scores, scores_count = materialised_scores(people, model)  # what run_link scores with
         actual_rows = {tuple(r[c] for c in PAIR): r for r in scores.collect()}
@@ -89,8 +95,14 @@ def test_compiled_model_reads_levels_weights_and_rules_from_the_json(make_config
     assert [level.gamma for level in family.levels] == [-1, 1, 0]
     assert family.levels[1].match_weight == pytest.approx(-13.0)  # log2(2^-13 / 1)
     sex = next(c for c in compiled.comparisons if c.name == "sex")
-    m, u = (sex_levels := next(c for c in model["comparisons"] if c["output_column_name"] == "sex")["comparison_levels"])[1][
-        "m_probability"], sex_levels[1]["u_probability"]
+    m, u = (
+        (
+            sex_levels := next(c for c in model["comparisons"] if c["output_column_name"] == "sex")[
+                "comparison_levels"
+            ]
+        )[1]["m_probability"],
+        sex_levels[1]["u_probability"],
+    )
     assert sex.levels[1].match_weight == pytest.approx(__import__("math").log2(m / u))
     assert compiled.prior_match_weight == pytest.approx(__import__("math").log2(1e-3 / (1 - 1e-3)))
     assert len(compiled.blocking_rules) == len(model["blocking_rules_to_generate_predictions"])
@@ -102,9 +114,14 @@ def test_blocking_pair_counts_equal_splinks_blocking_analysis(spark, make_config
     with splink_backend(spark, make_config(), "test-blocking-counts") as db_api:
         ours = blocking_pair_counts(people, BLOCKING_RULES_FOR_PREDICTION)
         splinks = count_comparisons_from_blocking_rules(
-            register_sources(db_api, people), blocking_rules=list(BLOCKING_RULES_FOR_PREDICTION),
-            link_type="link_and_dedupe", unique_id_column_name=UNIQUE_ID, source_dataset_column_name=SOURCE_DATASET,
-            record_sample_proportion=1.0)
+            register_sources(db_api, people),
+            blocking_rules=list(BLOCKING_RULES_FOR_PREDICTION),
+            link_type="link_and_dedupe",
+            unique_id_column_name=UNIQUE_ID,
+            source_dataset_column_name=SOURCE_DATASET,
+            record_sample_proportion=1.0,
+        )
     assert [(r["marginal_pairs"], r["cumulative_pairs"]) for r in ours] == [
-        (r["marginal_comparison_count"], r["cumulative_comparison_count"]) for r in splinks]
+        (r["marginal_comparison_count"], r["cumulative_comparison_count"]) for r in splinks
+    ]
     assert ours[-1]["cumulative_pairs"] > 200 and sum(r["marginal_pairs"] > 0 for r in ours) >= 3

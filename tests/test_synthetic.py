@@ -33,25 +33,88 @@ DMY = r"^\d{2}/\d{2}/\d{4}$"
 POSTCODE = r"^(?:[A-Z]{1,2}\d{1,2}|[A-Z]{1,2}\d[A-Z]) ?\d[A-Z]{2}$"
 
 SPEC_COLUMNS = {
-    "gp_patients": ["gp_patient_id", "nhs_number", "forename", "middle_names", "surname", "date_of_birth", "sex",
-                    "postcode", "practice_code", "registration_start", "registration_end", "ethnicity", "imd_decile"],
+    "gp_patients": [
+        "gp_patient_id",
+        "nhs_number",
+        "forename",
+        "middle_names",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "practice_code",
+        "registration_start",
+        "registration_end",
+        "ethnicity",
+        "imd_decile",
+    ],
     "gp_events": ["gp_patient_id", "event_date", "code_system", "code", "value"],
-    "hospital_patients": ["hospital_patient_id", "nhs_number", "forename", "surname", "date_of_birth", "sex",
-                          "postcode", "ethnicity"],
-    "hospital_episodes": ["episode_id", "hospital_patient_id", "setting", "start_date", "end_date",
-                          "admission_method", "primary_diagnosis", "secondary_diagnoses", "treatment_specialty",
-                          "referral_source"],
-    "social_care_clients": ["la_client_id", "nhs_number", "forename", "surname", "date_of_birth", "sex", "postcode",
-                            "ethnicity"],
-    "social_care_events": ["event_id", "la_client_id", "client_type", "event_type", "service_type",
-                           "primary_support_reason", "start_date", "end_date"],
-    "third_sector_clients": ["org_client_ref", "organisation", "forename", "surname", "date_of_birth",
-                             "year_of_birth", "postcode"],
-    "third_sector_contacts": ["contact_id", "org_client_ref", "organisation", "contact_date", "contact_reason",
-                              "unpaid_carer"],
+    "hospital_patients": [
+        "hospital_patient_id",
+        "nhs_number",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "ethnicity",
+    ],
+    "hospital_episodes": [
+        "episode_id",
+        "hospital_patient_id",
+        "setting",
+        "start_date",
+        "end_date",
+        "admission_method",
+        "primary_diagnosis",
+        "secondary_diagnoses",
+        "treatment_specialty",
+        "referral_source",
+    ],
+    "social_care_clients": [
+        "la_client_id",
+        "nhs_number",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "sex",
+        "postcode",
+        "ethnicity",
+    ],
+    "social_care_events": [
+        "event_id",
+        "la_client_id",
+        "client_type",
+        "event_type",
+        "service_type",
+        "primary_support_reason",
+        "start_date",
+        "end_date",
+    ],
+    "third_sector_clients": [
+        "org_client_ref",
+        "organisation",
+        "forename",
+        "surname",
+        "date_of_birth",
+        "year_of_birth",
+        "postcode",
+    ],
+    "third_sector_contacts": [
+        "contact_id",
+        "org_client_ref",
+        "organisation",
+        "contact_date",
+        "contact_reason",
+        "unpaid_carer",
+    ],
 }
-PEOPLE_ID = {"gp": "gp_patient_id", "hospital": "hospital_patient_id", "social_care": "la_client_id",
-             "third_sector": "org_client_ref"}
+PEOPLE_ID = {
+    "gp": "gp_patient_id",
+    "hospital": "hospital_patient_id",
+    "social_care": "la_client_id",
+    "third_sector": "org_client_ref",
+}
 
 
 def codes(name: str) -> set[str]:
@@ -100,7 +163,9 @@ def test_typo_makes_exactly_one_keying_edit_and_keeps_the_first_letter():
     assert (np.strings.slice(damaged, 0, 1) == np.strings.slice(names, 0, 1)).all()
     length_change = np.strings.str_len(damaged) - np.strings.str_len(names)
     assert set(length_change) <= {-1, 0, 1}
-    assert (damaged != names).mean() > 0.8    # transposing a double letter or a 2-letter name can leave it as is
+    assert (
+        damaged != names
+    ).mean() > 0.8  # transposing a double letter or a 2-letter name can leave it as is
 
 
 def test_age_at_counts_whole_years_including_leap_day_birthdays():
@@ -128,12 +193,19 @@ def test_people_file_formats_follow_the_spec(extract):
     assert set(gp["sex"]) == {"M", "F", "U"}
     assert set(hospital["sex"]) == {"1", "2", "9", "0"}
     assert {"Male", "Female", "Unknown", "Other"} <= set(social["sex"])
-    assert set(social["sex"]) - {"Male", "Female", "Unknown", "Other"} <= {"male", "female", "M", "F", "MALE", "FEMALE"}
+    assert set(social["sex"]) - {"Male", "Female", "Unknown", "Other"} <= {
+        "male",
+        "female",
+        "M",
+        "F",
+        "MALE",
+        "FEMALE",
+    }
     assert gp["practice_code"].str.fullmatch(r"[A-Z]\d{5}").all()
     assert set(gp["imd_decile"]) - {""} == {str(d) for d in range(1, 11)}
     allowed_codes = set("ABCDEFGHJKLMNPRS") | {"Z", "99", ""}
     assert set(gp["ethnicity"]) <= allowed_codes and set(hospital["ethnicity"]) <= allowed_codes
-    assert (~social["ethnicity"].isin(allowed_codes)).mean() > 0.2      # free text in social care
+    assert (~social["ethnicity"].isin(allowed_codes)).mean() > 0.2  # free text in social care
     for frame in (gp, hospital, social):
         nhs = frame["nhs_number"][~frame["nhs_number"].isin(["", "NULL"])]
         assert nhs.str.fullmatch(r"\d{10}").all()
@@ -163,19 +235,27 @@ def test_activity_formats_follow_the_spec(extract):
     assert (hospital.loc[hospital["setting"] != "APC", "end_date"] == "").all()
     assert (hospital.loc[hospital["setting"] != "APC", "admission_method"] == "").all()
     diagnoses = hospital["primary_diagnosis"][hospital["primary_diagnosis"] != ""]
-    assert diagnoses.str.contains(".", regex=False).any() and (~diagnoses.str.contains(".", regex=False)).any()
+    assert (
+        diagnoses.str.contains(".", regex=False).any() and (~diagnoses.str.contains(".", regex=False)).any()
+    )
     assert set(read(extract, "social_care_events")["client_type"]) == {"Service User", "Carer"}
     assert set(read(extract, "third_sector_contacts")["unpaid_carer"]) == {"Y", "N", ""}
-    for name, column in (("gp_events", "event_date"), ("hospital_episodes", "start_date"),
-                         ("social_care_events", "start_date"), ("third_sector_contacts", "contact_date")):
-        assert (read(extract, name)[column] <= REFERENCE.isoformat()).all(), name   # no future dates unless malformed
+    for name, column in (
+        ("gp_events", "event_date"),
+        ("hospital_episodes", "start_date"),
+        ("social_care_events", "start_date"),
+        ("third_sector_contacts", "contact_date"),
+    ):
+        assert (read(extract, name)[column] <= REFERENCE.isoformat()).all(), (
+            name
+        )  # no future dates unless malformed
 
 
 def test_background_events_use_codes_outside_every_codelist(extract):
     all_codes = set().union(*(codes(path.stem) for path in CODELISTS.glob("*.csv")))
     gp_codes = read(extract, "gp_events")["code"]
     assert (~gp_codes.isin(all_codes)).mean() > 0.4
-    assert gp_codes.isin(codes("shielding_lower_risk")).any()     # noise the shielding cohort must ignore
+    assert gp_codes.isin(codes("shielding_lower_risk")).any()  # noise the shielding cohort must ignore
 
 
 # -- realism figures -------------------------------------------------------------------------------
@@ -183,8 +263,12 @@ def test_background_events_use_codes_outside_every_codelist(extract):
 
 def test_coverage_and_nhs_number_presence_per_source_are_as_configured(extract, truth):
     people = truth.groupby("source_dataset")["true_person_id"].nunique() / PEOPLE
-    for source, expected, tolerance in (("gp", 0.97, 0.02), ("hospital", 0.40, 0.03),
-                                        ("social_care", 0.09, 0.02), ("third_sector", 0.05, 0.015)):
+    for source, expected, tolerance in (
+        ("gp", 0.97, 0.02),
+        ("hospital", 0.40, 0.03),
+        ("social_care", 0.09, 0.02),
+        ("third_sector", 0.05, 0.015),
+    ):
         assert abs(people[source] - expected) < tolerance, (source, round(people[source], 3))
     for name, expected in (("gp_patients", 0.98), ("hospital_patients", 0.95), ("social_care_clients", 0.60)):
         nhs = read(extract, name)["nhs_number"]
@@ -203,7 +287,7 @@ def test_households_and_twins_share_surname_address_and_twins_a_birth_date(extra
     gp = gp[~gp["true_person_id"].duplicated()]
     same = gp.groupby(["surname", "postcode", "date_of_birth"])["true_person_id"].transform("size")
     twins = gp[same == 2].groupby(["surname", "postcode", "date_of_birth"])["forename"].nunique()
-    assert (twins == 2).sum() >= 5       # twin pairs with different forenames
+    assert (twins == 2).sum() >= 5  # twin pairs with different forenames
     household = gp.groupby(["surname", "postcode"]).size()
     assert (household >= 3).sum() > PEOPLE / 50
 
@@ -214,8 +298,9 @@ def test_error_kinds_appear_at_configured_rates_and_scale(tmp_path):
         generate_extract(SyntheticConfig(people=4000, seed=3, error_rate_scale=scale), folder, CODELISTS)
         truth = read(folder, "truth")
         gp = read(folder, "gp_patients").merge(truth, left_on="gp_patient_id", right_on="source_record_id")
-        hospital = read(folder, "hospital_patients").merge(truth, left_on="hospital_patient_id",
-                                                           right_on="source_record_id")
+        hospital = read(folder, "hospital_patients").merge(
+            truth, left_on="hospital_patient_id", right_on="source_record_id"
+        )
         pairs = gp.merge(hospital, on="true_person_id", suffixes=("_gp", "_h"))
         differ = pairs["forename_gp"].str.upper() != pairs["forename_h"].str.upper()
         nhs = pd.concat([gp["nhs_number"], hospital["nhs_number"]])
@@ -226,7 +311,7 @@ def test_error_kinds_appear_at_configured_rates_and_scale(tmp_path):
     clean, clean_invalid = forename_disagreement(0.0)
     base, base_invalid = forename_disagreement(1.0)
     heavy, heavy_invalid = forename_disagreement(3.0)
-    assert clean == 0.0 and clean_invalid == 0.0      # no errors at all at scale 0
+    assert clean == 0.0 and clean_invalid == 0.0  # no errors at all at scale 0
     assert 0.03 < base < heavy
     assert 0.0 < base_invalid < heavy_invalid
 
@@ -246,7 +331,7 @@ def test_each_error_kind_follows_its_own_configured_rate(tmp_path, kind):
         generate_extract(config, tmp_path / str(rate), CODELISTS)
         return HOSPITAL_ERROR_CHECKS[kind](read(tmp_path / str(rate), "hospital_patients"))
 
-    assert share(0.0) < 0.02      # 1 January birthdays do happen (about 1 in 365)
+    assert share(0.0) < 0.02  # 1 January birthdays do happen (about 1 in 365)
     assert 0.4 < share(0.5) < 0.6
 
 
@@ -261,15 +346,24 @@ def test_minority_groups_have_more_identifier_variation_but_only_modestly(extrac
 
 
 def test_truth_has_one_row_per_people_record_with_matching_keys(extract, truth):
-    assert list(truth.columns) == ["source_dataset", "source_record_id", "true_person_id", "ethnic_group", "sex",
-                                   "birth_year", "imd_decile"]
+    assert list(truth.columns) == [
+        "source_dataset",
+        "source_record_id",
+        "true_person_id",
+        "ethnic_group",
+        "sex",
+        "birth_year",
+        "imd_decile",
+    ]
     assert not truth.duplicated(["source_dataset", "source_record_id"]).any()
     for source, (people_file, _) in FILES.items():
         people = read(extract, people_file)
         keys = people[PEOPLE_ID[source]]
         if source == "third_sector":
             keys = people["organisation"] + ":" + keys
-        assert sorted(keys) == sorted(truth.loc[truth["source_dataset"] == source, "source_record_id"]), source
+        assert sorted(keys) == sorted(truth.loc[truth["source_dataset"] == source, "source_record_id"]), (
+            source
+        )
     assert set(truth["sex"]) == {"M", "F"}
     assert set(truth["imd_decile"]) == {str(d) for d in range(1, 11)}
 
@@ -277,19 +371,30 @@ def test_truth_has_one_row_per_people_record_with_matching_keys(extract, truth):
 def test_every_truth_condition_is_supported_by_written_activity(extract, truth):
     conditions = read(extract, "truth_conditions")
     gp = with_person(extract, truth, "gp", "gp_events").rename(columns={"event_date": "date"})
-    hospital = with_person(extract, truth, "hospital", "hospital_episodes").rename(columns={"start_date": "date"})
-    social = with_person(extract, truth, "social_care", "social_care_events").rename(columns={"start_date": "date"})
+    hospital = with_person(extract, truth, "hospital", "hospital_episodes").rename(
+        columns={"start_date": "date"}
+    )
+    social = with_person(extract, truth, "social_care", "social_care_events").rename(
+        columns={"start_date": "date"}
+    )
     third = with_person(extract, truth, "third_sector", "third_sector_contacts").rename(
-        columns={"contact_date": "date"})
-    harm = hospital["primary_diagnosis"].str.match(r"X(6|7|8[0-4])") | hospital["secondary_diagnoses"].str.contains(
-        r"(?:^|\|)X(?:6|7|8[0-4])")
+        columns={"contact_date": "date"}
+    )
+    harm = hospital["primary_diagnosis"].str.match(r"X(6|7|8[0-4])") | hospital[
+        "secondary_diagnoses"
+    ].str.contains(r"(?:^|\|)X(?:6|7|8[0-4])")
     evidence = {
         "shielding": [gp[gp["code"].isin(codes("shielding_high_risk"))]],
-        "cyp_mental_health": [gp[gp["code"].isin(codes("mental_health_referral") | codes("antidepressants"))],
-                              hospital[(hospital["setting"] == "APC") & harm],
-                              social[social["primary_support_reason"] == "Mental health support"]],
-        "unpaid_carers": [gp[gp["code"].isin(codes("carer_gp"))], social[social["client_type"] == "Carer"],
-                          third[third["unpaid_carer"] == "Y"]],
+        "cyp_mental_health": [
+            gp[gp["code"].isin(codes("mental_health_referral") | codes("antidepressants"))],
+            hospital[(hospital["setting"] == "APC") & harm],
+            social[social["primary_support_reason"] == "Mental health support"],
+        ],
+        "unpaid_carers": [
+            gp[gp["code"].isin(codes("carer_gp"))],
+            social[social["client_type"] == "Carer"],
+            third[third["unpaid_carer"] == "Y"],
+        ],
         "cancer": [hospital[(hospital["setting"] == "OP") & (hospital["referral_source"] == "2WW")]],
         "asthma": [gp[gp["code"].isin(codes("asthma_diagnosis"))]],
         "hypertension": [gp[gp["code"].isin(codes("hypertension_diagnosis"))]],
@@ -319,22 +424,28 @@ def test_negative_cases_are_written_and_kept_out_of_truth(extract, truth):
     hyp_resolved = persons(gp[gp["code"].isin(codes("hypertension_resolved"))])
     asthma_resolved = persons(gp[gp["code"].isin(codes("asthma_resolved"))])
     asthma_diagnosed = persons(gp[gp["code"].isin(codes("asthma_diagnosis"))])
-    for negatives, condition in ((ended, "unpaid_carers"), (hyp_resolved, "hypertension"),
-                                 (asthma_resolved, "asthma")):
+    for negatives, condition in (
+        (ended, "unpaid_carers"),
+        (hyp_resolved, "hypertension"),
+        (asthma_resolved, "asthma"),
+    ):
         assert len(negatives) >= 3 and not negatives & in_truth(condition), condition
     # diagnosed, not resolved, but no inhaler in the last 12 months: not on the register
     assert len(asthma_diagnosed - asthma_resolved - in_truth("asthma")) >= 10
     # near misses in hospital: self-harm seen only in A&E; cancer diagnosed without a 2WW referral
     hospital = with_person(extract, truth, "hospital", "hospital_episodes")
     self_harm = hospital["primary_diagnosis"].str.match(r"X(6|7|8[0-4])")
-    ae_only = persons(hospital[self_harm & (hospital["setting"] == "AE")]) - persons(
-        hospital[self_harm & (hospital["setting"] == "APC")]) - persons(gp[gp["code"].isin(
-            codes("mental_health_referral") | codes("antidepressants"))])
+    ae_only = (
+        persons(hospital[self_harm & (hospital["setting"] == "AE")])
+        - persons(hospital[self_harm & (hospital["setting"] == "APC")])
+        - persons(gp[gp["code"].isin(codes("mental_health_referral") | codes("antidepressants"))])
+    )
     social = with_person(extract, truth, "social_care", "social_care_events")
     ae_only -= persons(social[social["primary_support_reason"] == "Mental health support"])
     assert len(ae_only) >= 3 and not ae_only & in_truth("cyp_mental_health")
     no_referral = persons(hospital[hospital["primary_diagnosis"].str.match(r"C\d")]) - persons(
-        hospital[hospital["referral_source"] == "2WW"])
+        hospital[hospital["referral_source"] == "2WW"]
+    )
     assert len(no_referral) >= 3 and not no_referral & in_truth("cancer")
     # mental health evidence outside ages 11-25 at the index date
     ages = truth.drop_duplicates("true_person_id").set_index("true_person_id")["birth_year"].astype(int)
@@ -355,8 +466,12 @@ def test_codes_come_from_the_codelist_files(tmp_path):
     lists = tmp_path / "codelists"
     shutil.copytree(CODELISTS, lists)
     with (lists / "shielding_high_risk.csv").open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["code", "term", "coding_system", "source", "version"],
-                                      ["999000111", "Test high risk flag", "SNOMED", "test", "1"]])
+        csv.writer(handle).writerows(
+            [
+                ["code", "term", "coding_system", "source", "version"],
+                ["999000111", "Test high risk flag", "SNOMED", "test", "1"],
+            ]
+        )
     generate_extract(SyntheticConfig(people=800, seed=5), tmp_path / "out", lists)
     assert (read(tmp_path / "out", "gp_events")["code"] == "999000111").sum() > 3
 
@@ -372,9 +487,25 @@ def test_same_seed_and_size_give_byte_identical_files(tmp_path):
     config = SyntheticConfig(people=1500, seed=11, malformed_rows=4)
     generate_extract(config, tmp_path / "a", CODELISTS)
     # The second copy comes from another process with another string-hash seed: nothing may depend on set order.
-    subprocess.run([sys.executable, "-m", "jobs.generate", "--set", "synthetic.people=1500", "--set",
-                    "synthetic.seed=11", "--set", "synthetic.malformed_rows=4", "--out", str(tmp_path / "b")],
-                   check=True, capture_output=True, cwd=PROJECT_ROOT, env={**os.environ, "PYTHONHASHSEED": "123"})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.generate",
+            "--set",
+            "synthetic.people=1500",
+            "--set",
+            "synthetic.seed=11",
+            "--set",
+            "synthetic.malformed_rows=4",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     generate_extract(config.model_copy(update={"seed": 12}), tmp_path / "c", CODELISTS)
     first = _digests(tmp_path / "a")
     assert len(first) == 11 and first == _digests(tmp_path / "b")
@@ -398,7 +529,7 @@ def test_malformed_rows_are_injected_only_when_asked_and_listed_by_line(tmp_path
         for line in listed.loc[listed["kind"] == "blank_id", "line"].astype(int):
             assert "" in lines[line - 1], name
         truth_ids = set(read(tmp_path / "bad", "truth")["source_record_id"])
-        if name.endswith(("patients", "clients")):   # malformed people rows are not anyone in truth
+        if name.endswith(("patients", "clients")):  # malformed people rows are not anyone in truth
             for line in listed["line"].astype(int):
                 assert not set(lines[line - 1]) & truth_ids, name
         with (tmp_path / "good" / f"{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
@@ -406,7 +537,9 @@ def test_malformed_rows_are_injected_only_when_asked_and_listed_by_line(tmp_path
     # regenerating without malformed rows removes the old manifest, so it never describes other files
     generate_extract(SyntheticConfig(people=600, seed=2), tmp_path / "bad", CODELISTS)
     assert not (tmp_path / "bad" / "malformed_rows.csv").exists()
-    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == sorted(p.name for p in (tmp_path / "good").iterdir())
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == sorted(
+        p.name for p in (tmp_path / "good").iterdir()
+    )
 
 
 def test_generate_job_writes_the_extract_and_maps_bad_config_to_exit_2(tmp_path, capsys):

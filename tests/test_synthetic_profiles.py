@@ -24,8 +24,10 @@ def extracts(tmp_path_factory):
     root = tmp_path_factory.mktemp("profiles")
     for profile in ("default", "families", "messy"):
         generate_extract(SyntheticConfig(people=PEOPLE, seed=3, profile=profile), root / profile, CODELISTS)
-    return {profile: (read(root / profile, "gp_patients"), read(root / profile, "truth"))
-            for profile in ("default", "families", "messy")}
+    return {
+        profile: (read(root / profile, "gp_patients"), read(root / profile, "truth"))
+        for profile in ("default", "families", "messy")
+    }
 
 
 def test_two_wrong_digits_gives_another_valid_number_two_digits_apart():
@@ -45,8 +47,12 @@ def test_families_has_rare_names_and_valid_numbers_shared_by_two_people(extracts
         return gp["forename"].value_counts().head(30).sum() / len(gp)
 
     assert top30_share(families_gp) < 0.3 < top30_share(default_gp)  # most people carry no top-30 name
-    people_per_number = (families_gp.merge(families_truth, left_on="gp_patient_id", right_on="source_record_id")
-                         .query("nhs_number != ''").groupby("nhs_number")["true_person_id"].nunique())
+    people_per_number = (
+        families_gp.merge(families_truth, left_on="gp_patient_id", right_on="source_record_id")
+        .query("nhs_number != ''")
+        .groupby("nhs_number")["true_person_id"]
+        .nunique()
+    )
     shared = people_per_number[people_per_number > 1].index
     assert len(shared) >= 3 and all(passes_modulus_11(n) for n in shared)
 

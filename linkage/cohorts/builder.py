@@ -52,19 +52,27 @@ def compile_criteria(declaration: Declaration, codelists_dir: str) -> list[Compi
     for name, criterion in declaration.criteria.items():
         contract = sources.source_of_table(criterion.table).pseudonymised_activity
         types = {column.name: column.type for column in contract.columns}
-        used = [criterion.resolved_date_column, *(criterion.resolved_code_columns or [] if criterion.codelist else []),
-                *criterion.where]
+        used = [
+            criterion.resolved_date_column,
+            *(criterion.resolved_code_columns or [] if criterion.codelist else []),
+            *criterion.where,
+        ]
         unknown = [column for column in used if column not in types]
         if unknown:
             # No quotes: the job's error line redacts quoted text, and these are configuration names.
-            raise ConfigError(f"cohort {declaration.name}, criterion {name}: table {criterion.table} has no "
-                              f"column(s) {', '.join(unknown)}")
+            raise ConfigError(
+                f"cohort {declaration.name}, criterion {name}: table {criterion.table} has no "
+                f"column(s) {', '.join(unknown)}"
+            )
         if types[criterion.resolved_date_column] != "date":
-            raise ConfigError(f"cohort {declaration.name}, criterion {name}: {criterion.resolved_date_column} "
-                              f"is not a date")
+            raise ConfigError(
+                f"cohort {declaration.name}, criterion {name}: {criterion.resolved_date_column} is not a date"
+            )
         try:
             codelist = load_codelist(codelists_dir, criterion.codelist) if criterion.codelist else None
-            ending = load_codelist(codelists_dir, criterion.ending_codelist) if criterion.ending_codelist else None
+            ending = (
+                load_codelist(codelists_dir, criterion.ending_codelist) if criterion.ending_codelist else None
+            )
         except ConfigError as error:
             raise ConfigError(f"cohort {declaration.name}, criterion {name}: {error}") from None
         compiled.append(CompiledCriterion(name, criterion, codelist, ending))
@@ -91,10 +99,15 @@ def in_window(event_date: Column, window: Window, index_date: Column) -> Column:
 def code_matches(df: DataFrame, contract: TableContract, columns: list[str], codelist: Codelist) -> Column:
     """The codelist matched on any of the columns; array columns (secondary diagnoses) on any element."""
     types = {column.name: column.type for column in contract.columns}
-    matches = [F.exists(F.col(name), codelist.matches) if types[name].startswith("array") else codelist.matches(F.col(name))
-               for name in columns]
-    return F.coalesce(reduce(lambda a, b: F.coalesce(a, F.lit(False)) | F.coalesce(b, F.lit(False)), matches),
-                      F.lit(False))
+    matches = [
+        F.exists(F.col(name), codelist.matches)
+        if types[name].startswith("array")
+        else codelist.matches(F.col(name))
+        for name in columns
+    ]
+    return F.coalesce(
+        reduce(lambda a, b: F.coalesce(a, F.lit(False)) | F.coalesce(b, F.lit(False)), matches), F.lit(False)
+    )
 
 
 def where_matches(where: dict[str, list]) -> Column:
@@ -107,14 +120,22 @@ def input_tables() -> tuple[TableContract, ...]:
     return sources.pseudonymised_tables()
 
 
-def read_inputs(spark: SparkSession, lake: str, versions: Mapping[str, int] | None = None) -> dict[str, DataFrame]:
+def read_inputs(
+    spark: SparkSession, lake: str, versions: Mapping[str, int] | None = None
+) -> dict[str, DataFrame]:
     """The pseudonymised tables by name (lazy Delta reads), at the pinned `zone/table` versions when given."""
     versions = versions or {}
-    return {contract.name: read_table(spark, lake, contract, version=versions.get(f"{contract.zone}/{contract.name}"))
-            for contract in input_tables()}
+    return {
+        contract.name: read_table(
+            spark, lake, contract, version=versions.get(f"{contract.zone}/{contract.name}")
+        )
+        for contract in input_tables()
+    }
 
 
-def criterion_events(tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date) -> DataFrame:
+def criterion_events(
+    tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date
+) -> DataFrame:
     """(person_id, criterion, kind, event_date) of the criterion's events and of its ending codes."""
     criterion = compiled.criterion
     contract = sources.source_of_table(criterion.table).pseudonymised_activity
@@ -129,9 +150,15 @@ def criterion_events(tables: Mapping[str, DataFrame], compiled: CompiledCriterio
         kinds.append((EVENT, base & code_matches(table_df, contract, columns, compiled.codelist)))
         if compiled.ending is not None:
             kinds.append((ENDING, base & code_matches(table_df, contract, columns, compiled.ending)))
-    frames = [table_df.where(condition).select(
-        "person_id", F.lit(compiled.name).alias("criterion"), F.lit(kind).alias("kind"),
-        event_date.alias("event_date")) for kind, condition in kinds]
+    frames = [
+        table_df.where(condition).select(
+            "person_id",
+            F.lit(compiled.name).alias("criterion"),
+            F.lit(kind).alias("kind"),
+            event_date.alias("event_date"),
+        )
+        for kind, condition in kinds
+    ]
     return reduce(DataFrame.unionByName, frames)
 
 
@@ -141,15 +168,20 @@ def person_aggregates(events_df: DataFrame, compiled: list[CompiledCriterion]) -
     for item in compiled:
         is_event = (F.col("criterion") == item.name) & (F.col("kind") == EVENT)
         dated = F.when(is_event, F.col("event_date"))
-        aggregates += [F.min(dated).alias(f"{item.name}__first"), F.max(dated).alias(f"{item.name}__last"),
-                       F.count(dated).alias(f"{item.name}__count")]
+        aggregates += [
+            F.min(dated).alias(f"{item.name}__first"),
+            F.max(dated).alias(f"{item.name}__last"),
+            F.count(dated).alias(f"{item.name}__count"),
+        ]
         if item.ending is not None:
             is_ending = (F.col("criterion") == item.name) & (F.col("kind") == ENDING)
             aggregates.append(F.max(F.when(is_ending, F.col("event_date"))).alias(f"{item.name}__ended"))
         if item.criterion.aggregation == "nth":
             # n-th distinct date: the same dose recorded twice on one day is one dose.
             distinct_dates = F.array_sort(F.collect_set(dated))
-            aggregates.append(F.try_element_at(distinct_dates, F.lit(item.criterion.n)).alias(f"{item.name}__nth"))
+            aggregates.append(
+                F.try_element_at(distinct_dates, F.lit(item.criterion.n)).alias(f"{item.name}__nth")
+            )
     return events_df.groupBy("person_id").agg(*aggregates)
 
 
@@ -160,7 +192,7 @@ def is_met(item: CompiledCriterion) -> Column:
     """
     has_event = F.coalesce(F.col(f"{item.name}__count"), F.lit(0)) > 0
     if item.criterion.aggregation == "nth":
-        has_event = F.col(f"{item.name}__nth").isNotNull()   # a second dose needs two dates, not one event
+        has_event = F.col(f"{item.name}__nth").isNotNull()  # a second dose needs two dates, not one event
     if item.ending is None:
         return has_event
     ended = F.col(f"{item.name}__ended")
@@ -203,8 +235,9 @@ def condition_column(condition: Condition | str) -> Column:
     return reduce((lambda a, b: a & b) if condition.all is not None else (lambda a, b: a | b), parts)
 
 
-def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, CompiledCriterion],
-                   index_date: date) -> DataFrame:
+def with_variables(
+    df: DataFrame, declaration: Declaration, compiled: dict[str, CompiledCriterion], index_date: date
+) -> DataFrame:
     """Add the declared variables in order; a name refers to a criterion or an earlier variable."""
 
     def as_date(name: str) -> Column:
@@ -217,11 +250,17 @@ def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, 
         elif variable.has:
             column = F.col(f"{variable.has}__met")
         elif variable.earliest_of:
-            column = F.least(*[as_date(ref) for ref in variable.earliest_of]) if len(variable.earliest_of) > 1 \
+            column = (
+                F.least(*[as_date(ref) for ref in variable.earliest_of])
+                if len(variable.earliest_of) > 1
                 else as_date(variable.earliest_of[0])
+            )
         elif variable.latest_of:
-            column = F.greatest(*[as_date(ref) for ref in variable.latest_of]) if len(variable.latest_of) > 1 \
+            column = (
+                F.greatest(*[as_date(ref) for ref in variable.latest_of])
+                if len(variable.latest_of) > 1
                 else as_date(variable.latest_of[0])
+            )
         elif variable.days_between:
             start, end = (as_date(ref) for ref in variable.days_between)
             days = F.datediff(end, start)
@@ -237,19 +276,27 @@ def with_variables(df: DataFrame, declaration: Declaration, compiled: dict[str, 
 
 def identified_in(compiled: list[CompiledCriterion]) -> Column:
     found_in = [F.when(F.col(f"{item.name}__met"), F.lit(item.criterion.source)) for item in compiled]
-    return F.array_sort(F.array_distinct(F.array_compact(F.array(*found_in)))) if found_in \
+    return (
+        F.array_sort(F.array_distinct(F.array_compact(F.array(*found_in))))
+        if found_in
         else F.array().cast("array<string>")
+    )
 
 
-def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, config: CohortsConfig) -> DataFrame:
+def build_cohort(
+    tables: Mapping[str, DataFrame], declaration: Declaration, config: CohortsConfig
+) -> DataFrame:
     """The person-level cohort (contract `person_contract(declaration)` minus run_id) from the named tables."""
     index_date = declaration.index_date or config.index_date
     compiled = compile_criteria(declaration, config.codelists)
     by_name = {item.name: item for item in compiled}
-    events_df = reduce(DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled])
+    events_df = reduce(
+        DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled]
+    )
     aggregates_df = person_aggregates(events_df, compiled)
-    person_df = tables[schemas.PERSON.name].select("person_id", "year_of_birth", "month_of_birth", "sex",
-                                                       "ethnic_group", "imd_decile")
+    person_df = tables[schemas.PERSON.name].select(
+        "person_id", "year_of_birth", "month_of_birth", "sex", "ethnic_group", "imd_decile"
+    )
     joined_df = person_df.join(aggregates_df, "person_id", how="left")
     for item in compiled:
         joined_df = joined_df.withColumn(f"{item.name}__met", is_met(item))
@@ -261,12 +308,14 @@ def build_cohort(tables: Mapping[str, DataFrame], declaration: Declaration, conf
         keep = keep & (age >= population.age.min)
     if population.age and population.age.max is not None:
         keep = keep & (age <= population.age.max)
-    cohort_df = (joined_df.where(F.coalesce(keep, F.lit(False)))
-                 .withColumn("index_date", F.lit(index_date))
-                 .withColumn("age_at_index", age)
-                 .withColumn("age_band", age_band(F.col("age_at_index"), band_starts))
-                 .withColumn("imd_quintile", imd_quintile(F.col("imd_decile")))
-                 .withColumn("identified_in", identified_in(compiled)))
+    cohort_df = (
+        joined_df.where(F.coalesce(keep, F.lit(False)))
+        .withColumn("index_date", F.lit(index_date))
+        .withColumn("age_at_index", age)
+        .withColumn("age_band", age_band(F.col("age_at_index"), band_starts))
+        .withColumn("imd_quintile", imd_quintile(F.col("imd_decile")))
+        .withColumn("identified_in", identified_in(compiled))
+    )
     cohort_df = with_variables(cohort_df, declaration, by_name, index_date)
     columns = [name for name, _, _ in PERSON_COLUMNS] + list(variable_types(declaration))
     return cohort_df.select(*columns)
@@ -283,28 +332,43 @@ def summary_counts(cohort_df: DataFrame, declaration: Declaration) -> DataFrame:
     def cell(breakdown: str, category: Column) -> Column:
         return F.struct(F.lit(breakdown).alias("breakdown"), category.cast("string").alias("category"))
 
-    partitions = [cell(name, or_unknown(F.col(name)))
-                  for name in ("age_band", "sex", "ethnic_group", "imd_quintile")]
-    partitions += [cell(name, F.when(F.col(name), "true").when(~F.col(name), "false").otherwise("not applicable"))
-                   for name in flags]
+    partitions = [
+        cell(name, or_unknown(F.col(name))) for name in ("age_band", "sex", "ethnic_group", "imd_quintile")
+    ]
+    partitions += [
+        cell(name, F.when(F.col(name), "true").when(~F.col(name), "false").otherwise("not applicable"))
+        for name in flags
+    ]
     source_cells = F.transform(
         F.when(F.size("identified_in") > 0, F.col("identified_in")).otherwise(F.array(F.lit("none"))),
-        lambda source: cell("source", source))
-    cells_df = cohort_df.select(F.explode(F.concat(F.array(*partitions), source_cells)).alias("cell")).select("cell.*")
+        lambda source: cell("source", source),
+    )
+    cells_df = cohort_df.select(F.explode(F.concat(F.array(*partitions), source_cells)).alias("cell")).select(
+        "cell.*"
+    )
     counts_df = cells_df.groupBy("breakdown", "category").agg(F.count(F.lit(1)).alias("count"))
     partition_counts_df = with_totals(counts_df.where(F.col("breakdown") != "source"))
     # Sources overlap (a person can be in several), so their total is the cohort size, not a sum.
     source_total_df = cohort_df.agg(F.count(F.lit(1)).alias("count")).select(
-        F.lit("source").alias("breakdown"), F.lit(TOTAL_CATEGORY).alias("category"), "count")
-    return partition_counts_df.unionByName(counts_df.where(F.col("breakdown") == "source")).unionByName(source_total_df)
+        F.lit("source").alias("breakdown"), F.lit(TOTAL_CATEGORY).alias("category"), "count"
+    )
+    return partition_counts_df.unionByName(counts_df.where(F.col("breakdown") == "source")).unionByName(
+        source_total_df
+    )
 
 
 def build_summary(cohort_df: DataFrame, declaration: Declaration, config: CohortsConfig) -> DataFrame:
     """The disclosure-controlled summary (summary contract minus run_id)."""
     index_date = declaration.index_date or config.index_date
     controlled_df = apply_disclosure_control(summary_counts(cohort_df, declaration), config.disclosure)
-    return controlled_df.select(F.lit(declaration.name).alias("cohort"), F.lit(index_date).alias("index_date"),
-                                "breakdown", "category", "count", "is_suppressed")
+    return controlled_df.select(
+        F.lit(declaration.name).alias("cohort"),
+        F.lit(index_date).alias("index_date"),
+        "breakdown",
+        "category",
+        "count",
+        "is_suppressed",
+    )
 
 
 def cohort_contracts(declaration: Declaration) -> tuple[TableContract, TableContract]:

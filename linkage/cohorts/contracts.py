@@ -8,8 +8,12 @@ from linkage.schemas import RUN_ID, TableContract, _cols
 PERSON_COLUMNS = (
     ("person_id", "string", "Pseudonymous person id (as in pseudonymised/person)."),
     ("index_date", "date", "Index date the cohort was built at."),
-    ("age_at_index", "int", "Completed years at the index date, from year and month of birth (a birthday in "
-                            "the index month counts as passed; unknown month = July)."),
+    (
+        "age_at_index",
+        "int",
+        "Completed years at the index date, from year and month of birth (a birthday in "
+        "the index month counts as passed; unknown month = July).",
+    ),
     ("age_band", "string", "Band of age_at_index (cohorts.age_band_starts)."),
     ("sex", "string", "M, F or null."),
     ("ethnic_group", "string", "White, Mixed, Asian, Black, Other or Unknown."),
@@ -46,14 +50,22 @@ def variable_types(declaration: Declaration) -> dict[str, str]:
 
 
 def person_contract(declaration: Declaration) -> TableContract:
-    variables = tuple((name, kind, declaration.variables[name].description or f"Declared variable {name}.")
-                      for name, kind in variable_types(declaration).items())
-    return TableContract("cohorts", f"cohort_{declaration.name}",
-                         f"Cohort {declaration.name} (person level): {declaration.description}",
-                         _cols(*PERSON_COLUMNS, *variables, RUN_ID))
+    variables = tuple(
+        (name, kind, declaration.variables[name].description or f"Declared variable {name}.")
+        for name, kind in variable_types(declaration).items()
+    )
+    return TableContract(
+        "cohorts",
+        f"cohort_{declaration.name}",
+        f"Cohort {declaration.name} (person level): {declaration.description}",
+        _cols(*PERSON_COLUMNS, *variables, RUN_ID),
+    )
 
 
 def summary_contract(declaration: Declaration) -> TableContract:
-    return TableContract("cohorts", f"cohort_{declaration.name}_summary",
-                         f"Cohort {declaration.name}: disclosure-controlled counts by breakdown.",
-                         _cols(*SUMMARY_COLUMNS))
+    return TableContract(
+        "cohorts",
+        f"cohort_{declaration.name}_summary",
+        f"Cohort {declaration.name}: disclosure-controlled counts by breakdown.",
+        _cols(*SUMMARY_COLUMNS),
+    )

@@ -69,15 +69,19 @@ class Criterion(Strict):
     table: TableName
     codelist: str | None = None
     code_columns: list[str] | None = Field(
-        None, description="Columns the codelist is matched on (array columns match any element); this is the "
-                          "position rule: [primary_diagnosis] = primary only. Default per table.")
+        None,
+        description="Columns the codelist is matched on (array columns match any element); this is the "
+        "position rule: [primary_diagnosis] = primary only. Default per table.",
+    )
     where: dict[str, list[Any]] = Field(default_factory=dict, description="column -> allowed values.")
     date_column: str | None = None
     window: Window = Window()
     aggregation: Literal["first", "last", "nth", "count", "exists"] = "exists"
     n: int = Field(1, ge=1, description="For aggregation nth: the n-th distinct event date.")
-    ended_by: str | None = Field(None, description="Codelist whose latest event, if after the latest "
-                                                   "matching event, cancels the criterion.")
+    ended_by: str | None = Field(
+        None,
+        description="Codelist whose latest event, if after the latest matching event, cancels the criterion.",
+    )
     resolved_by: str | None = Field(None, description="Same as ended_by (QOF's word for registers).")
 
     @model_validator(mode="after")
@@ -170,18 +174,29 @@ class Variable(Strict):
     has: str | None = Field(None, description="A criterion: flag, true when the person meets it.")
     earliest_of: list[str] | None = None
     latest_of: list[str] | None = None
-    days_between: list[str] | None = Field(None, min_length=2, max_length=2,
-                                           description="[from, to]: days from the first date to the second.")
-    at_most: int | None = Field(None, description="With days_between: a flag, true when the interval <= at_most.")
-    by_age: str | None = Field(None, description="A date variable/criterion: flag, given before the age in years.")
+    days_between: list[str] | None = Field(
+        None, min_length=2, max_length=2, description="[from, to]: days from the first date to the second."
+    )
+    at_most: int | None = Field(
+        None, description="With days_between: a flag, true when the interval <= at_most."
+    )
+    by_age: str | None = Field(
+        None, description="A date variable/criterion: flag, given before the age in years."
+    )
     years: int | None = Field(None, ge=0, description="With by_age: the age.")
     description: str = ""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Variable:
-        kinds = [k for k in ("value_of", "has", "earliest_of", "latest_of", "days_between", "by_age") if getattr(self, k)]
+        kinds = [
+            k
+            for k in ("value_of", "has", "earliest_of", "latest_of", "days_between", "by_age")
+            if getattr(self, k)
+        ]
         if len(kinds) != 1:
-            raise ValueError("a variable has exactly one of value_of, has, earliest_of, latest_of, days_between, by_age")
+            raise ValueError(
+                "a variable has exactly one of value_of, has, earliest_of, latest_of, days_between, by_age"
+            )
         if self.at_most is not None and self.days_between is None:
             raise ValueError("at_most goes with days_between")
         if (self.years is None) != (self.by_age is None):
@@ -189,8 +204,12 @@ class Variable(Strict):
         return self
 
     def references(self) -> list[str]:
-        return [*(self.earliest_of or []), *(self.latest_of or []), *(self.days_between or []),
-                *[name for name in (self.value_of, self.has, self.by_age) if name]]
+        return [
+            *(self.earliest_of or []),
+            *(self.latest_of or []),
+            *(self.days_between or []),
+            *[name for name in (self.value_of, self.has, self.by_age) if name],
+        ]
 
 
 class TruthCheck(Strict):
@@ -198,8 +217,11 @@ class TruthCheck(Strict):
 
     condition: str
     variable: str | None = None
-    population_only: bool = Field(False, description="Count truth only for true persons in the cohort's population "
-                                                     "(for flags whose truth also lists people outside it).")
+    population_only: bool = Field(
+        False,
+        description="Count truth only for true persons in the cohort's population "
+        "(for flags whose truth also lists people outside it).",
+    )
 
 
 class Declaration(Strict):
@@ -252,8 +274,10 @@ def load_declaration(path: Path) -> Declaration:
     try:
         return Declaration.model_validate({"name": path.stem, **content})
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg'].removeprefix('Value error, ')}"
-                             for item in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg'].removeprefix('Value error, ')}"
+            for item in error.errors()
+        )
         raise ConfigError(f"{path}: {problems}") from None
 
 

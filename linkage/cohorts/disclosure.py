@@ -32,17 +32,30 @@ def rounded_count(count: Column, policy: DisclosureConfig) -> Column:
     return (F.round(count.cast("double") / base, 0) * base).cast("long")
 
 
-def with_totals(counts_df: DataFrame, group_cols: Sequence[str] = ("breakdown",), category_col: str = "category",
-                count_col: str = "count", total_category: str = TOTAL_CATEGORY) -> DataFrame:
+def with_totals(
+    counts_df: DataFrame,
+    group_cols: Sequence[str] = ("breakdown",),
+    category_col: str = "category",
+    count_col: str = "count",
+    total_category: str = TOTAL_CATEGORY,
+) -> DataFrame:
     """Append one total row per group, summed from the unrounded counts."""
-    totals_df = (counts_df.groupBy(*group_cols).agg(F.sum(count_col).cast("long").alias(count_col))
-                 .withColumn(category_col, F.lit(total_category)))
+    totals_df = (
+        counts_df.groupBy(*group_cols)
+        .agg(F.sum(count_col).cast("long").alias(count_col))
+        .withColumn(category_col, F.lit(total_category))
+    )
     return counts_df.unionByName(totals_df.select(*counts_df.columns))
 
 
-def apply_disclosure_control(counts_df: DataFrame, policy: DisclosureConfig,
-                             group_cols: Sequence[str] = ("breakdown",), category_col: str = "category",
-                             count_col: str = "count", total_category: str = TOTAL_CATEGORY) -> DataFrame:
+def apply_disclosure_control(
+    counts_df: DataFrame,
+    policy: DisclosureConfig,
+    group_cols: Sequence[str] = ("breakdown",),
+    category_col: str = "category",
+    count_col: str = "count",
+    total_category: str = TOTAL_CATEGORY,
+) -> DataFrame:
     """Suppress (null) and round `count_col`; adds `is_suppressed`. Rows named `total_category` are totals.
 
     Secondary suppression works within each group (one breakdown): a total is never chosen as
@@ -56,14 +69,19 @@ def apply_disclosure_control(counts_df: DataFrame, policy: DisclosureConfig,
     # Candidates for the second hidden cell: shown, non-zero, not a total; smallest first, ties by name.
     is_candidate = ~is_primary & ~is_total & (count > 0)
     candidate_order = Window.partitionBy(*group_cols, is_candidate).orderBy(
-        count.asc(), F.col(category_col).asc())
-    marked_df = (counts_df
-                 .withColumn("_is_primary", is_primary)
-                 .withColumn("_primary_cells", F.sum(F.when(is_primary & ~is_total, 1).otherwise(0)).over(group))
-                 .withColumn("_candidate_rank", F.when(is_candidate, F.row_number().over(candidate_order))))
+        count.asc(), F.col(category_col).asc()
+    )
+    marked_df = (
+        counts_df.withColumn("_is_primary", is_primary)
+        .withColumn("_primary_cells", F.sum(F.when(is_primary & ~is_total, 1).otherwise(0)).over(group))
+        .withColumn("_candidate_rank", F.when(is_candidate, F.row_number().over(candidate_order)))
+    )
     is_secondary = (F.col("_primary_cells") == 1) & F.coalesce(F.col("_candidate_rank") == 1, F.lit(False))
     is_suppressed = F.col("_is_primary") | is_secondary
-    return (marked_df
-            .withColumn(count_col, F.when(is_suppressed, F.lit(None).cast("long")).otherwise(rounded_count(count, policy)))
-            .withColumn("is_suppressed", is_suppressed)
-            .drop("_is_primary", "_primary_cells", "_candidate_rank"))
+    return (
+        marked_df.withColumn(
+            count_col, F.when(is_suppressed, F.lit(None).cast("long")).otherwise(rounded_count(count, policy))
+        )
+        .withColumn("is_suppressed", is_suppressed)
+        .drop("_is_primary", "_primary_cells", "_candidate_rank")
+    )

@@ -16,7 +16,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from linkage.cli import JobContext, first_line, redact, write_traceback
 from linkage.cohorts import qa
 from linkage.cohorts.builder import (
     build_cohort,
@@ -30,6 +29,7 @@ from linkage.cohorts.declaration import Declaration, declaration_files, load_dec
 from linkage.cohorts.disclosure import TOTAL_CATEGORY
 from linkage.config import AppConfig
 from linkage.errors import ConfigError, LinkageError
+from linkage.harness import JobContext, first_line, redact, write_traceback
 from linkage.lake import read_table, write_table
 from linkage.releases.cycle import log_pinned, pinned_versions
 from linkage.tracking import RunContext
@@ -74,15 +74,23 @@ def selected_cohorts(config: AppConfig) -> dict[str, Path]:
     unknown = sorted(set(config.cohorts.only) - set(files))
     if unknown:
         raise ConfigError(f"cohorts.only names cohorts with no declaration: {unknown} (have {sorted(files)})")
-    return {name: path for name, path in files.items() if not config.cohorts.only or name in config.cohorts.only}
+    return {
+        name: path for name, path in files.items() if not config.cohorts.only or name in config.cohorts.only
+    }
 
 
 def export_summary(summary_df: DataFrame, exports_dir: str, table_name: str) -> list[dict[str, Any]]:
     """Write the (already disclosure-controlled) summary as one CSV for sharing; returns its rows."""
-    ordered_df = summary_df.drop("run_id").orderBy("breakdown", F.col("category") == TOTAL_CATEGORY, "category")
-    rows = [row.asDict() for row in ordered_df.collect()]  # bounded: breakdowns x categories, never person level
+    ordered_df = summary_df.drop("run_id").orderBy(
+        "breakdown", F.col("category") == TOTAL_CATEGORY, "category"
+    )
+    rows = [
+        row.asDict() for row in ordered_df.collect()
+    ]  # bounded: breakdowns x categories, never person level
     if "://" in exports_dir:
-        ordered_df.coalesce(1).write.mode("overwrite").csv(f"{exports_dir.rstrip('/')}/{table_name}", header=True)
+        ordered_df.coalesce(1).write.mode("overwrite").csv(
+            f"{exports_dir.rstrip('/')}/{table_name}", header=True
+        )
         return rows
     folder = Path(exports_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,35 +101,60 @@ def export_summary(summary_df: DataFrame, exports_dir: str, table_name: str) -> 
     return rows
 
 
-def build_one(spark: SparkSession, config: AppConfig, run: RunContext, name: str, path: Path,
-              qa_inputs: QaInputs | None, versions: dict[str, int] | None = None) -> CohortOutcome:
+def build_one(
+    spark: SparkSession,
+    config: AppConfig,
+    run: RunContext,
+    name: str,
+    path: Path,
+    qa_inputs: QaInputs | None,
+    versions: dict[str, int] | None = None,
+) -> CohortOutcome:
     """Build, write, summarise, export and check one cohort in this thread's FAIR pool; never raises."""
     outcome = CohortOutcome(name)
     started = time.perf_counter()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", name)
     try:
         declaration: Declaration = load_declaration(path)
-        outcome.provenance = {item.name: [*(item.codelist.provenance if item.codelist else ()),
-                                          *(item.ending.provenance if item.ending else ())]
-                              for item in compile_criteria(declaration, config.cohorts.codelists)}
+        outcome.provenance = {
+            item.name: [
+                *(item.codelist.provenance if item.codelist else ()),
+                *(item.ending.provenance if item.ending else ()),
+            ]
+            for item in compile_criteria(declaration, config.cohorts.codelists)
+        }
         person_table, summary_table = cohort_contracts(declaration)
         lake = config.paths.lake
         cohort_df = build_cohort(read_inputs(spark, lake, versions), declaration, config.cohorts).withColumn(
-            "run_id", F.lit(run.run_id))
+            "run_id", F.lit(run.run_id)
+        )
         write_table(cohort_df, lake, person_table, run)
         written_df = read_table(spark, lake, person_table)  # summarise what was written, not a recomputation
-        summary_df = build_summary(written_df, declaration, config.cohorts).withColumn("run_id", F.lit(run.run_id))
+        summary_df = build_summary(written_df, declaration, config.cohorts).withColumn(
+            "run_id", F.lit(run.run_id)
+        )
         write_table(summary_df, lake, summary_table, run)
-        rows = export_summary(read_table(spark, lake, summary_table), config.paths.exports_dir, summary_table.name)
-        total = next((row["count"] for row in rows
-                      if row["breakdown"] == "source" and row["category"] == TOTAL_CATEGORY), None)
+        rows = export_summary(
+            read_table(spark, lake, summary_table), config.paths.exports_dir, summary_table.name
+        )
+        total = next(
+            (
+                row["count"]
+                for row in rows
+                if row["breakdown"] == "source" and row["category"] == TOTAL_CATEGORY
+            ),
+            None,
+        )
         outcome.rows = None if total is None else int(total)
         if qa_inputs is not None:
             index_date = declaration.index_date or config.cohorts.index_date
             for check in declaration.truth_checks:
-                scores = qa.check_cohort(written_df, qa_inputs.truth_map_df, qa_inputs.conditions_df, check,
-                                         index_date)
-                outcome.quality.update({f"{check.condition}.{metric}": value for metric, value in scores.items()})
+                scores = qa.check_cohort(
+                    written_df, qa_inputs.truth_map_df, qa_inputs.conditions_df, check, index_date
+                )
+                outcome.quality.update(
+                    {f"{check.condition}.{metric}": value for metric, value in scores.items()}
+                )
         outcome.status = "ok"
     except Exception as error:  # noqa: BLE001 - one cohort's failure must not stop the others
         outcome.error = f"{type(error).__name__}: {redact(first_line(_cause(error)))}"
@@ -145,15 +178,25 @@ def _cause(error: Exception) -> BaseException | str:
     return error
 
 
-def build_all(spark: SparkSession, config: AppConfig, run: RunContext, cohorts: dict[str, Path],
-              qa_inputs: QaInputs | None, parallelism: int,
-              versions: dict[str, int] | None = None) -> list[CohortOutcome]:
+def build_all(
+    spark: SparkSession,
+    config: AppConfig,
+    run: RunContext,
+    cohorts: dict[str, Path],
+    qa_inputs: QaInputs | None,
+    parallelism: int,
+    versions: dict[str, int] | None = None,
+) -> list[CohortOutcome]:
     """All cohorts, `parallelism` at a time (1 = one after another), in declaration-name order."""
     if parallelism <= 1:
-        return [build_one(spark, config, run, name, path, qa_inputs, versions) for name, path in cohorts.items()]
+        return [
+            build_one(spark, config, run, name, path, qa_inputs, versions) for name, path in cohorts.items()
+        ]
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="cohort") as pool:
-        futures = [pool.submit(build_one, spark, config, run, name, path, qa_inputs, versions)
-                   for name, path in cohorts.items()]
+        futures = [
+            pool.submit(build_one, spark, config, run, name, path, qa_inputs, versions)
+            for name, path in cohorts.items()
+        ]
         return [future.result() for future in futures]
 
 
@@ -185,7 +228,9 @@ def run_cohorts(ctx: JobContext) -> dict[str, Any]:
     with ctx.stage("prepare truth"):
         qa_inputs = prepare_qa(ctx)
     if qa_inputs is None:
-        ctx.say("no truth configured (paths.truth, paths.truth_conditions, restricted/person_spine): QA skipped")
+        ctx.say(
+            "no truth configured (paths.truth, paths.truth_conditions, restricted/person_spine): QA skipped"
+        )
     modes = ["sequential", "parallel"] if compare else ["sequential" if sequential else "parallel"]
     wall_seconds: dict[str, float] = {}
     outcomes: list[CohortOutcome] = []
@@ -200,20 +245,29 @@ def run_cohorts(ctx: JobContext) -> dict[str, Any]:
         qa_inputs.conditions_df.unpersist()
     for outcome in outcomes:
         detail = f"{outcome.rows} persons (rounded)" if outcome.rows is not None else "count suppressed"
-        ctx.say(f"{outcome.name:<24} {outcome.status:<6} {outcome.seconds:6.1f} s  "
-                + (detail if outcome.status == "ok" else outcome.error or ""))
-    results = {"cohorts": {o.name: o.as_result() for o in outcomes},
-               "failed": [o.name for o in outcomes if o.status != "ok"],
-               "wall_seconds": wall_seconds}
+        ctx.say(
+            f"{outcome.name:<24} {outcome.status:<6} {outcome.seconds:6.1f} s  "
+            + (detail if outcome.status == "ok" else outcome.error or "")
+        )
+    results = {
+        "cohorts": {o.name: o.as_result() for o in outcomes},
+        "failed": [o.name for o in outcomes if o.status != "ok"],
+        "wall_seconds": wall_seconds,
+    }
     log_results(ctx.run, results, outcomes, config)
     return results
 
 
-def log_results(run: RunContext, results: dict[str, Any], outcomes: list[CohortOutcome], config: AppConfig) -> None:
-    metrics: dict[str, float | None] = {f"wall_seconds.{mode}": s for mode, s in results["wall_seconds"].items()}
+def log_results(
+    run: RunContext, results: dict[str, Any], outcomes: list[CohortOutcome], config: AppConfig
+) -> None:
+    metrics: dict[str, float | None] = {
+        f"wall_seconds.{mode}": s for mode, s in results["wall_seconds"].items()
+    }
     if len(results["wall_seconds"]) == 2:
-        metrics["parallel_speedup"] = results["wall_seconds"]["sequential"] / max(results["wall_seconds"]["parallel"],
-                                                                                  1e-9)
+        metrics["parallel_speedup"] = results["wall_seconds"]["sequential"] / max(
+            results["wall_seconds"]["parallel"], 1e-9
+        )
     for outcome in outcomes:
         metrics[f"{outcome.name}.seconds"] = outcome.seconds
         metrics[f"{outcome.name}.ok"] = 1.0 if outcome.status == "ok" else 0.0
@@ -221,9 +275,14 @@ def log_results(run: RunContext, results: dict[str, Any], outcomes: list[CohortO
         metrics.update({f"{outcome.name}.{key}": value for key, value in outcome.quality.items()})
     run.log_metrics(metrics)
     run.log_params({"cohorts.built": ",".join(o.name for o in outcomes)})
-    run.log_dict({"results": results, "codelists": {o.name: o.provenance for o in outcomes},
-                  "tables": {o.name: f"{config.paths.lake.rstrip('/')}/cohorts/cohort_{o.name}" for o in outcomes}},
-                 "cohorts.json")
+    run.log_dict(
+        {
+            "results": results,
+            "codelists": {o.name: o.provenance for o in outcomes},
+            "tables": {o.name: f"{config.paths.lake.rstrip('/')}/cohorts/cohort_{o.name}" for o in outcomes},
+        },
+        "cohorts.json",
+    )
 
 
 def cohorts_job(ctx: JobContext) -> None:
@@ -231,4 +290,6 @@ def cohorts_job(ctx: JobContext) -> None:
     results = run_cohorts(ctx)
     if results["failed"]:
         errors = "; ".join(f"{name}: {results['cohorts'][name].get('error')}" for name in results["failed"])
-        raise CohortsFailed(f"{len(results['failed'])} cohort(s) failed, the others were written: {errors}", results)
+        raise CohortsFailed(
+            f"{len(results['failed'])} cohort(s) failed, the others were written: {errors}", results
+        )

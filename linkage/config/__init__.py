@@ -26,7 +26,23 @@ from linkage.config.models import (
 )
 
 __all__ = [
-    "DEFAULT_CONF_DIR", "DEFAULT_OVERLAY", "PROJECT_ROOT", "AppConfig", "CohortsConfig", "ColumnMapping",
-    "DisclosureConfig", "IngestConfig", "LinkageConfig", "PathsConfig", "PseudonymiseConfig", "ReleaseGatesConfig",
-    "ReleasesConfig", "Source", "SparkConfig", "SyntheticConfig", "ThresholdsConfig", "TrackingConfig", "load_config",
+    "DEFAULT_CONF_DIR",
+    "DEFAULT_OVERLAY",
+    "PROJECT_ROOT",
+    "AppConfig",
+    "CohortsConfig",
+    "ColumnMapping",
+    "DisclosureConfig",
+    "IngestConfig",
+    "LinkageConfig",
+    "PathsConfig",
+    "PseudonymiseConfig",
+    "ReleaseGatesConfig",
+    "ReleasesConfig",
+    "Source",
+    "SparkConfig",
+    "SyntheticConfig",
+    "ThresholdsConfig",
+    "TrackingConfig",
+    "load_config",
 ]

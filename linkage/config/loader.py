@@ -72,9 +72,11 @@ def _settle_environment(merged: dict[str, Any], origin: dict[str, str], overlay_
         merged["environment"] = overlay_path.stem
         origin["environment"] = f"{overlay_path} (file name)"
         return origin["environment"]
-    raise ConfigError(f"{overlay_path}: says no `environment` and its name is not one of "
-                      f"{', '.join(f'{name}.yaml' for name in OVERLAY_ENVIRONMENTS)}: add `environment: local` "
-                      f"(or docker, cluster) to it")
+    raise ConfigError(
+        f"{overlay_path}: says no `environment` and its name is not one of "
+        f"{', '.join(f'{name}.yaml' for name in OVERLAY_ENVIRONMENTS)}: add `environment: local` "
+        f"(or docker, cluster) to it"
+    )
 
 
 def _check_scratch_is_restricted(paths: PathsConfig, origin: Mapping[str, str]) -> None:
@@ -88,23 +90,32 @@ def _check_scratch_is_restricted(paths: PathsConfig, origin: Mapping[str, str]) 
         inside = Path(paths.scratch).resolve().is_relative_to(Path(restricted).resolve())
         inside = inside and Path(paths.scratch).resolve() != Path(restricted).resolve()
     if not inside:
-        raise ConfigError(f"{_origin_of('paths.scratch', origin)}: paths.scratch must be a folder inside "
-                          f"{restricted} (scratch files hold identifiable values), got {paths.scratch}")
+        raise ConfigError(
+            f"{_origin_of('paths.scratch', origin)}: paths.scratch must be a folder inside "
+            f"{restricted} (scratch files hold identifiable values), got {paths.scratch}"
+        )
 
 
-def _check_safety_switches(config: AppConfig, origin: Mapping[str, str], file_environment: str | None) -> None:
+def _check_safety_switches(
+    config: AppConfig, origin: Mapping[str, str], file_environment: str | None
+) -> None:
     """Outside local mode, --set cannot loosen disclosure control nor turn the run into local mode."""
     if config.environment == "local":
         if origin.get("environment") == "--set" and file_environment not in (None, "local"):
-            raise ConfigError("--set environment=local: the configuration files say otherwise; local mode "
-                              "(generated data, new keys, auto-approval) is chosen in a file, not on the command line")
+            raise ConfigError(
+                "--set environment=local: the configuration files say otherwise; local mode "
+                "(generated data, new keys, auto-approval) is chosen in a file, not on the command line"
+            )
         return
-    changed = sorted(key for key, source in origin.items()
-                     if source == "--set" and key.startswith(PROTECTED_OUTSIDE_LOCAL))
+    changed = sorted(
+        key for key, source in origin.items() if source == "--set" and key.startswith(PROTECTED_OUTSIDE_LOCAL)
+    )
     if changed:
-        raise ConfigError(f"--set {', '.join(changed)}: disclosure control cannot be changed on the command line "
-                          f"outside local mode (environment {config.environment}); change it in a reviewed "
-                          f"configuration file")
+        raise ConfigError(
+            f"--set {', '.join(changed)}: disclosure control cannot be changed on the command line "
+            f"outside local mode (environment {config.environment}); change it in a reviewed "
+            f"configuration file"
+        )
 
 
 def _base_beside(overlay_path: Path) -> Path:
@@ -145,7 +156,12 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 _COMMAND_LINE_PATH_KEYS = {f"paths.{name}" for name in PathsConfig.model_fields} | {
-    "pseudonymise.key_file", "pseudonymise.vocabularies", "cohorts.declarations", "cohorts.codelists", "ingest.nicknames_file", "spark.local_dir",
+    "pseudonymise.key_file",
+    "pseudonymise.vocabularies",
+    "cohorts.declarations",
+    "cohorts.codelists",
+    "ingest.nicknames_file",
+    "spark.local_dir",
 }
 
 
@@ -162,8 +178,9 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return nested
 
 
-def _deep_merge(target: dict[str, Any], update: Mapping[str, Any], origin: dict[str, str], source: str,
-                prefix: str = "") -> None:
+def _deep_merge(
+    target: dict[str, Any], update: Mapping[str, Any], origin: dict[str, str], source: str, prefix: str = ""
+) -> None:
     for key, value in update.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
@@ -220,12 +237,25 @@ def _resolve_paths(config: AppConfig) -> AppConfig:
     )
     ingest = config.ingest.model_copy(update={"nicknames_file": _resolve(config.ingest.nicknames_file)})
     cohorts = config.cohorts.model_copy(
-        update={"declarations": _resolve(config.cohorts.declarations), "codelists": _resolve(config.cohorts.codelists)}
+        update={
+            "declarations": _resolve(config.cohorts.declarations),
+            "codelists": _resolve(config.cohorts.codelists),
+        }
     )
-    pseudonymise = config.pseudonymise.model_copy(update={"key_file": _resolve(config.pseudonymise.key_file),
-                                                          "vocabularies": _resolve(config.pseudonymise.vocabularies)})
+    pseudonymise = config.pseudonymise.model_copy(
+        update={
+            "key_file": _resolve(config.pseudonymise.key_file),
+            "vocabularies": _resolve(config.pseudonymise.vocabularies),
+        }
+    )
     local_dir = _resolve(config.spark.local_dir)
     spark = config.spark.model_copy(update={"local_dir": local_dir})
     return config.model_copy(
-        update={"paths": paths, "ingest": ingest, "cohorts": cohorts, "pseudonymise": pseudonymise, "spark": spark}
+        update={
+            "paths": paths,
+            "ingest": ingest,
+            "cohorts": cohorts,
+            "pseudonymise": pseudonymise,
+            "spark": spark,
+        }
     )

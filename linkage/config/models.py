@@ -49,11 +49,16 @@ class Frozen(BaseModel):
 
 class PathsConfig(Frozen):
     raw: str = Field(description="Folder holding the raw extract files (CSV or Parquet) of the four sources.")
-    lake: str = Field(description="Root of all Delta tables (<lake>/<zone>/<table>) and, by default, the MLflow store.")
-    truth: str | None = Field(None, description="Optional truth.csv for synthetic or labelled data (QA only).")
+    lake: str = Field(
+        description="Root of all Delta tables (<lake>/<zone>/<table>) and, by default, the MLflow store."
+    )
+    truth: str | None = Field(
+        None, description="Optional truth.csv for synthetic or labelled data (QA only)."
+    )
     truth_conditions: str | None = Field(None, description="Optional truth_conditions.csv for cohort QA.")
     scratch: str | None = Field(
-        None, description="Scratch space for Spark checkpoints; default <lake>/restricted/_scratch (holds identifiable values)."
+        None,
+        description="Scratch space for Spark checkpoints; default <lake>/restricted/_scratch (holds identifiable values).",
     )
     exports: str | None = Field(None, description="Folder for shareable CSV exports; default <lake>/exports.")
 
@@ -67,13 +72,25 @@ class PathsConfig(Frozen):
 
 
 class SparkConfig(Frozen):
-    master: str = Field("local[*]", description="Spark master URL: local[N], spark://host:port, yarn, k8s://...")
+    master: str = Field(
+        "local[*]", description="Spark master URL: local[N], spark://host:port, yarn, k8s://..."
+    )
     app_name: str = Field("linkage", description="Spark application name.")
-    driver_memory: str = Field("6g", description="Driver heap; only applies when the job starts the JVM itself.")
-    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions: size it from the data.")
-    local_dir: str | None = Field(None, description="spark.local.dir for shuffle spill; default Spark's /tmp.")
-    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field("ERROR", description="Spark log level (driver).")
-    conf: dict[str, str] = Field(default_factory=dict, description="Any other spark.* settings, passed as they are.")
+    driver_memory: str = Field(
+        "6g", description="Driver heap; only applies when the job starts the JVM itself."
+    )
+    shuffle_partitions: int = Field(
+        4, ge=1, description="spark.sql.shuffle.partitions: size it from the data."
+    )
+    local_dir: str | None = Field(
+        None, description="spark.local.dir for shuffle spill; default Spark's /tmp."
+    )
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field(
+        "ERROR", description="Spark log level (driver)."
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Any other spark.* settings, passed as they are."
+    )
 
     @field_validator("conf", mode="before")
     @classmethod
@@ -96,48 +113,77 @@ class TrackingConfig(Frozen):
     uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///<lake>/mlflow.db.")
     experiment: str = Field("linkage", description="MLflow experiment every job logs to.")
     registered_model: str = Field("linkage-splink", description="Model registry name of the Splink model.")
-    approved_alias: str = Field("approved", description="Registry alias QA sets on the version link runs use.")
-
-
+    approved_alias: str = Field(
+        "approved", description="Registry alias QA sets on the version link runs use."
+    )
 
 
 class SyntheticConfig(Frozen):
     people: int = Field(20_000, ge=10, description="Size of the synthetic resident population.")
     profile: Literal["default", "families", "messy"] = Field(
-        "default", description="Generator world: default (the project's), families (rare names, relatives sharing "
-        "forenames, twins, valid wrong NHS numbers) or messy (2.5x errors, more missing identifiers).")
+        "default",
+        description="Generator world: default (the project's), families (rare names, relatives sharing "
+        "forenames, twins, valid wrong NHS numbers) or messy (2.5x errors, more missing identifiers).",
+    )
     seed: int = Field(42, description="Random seed: the same seed and size give byte-identical files.")
-    error_rate_scale: float = Field(1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate.")
-    malformed_rows: int = Field(0, ge=0, description="Malformed rows injected per file (to exercise quarantine).")
-    reference_date: date = Field(SYNTHETIC_REFERENCE_DATE, description="Extract date: 'today' for the synthetic world.")
+    error_rate_scale: float = Field(
+        1.0, ge=0.0, le=5.0, description="Multiplies every identifier error rate."
+    )
+    malformed_rows: int = Field(
+        0, ge=0, description="Malformed rows injected per file (to exercise quarantine)."
+    )
+    reference_date: date = Field(
+        SYNTHETIC_REFERENCE_DATE, description="Extract date: 'today' for the synthetic world."
+    )
     coverage: dict[Source, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_COVERAGE),
-        description="Share of residents with a record in each source (age-weighted inside the source).")
+        description="Share of residents with a record in each source (age-weighted inside the source).",
+    )
     nhs_number_present: dict[Source, float] = Field(
-        default_factory=lambda: dict(SYNTHETIC_NHS_PRESENT), description="Share of people records with an NHS number.")
+        default_factory=lambda: dict(SYNTHETIC_NHS_PRESENT),
+        description="Share of people records with an NHS number.",
+    )
     duplicate_rate: dict[Source, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_DUPLICATE_RATE),
-        description="Share of a source's people held twice under two local ids.")
+        description="Share of a source's people held twice under two local ids.",
+    )
     dmy_dob_share: dict[Source, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_DMY_DOB_SHARE),
-        description="Share of a source's dates of birth written DD/MM/YYYY instead of YYYY-MM-DD.")
+        description="Share of a source's dates of birth written DD/MM/YYYY instead of YYYY-MM-DD.",
+    )
     error_rates: dict[str, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_ERROR_RATES),
-        description="Base rate of each identifier error kind, per record (scaled by error_rate_scale).")
+        description="Base rate of each identifier error kind, per record (scaled by error_rate_scale).",
+    )
     group_error_factor: dict[str, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_GROUP_ERROR_FACTOR),
-        description="Multiplier of name-error and NHS-number-missing rates by ethnic group (modest, as published).")
+        description="Multiplier of name-error and NHS-number-missing rates by ethnic group (modest, as published).",
+    )
     condition_rates: dict[str, float] = Field(
         default_factory=lambda: dict(SYNTHETIC_CONDITION_RATES),
-        description="Share of eligible residents given each condition's evidence (or a near-miss negative).")
-    third_sector_dob_present: float = Field(0.7, ge=0.0, le=1.0, description="Third-sector records with a full DOB.")
+        description="Share of eligible residents given each condition's evidence (or a near-miss negative).",
+    )
+    third_sector_dob_present: float = Field(
+        0.7, ge=0.0, le=1.0, description="Third-sector records with a full DOB."
+    )
     third_sector_year_only: float = Field(
-        0.5, ge=0.0, le=1.0, description="Of third-sector records without a DOB, share with a year of birth.")
+        0.5, ge=0.0, le=1.0, description="Of third-sector records without a DOB, share with a year of birth."
+    )
     bom_files: list[str] = Field(
-        default_factory=lambda: ["social_care_clients"], description="Files written with a UTF-8 byte order mark.")
+        default_factory=lambda: ["social_care_clients"],
+        description="Files written with a UTF-8 byte order mark.",
+    )
 
-    @field_validator("coverage", "nhs_number_present", "duplicate_rate", "dmy_dob_share", "error_rates",
-                     "group_error_factor", "condition_rates", mode="before")
+    @field_validator(
+        "coverage",
+        "nhs_number_present",
+        "duplicate_rate",
+        "dmy_dob_share",
+        "error_rates",
+        "group_error_factor",
+        "condition_rates",
+        mode="before",
+    )
     @classmethod
     def _merge_rate_defaults(cls, value: Any, info: Any) -> Any:
         """A partial mapping (e.g. one --set key) overrides only those keys; unknown keys are errors."""
@@ -149,8 +195,9 @@ class SyntheticConfig(Frozen):
             raise ValueError(f"unknown key(s) {unknown}; allowed: {sorted(defaults)}")
         return {**defaults, **value}
 
-    @field_validator("coverage", "nhs_number_present", "duplicate_rate", "dmy_dob_share", "error_rates",
-                     "condition_rates")
+    @field_validator(
+        "coverage", "nhs_number_present", "duplicate_rate", "dmy_dob_share", "error_rates", "condition_rates"
+    )
     @classmethod
     def _shares(cls, value: dict[str, float]) -> dict[str, float]:
         bad = {key: rate for key, rate in value.items() if not 0.0 <= rate <= 1.0}
@@ -165,8 +212,11 @@ class ColumnMapping(Frozen):
     people_file: str
     activity_file: str
     people_columns: dict[str, str] = Field(
-        default_factory=dict, description="Canonical field -> site column; '' = not supplied (reads as null).")
-    activity_columns: dict[str, str] = Field(default_factory=dict, description="As people_columns, for the activity file.")
+        default_factory=dict, description="Canonical field -> site column; '' = not supplied (reads as null)."
+    )
+    activity_columns: dict[str, str] = Field(
+        default_factory=dict, description="As people_columns, for the activity file."
+    )
 
 
 def _declared_files(given: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,17 +233,28 @@ def _declared_files(given: Mapping[str, Any]) -> dict[str, Any]:
 
 class IngestConfig(Frozen):
     sources: dict[Source, ColumnMapping] = Field(
-        default_factory=lambda: _declared_files({}), validate_default=True,
+        default_factory=lambda: _declared_files({}),
+        validate_default=True,
         description="Per source: people_file, activity_file (names without extension, .csv or .parquet; default "
-                    "the names linkage.sources declares) and people_columns / activity_columns mapping canonical "
-                    "field -> this site's column name.")
-    max_future_days: int = Field(0, ge=0, description="Dates more than this many days after the run date are impossible.")
-    earliest_birth_year: int = Field(1900, ge=1800, description="Dates of birth before this year are impossible.")
-    nicknames_file: str = Field("conf/names/nicknames.csv", description="Name variant -> canonical name list.")
-    run_date: date | None = Field(None, description="Date treated as 'today' for future-date checks; default the system date.")
+        "the names linkage.sources declares) and people_columns / activity_columns mapping canonical "
+        "field -> this site's column name.",
+    )
+    max_future_days: int = Field(
+        0, ge=0, description="Dates more than this many days after the run date are impossible."
+    )
+    earliest_birth_year: int = Field(
+        1900, ge=1800, description="Dates of birth before this year are impossible."
+    )
+    nicknames_file: str = Field(
+        "conf/names/nicknames.csv", description="Name variant -> canonical name list."
+    )
+    run_date: date | None = Field(
+        None, description="Date treated as 'today' for future-date checks; default the system date."
+    )
     allow_empty_sources: list[Source] = Field(
         default_factory=list,
-        description="Sources whose people file may give no rows although the previous run had some (else exit 2).")
+        description="Sources whose people file may give no rows although the previous run had some (else exit 2).",
+    )
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -206,12 +267,19 @@ class IngestConfig(Frozen):
 
 
 class ThresholdsConfig(Frozen):
-    lower: float = Field(0.5, gt=0.0, lt=1.0, description="Pairs at or above this probability go to review when below upper.")
-    upper: float = Field(0.995, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link.")
+    lower: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Pairs at or above this probability go to review when below upper."
+    )
+    upper: float = Field(
+        0.995, gt=0.0, lt=1.0, description="Clustering threshold: pairs at or above it link."
+    )
     best_link: float = Field(
-        0.85, gt=0.0, lt=1.0,
+        0.85,
+        gt=0.0,
+        lt=1.0,
         description="A pair at or above this (below upper) links when each record is the other's single best "
-                    "candidate in its source.")
+        "candidate in its source.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdsConfig:
@@ -228,46 +296,74 @@ class LinkageConfig(Frozen):
         None, gt=0, lt=1, description="Prior; default estimated from deterministic rules."
     )
     u_max_pairs: float = Field(5e6, gt=0, description="Pairs sampled to estimate u probabilities.")
-    u_num_chunks: int = Field(1, ge=1, description="Chunks the u sampling is split into (memory against time).")
+    u_num_chunks: int = Field(
+        1, ge=1, description="Chunks the u sampling is split into (memory against time)."
+    )
     break_lineage_method: Literal["parquet", "checkpoint", "persist", "delta_lake_table"] = Field(
-        "parquet", description="How Splink materialises intermediate tables (parquet: in paths.scratch, removed after).")
-    model_version: str | None = Field(None, description="Registry version to link with; default the approved alias.")
+        "parquet",
+        description="How Splink materialises intermediate tables (parquet: in paths.scratch, removed after).",
+    )
+    model_version: str | None = Field(
+        None, description="Registry version to link with; default the approved alias."
+    )
     seed: int = 42
-    prior_recall: float = Field(0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from.")
+    prior_recall: float = Field(
+        0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from."
+    )
     em_max_iterations: int = Field(25, ge=1, description="EM iterations per training session.")
     # At 1M people the name block alone is ~355M pairs: without a cap EM would score them all.
     em_max_pairs: float | None = Field(
-        5e6, gt=0, description="Cap on pairs per EM session, reached by sampling records (None: every blocked pair).")
-    max_cluster_size: int = Field(20, ge=2, description="Clusters larger than this are re-clustered with stricter model links.")
-    oversized_cluster_probability: float = Field(0.9999, gt=0, lt=1, description="Model links kept inside oversized clusters.")
+        5e6,
+        gt=0,
+        description="Cap on pairs per EM session, reached by sampling records (None: every blocked pair).",
+    )
+    max_cluster_size: int = Field(
+        20, ge=2, description="Clusters larger than this are re-clustered with stricter model links."
+    )
+    oversized_cluster_probability: float = Field(
+        0.9999, gt=0, lt=1, description="Model links kept inside oversized clusters."
+    )
     qa_reference_date: date = Field(
         SYNTHETIC_REFERENCE_DATE,
         description="Link QA bands ages in this date's year (truth metrics and review sample groups by age band); "
-                    "set it to the extract's date. Default: the synthetic extract's date.")
+        "set it to the extract's date. Default: the synthetic extract's date.",
+    )
     conflict_split_rounds: int = Field(
-        3, ge=0, le=10, description="Rounds of removing the weakest model link in clusters holding two valid NHS "
-        "numbers with dates of birth years apart (0: off).")
+        3,
+        ge=0,
+        le=10,
+        description="Rounds of removing the weakest model link in clusters holding two valid NHS "
+        "numbers with dates of birth years apart (0: off).",
+    )
 
 
 class PseudonymiseConfig(Frozen):
-    release_id: str = Field("local-dev", min_length=1, description="Names the data release; logged with each run.")
+    release_id: str = Field(
+        "local-dev", min_length=1, description="Names the data release; logged with each run."
+    )
     key_env: str = Field("LINKAGE_PSEUDO_KEY", description="Environment variable holding the release key.")
-    key_file: str | None = Field(None, description="File holding the release key (used when the env var is unset).")
+    key_file: str | None = Field(
+        None, description="File holding the release key (used when the env var is unset)."
+    )
     vocabularies: str = Field(
-        "conf/vocabularies", description="Folder of controlled vocabularies (<field>.csv) of the free-text activity "
-                                         "fields published; other values become Other.")
+        "conf/vocabularies",
+        description="Folder of controlled vocabularies (<field>.csv) of the free-text activity "
+        "fields published; other values become Other.",
+    )
     reference_date: date | None = Field(None, description="Date ages are computed at; default the run date.")
     source_priority: tuple[Source, ...] = Field(
         default_factory=sources.names,
-        description="When a person's records disagree equally often, the value from the first source here wins."
+        description="When a person's records disagree equally often, the value from the first source here wins.",
     )
 
     @field_validator("source_priority")
     @classmethod
     def _every_source_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if sorted(value) != sorted(sources.names()):
-            raise ValueError(f"must list each of {', '.join(sources.names())} exactly once, "
-                             f"got {', '.join(value) or 'none'}")
+            raise ValueError(
+                f"must list each of {', '.join(sources.names())} exactly once, "
+                f"got {', '.join(value) or 'none'}"
+            )
         return value
 
 
@@ -279,7 +375,9 @@ class DisclosureConfig(Frozen):
     @model_validator(mode="after")
     def _range(self) -> DisclosureConfig:
         if self.suppress_max and self.suppress_max < self.suppress_min:
-            raise ValueError(f"suppress_max must be >= suppress_min, got {self.suppress_max} < {self.suppress_min}")
+            raise ValueError(
+                f"suppress_max must be >= suppress_min, got {self.suppress_max} < {self.suppress_min}"
+            )
         return self
 
 
@@ -287,12 +385,16 @@ class CohortsConfig(Frozen):
     declarations: str = Field("conf/cohorts", description="Folder of cohort declaration YAML files.")
     codelists: str = Field("conf/codelists", description="Folder of codelist CSV files.")
     only: list[str] = Field(default_factory=list, description="Build only these cohorts (default all).")
-    index_date: date = Field(SYNTHETIC_REFERENCE_DATE,
-                             description="Default index date of person-level cohorts (default: the synthetic extract's date).")
+    index_date: date = Field(
+        SYNTHETIC_REFERENCE_DATE,
+        description="Default index date of person-level cohorts (default: the synthetic extract's date).",
+    )
     parallelism: int = Field(4, ge=1, description="Cohorts built at once, each in a FAIR pool.")
     age_band_starts: list[int] | None = Field(
-        None, min_length=1,
-        description="Lower bounds of the summary age bands; default pseudonymised/person's age bands.")
+        None,
+        min_length=1,
+        description="Lower bounds of the summary age bands; default pseudonymised/person's age bands.",
+    )
     disclosure: DisclosureConfig = DisclosureConfig()
 
 
@@ -300,33 +402,64 @@ class ReleaseGatesConfig(Frozen):
     """Linkage QA gates a release must pass before analysts see it (null switches a gate off)."""
 
     max_keys_merged_share: float | None = Field(
-        0.05, ge=0, le=1, description="Most person keys of the previous spine that may merge in one run (share).")
+        0.05,
+        ge=0,
+        le=1,
+        description="Most person keys of the previous spine that may merge in one run (share).",
+    )
     max_keys_split_share: float | None = Field(
-        0.05, ge=0, le=1, description="Most person keys of the previous spine that may split in one run (share).")
+        0.05,
+        ge=0,
+        le=1,
+        description="Most person keys of the previous spine that may split in one run (share).",
+    )
     max_conflict_cluster_share: float | None = Field(
-        0.05, ge=0, le=1, description="Most persons whose records hold two NHS numbers or birth years apart (share).")
+        0.05,
+        ge=0,
+        le=1,
+        description="Most persons whose records hold two NHS numbers or birth years apart (share).",
+    )
     max_expected_false_match_rate: float | None = Field(
-        0.02, ge=0, le=1, description="Most model-estimated false matches per linked pair (Splink's own estimate).")
+        0.02,
+        ge=0,
+        le=1,
+        description="Most model-estimated false matches per linked pair (Splink's own estimate).",
+    )
     min_precision: float | None = Field(
-        0.95, ge=0, le=1, description="Least pairwise precision against truth, checked only when paths.truth is set.")
+        0.95,
+        ge=0,
+        le=1,
+        description="Least pairwise precision against truth, checked only when paths.truth is set.",
+    )
 
 
 class ReleasesConfig(Frozen):
     catalog: Literal["embedded", "external"] = Field(
-        "embedded", description="embedded: views made from the lake's release manifest in each session; external: "
-                                "also written to the Hive metastore named in spark.conf at publish.")
-    keep: int = Field(5, ge=1, description="Published releases kept readable; older table versions are vacuumed.")
-    vacuum: bool = Field(True, description="Vacuum versions older than the oldest kept release after each publish.")
-    lock_hours: float = Field(12, gt=0, description="A run's lake lock expires after this; then it may be taken over.")
-    take_over_stale_lock: bool = Field(False, description="Take over an EXPIRED lock (a crashed run's); never a live one.")
+        "embedded",
+        description="embedded: views made from the lake's release manifest in each session; external: "
+        "also written to the Hive metastore named in spark.conf at publish.",
+    )
+    keep: int = Field(
+        5, ge=1, description="Published releases kept readable; older table versions are vacuumed."
+    )
+    vacuum: bool = Field(
+        True, description="Vacuum versions older than the oldest kept release after each publish."
+    )
+    lock_hours: float = Field(
+        12, gt=0, description="A run's lake lock expires after this; then it may be taken over."
+    )
+    take_over_stale_lock: bool = Field(
+        False, description="Take over an EXPIRED lock (a crashed run's); never a live one."
+    )
     gates: ReleaseGatesConfig = ReleaseGatesConfig()
 
 
 class AppConfig(Frozen):
     environment: Literal["local", "docker", "cluster"] = Field(
         description="Stated by the overlay, or its file name (local.yaml, docker.yaml, cluster.yaml). Outside "
-                    "`local` the release key is mandatory, models are never auto-approved, disclosure control "
-                    "cannot be changed by --set and no synthetic extract is generated.")
+        "`local` the release key is mandatory, models are never auto-approved, disclosure control "
+        "cannot be changed by --set and no synthetic extract is generated."
+    )
     paths: PathsConfig
     spark: SparkConfig = SparkConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -379,9 +512,14 @@ _URI_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@"
 
 def _mask_secrets(data: Any, in_spark_conf: bool = False) -> Any:
     if isinstance(data, dict):
-        return {key: (MASKED if in_spark_conf and SECRET_SETTING.search(str(key)) and value is not None
-                      else _mask_secrets(value, in_spark_conf=key == "conf" and not in_spark_conf))
-                for key, value in data.items()}
+        return {
+            key: (
+                MASKED
+                if in_spark_conf and SECRET_SETTING.search(str(key)) and value is not None
+                else _mask_secrets(value, in_spark_conf=key == "conf" and not in_spark_conf)
+            )
+            for key, value in data.items()
+        }
     if isinstance(data, list):
         return [_mask_secrets(value) for value in data]
     if isinstance(data, str):

@@ -54,32 +54,48 @@ def _key(source: SourceDeclaration) -> list[Column]:
 
 def standardise_gp_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        *_key(source), _date("event_date"), _code(source, "code_system"), _trimmed("code"),
+        *_key(source),
+        _date("event_date"),
+        _code(source, "code_system"),
+        _trimmed("code"),
         F.trim(F.col("value")).try_cast("double").alias("value"),
     )
 
 
 def standardise_hospital_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("episode_id"), *_key(source), _code(source, "setting"),
-        _date("start_date"), _date("end_date"), _trimmed("admission_method"),
+        _trimmed("episode_id"),
+        *_key(source),
+        _code(source, "setting"),
+        _date("start_date"),
+        _date("end_date"),
+        _trimmed("admission_method"),
         icd10_std(F.col("primary_diagnosis")).alias("primary_diagnosis"),
         icd10_list_std(F.col("secondary_diagnoses")).alias("secondary_diagnoses"),
-        _trimmed("treatment_specialty"), F.upper(F.trim(F.col("referral_source"))).alias("referral_source"),
+        _trimmed("treatment_specialty"),
+        F.upper(F.trim(F.col("referral_source"))).alias("referral_source"),
     )
 
 
 def standardise_social_care_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("event_id"), *_key(source), _code(source, "client_type"),
-        _code(source, "event_type"), _trimmed("service_type"), _trimmed("primary_support_reason"),
-        _date("start_date"), _date("end_date"),
+        _trimmed("event_id"),
+        *_key(source),
+        _code(source, "client_type"),
+        _code(source, "event_type"),
+        _trimmed("service_type"),
+        _trimmed("primary_support_reason"),
+        _date("start_date"),
+        _date("end_date"),
     )
 
 
 def standardise_third_sector_activity(df: DataFrame, source: SourceDeclaration) -> DataFrame:
     return df.select(
-        _trimmed("contact_id"), *_key(source), _trimmed("organisation"), _date("contact_date"),
+        _trimmed("contact_id"),
+        *_key(source),
+        _trimmed("organisation"),
+        _date("contact_date"),
         _trimmed("contact_reason"),
         (closed_code(F.col("unpaid_carer"), ("Y", "N")) == "Y").alias("unpaid_carer"),
     )

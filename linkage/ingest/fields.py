@@ -21,5 +21,7 @@ class FileFields:
     unique_key: tuple[str, ...] = ()  # repeated within the file -> duplicate_id (every copy)
     mandatory_dates: tuple[str, ...] = ()  # missing or bad -> quarantine
     optional_dates: tuple[str, ...] = ()  # bad when supplied -> quarantine
-    closed_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field -> allowed (canonical spelling)
+    closed_codes: dict[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # field -> allowed (canonical spelling)
     optional_codes: tuple[str, ...] = ()  # closed-code fields that may be missing

@@ -16,9 +16,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from linkage import lake, sources
-from linkage.cli import JobContext
 from linkage.config import IngestConfig
 from linkage.errors import LinkageError
+from linkage.harness import JobContext
 from linkage.ingest import fields
 from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
@@ -70,17 +70,31 @@ def plan_files(ctx: JobContext) -> list[PlannedFile]:
 def reason_counts(classified: list[DataFrame]) -> list[tuple[dict[str | None, int], int, int]]:
     """Per file: rows per reason (None = accepted), the last physical line seen and the continuation
     lines of records spanning several lines; one Spark job for all files."""
-    per_file = _union([
-        df.select(F.lit(index).alias("file_index"), "reason_code", "line_number", "continuation_lines")
-        for index, df in enumerate(classified)
-    ]).groupBy("file_index", "reason_code").agg(
-        F.count(F.lit(1)).alias("n"), F.max(F.col("line_number") + F.col("continuation_lines")).alias("last"),
-        F.sum("continuation_lines").alias("continued"))
+    per_file = (
+        _union(
+            [
+                df.select(
+                    F.lit(index).alias("file_index"), "reason_code", "line_number", "continuation_lines"
+                )
+                for index, df in enumerate(classified)
+            ]
+        )
+        .groupBy("file_index", "reason_code")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.max(F.col("line_number") + F.col("continuation_lines")).alias("last"),
+            F.sum("continuation_lines").alias("continued"),
+        )
+    )
     result: list[tuple[dict[str | None, int], int, int]] = [({}, 0, 0) for _ in classified]
     for row in per_file.collect():
         by_reason, last, continued = result[row["file_index"]]
         by_reason[row["reason_code"]] = row["n"]
-        result[row["file_index"]] = (by_reason, max(last, row["last"] or 0), continued + (row["continued"] or 0))
+        result[row["file_index"]] = (
+            by_reason,
+            max(last, row["last"] or 0),
+            continued + (row["continued"] or 0),
+        )
     return result
 
 
@@ -127,38 +141,57 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
     with ctx.stage("classify rows"):
         # Cached: each file is parsed once, then counted, standardised and written from memory.
         rows = read_files(spark, [(plan.raw, plan.layout) for plan in planned])
-        cached = [with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
-                  for plan, rows_df in zip(planned, rows, strict=True)]
+        cached = [
+            with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
+            for plan, rows_df in zip(planned, rows, strict=True)
+        ]
         for df in cached:
             cleanup.callback(df.unpersist)  # also when a later step fails: the pipeline's session lives on
-        for plan, classified_df, (by_reason, last_line, continued) in zip(planned, cached, reason_counts(cached),
-                                                                          strict=True):
-            _record_counts(counts, plan, rows_read(plan.raw, last_line, plan.layout.header_line, continued), by_reason)
+        for plan, classified_df, (by_reason, last_line, continued) in zip(
+            planned, cached, reason_counts(cached), strict=True
+        ):
+            _record_counts(
+                counts, plan, rows_read(plan.raw, last_line, plan.layout.header_line, continued), by_reason
+            )
             quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
             accepted_df = accepted_rows(classified_df)
             if plan.raw.role == "people":
                 people_parts.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
             else:
-                activity_by_source[plan.raw.source] = sources.get(plan.raw.source).standardised_activity(accepted_df)
+                activity_by_source[plan.raw.source] = sources.get(plan.raw.source).standardised_activity(
+                    accepted_df
+                )
 
     people_plans = [plan for plan in planned if plan.raw.role == "people"]
-    refuse_emptied_sources({plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
-                           {plan.raw.source: plan.raw.name for plan in people_plans},
-                           previous_people_counts(spark, config.paths.lake), config.ingest.allow_empty_sources)
+    refuse_emptied_sources(
+        {plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
+        {plan.raw.source: plan.raw.name for plan in people_plans},
+        previous_people_counts(spark, config.paths.lake),
+        config.ingest.allow_empty_sources,
+    )
 
     run_id = F.lit(run.run_id)
     with ctx.stage("write tables"):
         people_df = _union(people_parts).withColumn("run_id", run_id)
         lake.write_table(people_df, config.paths.lake, PEOPLE_STD, run)
         for source, activity_df in activity_by_source.items():
-            lake.write_table(activity_df.withColumn("run_id", run_id), config.paths.lake, sources.get(source).activity_std, run)
-        lake.write_table(_union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run)
+            lake.write_table(
+                activity_df.withColumn("run_id", run_id),
+                config.paths.lake,
+                sources.get(source).activity_std,
+                run,
+            )
+        lake.write_table(
+            _union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run
+        )
 
     with ctx.stage("quality counts"):
         # From the written tables: a few columns of Delta are cheaper than recomputing the standardisation.
         people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
-        activity_std = [lake.read_table(spark, config.paths.lake, contract)
-                        for contract in sources.activity_std_contracts().values()]
+        activity_std = [
+            lake.read_table(spark, config.paths.lake, contract)
+            for contract in sources.activity_std_contracts().values()
+        ]
         counts.update(people_field_counts(people_std))
         counts.update(orphan_counts(people_std, activity_std))
 
@@ -171,7 +204,9 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
     return counts
 
 
-def _record_counts(counts: dict[str, int], plan: PlannedFile, read: int, by_reason: dict[str | None, int]) -> None:
+def _record_counts(
+    counts: dict[str, int], plan: PlannedFile, read: int, by_reason: dict[str | None, int]
+) -> None:
     accepted = by_reason.get(None, 0)
     quarantined = sum(n for reason, n in by_reason.items() if reason is not None)
     if accepted + quarantined != read:
@@ -197,19 +232,31 @@ def people_field_counts(people_std: DataFrame) -> dict[str, int]:
         "sex_unmapped": F.col("sex_raw").isNotNull() & F.col("sex").isNull(),
         "ethnicity_unmapped": F.col("ethnicity_raw").isNotNull() & F.col("ethnicity_code").isNull(),
     }
-    aggregated = people_std.groupBy("source_dataset").agg(
-        *[F.count_if(F.coalesce(flag, F.lit(False))).alias(name) for name, flag in flags.items()]
-    ).collect()
-    return {f"ingest.{row['source_dataset']}.people.{name}": int(row[name]) for row in aggregated for name in flags}
+    aggregated = (
+        people_std.groupBy("source_dataset")
+        .agg(*[F.count_if(F.coalesce(flag, F.lit(False))).alias(name) for name, flag in flags.items()])
+        .collect()
+    )
+    return {
+        f"ingest.{row['source_dataset']}.people.{name}": int(row[name])
+        for row in aggregated
+        for name in flags
+    }
 
 
 def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[str, int]:
     """Accepted activity rows whose person id is not an accepted people record (kept; see activity.py)."""
     keys = people_df.select("source_dataset", "source_record_id")
     activity_keys = _union([df.select("source_dataset", "source_record_id") for df in activity_dfs])
-    orphans = dict(activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
-                   .groupBy("source_dataset").count().collect())
-    return {f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in sources.names()}
+    orphans = dict(
+        activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
+        .groupBy("source_dataset")
+        .count()
+        .collect()
+    )
+    return {
+        f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in sources.names()
+    }
 
 
 def _union(parts: list[DataFrame]) -> DataFrame:
@@ -222,9 +269,16 @@ def _union(parts: list[DataFrame]) -> DataFrame:
 def _report(ctx: JobContext, planned: list[PlannedFile], counts: dict[str, int]) -> None:
     for plan in planned:
         prefix = plan.metric_prefix
-        reasons = ", ".join(f"{reason} {counts[f'{prefix}.quarantined.{reason}']}" for reason in REASON_CODES
-                            if counts[f"{prefix}.quarantined.{reason}"])
-        ctx.say(f"{plan.raw.name:<28} read {counts[f'{prefix}.read']:>9}  accepted {counts[f'{prefix}.accepted']:>9}"
-                f"  quarantined {counts[f'{prefix}.quarantined']:>7}" + (f" ({reasons})" if reasons else ""))
-    ctx.say(f"total read {counts['ingest.rows_read']} = accepted {counts['ingest.rows_accepted']}"
-            f" + quarantined {counts['ingest.rows_quarantined']}")
+        reasons = ", ".join(
+            f"{reason} {counts[f'{prefix}.quarantined.{reason}']}"
+            for reason in REASON_CODES
+            if counts[f"{prefix}.quarantined.{reason}"]
+        )
+        ctx.say(
+            f"{plan.raw.name:<28} read {counts[f'{prefix}.read']:>9}  accepted {counts[f'{prefix}.accepted']:>9}"
+            f"  quarantined {counts[f'{prefix}.quarantined']:>7}" + (f" ({reasons})" if reasons else "")
+        )
+    ctx.say(
+        f"total read {counts['ingest.rows_read']} = accepted {counts['ingest.rows_accepted']}"
+        f" + quarantined {counts['ingest.rows_quarantined']}"
+    )

@@ -31,9 +31,20 @@ def with_raw_fields(df: DataFrame, source: str) -> DataFrame:
     return df.select(
         F.lit(source).alias("source_dataset"),
         source_record_id(source).alias("source_record_id"),
-        *[_raw(df, field).alias(f"{field}_raw") for field in (
-            "forename", "middle_names", "surname", "date_of_birth", "year_of_birth", "sex", "postcode",
-            "nhs_number", "ethnicity")],
+        *[
+            _raw(df, field).alias(f"{field}_raw")
+            for field in (
+                "forename",
+                "middle_names",
+                "surname",
+                "date_of_birth",
+                "year_of_birth",
+                "sex",
+                "postcode",
+                "nhs_number",
+                "ethnicity",
+            )
+        ],
         _raw(df, "imd_decile").alias("_imd_decile_raw"),
         F.upper(F.trim(_raw(df, "practice_code"))).alias("practice_code"),
         F.trim(_raw(df, "organisation")).alias("organisation"),
@@ -41,27 +52,39 @@ def with_raw_fields(df: DataFrame, source: str) -> DataFrame:
 
 
 def with_names_std(df: DataFrame) -> DataFrame:
-    return (df.withColumn("forename_std", names.name_std(F.col("forename_raw")))
-              .withColumn("middle_names_std", names.name_std(F.col("middle_names_raw")))
-              .withColumn("surname_std", names.name_std(F.col("surname_raw")))
-              .withColumn("surname_parts", names.name_parts(F.col("surname_std"))))
+    return (
+        df.withColumn("forename_std", names.name_std(F.col("forename_raw")))
+        .withColumn("middle_names_std", names.name_std(F.col("middle_names_raw")))
+        .withColumn("surname_std", names.name_std(F.col("surname_raw")))
+        .withColumn("surname_parts", names.name_parts(F.col("surname_std")))
+    )
 
 
 def with_canonical_names(df: DataFrame, nicknames_df: DataFrame) -> DataFrame:
-    return (df.transform(names.with_canonical_name, "forename_std", "forename_canonical", nicknames_df, "forename")
-              .transform(names.with_canonical_name, "surname_std", "surname_canonical", nicknames_df, "surname")
-              .withColumn("forename_phonetic", names.name_phonetic(F.col("forename_canonical")))
-              .withColumn("surname_phonetic", names.name_phonetic(F.col("surname_canonical"))))
+    return (
+        df.transform(
+            names.with_canonical_name, "forename_std", "forename_canonical", nicknames_df, "forename"
+        )
+        .transform(names.with_canonical_name, "surname_std", "surname_canonical", nicknames_df, "surname")
+        .withColumn("forename_phonetic", names.name_phonetic(F.col("forename_canonical")))
+        .withColumn("surname_phonetic", names.name_phonetic(F.col("surname_canonical")))
+    )
 
 
 def with_birth_std(df: DataFrame, rules: DateRules) -> DataFrame:
     raw_dob = F.col("date_of_birth_raw")
-    return (df.withColumn("date_of_birth", dates.dob_parse(raw_dob, rules.earliest_year, rules.latest))
-              .withColumn("dob_is_valid", dates.dob_is_valid(raw_dob, rules.earliest_year, rules.latest))
-              .withColumn("dob_is_placeholder", dates.dob_is_placeholder(F.col("date_of_birth")))
-              .withColumn("year_of_birth", F.coalesce(
-                  F.year("date_of_birth"),
-                  dates.year_parse(F.col("year_of_birth_raw"), rules.earliest_year, rules.latest))))
+    return (
+        df.withColumn("date_of_birth", dates.dob_parse(raw_dob, rules.earliest_year, rules.latest))
+        .withColumn("dob_is_valid", dates.dob_is_valid(raw_dob, rules.earliest_year, rules.latest))
+        .withColumn("dob_is_placeholder", dates.dob_is_placeholder(F.col("date_of_birth")))
+        .withColumn(
+            "year_of_birth",
+            F.coalesce(
+                F.year("date_of_birth"),
+                dates.year_parse(F.col("year_of_birth_raw"), rules.earliest_year, rules.latest),
+            ),
+        )
+    )
 
 
 def with_sex_std(df: DataFrame, source: str) -> DataFrame:
@@ -69,20 +92,24 @@ def with_sex_std(df: DataFrame, source: str) -> DataFrame:
 
 
 def with_postcode_std(df: DataFrame) -> DataFrame:
-    return (df.withColumn("postcode_std", postcode.postcode_std(F.col("postcode_raw")))
-              .withColumn("postcode_sector", postcode.postcode_sector(F.col("postcode_std")))
-              .withColumn("postcode_district", postcode.postcode_district(F.col("postcode_std")))
-              .withColumn("postcode_is_valid", postcode.is_valid_postcode(F.col("postcode_raw"))))
+    return (
+        df.withColumn("postcode_std", postcode.postcode_std(F.col("postcode_raw")))
+        .withColumn("postcode_sector", postcode.postcode_sector(F.col("postcode_std")))
+        .withColumn("postcode_district", postcode.postcode_district(F.col("postcode_std")))
+        .withColumn("postcode_is_valid", postcode.is_valid_postcode(F.col("postcode_raw")))
+    )
 
 
 def with_nhs_number_checked(df: DataFrame) -> DataFrame:
-    return (df.withColumn("nhs_number", nhs_number.nhs_number_std(F.col("nhs_number_raw")))
-              .withColumn("nhs_number_is_valid", nhs_number.is_valid_nhs_number(F.col("nhs_number_raw"))))
+    return df.withColumn("nhs_number", nhs_number.nhs_number_std(F.col("nhs_number_raw"))).withColumn(
+        "nhs_number_is_valid", nhs_number.is_valid_nhs_number(F.col("nhs_number_raw"))
+    )
 
 
 def with_ethnicity_std(df: DataFrame) -> DataFrame:
-    return (df.withColumn("ethnicity_code", ethnicity.ethnicity_code(F.col("ethnicity_raw")))
-              .withColumn("ethnic_group", ethnicity.ethnic_group(F.col("ethnicity_code"))))
+    return df.withColumn("ethnicity_code", ethnicity.ethnicity_code(F.col("ethnicity_raw"))).withColumn(
+        "ethnic_group", ethnicity.ethnic_group(F.col("ethnicity_code"))
+    )
 
 
 def imd_decile(col: Column) -> Column:
@@ -92,15 +119,19 @@ def imd_decile(col: Column) -> Column:
     return F.when(value.between(1, 10), value)
 
 
-def standardise_people(accepted_df: DataFrame, source: str, nicknames_df: DataFrame, rules: DateRules) -> DataFrame:
+def standardise_people(
+    accepted_df: DataFrame, source: str, nicknames_df: DataFrame, rules: DateRules
+) -> DataFrame:
     """Accepted people rows -> people_std columns (without run_id)."""
-    return (accepted_df.transform(with_raw_fields, source)
-            .transform(with_names_std)
-            .transform(with_canonical_names, nicknames_df)
-            .transform(with_birth_std, rules)
-            .transform(with_sex_std, source)
-            .transform(with_postcode_std)
-            .transform(with_nhs_number_checked)
-            .transform(with_ethnicity_std)
-            .withColumn("imd_decile", imd_decile(F.col("_imd_decile_raw")))
-            .drop("_imd_decile_raw"))
+    return (
+        accepted_df.transform(with_raw_fields, source)
+        .transform(with_names_std)
+        .transform(with_canonical_names, nicknames_df)
+        .transform(with_birth_std, rules)
+        .transform(with_sex_std, source)
+        .transform(with_postcode_std)
+        .transform(with_nhs_number_checked)
+        .transform(with_ethnicity_std)
+        .withColumn("imd_decile", imd_decile(F.col("_imd_decile_raw")))
+        .drop("_imd_decile_raw")
+    )

@@ -66,7 +66,9 @@ def locate(spark: SparkSession, raw_dir: str, stem: str, source: str, role: str)
     if not found:
         raise InputError(f"{source} {role} file not found: {base}/{stem}.csv (or .parquet)")
     if len(found) > 1:
-        raise InputError(f"{source} {role} file is ambiguous: both {stem}.csv and {stem}.parquet are in {base}")
+        raise InputError(
+            f"{source} {role} file is ambiguous: both {stem}.csv and {stem}.parquet are in {base}"
+        )
     fmt = found[0]
     return RawFile(source, role, f"{stem}.{fmt}", f"{base}/{stem}.{fmt}", fmt)
 
@@ -97,16 +99,23 @@ def read_header_at(spark: SparkSession, raw: RawFile) -> tuple[tuple[str, ...] |
     return None, 0
 
 
-def resolve_layout(raw: RawFile, header: tuple[str, ...] | None, fields: tuple[str, ...],
-                   mapping: Mapping[str, str], header_line: int = 1) -> FileLayout:
+def resolve_layout(
+    raw: RawFile,
+    header: tuple[str, ...] | None,
+    fields: tuple[str, ...],
+    mapping: Mapping[str, str],
+    header_line: int = 1,
+) -> FileLayout:
     """Match each canonical field's site column name case-insensitively; InputError naming a missing column.
 
     A field mapped to an empty string is one this site does not supply: it reads as null.
     """
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise ConfigError(f"ingest.sources.{raw.source}.{raw.role}_columns: unknown fields {unknown} "
-                          f"(known: {list(fields)})")
+        raise ConfigError(
+            f"ingest.sources.{raw.source}.{raw.role}_columns: unknown fields {unknown} "
+            f"(known: {list(fields)})"
+        )
     if header is None:  # an empty file is valid: no rows, nothing to match
         return FileLayout((), {name: None for name in fields})
     lowered = [name.strip().lower() for name in header]
@@ -140,12 +149,17 @@ def number_lines(df: DataFrame, group: str, order: str) -> DataFrame:
     no step puts the whole file in one partition.
     """
     before = Window.orderBy(group).rowsBetween(Window.unboundedPreceding, -1)
-    offsets_df = (df.groupBy(group).count()
-                  .select(group, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset")))
+    offsets_df = (
+        df.groupBy(group)
+        .count()
+        .select(group, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset"))
+    )
     within = F.row_number().over(Window.partitionBy(group).orderBy(order))
-    return (df.join(F.broadcast(offsets_df), group, how="inner")
-              .withColumn("line_number", (F.col("_offset") + within).cast("long"))
-              .drop("_offset"))
+    return (
+        df.join(F.broadcast(offsets_df), group, how="inner")
+        .withColumn("line_number", (F.col("_offset") + within).cast("long"))
+        .drop("_offset")
+    )
 
 
 def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
@@ -161,8 +175,11 @@ def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFram
 def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> list[DataFrame]:
     """read_rows of several files, in order, finding every CSV file's quoted line breaks in one Spark job
     (a job per file is a fixed cost of a second or more, paid eight times by every ingest)."""
-    csv_lines = {index: _numbered_csv_lines(spark, raw, layout)
-                 for index, (raw, layout) in enumerate(files) if raw.format != "parquet" and layout.header}
+    csv_lines = {
+        index: _numbered_csv_lines(spark, raw, layout)
+        for index, (raw, layout) in enumerate(files)
+        if raw.format != "parquet" and layout.header
+    }
     spans = quoted_line_break_spans(spark, csv_lines)
     rows = []
     for index, (raw, layout) in enumerate(files):
@@ -178,8 +195,9 @@ def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> 
 
 def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
     names = ", ".join(f"`{name}` string" for name in layout.positions)
-    return spark.createDataFrame([], f"line_number long, raw_line string, is_malformed boolean, {names}, "
-                                     "continuation_lines int")
+    return spark.createDataFrame(
+        [], f"line_number long, raw_line string, is_malformed boolean, {names}, continuation_lines int"
+    )
 
 
 def _numbered_csv_lines(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFrame:
@@ -189,8 +207,11 @@ def _numbered_csv_lines(spark: SparkSession, raw: RawFile, layout: FileLayout) -
         F.col("_metadata.file_block_start").alias("_block"),
         F.monotonically_increasing_id().alias("_order"),
     )
-    return (number_lines(lines_df, "_block", "_order").where(F.col("line_number") > layout.header_line)
-            .select("line_number", "raw_line"))
+    return (
+        number_lines(lines_df, "_block", "_order")
+        .where(F.col("line_number") > layout.header_line)
+        .select("line_number", "raw_line")
+    )
 
 
 def _parsed_csv_records(records_df: DataFrame, layout: FileLayout) -> DataFrame:
@@ -202,12 +223,20 @@ def _parsed_csv_records(records_df: DataFrame, layout: FileLayout) -> DataFrame:
     schema = ", ".join(f"_c{i} string" for i in range(width))
     parsed = F.from_csv(F.col("raw_line"), schema, {"quote": '"', "escape": '"', "mode": "PERMISSIVE"})
     rows_df = records_df.select(
-        "line_number", "raw_line", "continuation_lines", is_malformed.alias("is_malformed"), parsed.alias("_parsed")
+        "line_number",
+        "raw_line",
+        "continuation_lines",
+        is_malformed.alias("is_malformed"),
+        parsed.alias("_parsed"),
     )
     return rows_df.select(
-        "line_number", "raw_line", "is_malformed",
-        *[_field(F.col(f"_parsed._c{pos}") if pos is not None else None, name)
-          for name, pos in layout.positions.items()],
+        "line_number",
+        "raw_line",
+        "is_malformed",
+        *[
+            _field(F.col(f"_parsed._c{pos}") if pos is not None else None, name)
+            for name, pos in layout.positions.items()
+        ],
         "continuation_lines",
     )
 
@@ -230,7 +259,9 @@ def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> 
     return spans
 
 
-def quoted_line_break_spans(spark: SparkSession, lines_by_file: Mapping[int, DataFrame]) -> dict[int, list[tuple[int, int]]]:
+def quoted_line_break_spans(
+    spark: SparkSession, lines_by_file: Mapping[int, DataFrame]
+) -> dict[int, list[tuple[int, int]]]:
     """File index -> quote_spans of its lines: the line numbers holding an odd number of `"` (the first
     MAX_ODD_QUOTE_LINES of each file), collected in one job for all files. The common case, no such line,
     costs that one filtered scan."""
@@ -243,13 +274,19 @@ def quoted_line_break_spans(spark: SparkSession, lines_by_file: Mapping[int, Dat
         odd_df = part if odd_df is None else odd_df.unionByName(part)
     first_lines = F.row_number().over(Window.partitionBy("file_index").orderBy("line_number"))
     odd_lines: dict[int, list[int]] = {}
-    for row in (odd_df.withColumn("_rank", first_lines).where(F.col("_rank") <= MAX_ODD_QUOTE_LINES)
-                .orderBy("file_index", "line_number").collect()):
+    for row in (
+        odd_df.withColumn("_rank", first_lines)
+        .where(F.col("_rank") <= MAX_ODD_QUOTE_LINES)
+        .orderBy("file_index", "line_number")
+        .collect()
+    ):
         odd_lines.setdefault(row["file_index"], []).append(row["line_number"])
     return {index: quote_spans(lines) for index, lines in odd_lines.items()}
 
 
-def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame, spans: list[tuple[int, int]]) -> DataFrame:
+def join_quoted_line_breaks(
+    spark: SparkSession, lines_df: DataFrame, spans: list[tuple[int, int]]
+) -> DataFrame:
     """One row per CSV record: a quoted field holding a line break joins its physical lines (valid CSV).
 
     `spans` from quoted_line_break_spans. Adds `continuation_lines` (physical lines after the record's
@@ -259,10 +296,12 @@ def join_quoted_line_breaks(spark: SparkSession, lines_df: DataFrame, spans: lis
         return lines_df.withColumn("continuation_lines", F.lit(0))
     spans_df = spark.createDataFrame(spans, "span_start long, span_end long")
     in_span = (F.col("line_number") >= F.col("span_start")) & (F.col("line_number") <= F.col("span_end"))
-    grouped = (lines_df.join(F.broadcast(spans_df), in_span, how="left")
-               .withColumn("_record", F.coalesce("span_start", "line_number"))
-               .groupBy("_record")
-               .agg(F.array_sort(F.collect_list(F.struct("line_number", "raw_line"))).alias("_lines")))
+    grouped = (
+        lines_df.join(F.broadcast(spans_df), in_span, how="left")
+        .withColumn("_record", F.coalesce("span_start", "line_number"))
+        .groupBy("_record")
+        .agg(F.array_sort(F.collect_list(F.struct("line_number", "raw_line"))).alias("_lines"))
+    )
     return grouped.select(
         F.col("_record").alias("line_number"),
         F.array_join(F.transform("_lines", lambda line: line["raw_line"]), "\n").alias("raw_line"),
@@ -290,7 +329,9 @@ def _read_parquet_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) ->
         F.to_json(F.struct(*[F.col(f"`{c}`") for c in original])).alias("raw_line"),
         F.lit(False).alias("is_malformed"),
         # Identifiers are strings: a Parquet int column becomes its digits, a date its ISO form.
-        *[_field(F.col(f"`{original[pos]}`").cast("string") if pos is not None else None, name)
-          for name, pos in layout.positions.items()],
+        *[
+            _field(F.col(f"`{original[pos]}`").cast("string") if pos is not None else None, name)
+            for name, pos in layout.positions.items()
+        ],
         F.lit(0).alias("continuation_lines"),
     )

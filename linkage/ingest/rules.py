@@ -26,8 +26,16 @@ MISSING_MANDATORY_ID = "missing_mandatory_id"
 DUPLICATE_ID = "duplicate_id"
 UNPARSEABLE_DATE = "unparseable_date"
 UNKNOWN_CODE = "unknown_code"
-REASON_CODES = (ENCODING_ERROR, MALFORMED_ROW, MISSING_MANDATORY_ID, DUPLICATE_ID, UNPARSEABLE_DATE, "impossible_date",
-                "future_date", UNKNOWN_CODE)
+REASON_CODES = (
+    ENCODING_ERROR,
+    MALFORMED_ROW,
+    MISSING_MANDATORY_ID,
+    DUPLICATE_ID,
+    UNPARSEABLE_DATE,
+    "impossible_date",
+    "future_date",
+    UNKNOWN_CODE,
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,12 @@ def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame
     """Add `reason_code` and `reason_detail` (null for rows that are accepted). Details name columns, never values."""
     checks: list[Column] = []
     if "raw_line" in df.columns:
-        checks.append(F.when(~F.is_valid_utf8("raw_line") | F.col("raw_line").contains(REPLACEMENT_CHARACTER),
-                             _reason(ENCODING_ERROR, "not valid UTF-8")))
+        checks.append(
+            F.when(
+                ~F.is_valid_utf8("raw_line") | F.col("raw_line").contains(REPLACEMENT_CHARACTER),
+                _reason(ENCODING_ERROR, "not valid UTF-8"),
+            )
+        )
     checks.append(F.when(F.col("is_malformed"), _reason(MALFORMED_ROW, "field count or quoting")))
     for name in rules.mandatory_ids:
         checks.append(F.when(F.col(name).isNull(), _reason(MISSING_MANDATORY_ID, name)))
@@ -65,8 +77,9 @@ def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame
         key_present = ~F.col("is_malformed")
         for name in rules.unique_key:
             key_present = key_present & F.col(name).isNotNull()
-        copies = F.count(F.lit(1)).over(Window.partitionBy(*[F.trim(F.col(n)) for n in rules.unique_key],
-                                                            key_present))
+        copies = F.count(F.lit(1)).over(
+            Window.partitionBy(*[F.trim(F.col(n)) for n in rules.unique_key], key_present)
+        )
         checks.append(F.when(key_present & (copies > 1), _reason(DUPLICATE_ID, "+".join(rules.unique_key))))
     for name in rules.mandatory_dates:
         checks.append(F.when(F.col(name).isNull(), _reason(UNPARSEABLE_DATE, f"{name} (missing)")))
@@ -75,15 +88,17 @@ def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame
         checks.append(F.when(problem.isNotNull(), _reason(problem, name)))
     for name, allowed in rules.closed_codes.items():
         supplied = F.col(name).isNotNull()
-        bad = (supplied & closed_code(F.col(name), allowed).isNull())
+        bad = supplied & closed_code(F.col(name), allowed).isNull()
         if name not in rules.optional_codes:
             bad = bad | ~supplied
         checks.append(F.when(bad, _reason(UNKNOWN_CODE, name)))
     reason = F.coalesce(*checks)
-    return (df.withColumn("_reason", reason)
-              .withColumn("reason_code", F.col("_reason.reason_code"))
-              .withColumn("reason_detail", F.col("_reason.reason_detail"))
-              .drop("_reason"))
+    return (
+        df.withColumn("_reason", reason)
+        .withColumn("reason_code", F.col("_reason.reason_code"))
+        .withColumn("reason_detail", F.col("_reason.reason_detail"))
+        .drop("_reason")
+    )
 
 
 def quarantine_rows(df: DataFrame, source: str, file_name: str) -> DataFrame:
@@ -91,7 +106,10 @@ def quarantine_rows(df: DataFrame, source: str, file_name: str) -> DataFrame:
     return df.where(F.col("reason_code").isNotNull()).select(
         F.lit(source).alias("source_dataset"),
         F.lit(file_name).alias("source_file"),
-        "line_number", "reason_code", "reason_detail", "raw_line",
+        "line_number",
+        "reason_code",
+        "reason_detail",
+        "raw_line",
     )
 
 

@@ -35,8 +35,11 @@ MAX_JUMPS = 64
 
 def undirected_edges(edges_df: DataFrame, src: str = "src", dst: str = "dst") -> DataFrame:
     """Each edge once as (src < dst); self-loops and duplicates dropped."""
-    return (edges_df.select(F.least(src, dst).alias("src"), F.greatest(src, dst).alias("dst"))
-            .where(F.col("src") != F.col("dst")).distinct())
+    return (
+        edges_df.select(F.least(src, dst).alias("src"), F.greatest(src, dst).alias("dst"))
+        .where(F.col("src") != F.col("dst"))
+        .distinct()
+    )
 
 
 def hooks(edges_df: DataFrame) -> DataFrame:
@@ -45,15 +48,21 @@ def hooks(edges_df: DataFrame) -> DataFrame:
     Edges are stored with src < dst, so a dst's smallest neighbour is always smaller than it; a src is a root
     unless it is also the dst of some edge.
     """
-    return (edges_df.groupBy(F.col("dst").alias(NODE)).agg(F.min("src").alias("parent"))
-            .unionByName(edges_df.select(F.col("src").alias(NODE), F.col("src").alias("parent")))
-            .groupBy(NODE).agg(F.min("parent").alias("parent")))
+    return (
+        edges_df.groupBy(F.col("dst").alias(NODE))
+        .agg(F.min("src").alias("parent"))
+        .unionByName(edges_df.select(F.col("src").alias(NODE), F.col("src").alias("parent")))
+        .groupBy(NODE)
+        .agg(F.min("parent").alias("parent"))
+    )
 
 
 def jump_once(parents_df: DataFrame) -> DataFrame:
     """parent := parent's parent (a root is its own parent, so roots stay)."""
     grand = parents_df.select(F.col(NODE).alias("parent"), F.col("parent").alias("grandparent"))
-    return parents_df.join(grand, "parent", how="left").select(NODE, F.coalesce("grandparent", "parent").alias("parent"))
+    return parents_df.join(grand, "parent", how="left").select(
+        NODE, F.coalesce("grandparent", "parent").alias("parent")
+    )
 
 
 def roots(parents_df: DataFrame) -> DataFrame:
@@ -61,8 +70,12 @@ def roots(parents_df: DataFrame) -> DataFrame:
     current = materialised(parents_df)
     for _ in range(MAX_JUMPS):
         jumped = materialised(jump_once(current))
-        moved = jumped.join(current.withColumnRenamed("parent", "before"), NODE, how="inner").where(
-            F.col("parent") != F.col("before")).limit(1).count()
+        moved = (
+            jumped.join(current.withColumnRenamed("parent", "before"), NODE, how="inner")
+            .where(F.col("parent") != F.col("before"))
+            .limit(1)
+            .count()
+        )
         current = jumped
         if not moved:
             return current
@@ -72,13 +85,19 @@ def roots(parents_df: DataFrame) -> DataFrame:
 def contracted(edges_df: DataFrame, roots_df: DataFrame) -> DataFrame:
     """The edges between different trees, relabelled by their roots."""
     root_of = roots_df.select(F.col(NODE).alias("end"), F.col("parent").alias("root"))
-    relabelled = (edges_df.join(root_of.withColumnRenamed("end", "src").withColumnRenamed("root", "src_root"), "src", how="inner")
-                  .join(root_of.withColumnRenamed("end", "dst").withColumnRenamed("root", "dst_root"), "dst", how="inner"))
+    relabelled = edges_df.join(
+        root_of.withColumnRenamed("end", "src").withColumnRenamed("root", "src_root"), "src", how="inner"
+    ).join(root_of.withColumnRenamed("end", "dst").withColumnRenamed("root", "dst_root"), "dst", how="inner")
     return undirected_edges(relabelled, "src_root", "dst_root")
 
 
-def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
-                         src: str = "src", dst: str = "dst", node: str = NODE) -> DataFrame:
+def connected_components(
+    edges_df: DataFrame,
+    nodes_df: DataFrame | None = None,
+    src: str = "src",
+    dst: str = "dst",
+    node: str = NODE,
+) -> DataFrame:
     """(node, component) for every node of the edges and of nodes_df (column `node`); component is the
     smallest node id in the node's component, so a node with no edge is its own component."""
     edges = materialised(undirected_edges(edges_df, src, dst))
@@ -91,7 +110,9 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
             labels = tree_roots.select(NODE, F.col("parent").alias(COMPONENT))
         else:
             moved = tree_roots.select(F.col(NODE).alias(COMPONENT), F.col("parent").alias("root"))
-            labels = labels.join(moved, COMPONENT, how="left").select(NODE, F.coalesce("root", COMPONENT).alias(COMPONENT))
+            labels = labels.join(moved, COMPONENT, how="left").select(
+                NODE, F.coalesce("root", COMPONENT).alias(COMPONENT)
+            )
         labels = materialised(labels)
         edges = materialised(contracted(edges, tree_roots))
     else:
@@ -102,5 +123,6 @@ def connected_components(edges_df: DataFrame, nodes_df: DataFrame | None = None,
     if nodes_df is None:
         return labels.withColumnRenamed(NODE, node)
     every_node = nodes_df.select(F.col(node).alias(NODE)).distinct()
-    return (every_node.join(labels, NODE, how="left")
-            .select(F.col(NODE).alias(node), F.coalesce(COMPONENT, NODE).alias(COMPONENT)))
+    return every_node.join(labels, NODE, how="left").select(
+        F.col(NODE).alias(node), F.coalesce(COMPONENT, NODE).alias(COMPONENT)
+    )

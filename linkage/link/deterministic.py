@@ -14,8 +14,11 @@ PAIR_KEYS = ("source_dataset_l", "source_record_id_l", "source_dataset_r", "sour
 
 def dob_agrees(left: Column, right: Column) -> Column:
     """Same date, or the same date with day and month swapped; null when either is missing."""
-    swapped = (F.year(left) == F.year(right)) & (F.dayofmonth(left) == F.month(right)) & (
-        F.month(left) == F.dayofmonth(right))
+    swapped = (
+        (F.year(left) == F.year(right))
+        & (F.dayofmonth(left) == F.month(right))
+        & (F.month(left) == F.dayofmonth(right))
+    )
     return (left == right) | swapped
 
 
@@ -30,7 +33,9 @@ def nhs_number_pairs(people_df: DataFrame) -> DataFrame:
     holders = people_df.where(F.col("nhs_number").isNotNull()).select(*columns)
     left = holders.select(*[F.col(c).alias(f"{c}_l") for c in columns])
     right = holders.select(*[F.col(c).alias(f"{c}_r") for c in columns])
-    ordered = F.struct("source_dataset_l", "source_record_id_l") < F.struct("source_dataset_r", "source_record_id_r")
+    ordered = F.struct("source_dataset_l", "source_record_id_l") < F.struct(
+        "source_dataset_r", "source_record_id_r"
+    )
     pairs = left.join(right, (F.col("nhs_number_l") == F.col("nhs_number_r")) & ordered, how="inner")
     dob_ok = F.coalesce(dob_agrees(F.col("date_of_birth_l"), F.col("date_of_birth_r")), F.lit(False))
     dob_conflict = F.coalesce(~dob_agrees(F.col("date_of_birth_l"), F.col("date_of_birth_r")), F.lit(False))

@@ -41,28 +41,43 @@ def pattern_counts_sql(core_model_settings: Any, with_term_frequencies: bool) ->
     if with_term_frequencies:
         for comparison in core_model_settings.comparisons:
             if comparison._has_tf_adjustments:  # noqa: SLF001
-                whens = "\n".join(level._tf_adjustment_sql(comparison._gamma_column_name,  # noqa: SLF001
-                                                           comparison.comparison_levels)
-                                  for level in comparison.comparison_levels)
+                whens = "\n".join(
+                    level._tf_adjustment_sql(
+                        comparison._gamma_column_name,  # noqa: SLF001
+                        comparison.comparison_levels,
+                    )
+                    for level in comparison.comparison_levels
+                )
                 adjustments.append(f"CASE {whens} END")
     total = " + ".join(adjustments) if adjustments else "cast(0 as float8)"
-    return (f"select {', '.join(gammas)}, {total} as {TF_TOTAL}, count(*) as {COUNT} "
-            f"from __splink__df_comparison_vectors group by {', '.join(gammas)}, {total}")
+    return (
+        f"select {', '.join(gammas)}, {total} as {TF_TOTAL}, count(*) as {COUNT} "
+        f"from __splink__df_comparison_vectors group by {', '.join(gammas)}, {total}"
+    )
 
 
 def match_probability(match_weight: np.ndarray) -> np.ndarray:
     """Splink's two-branch formula, so neither branch overflows."""
-    with np.errstate(over="ignore", invalid="ignore"):  # np.where computes both branches; the unused one may be inf/inf
-        return np.where(match_weight >= 0, 1.0 / (1.0 + np.power(2.0, -match_weight)),
-                        np.power(2.0, match_weight) / (1.0 + np.power(2.0, match_weight)))
+    with np.errstate(
+        over="ignore", invalid="ignore"
+    ):  # np.where computes both branches; the unused one may be inf/inf
+        return np.where(
+            match_weight >= 0,
+            1.0 / (1.0 + np.power(2.0, -match_weight)),
+            np.power(2.0, match_weight) / (1.0 + np.power(2.0, match_weight)),
+        )
 
 
 def expectation(core_model_settings: Any, gammas: dict[str, np.ndarray], tf_total: np.ndarray) -> np.ndarray:
     """Each pattern row's match probability under the current parameters (Splink's E-step)."""
-    weight = np.full(tf_total.shape, prob_to_match_weight(core_model_settings.probability_two_random_records_match))
+    weight = np.full(
+        tf_total.shape, prob_to_match_weight(core_model_settings.probability_two_random_records_match)
+    )
     for comparison in core_model_settings.comparisons:
-        by_gamma = {level.comparison_vector_value: level._match_weight  # noqa: SLF001
-                    for level in comparison.comparison_levels}
+        by_gamma = {
+            level.comparison_vector_value: level._match_weight  # noqa: SLF001
+            for level in comparison.comparison_levels
+        }
         column = gammas[comparison._gamma_column_name]  # noqa: SLF001
         level_weight = np.zeros(column.shape)
         for value, level_mw in by_gamma.items():
@@ -71,8 +86,9 @@ def expectation(core_model_settings: Any, gammas: dict[str, np.ndarray], tf_tota
     return match_probability(weight + tf_total)
 
 
-def parameter_records(core_model_settings: Any, gammas: dict[str, np.ndarray], counts: np.ndarray,
-                      probability: np.ndarray) -> list[dict[str, Any]]:
+def parameter_records(
+    core_model_settings: Any, gammas: dict[str, np.ndarray], counts: np.ndarray, probability: np.ndarray
+) -> list[dict[str, Any]]:
     """What Splink's M-step reads: per comparison and observed level, m and u as shares of the expected counts;
     and the match share as the new prior (compute_new_parameters_sql and its proportions, in numpy)."""
     matches, non_matches = probability * counts, (1.0 - probability) * counts
@@ -83,43 +99,72 @@ def parameter_records(core_model_settings: Any, gammas: dict[str, np.ndarray], c
         m_counts = {v: matches[column == v].sum() for v in observed}
         u_counts = {v: non_matches[column == v].sum() for v in observed}
         m_total, u_total = sum(m_counts.values()), sum(u_counts.values())
-        records += [{"comparison_vector_value": v, "output_column_name": comparison.output_column_name,
-                     "m_probability": m_counts[v] / m_total, "u_probability": u_counts[v] / u_total}
-                    for v in observed]
-    records.append({"comparison_vector_value": 0, "output_column_name": "_probability_two_random_records_match",
-                    "m_probability": matches.sum() / counts.sum(), "u_probability": non_matches.sum() / counts.sum()})
+        records += [
+            {
+                "comparison_vector_value": v,
+                "output_column_name": comparison.output_column_name,
+                "m_probability": m_counts[v] / m_total,
+                "u_probability": u_counts[v] / u_total,
+            }
+            for v in observed
+        ]
+    records.append(
+        {
+            "comparison_vector_value": 0,
+            "output_column_name": "_probability_two_random_records_match",
+            "m_probability": matches.sum() / counts.sum(),
+            "u_probability": non_matches.sum() / counts.sum(),
+        }
+    )
     return records
 
 
 def _handled_in_driver(training_fixed_probabilities: set[str], core_model_settings: Any) -> bool:
-    weights_known = all(level._match_weight is not None  # noqa: SLF001
-                        for c in core_model_settings.comparisons for level in c.comparison_levels)
+    weights_known = all(
+        level._match_weight is not None  # noqa: SLF001
+        for c in core_model_settings.comparisons
+        for level in c.comparison_levels
+    )
     return "u" in training_fixed_probabilities and weights_known
 
 
-def pattern_expectation_maximisation(db_api, training_settings, estimate_without_term_frequencies: bool,
-                                     core_model_settings, unique_id_input_columns, training_fixed_probabilities,
-                                     df_comparison_vector_values):
+def pattern_expectation_maximisation(
+    db_api,
+    training_settings,
+    estimate_without_term_frequencies: bool,
+    core_model_settings,
+    unique_id_input_columns,
+    training_fixed_probabilities,
+    df_comparison_vector_values,
+):
     """splink.internals.expectation_maximisation.expectation_maximisation, same arguments and result (the
     parameter history), with the iterations over pattern counts."""
+
     def splinks_loop(settings):
         return splink_em.expectation_maximisation(
-            db_api=db_api, training_settings=training_settings,
+            db_api=db_api,
+            training_settings=training_settings,
             estimate_without_term_frequencies=estimate_without_term_frequencies,
-            core_model_settings=settings, unique_id_input_columns=unique_id_input_columns,
+            core_model_settings=settings,
+            unique_id_input_columns=unique_id_input_columns,
             training_fixed_probabilities=training_fixed_probabilities,
-            df_comparison_vector_values=df_comparison_vector_values)
+            df_comparison_vector_values=df_comparison_vector_values,
+        )
 
     if not _handled_in_driver(training_fixed_probabilities, core_model_settings):
         return splinks_loop(core_model_settings)
     pipeline = CTEPipeline([df_comparison_vector_values])
-    pipeline.enqueue_sql(pattern_counts_sql(core_model_settings, not estimate_without_term_frequencies),
-                         "__splink__em_pattern_counts")
+    pipeline.enqueue_sql(
+        pattern_counts_sql(core_model_settings, not estimate_without_term_frequencies),
+        "__splink__em_pattern_counts",
+    )
     patterns_table = db_api.sql_pipeline_to_splink_dataframe(pipeline)
     patterns = patterns_table.as_pandas_dataframe()
     patterns_table.drop_table_from_database_and_remove_from_cache()
-    gammas = {c._gamma_column_name: patterns[c._gamma_column_name].to_numpy(dtype=np.int64)  # noqa: SLF001
-              for c in core_model_settings.comparisons}
+    gammas = {
+        c._gamma_column_name: patterns[c._gamma_column_name].to_numpy(dtype=np.int64)  # noqa: SLF001
+        for c in core_model_settings.comparisons
+    }
     counts = patterns[COUNT].to_numpy(dtype=np.float64)
     tf_total = patterns[TF_TOTAL].to_numpy(dtype=np.float64)
     logger.info("EM over %d agreement patterns (%d pairs)", len(counts), int(counts.sum()))
@@ -129,7 +174,9 @@ def pattern_expectation_maximisation(db_api, training_settings, estimate_without
     for iteration in range(1, training_settings.max_iterations + 1):
         probability = expectation(core_model_settings, gammas, tf_total)
         records = parameter_records(core_model_settings, gammas, counts, probability)
-        core_model_settings = splink_em.maximisation_step(training_fixed_probabilities, core_model_settings, records)
+        core_model_settings = splink_em.maximisation_step(
+            training_fixed_probabilities, core_model_settings, records
+        )
         history.append(core_model_settings)
         change = splink_em._max_change_in_parameters_comparison_levels(history)  # noqa: SLF001
         logger.info("Iteration %d: %s", iteration, change["message"])

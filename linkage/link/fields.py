@@ -32,10 +32,15 @@ MIN_POPULATED = 2
 
 # The column each comparison cannot do without: when no record holds it, the comparison is dropped.
 COMPARISON_NEEDS = {
-    "forename": "forename_std", "surname": "surname_std", "date_of_birth": "year_of_birth", "sex": "sex",
-    "postcode": "postcode_std", "nhs_number": "nhs_number",
+    "forename": "forename_std",
+    "surname": "surname_std",
+    "date_of_birth": "year_of_birth",
+    "sex": "sex",
+    "postcode": "postcode_std",
+    "nhs_number": "nhs_number",
     # Fixed corrections: "family" reads forenames (it tells apart relatives by them); "relatives" needs both.
-    "family": "forename_std", "relatives": "nhs_number",
+    "family": "forename_std",
+    "relatives": "nhs_number",
 }
 # Extra columns a fixed correction needs (all must be populated).
 CORRECTION_ALSO_NEEDS = {"relatives": ("date_of_birth",)}
@@ -67,9 +72,14 @@ def populated_counts(people_df: DataFrame) -> dict[str, dict[str, int]]:
             return F.when(F.size(column) > 0, 1)
         return F.when(column.isNotNull(), 1)
 
-    rows = people_df.groupBy(SOURCE_DATASET).agg(
-        F.count("*").alias("__records"), *[F.count(present(c)).alias(c) for c in columns]).collect()
-    return {row[SOURCE_DATASET]: {"records": row["__records"], **{c: row[c] for c in columns}} for row in rows}
+    rows = (
+        people_df.groupBy(SOURCE_DATASET)
+        .agg(F.count("*").alias("__records"), *[F.count(present(c)).alias(c) for c in columns])
+        .collect()
+    )
+    return {
+        row[SOURCE_DATASET]: {"records": row["__records"], **{c: row[c] for c in columns}} for row in rows
+    }
 
 
 def populated_columns(counts: dict[str, dict[str, int]]) -> frozenset[str]:
@@ -127,15 +137,22 @@ class ModelPlan:
         return [rule_sql(r) for r in self.em_rules if rule_sql(r) not in configured]
 
     def summary(self) -> dict[str, Any]:
-        return {"missing_columns": list(self.missing_columns), **{f"dropped_{k}": v for k, v in self.dropped.items()},
-                "added_em_rules": self.added_em_rules}
+        return {
+            "missing_columns": list(self.missing_columns),
+            **{f"dropped_{k}": v for k, v in self.dropped.items()},
+            "added_em_rules": self.added_em_rules,
+        }
 
     def describe(self) -> str:
         """One line for the job's output: what was dropped or added, and why."""
         if not self.adapted:
             return "all model fields populated: full model"
         parts = [f"no values for {', '.join(self.missing_columns)}"]
-        parts += [f"dropped {kind.replace('_', ' ')}: {'; '.join(items)}" for kind, items in self.dropped.items() if items]
+        parts += [
+            f"dropped {kind.replace('_', ' ')}: {'; '.join(items)}"
+            for kind, items in self.dropped.items()
+            if items
+        ]
         if self.added_em_rules:
             parts.append(f"added EM sessions: {'; '.join(self.added_em_rules)}")
         return " | ".join(parts)
@@ -153,9 +170,14 @@ def _estimated_by(rule, comparison: dict) -> bool:
     return not (rule_columns(rule_sql(rule)) & comparison_columns(comparison))
 
 
-def plan_model(populated: frozenset[str], comparisons=COMPARISONS, corrections=CORRECTIONS,
-               prediction_rules=BLOCKING_RULES_FOR_PREDICTION, em_rules=EM_BLOCKING_RULES,
-               prior_rules=PRIOR_DETERMINISTIC_RULES) -> ModelPlan:
+def plan_model(
+    populated: frozenset[str],
+    comparisons=COMPARISONS,
+    corrections=CORRECTIONS,
+    prediction_rules=BLOCKING_RULES_FOR_PREDICTION,
+    em_rules=EM_BLOCKING_RULES,
+    prior_rules=PRIOR_DETERMINISTIC_RULES,
+) -> ModelPlan:
     """Keep the comparisons, rules and sessions that can see data; add fallback EM sessions so every kept
     comparison is estimated at least once, and a fallback prior rule when none is left."""
     from linkage.errors import InputError
@@ -164,34 +186,55 @@ def plan_model(populated: frozenset[str], comparisons=COMPARISONS, corrections=C
     for comparison in comparisons:
         as_dict = comparison.get_comparison("spark").as_dict()
         (kept_comparisons if comparison_usable(as_dict, populated) else dropped_comparisons).append(
-            (comparison, as_dict))
-    kept_corrections = [c for c in corrections if comparison_usable(c.get_comparison("spark").as_dict(), populated)]
-    dropped_corrections = [c.get_comparison("spark").as_dict()["output_column_name"]
-                           for c in corrections if c not in kept_corrections]
+            (comparison, as_dict)
+        )
+    kept_corrections = [
+        c for c in corrections if comparison_usable(c.get_comparison("spark").as_dict(), populated)
+    ]
+    dropped_corrections = [
+        c.get_comparison("spark").as_dict()["output_column_name"]
+        for c in corrections
+        if c not in kept_corrections
+    ]
     if not kept_comparisons:
-        raise InputError("restricted/people_std holds no values in any field the model compares: nothing to link on")
+        raise InputError(
+            "restricted/people_std holds no values in any field the model compares: nothing to link on"
+        )
     kept_prediction, dropped_prediction = _usable_rules(prediction_rules, populated)
     if not kept_prediction:
-        raise InputError("restricted/people_std holds no values in the fields of any blocking rule: nothing to link on")
+        raise InputError(
+            "restricted/people_std holds no values in the fields of any blocking rule: nothing to link on"
+        )
     kept_em, dropped_em = _usable_rules(em_rules, populated)
     for rule in EM_FALLBACK_RULES:
         unestimated = [d for _, d in kept_comparisons if not any(_estimated_by(r, d) for r in kept_em)]
         if not unestimated:
             break
         sql = rule_sql(rule)
-        if rule_columns(sql) <= populated and sql not in {rule_sql(r) for r in kept_em} \
-                and any(_estimated_by(rule, d) for d in unestimated):
+        if (
+            rule_columns(sql) <= populated
+            and sql not in {rule_sql(r) for r in kept_em}
+            and any(_estimated_by(rule, d) for d in unestimated)
+        ):
             kept_em.append(rule)
     kept_prior, dropped_prior = _usable_rules(prior_rules, populated)
     if not kept_prior:
         kept_prior, _ = _usable_rules(PRIOR_FALLBACK_RULES, populated)
     missing = tuple(c for c in MODEL_COLUMNS if c not in (SOURCE_DATASET, UNIQUE_ID) and c not in populated)
     return ModelPlan(
-        comparisons=tuple(c for c, _ in kept_comparisons), corrections=tuple(kept_corrections),
-        prediction_rules=tuple(kept_prediction), em_rules=tuple(kept_em), prior_rules=tuple(kept_prior),
+        comparisons=tuple(c for c, _ in kept_comparisons),
+        corrections=tuple(kept_corrections),
+        prediction_rules=tuple(kept_prediction),
+        em_rules=tuple(kept_em),
+        prior_rules=tuple(kept_prior),
         missing_columns=missing,
-        dropped={"comparisons": [d["output_column_name"] for _, d in dropped_comparisons] + dropped_corrections,
-                 "blocking_rules": dropped_prediction, "em_sessions": dropped_em, "prior_rules": dropped_prior})
+        dropped={
+            "comparisons": [d["output_column_name"] for _, d in dropped_comparisons] + dropped_corrections,
+            "blocking_rules": dropped_prediction,
+            "em_sessions": dropped_em,
+            "prior_rules": dropped_prior,
+        },
+    )
 
 
 def model_for_populated(model: dict, populated: frozenset[str]) -> tuple[dict, list[str]]:
@@ -205,11 +248,17 @@ def model_for_populated(model: dict, populated: frozenset[str]) -> tuple[dict, l
     if rules and not kept:
         from linkage.errors import InputError
 
-        raise InputError("restricted/people_std holds no values in the fields of any of the model's blocking rules")
+        raise InputError(
+            "restricted/people_std holds no values in the fields of any of the model's blocking rules"
+        )
     return {**model, "blocking_rules_to_generate_predictions": kept}, dropped
 
 
 def populated_metrics(counts: dict[str, dict[str, int]]) -> dict[str, float]:
     """Share of each source's records holding each model column (`fields.<source>.<column>`), for MLflow."""
-    return {f"fields.{source}.{column}": (n / per_source["records"] if per_source["records"] else 0.0)
-            for source, per_source in counts.items() for column, n in per_source.items() if column != "records"}
+    return {
+        f"fields.{source}.{column}": (n / per_source["records"] if per_source["records"] else 0.0)
+        for source, per_source in counts.items()
+        for column, n in per_source.items()
+        if column != "records"
+    }

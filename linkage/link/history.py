@@ -30,7 +30,9 @@ def table_writes(spark: SparkSession, lake: str, contract: TableContract) -> lis
     """(table version, run id) of every write of a table, oldest first (from each commit's userMetadata)."""
     if not table_exists(spark, lake, contract):
         return []
-    history = DeltaTable.forPath(spark, table_path(lake, contract)).history().select("version", "userMetadata")
+    history = (
+        DeltaTable.forPath(spark, table_path(lake, contract)).history().select("version", "userMetadata")
+    )
     writes = []
     for row in history.collect():
         try:
@@ -42,7 +44,9 @@ def table_writes(spark: SparkSession, lake: str, contract: TableContract) -> lis
     return sorted(writes)
 
 
-def unrecorded_spine_versions(writes: list[tuple[int, str]], recorded_runs: set[str]) -> list[tuple[int | None, int, str]]:
+def unrecorded_spine_versions(
+    writes: list[tuple[int, str]], recorded_runs: set[str]
+) -> list[tuple[int | None, int, str]]:
     """(baseline version or None, unrecorded version, its run id) for each spine write after the last recorded one.
 
     Pure: the baseline of the first unrecorded write is the newest write whose run did record its events.
@@ -63,13 +67,15 @@ def record_missing_history(spark: SparkSession, lake: str, run: RunContext) -> i
     registry: DataFrame | None = None
     if missing and table_exists(spark, lake, PERSON_REGISTRY):
         # Pinned to its current version: the writes below replace the table this frame reads.
-        registry = read_table(spark, lake, PERSON_REGISTRY,
-                              version=table_version(spark, table_path(lake, PERSON_REGISTRY)))
+        registry = read_table(
+            spark, lake, PERSON_REGISTRY, version=table_version(spark, table_path(lake, PERSON_REGISTRY))
+        )
     for baseline, version, run_id in missing:
         known = registry.select("person_key") if registry is not None else None
         previous = read_table(spark, lake, PERSON_SPINE, version=baseline) if baseline is not None else None
-        events = (registry_events(read_table(spark, lake, PERSON_SPINE, version=version), previous, known)
-                  .withColumn("run_id", F.lit(run_id)))
+        events = registry_events(
+            read_table(spark, lake, PERSON_SPINE, version=version), previous, known
+        ).withColumn("run_id", F.lit(run_id))
         registry = events if registry is None else registry.unionByName(events)
         stamped = replace(run, run_id=run_id, job=f"{run.job} (history recorded by run {run.run_id})")
         written = write_table(registry, lake, PERSON_REGISTRY, stamped)

@@ -62,7 +62,9 @@ def splink_backend(spark: SparkSession, config: AppConfig, run_id: str) -> Itera
     try:
         yield SparkAPI(spark_session=spark, break_lineage_method=config.linkage.break_lineage_method)
     finally:
-        for view in [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink")]:
+        for view in [
+            t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink")
+        ]:
             spark.catalog.dropTempView(view)
         remove_path(spark, scratch)
 
@@ -110,32 +112,51 @@ def register_sources(db_api: SparkAPI, people_df: DataFrame) -> list:
     # Temp view names start __splink so the backend's clean-up drops them; a unique suffix lets a later job in
     # the same session (the pipeline's train then link) register its own.
     suffix = uuid.uuid4().hex[:8]
-    return [db_api.register(model_df.where(F.col("source_dataset") == source), dataset_display_name=source,
-                            table_name=f"__splink__input_{source}_{suffix}")
-            for source in sources.names() if source in present]
+    return [
+        db_api.register(
+            model_df.where(F.col("source_dataset") == source),
+            dataset_display_name=source,
+            table_name=f"__splink__input_{source}_{suffix}",
+        )
+        for source in sources.names()
+        if source in present
+    ]
 
 
 def build_linker(tables: list, settings: Any) -> Linker:
     return Linker(tables, settings, log_level=SPLINK_LOG_LEVEL)
 
 
-def train_linker(linker: Linker, config: LinkageConfig, em_rules=EM_BLOCKING_RULES,
-                 prior_rules=PRIOR_DETERMINISTIC_RULES, skipped: list[str] | None = None) -> list:
+def train_linker(
+    linker: Linker,
+    config: LinkageConfig,
+    em_rules=EM_BLOCKING_RULES,
+    prior_rules=PRIOR_DETERMINISTIC_RULES,
+    skipped: list[str] | None = None,
+) -> list:
     """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields.
 
     A session whose rule finds no pairs (e.g. postcodes present but never shared) is skipped and named in
     `skipped`; the others stand.
     """
     if config.probability_two_random_records_match is None:
-        linker.training.estimate_probability_two_random_records_match(list(prior_rules), recall=config.prior_recall)
+        linker.training.estimate_probability_two_random_records_match(
+            list(prior_rules), recall=config.prior_recall
+        )
     linker.training.estimate_u_using_random_sampling(
-        max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks)
+        max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks
+    )
     sessions, failures = [], []
     for rule in em_rules:
         try:
-            with em_over_pattern_counts():  # Splink's estimates (to 1e-6), iterated over pattern counts in the driver
-                sessions.append(linker.training.estimate_parameters_using_expectation_maximisation(
-                    rule, max_pairs=config.em_max_pairs))
+            with (
+                em_over_pattern_counts()
+            ):  # Splink's estimates (to 1e-6), iterated over pattern counts in the driver
+                sessions.append(
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        rule, max_pairs=config.em_max_pairs
+                    )
+                )
         except EMTrainingException as error:
             failures.append(error)
             sql = rule.get_blocking_rule("spark").blocking_rule_sql
@@ -148,15 +169,18 @@ def train_linker(linker: Linker, config: LinkageConfig, em_rules=EM_BLOCKING_RUL
             if "m_probability" not in str(error):
                 raise
             failures.append(error)
-            logging.getLogger(__name__).warning("EM session on %s skipped: an m probability underflowed to 0",
-                                                rule.get_blocking_rule("spark").blocking_rule_sql)
+            logging.getLogger(__name__).warning(
+                "EM session on %s skipped: an m probability underflowed to 0",
+                rule.get_blocking_rule("spark").blocking_rule_sql,
+            )
     if not sessions:
         raise failures[0]
     return sessions
 
 
-def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig,
-                plan: ModelPlan | None = None) -> tuple[dict, Linker, Linker]:
+def train_model(
+    db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig, plan: ModelPlan | None = None
+) -> tuple[dict, Linker, Linker]:
     """Estimate the model on people_std, with the comparisons and rules of `plan` (default: the full model).
 
     Returns Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds
@@ -168,7 +192,9 @@ def train_model(db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig,
     if plan is None:
         plan = plan_model(populated_columns(populated_counts(people_df)))
     trained = build_linker(tables, build_settings(config, plan.comparisons, plan.prediction_rules))
-    train_linker(trained, config, plan.em_rules, plan.prior_rules, skipped=plan.dropped.setdefault("em_sessions", []))
+    train_linker(
+        trained, config, plan.em_rules, plan.prior_rules, skipped=plan.dropped.setdefault("em_sessions", [])
+    )
     model = with_corrections(trained.misc.save_model_to_json(), corrections=plan.corrections)
     return model, trained, build_linker(tables, model)
 
@@ -182,7 +208,12 @@ def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
     }
     # Inline: the pages must open offline. The Vega spec is logged beside each page, as JSON, for reuse.
     pages = {name: chart.to_html(inline=True) for name, chart in charts.items()}
-    pages.update({name.replace(".html", ".json"): json.dumps(chart.chart_dict, default=str) for name, chart in charts.items()})
+    pages.update(
+        {
+            name.replace(".html", ".json"): json.dumps(chart.chart_dict, default=str)
+            for name, chart in charts.items()
+        }
+    )
     return pages
 
 
@@ -196,7 +227,10 @@ def blocking_pair_counts(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTI
     """
     rule_sqls = tuple(rule.get_blocking_rule("spark").blocking_rule_sql for rule in rules)
     records = with_unique_id(model_input(people_df), (SOURCE_DATASET, UNIQUE_ID))
-    by_rule = {row[MATCH_KEY]: row["count"] for row in blocked_pairs(records, rule_sqls).groupBy(MATCH_KEY).count().collect()}
+    by_rule = {
+        row[MATCH_KEY]: row["count"]
+        for row in blocked_pairs(records, rule_sqls).groupBy(MATCH_KEY).count().collect()
+    }
     counts, cumulative = [], 0
     for key, rule_sql in enumerate(rule_sqls):
         marginal = by_rule.get(str(key), 0)

@@ -19,7 +19,9 @@ def same_person_pairs(spine_df: DataFrame) -> DataFrame:
     """Every pair of records sharing a person_key, left record sorting first."""
     left = spine_df.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY], "person_key")
     right = spine_df.select(*[F.col(c).alias(f"{c}_r") for c in RECORD_KEY], "person_key")
-    left_first = F.struct("source_dataset_l", "source_record_id_l") < F.struct("source_dataset_r", "source_record_id_r")
+    left_first = F.struct("source_dataset_l", "source_record_id_l") < F.struct(
+        "source_dataset_r", "source_record_id_r"
+    )
     return left.join(right, "person_key", how="inner").where(left_first).select(*PAIR_KEYS)
 
 
@@ -30,39 +32,59 @@ def best_candidate_pairs(predictions_df: DataFrame) -> DataFrame:
     """
     weights = predictions_df.select(*PAIR_KEYS, "match_weight")
     swapped = weights.select(
-        F.col("source_dataset_r").alias("source_dataset_l"), F.col("source_record_id_r").alias("source_record_id_l"),
-        F.col("source_dataset_l").alias("source_dataset_r"), F.col("source_record_id_l").alias("source_record_id_r"),
-        "match_weight")
-    by_record_and_source = Window.partitionBy("source_dataset_l", "source_record_id_l", "source_dataset_r").orderBy(
-        F.col("match_weight").desc(), F.col("source_record_id_r"))
+        F.col("source_dataset_r").alias("source_dataset_l"),
+        F.col("source_record_id_r").alias("source_record_id_l"),
+        F.col("source_dataset_l").alias("source_dataset_r"),
+        F.col("source_record_id_l").alias("source_record_id_r"),
+        "match_weight",
+    )
+    by_record_and_source = Window.partitionBy(
+        "source_dataset_l", "source_record_id_l", "source_dataset_r"
+    ).orderBy(F.col("match_weight").desc(), F.col("source_record_id_r"))
     ranked = weights.unionByName(swapped).select(
-        "*", F.row_number().over(by_record_and_source).alias("rank"),
-        F.lead("match_weight").over(by_record_and_source).alias("next_weight"))
-    best = ranked.where((F.col("rank") == 1)
-                        & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight"))))
+        "*",
+        F.row_number().over(by_record_and_source).alias("rank"),
+        F.lead("match_weight").over(by_record_and_source).alias("next_weight"),
+    )
+    best = ranked.where(
+        (F.col("rank") == 1)
+        & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight")))
+    )
     return ordered_pairs(best.select(*PAIR_KEYS)).distinct()
 
 
 def edge_methods(edges_df: DataFrame) -> DataFrame:
     """One method per direct edge: the most certain when a pair was linked several ways."""
     priority = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
-    return (ordered_pairs(edges_df.select(*PAIR_KEYS, "method"))
-            .groupBy(*PAIR_KEYS).agg(F.min_by("method", priority[F.col("method")]).alias("edge_method")))
+    return (
+        ordered_pairs(edges_df.select(*PAIR_KEYS, "method"))
+        .groupBy(*PAIR_KEYS)
+        .agg(F.min_by("method", priority[F.col("method")]).alias("edge_method"))
+    )
 
 
 def link_pairs(predictions_df: DataFrame, edges_df: DataFrame, spine_df: DataFrame) -> DataFrame:
     """The frame: same-person pairs and scored candidate pairs, with weight, method, linked and best-candidate flags."""
-    scored = (ordered_pairs(predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability"))
-              .groupBy(*PAIR_KEYS).agg(F.max("match_weight").alias("match_weight"),
-                                       F.max("match_probability").alias("match_probability")))
+    scored = (
+        ordered_pairs(predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability"))
+        .groupBy(*PAIR_KEYS)
+        .agg(
+            F.max("match_weight").alias("match_weight"), F.max("match_probability").alias("match_probability")
+        )
+    )
     linked = same_person_pairs(spine_df).withColumn("is_linked", F.lit(True))
     best = best_candidate_pairs(predictions_df).withColumn("is_best_candidate", F.lit(True))
     keys = list(PAIR_KEYS)
-    return (scored.join(linked, keys, how="full")
-            .join(best, keys, how="left")
-            .join(edge_methods(edges_df), keys, how="left")
-            .select(
-                *PAIR_KEYS, "match_weight", "match_probability",
-                F.when(F.col("is_linked"), F.coalesce("edge_method", F.lit("transitive"))).alias("method"),
-                F.coalesce("is_linked", F.lit(False)).alias("is_linked"),
-                F.coalesce("is_best_candidate", F.lit(False)).alias("is_best_candidate")))
+    return (
+        scored.join(linked, keys, how="full")
+        .join(best, keys, how="left")
+        .join(edge_methods(edges_df), keys, how="left")
+        .select(
+            *PAIR_KEYS,
+            "match_weight",
+            "match_probability",
+            F.when(F.col("is_linked"), F.coalesce("edge_method", F.lit("transitive"))).alias("method"),
+            F.coalesce("is_linked", F.lit(False)).alias("is_linked"),
+            F.coalesce("is_best_candidate", F.lit(False)).alias("is_best_candidate"),
+        )
+    )

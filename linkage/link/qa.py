@@ -17,8 +17,10 @@ from linkage.demographics import UNKNOWN, age_band, age_in_year, imd_quintile, o
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.spine import RECORD_KEY, YEARS_APART_DAYS
 
-TRUTH_SCHEMA = ("source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
-                "sex string, birth_year int, imd_decile int")
+TRUTH_SCHEMA = (
+    "source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
+    "sex string, birth_year int, imd_decile int"
+)
 CLUSTER_SIZE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
 LARGEST_CLUSTERS = 5
 # Lower bounds of the fairness metrics' age bands (0-15, 16-24, 25-44, 45-64, 65-79, 80+): children, young
@@ -36,7 +38,8 @@ def read_truth(spark: SparkSession, path: str, reference_year: int) -> DataFrame
     a missing value is the group Unknown."""
     truth = spark.read.csv(path, header=True, schema=TRUTH_SCHEMA, mode="PERMISSIVE")
     return truth.select(
-        *RECORD_KEY, "true_person_id",
+        *RECORD_KEY,
+        "true_person_id",
         or_unknown(F.col("ethnic_group")).alias("ethnic_group"),
         or_unknown(F.col("sex")).alias("sex"),
         or_unknown(truth_age_band(F.col("birth_year"), reference_year)).alias("age_band"),
@@ -49,8 +52,9 @@ def truth_age_band(birth_year: Column, reference_year: int) -> Column:
     return age_band(age_in_year(birth_year, reference_year), TRUTH_AGE_BAND_STARTS)
 
 
-def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame,
-                    groups: tuple[str, ...] = TRUTH_GROUPS) -> dict[tuple[str, str], dict[str, int]]:
+def pairwise_counts(
+    spine_df: DataFrame, truth_df: DataFrame, groups: tuple[str, ...] = TRUTH_GROUPS
+) -> dict[tuple[str, str], dict[str, int]]:
     """True positive, predicted and true pair counts, overall (key ('all', 'all')) and per value of each truth group.
 
     Per group, a predicted pair counts when both records are in the group: pairs joining two
@@ -62,16 +66,25 @@ def pairwise_counts(spine_df: DataFrame, truth_df: DataFrame,
     exploded = joined.select("person_key", "true_person_id", F.explode(F.array(*labels)).alias("group"))
 
     def pairs(kind: str, *by: str) -> DataFrame:
-        return (exploded.groupBy("group", *by).agg(F.count("*").alias("n"))
-                .groupBy("group").agg(F.sum(n_pairs(F.col("n"))).cast("long").alias("pairs"))
-                .withColumn("kind", F.lit(kind)))
+        return (
+            exploded.groupBy("group", *by)
+            .agg(F.count("*").alias("n"))
+            .groupBy("group")
+            .agg(F.sum(n_pairs(F.col("n"))).cast("long").alias("pairs"))
+            .withColumn("kind", F.lit(kind))
+        )
 
-    frames = pairs("true_positive", "person_key", "true_person_id").unionByName(
-        pairs("predicted", "person_key")).unionByName(pairs("true", "true_person_id"))
+    frames = (
+        pairs("true_positive", "person_key", "true_person_id")
+        .unionByName(pairs("predicted", "person_key"))
+        .unionByName(pairs("true", "true_person_id"))
+    )
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for row in frames.collect():
         key = (row["group"]["name"], row["group"]["value"])
-        counts.setdefault(key, {"true_positive": 0, "predicted": 0, "true": 0})[row["kind"]] = int(row["pairs"] or 0)
+        counts.setdefault(key, {"true_positive": 0, "predicted": 0, "true": 0})[row["kind"]] = int(
+            row["pairs"] or 0
+        )
     return counts
 
 
@@ -95,7 +108,11 @@ def truth_metrics(spine_df: DataFrame, truth_df: DataFrame) -> dict[str, float]:
         metrics[f"true_pairs.{group}.{value}"] = group_counts["true"]
     for group in TRUTH_GROUPS:
         # Groups with no true pairs (recall 1 by definition) and Unknown say nothing about fairness.
-        recalls = [metrics[f"recall.{g}.{v}"] for (g, v), c in counts.items() if g == group and v != UNKNOWN and c["true"]]
+        recalls = [
+            metrics[f"recall.{g}.{v}"]
+            for (g, v), c in counts.items()
+            if g == group and v != UNKNOWN and c["true"]
+        ]
         if recalls:
             metrics[f"recall_gap.{group}"] = max(recalls) - min(recalls)
     return metrics
@@ -112,30 +129,59 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
     clusters = spine_df.groupBy("person_key").agg(F.count("*").alias("size"))
     metrics["persons"] = clusters.count()
     metrics["records"] = sum(totals.values())
-    for q, value in zip(CLUSTER_SIZE_QUANTILES, clusters.approxQuantile("size", list(CLUSTER_SIZE_QUANTILES), 0.0),
-                        strict=True):
+    for q, value in zip(
+        CLUSTER_SIZE_QUANTILES,
+        clusters.approxQuantile("size", list(CLUSTER_SIZE_QUANTILES), 0.0),
+        strict=True,
+    ):
         metrics[f"cluster_size.p{q * 100:g}"] = value
-    for rank, row in enumerate(clusters.orderBy(F.col("size").desc()).limit(LARGEST_CLUSTERS).collect(), start=1):
+    for rank, row in enumerate(
+        clusters.orderBy(F.col("size").desc()).limit(LARGEST_CLUSTERS).collect(), start=1
+    ):
         metrics[f"cluster_size.largest_{rank}"] = row["size"]
 
     # Link rate: share of a source's records whose person also has a record in the other source.
-    sources_of = spine_df.groupBy("person_key").agg(F.collect_set("source_dataset").alias("sources"),
-                                                    F.count("*").alias("size"))
+    sources_of = spine_df.groupBy("person_key").agg(
+        F.collect_set("source_dataset").alias("sources"), F.count("*").alias("size")
+    )
     per_record = spine_df.select("person_key", "source_dataset").join(sources_of, "person_key", how="inner")
-    for row in (per_record.select("source_dataset", F.explode("sources").alias("other"))
-                .where(F.col("other") != F.col("source_dataset")).groupBy("source_dataset", "other").count().collect()):
-        metrics[f"link_rate.{row['source_dataset']}.{row['other']}"] = row["count"] / totals[row["source_dataset"]]
-    for row in (spine_df.groupBy("person_key", "source_dataset").count().where("count > 1")
-                .groupBy("source_dataset").agg(F.sum("count").alias("n")).collect()):
-        metrics[f"within_source_duplicate_rate.{row['source_dataset']}"] = row["n"] / totals[row["source_dataset"]]
+    for row in (
+        per_record.select("source_dataset", F.explode("sources").alias("other"))
+        .where(F.col("other") != F.col("source_dataset"))
+        .groupBy("source_dataset", "other")
+        .count()
+        .collect()
+    ):
+        metrics[f"link_rate.{row['source_dataset']}.{row['other']}"] = (
+            row["count"] / totals[row["source_dataset"]]
+        )
+    for row in (
+        spine_df.groupBy("person_key", "source_dataset")
+        .count()
+        .where("count > 1")
+        .groupBy("source_dataset")
+        .agg(F.sum("count").alias("n"))
+        .collect()
+    ):
+        metrics[f"within_source_duplicate_rate.{row['source_dataset']}"] = (
+            row["n"] / totals[row["source_dataset"]]
+        )
 
     identifiers = spine_df.select(*RECORD_KEY, "person_key").join(
-        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY), how="inner")
-    flags = identifiers.groupBy("person_key").agg(
-        (F.countDistinct("nhs_number") > 1).alias("has_two_nhs_numbers"),
-        ((F.max("year_of_birth") - F.min("year_of_birth")) > 1).alias("has_birth_years_apart"),
-    ).agg(F.sum(F.col("has_two_nhs_numbers").cast("int")).alias("two_nhs"),
-          F.sum(F.col("has_birth_years_apart").cast("int")).alias("years_apart")).first()
+        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY), how="inner"
+    )
+    flags = (
+        identifiers.groupBy("person_key")
+        .agg(
+            (F.countDistinct("nhs_number") > 1).alias("has_two_nhs_numbers"),
+            ((F.max("year_of_birth") - F.min("year_of_birth")) > 1).alias("has_birth_years_apart"),
+        )
+        .agg(
+            F.sum(F.col("has_two_nhs_numbers").cast("int")).alias("two_nhs"),
+            F.sum(F.col("has_birth_years_apart").cast("int")).alias("years_apart"),
+        )
+        .first()
+    )
     metrics["conflict_clusters.two_valid_nhs_numbers"] = flags["two_nhs"] or 0
     metrics["conflict_clusters.birth_years_apart"] = flags["years_apart"] or 0
     return metrics
@@ -150,18 +196,26 @@ def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
     """Pairs (PAIR_KEYS) with both records' PATTERN_COLUMNS as <column>_l and <column>_r."""
     values = people_df.select(*RECORD_KEY, *PATTERN_COLUMNS)
     for side in ("l", "r"):
-        pairs_df = pairs_df.join(values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *PATTERN_COLUMNS)]),
-                                 [f"{c}_{side}" for c in RECORD_KEY], how="left")
+        pairs_df = pairs_df.join(
+            values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *PATTERN_COLUMNS)]),
+            [f"{c}_{side}" for c in RECORD_KEY],
+            how="left",
+        )
     return pairs_df
 
 
 def pair_patterns() -> dict[str, Column]:
     """Boolean pattern columns over a frame from `with_pair_values` (null-safe: a missing value never matches)."""
     years_apart = F.abs(F.datediff("date_of_birth_l", "date_of_birth_r")) > YEARS_APART_DAYS
-    household = (F.col("surname_std_l") == F.col("surname_std_r")) & (F.col("postcode_std_l") == F.col("postcode_std_r"))
+    household = (F.col("surname_std_l") == F.col("surname_std_r")) & (
+        F.col("postcode_std_l") == F.col("postcode_std_r")
+    )
     two_numbers = F.col("nhs_number_l") != F.col("nhs_number_r")
-    patterns = {"household_dob_years_apart": household & years_apart, "two_valid_nhs_numbers": two_numbers,
-                "two_valid_nhs_numbers_dob_years_apart": two_numbers & years_apart}
+    patterns = {
+        "household_dob_years_apart": household & years_apart,
+        "two_valid_nhs_numbers": two_numbers,
+        "two_valid_nhs_numbers_dob_years_apart": two_numbers & years_apart,
+    }
     return {name: F.coalesce(condition, F.lit(False)) for name, condition in patterns.items()}
 
 
@@ -169,11 +223,15 @@ def link_pattern_metrics(edges_df: DataFrame, people_df: DataFrame) -> dict[str,
     """Links by false-pair-prone pattern (`link_patterns.<pattern>`): inside a household with dates of birth years
     apart, between two different valid NHS numbers, and both."""
     valued = with_pair_values(edges_df.select(*PAIR_KEYS).distinct(), people_df)
-    sums = valued.agg(*[F.sum(condition.cast("int")).alias(name) for name, condition in pair_patterns().items()]).first()
+    sums = valued.agg(
+        *[F.sum(condition.cast("int")).alias(name) for name, condition in pair_patterns().items()]
+    ).first()
     return {f"link_patterns.{name}": int(sums[name] or 0) for name in pair_patterns()}
 
 
-def prediction_metrics(predictions_df: DataFrame, upper: float, blocking_rule_names: Mapping[str, str]) -> dict[str, float]:
+def prediction_metrics(
+    predictions_df: DataFrame, upper: float, blocking_rule_names: Mapping[str, str]
+) -> dict[str, float]:
     """Pairs per blocking rule and the model's own estimate of matches, false matches and missed matches."""
     metrics: dict[str, float] = {}
     for row in predictions_df.groupBy("match_key").count().collect():
@@ -201,16 +259,21 @@ def count_by(df: DataFrame, column: str, prefix: str) -> dict[str, float]:
 
 def report_html(title: str, sections: Mapping[str, Mapping[str, float | str]]) -> str:
     """One page: a table per section of aggregate metrics (names and numbers only)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;"
-             "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
-             "td.n{text-align:right;font-variant-numeric:tabular-nums}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;"
+        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
     for section, values in sections.items():
         parts.append(f"<h2>{html.escape(section)}</h2><table><tr><th>metric</th><th>value</th></tr>")
         for key, value in values.items():
-            shown = f"{value:.4f}" if isinstance(value, float) and not float(value).is_integer() else str(
-                int(value) if isinstance(value, float) else value)
+            shown = (
+                f"{value:.4f}"
+                if isinstance(value, float) and not float(value).is_integer()
+                else str(int(value) if isinstance(value, float) else value)
+            )
             parts.append(f"<tr><td>{html.escape(str(key))}</td><td class='n'>{html.escape(shown)}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")

@@ -47,8 +47,15 @@ def parameters_frame(settings: Mapping) -> pd.DataFrame:
         for level in comparison.get("comparison_levels", []):
             m, u = level.get("m_probability"), level.get("u_probability")
             weight = math.log2(m / u) if m and u else None
-            rows.append({"comparison": comparison.get("output_column_name"), "level": level.get("label_for_charts"),
-                         "m_probability": m, "u_probability": u, "match_weight": weight})
+            rows.append(
+                {
+                    "comparison": comparison.get("output_column_name"),
+                    "level": level.get("label_for_charts"),
+                    "m_probability": m,
+                    "u_probability": u,
+                    "match_weight": weight,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -90,8 +97,9 @@ def approver_from(environ: Mapping[str, str]) -> str | None:
     return next((environ[name].strip() for name in APPROVER_VARIABLES if environ.get(name, "").strip()), None)
 
 
-def approve_model(config: AppConfig, version: str | int, environ: Mapping[str, str] | None = None,
-                  how: str = "jobs.approve") -> None:
+def approve_model(
+    config: AppConfig, version: str | int, environ: Mapping[str, str] | None = None, how: str = "jobs.approve"
+) -> None:
     """Point the approved alias at `version` and record on the version who approved it, when and how.
 
     ConfigError when the version does not exist, or (outside local mode) when the environment
@@ -105,11 +113,17 @@ def approve_model(config: AppConfig, version: str | int, environ: Mapping[str, s
         raise ConfigError(f"model '{name}' has no version {version} in {config.tracking_uri_shown}") from None
     approver = approver_from(os.environ if environ is None else environ)
     if approver is None and config.environment != "local":
-        raise ConfigError(f"no approving user: set one of {', '.join(APPROVER_VARIABLES)} in the environment "
-                          "(the approver is recorded on the model version)")
+        raise ConfigError(
+            f"no approving user: set one of {', '.join(APPROVER_VARIABLES)} in the environment "
+            "(the approver is recorded on the model version)"
+        )
     client.set_registered_model_alias(name, config.tracking.approved_alias, str(version))
-    for key, value in {"approved_by": approver or "unknown", "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                       "approved_via": how, "approved_alias": config.tracking.approved_alias}.items():
+    for key, value in {
+        "approved_by": approver or "unknown",
+        "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "approved_via": how,
+        "approved_alias": config.tracking.approved_alias,
+    }.items():
         client.set_model_version_tag(name, str(version), key, value)
 
 
@@ -122,15 +136,19 @@ def check_approval(config: AppConfig, version: str, allow_unapproved: bool) -> b
         raise ConfigError(
             f"model version {version} of '{config.tracking.registered_model}' does not carry the alias "
             f"'{config.tracking.approved_alias}': approve it with `python -m jobs.approve --version {version}`, or "
-            "pass --allow-unapproved to link with it anyway (the run is tagged unapproved)")
+            "pass --allow-unapproved to link with it anyway (the run is tagged unapproved)"
+        )
     return False
 
 
 def approved_version(config: AppConfig) -> str | None:
     """The version QA approved, or None when no version carries the alias (or nothing is registered)."""
     try:
-        return str(_client(config).get_model_version_by_alias(config.tracking.registered_model,
-                                                                config.tracking.approved_alias).version)
+        return str(
+            _client(config)
+            .get_model_version_by_alias(config.tracking.registered_model, config.tracking.approved_alias)
+            .version
+        )
     except MlflowException:
         return None
 
@@ -142,7 +160,8 @@ def version_to_use(config: AppConfig, requested: str | None) -> str:
         raise ConfigError(
             f"no model version of '{config.tracking.registered_model}' carries the alias "
             f"'{config.tracking.approved_alias}': approve one with `python -m jobs.approve --version N` "
-            "or name one with --model-version N")
+            "or name one with --model-version N"
+        )
     return str(version)
 
 
@@ -172,5 +191,7 @@ def approve(ctx) -> None:
     """`python -m jobs.approve --version N` (through the job harness, no Spark): set the approved alias."""
     config, environ = ctx.config, ctx.environ
     approve_model(config, ctx.args.version, environ)
-    ctx.say(f"{config.tracking.registered_model} version {ctx.args.version} is now "
-            f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})")
+    ctx.say(
+        f"{config.tracking.registered_model} version {ctx.args.version} is now "
+        f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})"
+    )

@@ -96,33 +96,61 @@ def compile_model(model: dict[str, Any]) -> CompiledModel:
         levels = []
         for level in comparison.comparison_levels:
             tf_column, tf_log2_u = None, 0.0
-            if (level._has_tf_adjustments and level.comparison_vector_value != -1  # noqa: SLF001
-                    and level._tf_adjustment_weight != 0 and not level._is_else_level):  # noqa: SLF001
+            if (
+                level._has_tf_adjustments
+                and level.comparison_vector_value != -1  # noqa: SLF001
+                and level._tf_adjustment_weight != 0
+                and not level._is_else_level
+            ):  # noqa: SLF001
                 tf_column = _unquoted(level._tf_adjustment_input_column.name)  # noqa: SLF001
-                tf_log2_u = math.log2(level._u_probability_corresponding_to_exact_match(  # noqa: SLF001
-                    comparison.comparison_levels))
-            levels.append(CompiledLevel(
-                sql_condition=level.sql_condition, gamma=level.comparison_vector_value,
-                match_weight=level._match_weight,  # noqa: SLF001 - log2(m/u) with Splink's clamps; 0 for null
-                tf_column=tf_column, tf_weight=float(level._tf_adjustment_weight),  # noqa: SLF001
-                tf_log2_u=tf_log2_u, tf_minimum_u=float(level._tf_minimum_u_value)))  # noqa: SLF001
-        comparisons.append(CompiledComparison(comparison.output_column_name, comparison._gamma_column_name,  # noqa: SLF001
-                                              tuple(levels)))
+                tf_log2_u = math.log2(
+                    level._u_probability_corresponding_to_exact_match(  # noqa: SLF001
+                        comparison.comparison_levels
+                    )
+                )
+            levels.append(
+                CompiledLevel(
+                    sql_condition=level.sql_condition,
+                    gamma=level.comparison_vector_value,
+                    match_weight=level._match_weight,  # noqa: SLF001 - log2(m/u) with Splink's clamps; 0 for null
+                    tf_column=tf_column,
+                    tf_weight=float(level._tf_adjustment_weight),  # noqa: SLF001
+                    tf_log2_u=tf_log2_u,
+                    tf_minimum_u=float(level._tf_minimum_u_value),
+                )
+            )  # noqa: SLF001
+        comparisons.append(
+            CompiledComparison(
+                comparison.output_column_name,
+                comparison._gamma_column_name,  # noqa: SLF001
+                tuple(levels),
+            )
+        )
     uid_columns = tuple(_unquoted(c.name) for c in settings.column_info_settings.unique_id_input_columns)
     rules = tuple(rule.blocking_rule_sql for rule in settings._blocking_rules_to_generate_predictions)  # noqa: SLF001
     if not rules:
-        raise ValueError("the model has no blocking rules for prediction: scoring every pair is not supported")
+        raise ValueError(
+            "the model has no blocking rules for prediction: scoring every pair is not supported"
+        )
     prior = settings.core_model_settings.probability_two_random_records_match
-    return CompiledModel(prior_match_weight=prob_to_match_weight(prior), unique_id_columns=uid_columns,
-                         blocking_rules=rules, comparisons=tuple(comparisons))
+    return CompiledModel(
+        prior_match_weight=prob_to_match_weight(prior),
+        unique_id_columns=uid_columns,
+        blocking_rules=rules,
+        comparisons=tuple(comparisons),
+    )
 
 
 def with_term_frequencies(records_df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
     """Add tf_<column>: the share of records with this value among records where the column is known (Splink's)."""
     for column in columns:
-        counts = (records_df.where(F.col(column).isNotNull()).groupBy(column).count()
-                  .withColumn("total", F.sum("count").over(Window.partitionBy()))
-                  .select(column, (F.col("count").cast("double") / F.col("total")).alias(f"tf_{column}")))
+        counts = (
+            records_df.where(F.col(column).isNotNull())
+            .groupBy(column)
+            .count()
+            .withColumn("total", F.sum("count").over(Window.partitionBy()))
+            .select(column, (F.col("count").cast("double") / F.col("total")).alias(f"tf_{column}"))
+        )
         records_df = records_df.join(counts, column, how="left")
     return records_df
 
@@ -149,7 +177,11 @@ def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> Dat
         if key:
             earlier = " OR ".join(f"coalesce(({r}), false)" for r in blocking_rules[:key])
             condition = condition & F.expr(f"NOT ({earlier})")
-        joins.append(left.join(right, condition, how="inner").select(F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)))
+        joins.append(
+            left.join(right, condition, how="inner").select(
+                F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)
+            )
+        )
     pairs = joins[0]
     for join in joins[1:]:
         pairs = pairs.unionByName(join)
@@ -158,8 +190,12 @@ def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> Dat
 
 def gamma(comparison: CompiledComparison) -> Column:
     """The comparison vector value: the first level whose condition holds (Splink's CASE, same order)."""
-    whens = " ".join(level.sql_condition + f" {level.gamma}" if level.sql_condition.strip().upper() == "ELSE"
-                     else f"WHEN {level.sql_condition} THEN {level.gamma}" for level in comparison.levels)
+    whens = " ".join(
+        level.sql_condition + f" {level.gamma}"
+        if level.sql_condition.strip().upper() == "ELSE"
+        else f"WHEN {level.sql_condition} THEN {level.gamma}"
+        for level in comparison.levels
+    )
     return F.expr(f"CASE {whens} END")
 
 
@@ -168,8 +204,11 @@ def level_weight(comparison: CompiledComparison) -> Column:
     g = F.col(comparison.gamma_column)
     weight = None
     for level in comparison.levels:
-        weight = (F.when(g == level.gamma, F.lit(level.match_weight)) if weight is None
-                  else weight.when(g == level.gamma, F.lit(level.match_weight)))
+        weight = (
+            F.when(g == level.gamma, F.lit(level.match_weight))
+            if weight is None
+            else weight.when(g == level.gamma, F.lit(level.match_weight))
+        )
     return weight
 
 
@@ -181,18 +220,25 @@ def tf_adjustment(comparison: CompiledComparison) -> Column:
         if level.tf_column:
             tf_l, tf_r = F.col(f"tf_{level.tf_column}_l"), F.col(f"tf_{level.tf_column}_r")
             largest = F.greatest(F.coalesce(tf_l, tf_r), F.coalesce(tf_r, tf_l), F.lit(level.tf_minimum_u))
-            value = F.when(F.coalesce(tf_l, tf_r).isNotNull(),
-                           F.lit(level.tf_weight) * (F.lit(level.tf_log2_u) - F.log2(largest))).otherwise(F.lit(0.0))
+            value = F.when(
+                F.coalesce(tf_l, tf_r).isNotNull(),
+                F.lit(level.tf_weight) * (F.lit(level.tf_log2_u) - F.log2(largest)),
+            ).otherwise(F.lit(0.0))
         else:
             value = F.lit(0.0)
-        adjustment = F.when(g == level.gamma, value) if adjustment is None else adjustment.when(g == level.gamma, value)
+        adjustment = (
+            F.when(g == level.gamma, value)
+            if adjustment is None
+            else adjustment.when(g == level.gamma, value)
+        )
     return adjustment
 
 
 def match_probability(match_weight: Column) -> Column:
     """1 / (1 + 2^-w), written as Splink writes it so neither branch overflows."""
     return F.when(match_weight >= 0, 1.0 / (1.0 + F.pow(F.lit(2.0), -match_weight))).otherwise(
-        F.pow(F.lit(2.0), match_weight) / (1.0 + F.pow(F.lit(2.0), match_weight)))
+        F.pow(F.lit(2.0), match_weight) / (1.0 + F.pow(F.lit(2.0), match_weight))
+    )
 
 
 def scored(pairs_df: DataFrame, model: CompiledModel) -> DataFrame:
@@ -208,8 +254,12 @@ def scored(pairs_df: DataFrame, model: CompiledModel) -> DataFrame:
         weight = weight + term
     ids = [f"{c}_{side}" for side in ("l", "r") for c in model.unique_id_columns]
     return with_gammas.select(
-        weight.alias("match_weight"), match_probability(weight).alias("match_probability"),
-        *ids, *[c.gamma_column for c in model.comparisons], MATCH_KEY)
+        weight.alias("match_weight"),
+        match_probability(weight).alias("match_probability"),
+        *ids,
+        *[c.gamma_column for c in model.comparisons],
+        MATCH_KEY,
+    )
 
 
 def scoring_records(records_df: DataFrame, compiled: CompiledModel) -> DataFrame:

@@ -19,11 +19,23 @@ SOURCE_DATASET = "source_dataset"
 
 # Only what the model reads leaves people_std for Splink: fewer columns, smaller shuffles.
 MODEL_COLUMNS = (
-    SOURCE_DATASET, UNIQUE_ID,
-    "forename_std", "surname_std", "surname_parts", "forename_canonical", "surname_canonical",
-    "forename_phonetic", "surname_phonetic",
-    "date_of_birth", "dob_is_placeholder", "year_of_birth", "sex",
-    "postcode_std", "postcode_sector", "postcode_district", "nhs_number",
+    SOURCE_DATASET,
+    UNIQUE_ID,
+    "forename_std",
+    "surname_std",
+    "surname_parts",
+    "forename_canonical",
+    "surname_canonical",
+    "forename_phonetic",
+    "surname_phonetic",
+    "date_of_birth",
+    "dob_is_placeholder",
+    "year_of_birth",
+    "sex",
+    "postcode_std",
+    "postcode_sector",
+    "postcode_district",
+    "nhs_number",
 )
 
 
@@ -38,17 +50,21 @@ def forename_disagrees_sql() -> str:
     The canonical (nickname) form is left out on purpose: EM cannot estimate a comparison in a session that
     blocks on a column it reads, and the first EM session blocks on forename_canonical.
     """
-    return ("forename_std_l <> forename_std_r "
-            "AND forename_phonetic_l <> forename_phonetic_r AND jaro_winkler(forename_std_l, forename_std_r) < 0.8 "
-            "AND forename_std_l <> surname_std_r")
+    return (
+        "forename_std_l <> forename_std_r "
+        "AND forename_phonetic_l <> forename_phonetic_r AND jaro_winkler(forename_std_l, forename_std_r) < 0.8 "
+        "AND forename_std_l <> surname_std_r"
+    )
 
 
 def dob_disagrees_sql() -> str:
     """Both dates known and not close at any level of the date-of-birth comparison (year, day+month or a month)."""
-    return ("date_of_birth_l IS NOT NULL AND date_of_birth_r IS NOT NULL "
-            "AND year(date_of_birth_l) <> year(date_of_birth_r) "
-            "AND NOT (month(date_of_birth_l) = month(date_of_birth_r) AND day(date_of_birth_l) = day(date_of_birth_r)) "
-            "AND abs(datediff(date_of_birth_l, date_of_birth_r)) > 31")
+    return (
+        "date_of_birth_l IS NOT NULL AND date_of_birth_r IS NOT NULL "
+        "AND year(date_of_birth_l) <> year(date_of_birth_r) "
+        "AND NOT (month(date_of_birth_l) = month(date_of_birth_r) AND day(date_of_birth_l) = day(date_of_birth_r)) "
+        "AND abs(datediff(date_of_birth_l, date_of_birth_r)) > 31"
+    )
 
 
 def _name_comparison(column: str, other: str) -> cl.CustomComparison:
@@ -60,53 +76,75 @@ def _name_comparison(column: str, other: str) -> cl.CustomComparison:
     else:
         # Both name comparisons see a swap; counting it twice made two swapped common names alone (no date of birth,
         # no postcode) outweigh the prior: 159 of 351 false links at 100k people. The forename comparison counts it.
-        swapped = swapped.configure(label_for_charts="surname and forename swapped (weighed in forename)", **NEUTRAL)
+        swapped = swapped.configure(
+            label_for_charts="surname and forename swapped (weighed in forename)", **NEUTRAL
+        )
     levels = [
         cll.NullLevel(std),
         cll.ExactMatchLevel(std, term_frequency_adjustments=True),
         swapped,
-        cll.ExactMatchLevel(canonical).configure(tf_adjustment_column=canonical, label_for_charts=f"{canonical} equal"),
+        cll.ExactMatchLevel(canonical).configure(
+            tf_adjustment_column=canonical, label_for_charts=f"{canonical} equal"
+        ),
         cll.JaroWinklerLevel(std, 0.92),
     ]
     if column == "surname":
         # A double-barrelled or changed-on-marriage surname shares one part with the other form.
-        levels.append(cll.ArrayIntersectLevel("surname_parts", 1).configure(label_for_charts="surname part shared"))
+        levels.append(
+            cll.ArrayIntersectLevel("surname_parts", 1).configure(label_for_charts="surname part shared")
+        )
     levels += [
         cll.ExactMatchLevel(phonetic).configure(label_for_charts=f"{phonetic} equal"),
         cll.JaroWinklerLevel(std, 0.8),
         cll.ElseLevel(),
     ]
-    return cl.CustomComparison(levels, output_column_name=column, comparison_description=f"{column} similarity")
+    return cl.CustomComparison(
+        levels, output_column_name=column, comparison_description=f"{column} similarity"
+    )
 
 
 def _date_of_birth_comparison() -> cl.CustomComparison:
     """Exact (1 January, a common placeholder, separately), day/month swapped, one year digit wrong, within a month."""
     return cl.CustomComparison(
         [
-            cll.CustomLevel("year_of_birth_l IS NULL OR year_of_birth_r IS NULL").configure(is_null_level=True),
+            cll.CustomLevel("year_of_birth_l IS NULL OR year_of_birth_r IS NULL").configure(
+                is_null_level=True
+            ),
             # u is fixed: random sampling never sees two records sharing a 1 January date (u sampling found 0 in
             # 5M pairs), and Splink's default u for an unseen first level (0.23) gave this level -6.7 bits, so an
             # exact date of birth counted against a match for everyone born on 1 January. 1 January births and
             # placeholders are about 0.7% of records, spread over some 80 birth years: u = 0.007^2 / 80 ~ 6e-7.
-            cll.CustomLevel("date_of_birth_l = date_of_birth_r AND dob_is_placeholder_l",
-                            label_for_charts="exact, 1 January").configure(u_probability=6e-7, fix_u_probability=True),
+            cll.CustomLevel(
+                "date_of_birth_l = date_of_birth_r AND dob_is_placeholder_l",
+                label_for_charts="exact, 1 January",
+            ).configure(u_probability=6e-7, fix_u_probability=True),
             cll.CustomLevel("date_of_birth_l = date_of_birth_r", label_for_charts="exact"),
-            cll.CustomLevel("year(date_of_birth_l) = year(date_of_birth_r) "
-                            "AND day(date_of_birth_l) = month(date_of_birth_r) "
-                            "AND month(date_of_birth_l) = day(date_of_birth_r)",
-                            label_for_charts="day and month swapped"),
-            cll.CustomLevel("month(date_of_birth_l) = month(date_of_birth_r) "
-                            "AND day(date_of_birth_l) = day(date_of_birth_r) "
-                            "AND levenshtein(cast(year(date_of_birth_l) AS string), "
-                            "cast(year(date_of_birth_r) AS string)) = 1",
-                            label_for_charts="one digit of the year wrong"),
-            cll.CustomLevel("abs(datediff(date_of_birth_l, date_of_birth_r)) <= 31", label_for_charts="within a month"),
+            cll.CustomLevel(
+                "year(date_of_birth_l) = year(date_of_birth_r) "
+                "AND day(date_of_birth_l) = month(date_of_birth_r) "
+                "AND month(date_of_birth_l) = day(date_of_birth_r)",
+                label_for_charts="day and month swapped",
+            ),
+            cll.CustomLevel(
+                "month(date_of_birth_l) = month(date_of_birth_r) "
+                "AND day(date_of_birth_l) = day(date_of_birth_r) "
+                "AND levenshtein(cast(year(date_of_birth_l) AS string), "
+                "cast(year(date_of_birth_r) AS string)) = 1",
+                label_for_charts="one digit of the year wrong",
+            ),
+            cll.CustomLevel(
+                "abs(datediff(date_of_birth_l, date_of_birth_r)) <= 31", label_for_charts="within a month"
+            ),
             # 1 January stands in for an unknown day and month: same year, one side 1 January.
-            cll.CustomLevel("year(date_of_birth_l) = year(date_of_birth_r) AND (dob_is_placeholder_l OR dob_is_placeholder_r)",
-                            label_for_charts="same year, one 1 January"),
+            cll.CustomLevel(
+                "year(date_of_birth_l) = year(date_of_birth_r) AND (dob_is_placeholder_l OR dob_is_placeholder_r)",
+                label_for_charts="same year, one 1 January",
+            ),
             # Third-sector clients often give only a year of birth.
-            cll.CustomLevel("(date_of_birth_l IS NULL OR date_of_birth_r IS NULL) AND year_of_birth_l = year_of_birth_r",
-                            label_for_charts="year only, equal"),
+            cll.CustomLevel(
+                "(date_of_birth_l IS NULL OR date_of_birth_r IS NULL) AND year_of_birth_l = year_of_birth_r",
+                label_for_charts="year only, equal",
+            ),
             cll.ElseLevel(),
         ],
         output_column_name="date_of_birth",
@@ -146,9 +184,12 @@ def _nhs_number_comparison() -> cl.CustomComparison:
     return cl.CustomComparison(
         [
             cll.NullLevel("nhs_number"),
-            cll.CustomLevel(f"nhs_number_l = nhs_number_r AND {forename_disagrees_sql()} AND {dob_disagrees_sql()}")
-            .configure(label_for_charts="same number, forename and date of birth disagree (a relative's number)",
-                       **NEUTRAL),
+            cll.CustomLevel(
+                f"nhs_number_l = nhs_number_r AND {forename_disagrees_sql()} AND {dob_disagrees_sql()}"
+            ).configure(
+                label_for_charts="same number, forename and date of birth disagree (a relative's number)",
+                **NEUTRAL,
+            ),
             cll.ExactMatchLevel("nhs_number"),
             cll.ElseLevel(),
         ],
@@ -164,13 +205,23 @@ def _family_correction() -> cl.CustomComparison:
         [
             # Without both forenames the correction cannot tell: no correction (a null level's weight is 0).
             cll.NullLevel("forename_std"),
-            cll.CustomLevel(f"{forename_disagrees_sql()} AND (nhs_number_l <> nhs_number_r "
-                            "OR (surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r))").configure(
+            cll.CustomLevel(
+                f"{forename_disagrees_sql()} AND (nhs_number_l <> nhs_number_r "
+                "OR (surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r))"
+            ).configure(
                 label_for_charts="forenames disagree and NHS numbers differ or surname and postcode agree (family)",
-                m_probability=2 ** FAMILY_CORRECTION_BITS, u_probability=1.0,
-                fix_m_probability=True, fix_u_probability=True),
-            cll.ElseLevel().configure(label_for_charts="no correction", m_probability=1.0, u_probability=1.0,
-                                      fix_m_probability=True, fix_u_probability=True),
+                m_probability=2**FAMILY_CORRECTION_BITS,
+                u_probability=1.0,
+                fix_m_probability=True,
+                fix_u_probability=True,
+            ),
+            cll.ElseLevel().configure(
+                label_for_charts="no correction",
+                m_probability=1.0,
+                u_probability=1.0,
+                fix_m_probability=True,
+                fix_u_probability=True,
+            ),
         ],
         output_column_name="family",
         comparison_description="correction for families: forenames disagree within a household or across NHS numbers",
@@ -192,10 +243,20 @@ HOUSEHOLD_CORRECTION_BITS = -10.0
 
 
 def _fixed(bits: float) -> dict:
-    return {"m_probability": 2 ** bits, "u_probability": 1.0, "fix_m_probability": True, "fix_u_probability": True}
+    return {
+        "m_probability": 2**bits,
+        "u_probability": 1.0,
+        "fix_m_probability": True,
+        "fix_u_probability": True,
+    }
 
 
-NO_CORRECTION = {"m_probability": 1.0, "u_probability": 1.0, "fix_m_probability": True, "fix_u_probability": True}
+NO_CORRECTION = {
+    "m_probability": 1.0,
+    "u_probability": 1.0,
+    "fix_m_probability": True,
+    "fix_u_probability": True,
+}
 
 
 def _relatives_correction() -> cl.CustomComparison:
@@ -204,14 +265,20 @@ def _relatives_correction() -> cl.CustomComparison:
     dob_disagrees = dob_disagrees_sql()
     return cl.CustomComparison(
         [
-            cll.CustomLevel("date_of_birth_l IS NULL OR date_of_birth_r IS NULL").configure(is_null_level=True),
+            cll.CustomLevel("date_of_birth_l IS NULL OR date_of_birth_r IS NULL").configure(
+                is_null_level=True
+            ),
             cll.CustomLevel(f"nhs_number_l <> nhs_number_r AND {dob_disagrees}").configure(
                 label_for_charts="two different valid NHS numbers and dates of birth disagree (relatives)",
-                **_fixed(RELATIVES_CORRECTION_BITS)),
-            cll.CustomLevel(f"surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r AND {dob_disagrees} "
-                            "AND NOT coalesce(nhs_number_l = nhs_number_r, false)").configure(
+                **_fixed(RELATIVES_CORRECTION_BITS),
+            ),
+            cll.CustomLevel(
+                f"surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r AND {dob_disagrees} "
+                "AND NOT coalesce(nhs_number_l = nhs_number_r, false)"
+            ).configure(
                 label_for_charts="same surname and postcode, dates of birth disagree, NHS numbers not equal (household)",
-                **_fixed(HOUSEHOLD_CORRECTION_BITS)),
+                **_fixed(HOUSEHOLD_CORRECTION_BITS),
+            ),
             cll.ElseLevel().configure(label_for_charts="no correction", **NO_CORRECTION),
         ],
         output_column_name="relatives",
@@ -238,7 +305,10 @@ def with_corrections(model: dict, dialect: str = "spark", corrections=CORRECTION
     """The trained model (Splink JSON as a dict) with the fixed corrections appended as comparisons."""
     present = {c["output_column_name"] for c in model["comparisons"]}
     added = [c.get_comparison(dialect).as_dict() for c in corrections]
-    return {**model, "comparisons": model["comparisons"] + [c for c in added if c["output_column_name"] not in present]}
+    return {
+        **model,
+        "comparisons": model["comparisons"] + [c for c in added if c["output_column_name"] not in present],
+    }
 
 
 # Candidate pairs: each rule catches matches the others miss when one identifier is wrong or missing.
@@ -253,8 +323,10 @@ BLOCKING_RULES_FOR_PREDICTION = (
     block_on("forename_phonetic", "postcode_std"),
     # Forename and surname swapped, and day and month of birth swapped, defeat every rule above.
     CustomRule("l.forename_std = r.surname_std AND l.surname_std = r.forename_std"),
-    CustomRule("l.surname_phonetic = r.surname_phonetic AND l.year_of_birth = r.year_of_birth "
-               "AND day(l.date_of_birth) = month(r.date_of_birth) AND month(l.date_of_birth) = day(r.date_of_birth)"),
+    CustomRule(
+        "l.surname_phonetic = r.surname_phonetic AND l.year_of_birth = r.year_of_birth "
+        "AND day(l.date_of_birth) = month(r.date_of_birth) AND month(l.date_of_birth) = day(r.date_of_birth)"
+    ),
 )
 
 # EM sessions: each fixes some comparisons (those in its rule) and estimates the others.
@@ -291,8 +363,9 @@ records, still linear in practice: every rule is an equi-join on a selective key
 """
 
 
-def build_settings(config: LinkageConfig, comparisons=COMPARISONS,
-                   prediction_rules=BLOCKING_RULES_FOR_PREDICTION) -> SettingsCreator:
+def build_settings(
+    config: LinkageConfig, comparisons=COMPARISONS, prediction_rules=BLOCKING_RULES_FOR_PREDICTION
+) -> SettingsCreator:
     """The model's settings: link_and_dedupe across the four sources (duplicates exist within sources too).
 
     comparisons and prediction_rules default to the full model; `linkage.link.fields.plan_model` narrows them to

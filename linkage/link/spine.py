@@ -36,12 +36,19 @@ def record_uid(dataset: Column, record_id: Column) -> Column:
 
 def ordered_pairs(pairs_df: DataFrame) -> DataFrame:
     """Swap left and right where needed so the left record sorts first: one spelling per pair."""
-    is_ordered = F.struct("source_dataset_l", "source_record_id_l") <= F.struct("source_dataset_r", "source_record_id_r")
-    swapped = {"source_dataset_l": "source_dataset_r", "source_record_id_l": "source_record_id_r",
-               "source_dataset_r": "source_dataset_l", "source_record_id_r": "source_record_id_l"}
+    is_ordered = F.struct("source_dataset_l", "source_record_id_l") <= F.struct(
+        "source_dataset_r", "source_record_id_r"
+    )
+    swapped = {
+        "source_dataset_l": "source_dataset_r",
+        "source_record_id_l": "source_record_id_r",
+        "source_dataset_r": "source_dataset_l",
+        "source_record_id_r": "source_record_id_l",
+    }
     others = [c for c in pairs_df.columns if c not in swapped]
     return pairs_df.select(
-        *[F.when(is_ordered, F.col(c)).otherwise(F.col(swapped[c])).alias(c) for c in PAIR_KEYS], *others)
+        *[F.when(is_ordered, F.col(c)).otherwise(F.col(swapped[c])).alias(c) for c in PAIR_KEYS], *others
+    )
 
 
 def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> DataFrame:
@@ -53,23 +60,40 @@ def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> Data
     """
     weights = predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability")
     swapped = weights.select(
-        F.col("source_dataset_r").alias("source_dataset_l"), F.col("source_record_id_r").alias("source_record_id_l"),
-        F.col("source_dataset_l").alias("source_dataset_r"), F.col("source_record_id_l").alias("source_record_id_r"),
-        "match_weight", "match_probability")
-    by_record_and_source = Window.partitionBy("source_dataset_l", "source_record_id_l", "source_dataset_r").orderBy(
-        F.col("match_weight").desc(), F.col("source_record_id_r"))
+        F.col("source_dataset_r").alias("source_dataset_l"),
+        F.col("source_record_id_r").alias("source_record_id_l"),
+        F.col("source_dataset_l").alias("source_dataset_r"),
+        F.col("source_record_id_l").alias("source_record_id_r"),
+        "match_weight",
+        "match_probability",
+    )
+    by_record_and_source = Window.partitionBy(
+        "source_dataset_l", "source_record_id_l", "source_dataset_r"
+    ).orderBy(F.col("match_weight").desc(), F.col("source_record_id_r"))
     ranked = weights.unionByName(swapped).select(
-        "*", F.row_number().over(by_record_and_source).alias("rank"),
-        F.lead("match_weight").over(by_record_and_source).alias("next_weight"))
-    best = ranked.where((F.col("rank") == 1) & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight"))))
+        "*",
+        F.row_number().over(by_record_and_source).alias("rank"),
+        F.lead("match_weight").over(by_record_and_source).alias("next_weight"),
+    )
+    best = ranked.where(
+        (F.col("rank") == 1)
+        & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight")))
+    )
     # A pair is mutual when it is best from both ends: it then appears twice among `best`, once per direction.
-    mutual = (ordered_pairs(best.select(*PAIR_KEYS, "match_probability"))
-              .groupBy(*PAIR_KEYS).agg(F.count("*").alias("ends"), F.first("match_probability").alias("match_probability")))
+    mutual = (
+        ordered_pairs(best.select(*PAIR_KEYS, "match_probability"))
+        .groupBy(*PAIR_KEYS)
+        .agg(F.count("*").alias("ends"), F.first("match_probability").alias("match_probability"))
+    )
     return mutual.where((F.col("ends") == 2) & (F.col("match_probability") >= min_probability)).drop("ends")
 
 
-def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, thresholds: ThresholdsConfig,
-               decisions_df: DataFrame | None = None) -> DataFrame:
+def link_edges(
+    deterministic_df: DataFrame,
+    predictions_df: DataFrame,
+    thresholds: ThresholdsConfig,
+    decisions_df: DataFrame | None = None,
+) -> DataFrame:
     """Pairs that link, with how: NHS number, the model (at or above the upper threshold, or at or above best_link
     between mutual single best candidates), or a clerical match.
 
@@ -78,31 +102,46 @@ def link_edges(deterministic_df: DataFrame, predictions_df: DataFrame, threshold
     decision counts: an `unsure` one neither adds nor removes it (the model decides).
     """
     no_probability = F.lit(None).cast("double").alias("match_probability")
-    edges = ordered_pairs(deterministic_df.select(*PAIR_KEYS, no_probability)).withColumn(
-        "method", F.lit("nhs_number")).unionByName(
-        ordered_pairs(predictions_df.where(F.col("match_probability") >= thresholds.upper)
-                      .select(*PAIR_KEYS, "match_probability"))
-        .unionByName(mutual_best_pairs(predictions_df, thresholds.best_link))
-        .withColumn("method", F.lit("probabilistic")))
+    edges = (
+        ordered_pairs(deterministic_df.select(*PAIR_KEYS, no_probability))
+        .withColumn("method", F.lit("nhs_number"))
+        .unionByName(
+            ordered_pairs(
+                predictions_df.where(F.col("match_probability") >= thresholds.upper).select(
+                    *PAIR_KEYS, "match_probability"
+                )
+            )
+            .unionByName(mutual_best_pairs(predictions_df, thresholds.best_link))
+            .withColumn("method", F.lit("probabilistic"))
+        )
+    )
     if decisions_df is not None:
         decisions = latest_decisions(decisions_df)
-        edges = edges.unionByName(decisions.where("decision = 'match'").select(*PAIR_KEYS, no_probability)
-                                  .withColumn("method", F.lit("clerical")))
-        edges = edges.join(decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), how="left_anti")
+        edges = edges.unionByName(
+            decisions.where("decision = 'match'")
+            .select(*PAIR_KEYS, no_probability)
+            .withColumn("method", F.lit("clerical"))
+        )
+        edges = edges.join(
+            decisions.where("decision = 'non_match'").select(*PAIR_KEYS), list(PAIR_KEYS), how="left_anti"
+        )
     return edges.distinct()
 
 
-def without_weak_edges_in_oversized_clusters(edges_df: DataFrame, clusters_df: DataFrame, max_size: int,
-                                             strict_probability: float) -> DataFrame:
+def without_weak_edges_in_oversized_clusters(
+    edges_df: DataFrame, clusters_df: DataFrame, max_size: int, strict_probability: float
+) -> DataFrame:
     """Drop model edges below strict_probability inside clusters of more than max_size records.
 
     Connected components chain: a few borderline links between people sharing a common name can
     join dozens of them into one cluster. NHS-number and clerical links are kept.
     """
     sizes = clusters_df.groupBy("cluster_id").agg(F.count("*").alias("size"))
-    in_oversized = (clusters_df.join(sizes.where(F.col("size") > max_size), "cluster_id", how="inner")
-                    .select(F.col("source_dataset").alias("source_dataset_l"),
-                            F.col("source_record_id").alias("source_record_id_l"), F.lit(True).alias("is_oversized")))
+    in_oversized = clusters_df.join(sizes.where(F.col("size") > max_size), "cluster_id", how="inner").select(
+        F.col("source_dataset").alias("source_dataset_l"),
+        F.col("source_record_id").alias("source_record_id_l"),
+        F.lit(True).alias("is_oversized"),
+    )
     flagged = edges_df.join(in_oversized, ["source_dataset_l", "source_record_id_l"], how="left")
     is_weak = (F.col("method") == "probabilistic") & (F.col("match_probability") < strict_probability)
     return flagged.where(~(F.coalesce(F.col("is_oversized"), F.lit(False)) & is_weak)).drop("is_oversized")
@@ -118,14 +157,25 @@ def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFr
 
     Such a cluster is two people chained together (a parent and child, siblings), whatever links joined them.
     """
-    holders = (clusters_df.select("cluster_id", *RECORD_KEY)
-               .join(people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth")
-                     .where(F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()), list(RECORD_KEY), how="inner"))
-    left = holders.select("cluster_id", F.col("nhs_number").alias("nhs_l"), F.col("date_of_birth").alias("dob_l"))
-    right = holders.select("cluster_id", F.col("nhs_number").alias("nhs_r"), F.col("date_of_birth").alias("dob_r"))
-    return (left.join(right, "cluster_id", how="inner")
-            .where((F.col("nhs_l") < F.col("nhs_r")) & (F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS))
-            .select("cluster_id").distinct())
+    holders = clusters_df.select("cluster_id", *RECORD_KEY).join(
+        people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth").where(
+            F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()
+        ),
+        list(RECORD_KEY),
+        how="inner",
+    )
+    left = holders.select(
+        "cluster_id", F.col("nhs_number").alias("nhs_l"), F.col("date_of_birth").alias("dob_l")
+    )
+    right = holders.select(
+        "cluster_id", F.col("nhs_number").alias("nhs_r"), F.col("date_of_birth").alias("dob_r")
+    )
+    return (
+        left.join(right, "cluster_id", how="inner")
+        .where((F.col("nhs_l") < F.col("nhs_r")) & (F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS))
+        .select("cluster_id")
+        .distinct()
+    )
 
 
 def without_weakest_edges(edges_df: DataFrame, clusters_df: DataFrame, conflicted_df: DataFrame) -> DataFrame:
@@ -134,21 +184,30 @@ def without_weakest_edges(edges_df: DataFrame, clusters_df: DataFrame, conflicte
     NHS-number and clerical links are never removed: a reviewer's match stands, and an NHS-number link needs
     agreeing dates of birth.
     """
-    ends = (clusters_df.join(conflicted_df, "cluster_id", how="inner")
-            .select("cluster_id", F.col("source_dataset").alias("source_dataset_l"),
-                    F.col("source_record_id").alias("source_record_id_l")))
+    ends = clusters_df.join(conflicted_df, "cluster_id", how="inner").select(
+        "cluster_id",
+        F.col("source_dataset").alias("source_dataset_l"),
+        F.col("source_record_id").alias("source_record_id_l"),
+    )
     is_model = F.col("method") == "probabilistic"
     flagged = edges_df.join(ends, ["source_dataset_l", "source_record_id_l"], how="left")
-    weakest = (flagged.where(is_model & F.col("cluster_id").isNotNull())
-               .groupBy("cluster_id").agg(F.min("match_probability").alias("weakest")))
+    weakest = (
+        flagged.where(is_model & F.col("cluster_id").isNotNull())
+        .groupBy("cluster_id")
+        .agg(F.min("match_probability").alias("weakest"))
+    )
     flagged = flagged.join(weakest, "cluster_id", how="left")
     drop = is_model & (F.col("match_probability") <= F.col("weakest"))
     return flagged.where(~F.coalesce(drop, F.lit(False))).drop("cluster_id", "weakest")
 
 
-def split_conflicting_clusters(edges_df: DataFrame, clusters_df: DataFrame, people_df: DataFrame,
-                               recluster: Callable[[DataFrame], DataFrame], rounds: int
-                               ) -> tuple[DataFrame, DataFrame, int]:
+def split_conflicting_clusters(
+    edges_df: DataFrame,
+    clusters_df: DataFrame,
+    people_df: DataFrame,
+    recluster: Callable[[DataFrame], DataFrame],
+    rounds: int,
+) -> tuple[DataFrame, DataFrame, int]:
     """Refuse chains: while a cluster holds two valid NHS numbers with dates of birth years apart, drop its weakest
     model link and cluster again (at most `rounds` times). Returns the edges, the clusters and the links removed.
 
@@ -171,9 +230,15 @@ def split_conflicting_clusters(edges_df: DataFrame, clusters_df: DataFrame, peop
 
 def latest_decisions(decisions_df: DataFrame) -> DataFrame:
     """One decision per pair (in canonical order): the most recent wins when a pair was reviewed twice."""
-    latest_first = Window.partitionBy(*PAIR_KEYS).orderBy(F.col("decided_at").desc_nulls_last(), F.col("decision"))
-    return (ordered_pairs(decisions_df.select(*PAIR_KEYS, "decision", "decided_at"))
-            .withColumn("rank", F.row_number().over(latest_first)).where("rank = 1").drop("rank"))
+    latest_first = Window.partitionBy(*PAIR_KEYS).orderBy(
+        F.col("decided_at").desc_nulls_last(), F.col("decision")
+    )
+    return (
+        ordered_pairs(decisions_df.select(*PAIR_KEYS, "decision", "decided_at"))
+        .withColumn("rank", F.row_number().over(latest_first))
+        .where("rank = 1")
+        .drop("rank")
+    )
 
 
 def edges_for_clustering(edges_df: DataFrame) -> DataFrame:
@@ -185,42 +250,59 @@ def edges_for_clustering(edges_df: DataFrame) -> DataFrame:
 
 
 def nodes_for_clustering(people_df: DataFrame) -> DataFrame:
-    return people_df.select(record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid"))
+    return people_df.select(
+        record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid")
+    )
 
 
 def clusters_from_components(people_df: DataFrame, components_df: DataFrame) -> DataFrame:
     """Records with their cluster id (a record uid), from connected components over record uids."""
-    keyed = people_df.select(*RECORD_KEY, record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid"))
+    keyed = people_df.select(
+        *RECORD_KEY, record_uid(F.col("source_dataset"), F.col("source_record_id")).alias("record_uid")
+    )
     return keyed.join(components_df.select("record_uid", "cluster_id"), "record_uid", how="left").select(
-        *RECORD_KEY, "record_uid", F.coalesce("cluster_id", "record_uid").alias("cluster_id"))
+        *RECORD_KEY, "record_uid", F.coalesce("cluster_id", "record_uid").alias("cluster_id")
+    )
 
 
 def new_person_key(seed: Column, salt: int = 0) -> Column:
-    return F.concat(F.lit(NEW_KEY_PREFIX),
-                    F.substring(F.sha2(F.concat(seed, F.lit(f"#{salt}")), 256), 1, NEW_KEY_HEX_CHARS))
+    return F.concat(
+        F.lit(NEW_KEY_PREFIX),
+        F.substring(F.sha2(F.concat(seed, F.lit(f"#{salt}")), 256), 1, NEW_KEY_HEX_CHARS),
+    )
 
 
-def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | None,
-                       known_keys_df: DataFrame | None = None) -> DataFrame:
+def assign_person_keys(
+    clusters_df: DataFrame, previous_spine_df: DataFrame | None, known_keys_df: DataFrame | None = None
+) -> DataFrame:
     """Add person_key to (source_dataset, source_record_id, record_uid, cluster_id) rows.
 
     known_keys_df (one column person_key) lists every key ever issued, so a new key never
     reuses a retired one.
     """
-    sizes = clusters_df.groupBy("cluster_id").agg(F.min("record_uid").alias("min_uid"), F.count("*").alias("size"))
+    sizes = clusters_df.groupBy("cluster_id").agg(
+        F.min("record_uid").alias("min_uid"), F.count("*").alias("size")
+    )
     if previous_spine_df is None:
         inherited = sizes.select("cluster_id", F.lit(None).cast("string").alias("person_key")).limit(0)
     else:
         previous = previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("previous_key"))
-        votes = (clusters_df.join(previous, list(RECORD_KEY), how="inner").groupBy("cluster_id", "previous_key")
-                 .agg(F.count("*").alias("votes")).join(sizes, "cluster_id", how="inner"))
+        votes = (
+            clusters_df.join(previous, list(RECORD_KEY), how="inner")
+            .groupBy("cluster_id", "previous_key")
+            .agg(F.count("*").alias("votes"))
+            .join(sizes, "cluster_id", how="inner")
+        )
         # Each previous key goes to the cluster holding most of its records (ties: smallest record).
         by_key = Window.partitionBy("previous_key").orderBy(F.col("votes").desc(), F.col("min_uid"))
         won = votes.withColumn("rank", F.row_number().over(by_key)).where("rank = 1")
         # A cluster that won several keys (a merge) keeps the one most of its records held (ties: smallest key).
         by_cluster = Window.partitionBy("cluster_id").orderBy(F.col("votes").desc(), F.col("previous_key"))
-        inherited = (won.withColumn("rank", F.row_number().over(by_cluster)).where("rank = 1")
-                     .select("cluster_id", F.col("previous_key").alias("person_key")))
+        inherited = (
+            won.withColumn("rank", F.row_number().over(by_cluster))
+            .where("rank = 1")
+            .select("cluster_id", F.col("previous_key").alias("person_key"))
+        )
     keyed = sizes.join(inherited, "cluster_id", how="left")
     taken = known_keys_df.select("person_key").distinct() if known_keys_df is not None else None
     if previous_spine_df is not None:
@@ -230,34 +312,59 @@ def assign_person_keys(clusters_df: DataFrame, previous_spine_df: DataFrame | No
     if taken is not None:
         # Salt once more when the first candidate was issued before (e.g. a split-off record's old key).
         taken_flag = taken.select(F.col("person_key").alias("candidate"), F.lit(True).alias("is_taken"))
-        keyed = (keyed.withColumn("candidate", fresh).join(taken_flag, "candidate", how="left")
-                 .withColumn("fresh_key", F.when(F.col("is_taken"), new_person_key(F.col("min_uid"), 1))
-                             .otherwise(F.col("candidate")))
-                 .drop("candidate", "is_taken"))
+        keyed = (
+            keyed.withColumn("candidate", fresh)
+            .join(taken_flag, "candidate", how="left")
+            .withColumn(
+                "fresh_key",
+                F.when(F.col("is_taken"), new_person_key(F.col("min_uid"), 1)).otherwise(F.col("candidate")),
+            )
+            .drop("candidate", "is_taken")
+        )
     else:
         keyed = keyed.withColumn("fresh_key", fresh)
-    keyed = keyed.select("cluster_id", F.coalesce("person_key", "fresh_key").alias("person_key"),
-                         F.col("size").cast("int").alias("cluster_size"))
+    keyed = keyed.select(
+        "cluster_id",
+        F.coalesce("person_key", "fresh_key").alias("person_key"),
+        F.col("size").cast("int").alias("cluster_size"),
+    )
     return clusters_df.join(keyed, "cluster_id", how="inner")
 
 
 def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
     """match_method per record: the most certain kind of edge that touches it, or singleton."""
     priority = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
-    ends = edges_df.select(F.col("source_dataset_l").alias("source_dataset"),
-                           F.col("source_record_id_l").alias("source_record_id"), "method").unionByName(
-        edges_df.select(F.col("source_dataset_r").alias("source_dataset"),
-                        F.col("source_record_id_r").alias("source_record_id"), "method"))
-    best = (ends.withColumn("priority", priority[F.col("method")]).groupBy(*RECORD_KEY)
-            .agg(F.min_by("method", "priority").alias("edge_method")))
-    return keyed_df.join(best, list(RECORD_KEY), how="left").withColumn(
-        "match_method",
-        F.when(F.col("cluster_size") == 1, F.lit("singleton")).otherwise(F.coalesce("edge_method", F.lit("probabilistic"))),
-    ).drop("edge_method")
+    ends = edges_df.select(
+        F.col("source_dataset_l").alias("source_dataset"),
+        F.col("source_record_id_l").alias("source_record_id"),
+        "method",
+    ).unionByName(
+        edges_df.select(
+            F.col("source_dataset_r").alias("source_dataset"),
+            F.col("source_record_id_r").alias("source_record_id"),
+            "method",
+        )
+    )
+    best = (
+        ends.withColumn("priority", priority[F.col("method")])
+        .groupBy(*RECORD_KEY)
+        .agg(F.min_by("method", "priority").alias("edge_method"))
+    )
+    return (
+        keyed_df.join(best, list(RECORD_KEY), how="left")
+        .withColumn(
+            "match_method",
+            F.when(F.col("cluster_size") == 1, F.lit("singleton")).otherwise(
+                F.coalesce("edge_method", F.lit("probabilistic"))
+            ),
+        )
+        .drop("edge_method")
+    )
 
 
-def registry_events(spine_df: DataFrame, previous_spine_df: DataFrame | None,
-                    known_keys_df: DataFrame | None = None) -> DataFrame:
+def registry_events(
+    spine_df: DataFrame, previous_spine_df: DataFrame | None, known_keys_df: DataFrame | None = None
+) -> DataFrame:
     """This run's key history: created, merged (a vanished key's records now under another), split, retired."""
     current = spine_df.groupBy("person_key").agg(F.count("*").cast("int").alias("record_count"))
     known = known_keys_df.select("person_key").distinct() if known_keys_df is not None else None
@@ -265,35 +372,60 @@ def registry_events(spine_df: DataFrame, previous_spine_df: DataFrame | None,
         previous_keys = previous_spine_df.select("person_key").distinct()
         known = previous_keys if known is None else known.unionByName(previous_keys).distinct()
     created = current if known is None else current.join(known, "person_key", how="left_anti")
-    events = created.select("person_key", F.lit("created").alias("event"),
-                            F.lit(None).cast("string").alias("related_person_key"), "record_count")
+    events = created.select(
+        "person_key",
+        F.lit("created").alias("event"),
+        F.lit(None).cast("string").alias("related_person_key"),
+        "record_count",
+    )
     if previous_spine_df is None:
         return events
-    moves = (spine_df.select(*RECORD_KEY, "person_key")
-             .join(previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("related_person_key")),
-                   list(RECORD_KEY), how="inner")
-             .where(F.col("person_key") != F.col("related_person_key"))
-             .select("person_key", "related_person_key").distinct())
-    survivors = current.select(F.col("person_key").alias("related_person_key"), F.lit(True).alias("still_exists"))
-    moved = (moves.join(survivors, "related_person_key", how="left").join(current, "person_key", how="inner")
-             .select("person_key",
-                     F.when(F.col("still_exists"), F.lit("split")).otherwise(F.lit("merged")).alias("event"),
-                     "related_person_key", "record_count"))
-    retired = (previous_keys.join(current, "person_key", how="left_anti")
-               .select("person_key", F.lit("retired").alias("event"), F.lit(None).cast("string").alias("related_person_key"),
-                       F.lit(0).alias("record_count")))
+    moves = (
+        spine_df.select(*RECORD_KEY, "person_key")
+        .join(
+            previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("related_person_key")),
+            list(RECORD_KEY),
+            how="inner",
+        )
+        .where(F.col("person_key") != F.col("related_person_key"))
+        .select("person_key", "related_person_key")
+        .distinct()
+    )
+    survivors = current.select(
+        F.col("person_key").alias("related_person_key"), F.lit(True).alias("still_exists")
+    )
+    moved = (
+        moves.join(survivors, "related_person_key", how="left")
+        .join(current, "person_key", how="inner")
+        .select(
+            "person_key",
+            F.when(F.col("still_exists"), F.lit("split")).otherwise(F.lit("merged")).alias("event"),
+            "related_person_key",
+            "record_count",
+        )
+    )
+    retired = previous_keys.join(current, "person_key", how="left_anti").select(
+        "person_key",
+        F.lit("retired").alias("event"),
+        F.lit(None).cast("string").alias("related_person_key"),
+        F.lit(0).alias("record_count"),
+    )
     return events.unionByName(moved).unionByName(retired)
 
 
-def review_pairs(predictions_df: DataFrame, thresholds: ThresholdsConfig, decisions_df: DataFrame | None = None) -> DataFrame:
+def review_pairs(
+    predictions_df: DataFrame, thresholds: ThresholdsConfig, decisions_df: DataFrame | None = None
+) -> DataFrame:
     """Pairs with lower <= probability < upper that no reviewer has settled yet.
 
     A pair whose latest decision is `unsure` stays in the queue: the model still decides it, and
     another reviewer should look.
     """
     queue = ordered_pairs(
-        predictions_df.where((F.col("match_probability") >= thresholds.lower) & (F.col("match_probability") < thresholds.upper))
-        .select(*PAIR_KEYS, "match_probability", "match_weight"))
+        predictions_df.where(
+            (F.col("match_probability") >= thresholds.lower) & (F.col("match_probability") < thresholds.upper)
+        ).select(*PAIR_KEYS, "match_probability", "match_weight")
+    )
     if decisions_df is not None:
         settled = latest_decisions(decisions_df).where(F.col("decision").isin(*SETTLING_DECISIONS))
         queue = queue.join(settled.select(*PAIR_KEYS), list(PAIR_KEYS), how="left_anti")

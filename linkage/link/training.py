@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from linkage.cli import JobContext
 from linkage.errors import InputError
+from linkage.harness import JobContext
 from linkage.lake import read_table, table_exists
 from linkage.link.fields import plan_model, populated_columns, populated_counts, populated_metrics
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
@@ -15,7 +15,9 @@ from linkage.schemas import PEOPLE_STD
 
 def read_people(ctx: JobContext):
     if not table_exists(ctx.spark, ctx.config.paths.lake, PEOPLE_STD):
-        raise InputError(f"{ctx.config.paths.lake}/restricted/people_std not found: run `python -m jobs.ingest` first")
+        raise InputError(
+            f"{ctx.config.paths.lake}/restricted/people_std not found: run `python -m jobs.ingest` first"
+        )
     # Pinned: the version current now is read for the whole job and logged, whatever commits meanwhile.
     from linkage.releases.cycle import log_pinned, pinned_versions
 
@@ -39,17 +41,21 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     plan = plan_model(populated_columns(populated))
     ctx.run.log_metrics(populated_metrics(populated))
     ctx.say(f"model fields: {plan.describe()}")
-    ctx.run.log_params({
-        "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in plan.prediction_rules),
-        "model.em_blocking_rules": " | ".join(rule_sql(r) for r in plan.em_rules),
-        "model.prior_rules": " | ".join(rule_sql(r) for r in plan.prior_rules),
-        "model.missing_fields": ", ".join(plan.missing_columns) or "none",
-    })
+    ctx.run.log_params(
+        {
+            "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in plan.prediction_rules),
+            "model.em_blocking_rules": " | ".join(rule_sql(r) for r in plan.em_rules),
+            "model.prior_rules": " | ".join(rule_sql(r) for r in plan.prior_rules),
+            "model.missing_fields": ", ".join(plan.missing_columns) or "none",
+        }
+    )
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
         with ctx.stage("count blocked pairs"):
             blocking = blocking_pair_counts(people, plan.prediction_rules)
             ctx.run.log_dict(blocking, "model/blocking_pair_counts.json")
-            ctx.run.log_metrics({f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)})
+            ctx.run.log_metrics(
+                {f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)}
+            )
         with ctx.stage("train model"):
             model, trained, scoring = train_model(db_api, people, config.linkage, plan)
         if plan.dropped.get("em_sessions"):
@@ -60,10 +66,13 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
             ctx.run.log_dict(model, "model/splink_model.json")
             for name, page in chart_html(trained, scoring).items():
                 ctx.run.log_text(page, f"charts/{name}")
-            ctx.run.log_metrics({"model.probability_two_random_records_match":
-                                 model["probability_two_random_records_match"]})
+            ctx.run.log_metrics(
+                {"model.probability_two_random_records_match": model["probability_two_random_records_match"]}
+            )
             version = register_model(config, ctx.run, model)
     ctx.run.set_tags({"model_version": version})
-    ctx.say(f"registered '{config.tracking.registered_model}' version {version}; approve it with "
-            f"`python -m jobs.approve --version {version}`")
+    ctx.say(
+        f"registered '{config.tracking.registered_model}' version {version}; approve it with "
+        f"`python -m jobs.approve --version {version}`"
+    )
     return {"model_version": version, "records": sum(counts.values())}

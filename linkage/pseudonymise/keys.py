@@ -19,8 +19,9 @@ from linkage.errors import ConfigError
 KEY_BYTES = 32
 
 
-def load_release_key(config: AppConfig, environ: Mapping[str, str],
-                     say: Callable[[str], None] = print) -> bytes:
+def load_release_key(
+    config: AppConfig, environ: Mapping[str, str], say: Callable[[str], None] = print
+) -> bytes:
     """The release key: $<key_env> first, then the key file; in local mode a missing key file is created.
 
     The key is written as hex text (at least 64 hex digits). Outside local mode a missing key is a
@@ -35,7 +36,9 @@ def load_release_key(config: AppConfig, environ: Mapping[str, str],
         _refuse_inside_lake(key_file, config.paths.lake)
     if key_file is not None and key_file.exists():
         if key_file.stat().st_mode & 0o077:
-            say(f"warning: release key file {key_file} can be read by other users; restrict it with chmod 600")
+            say(
+                f"warning: release key file {key_file} can be read by other users; restrict it with chmod 600"
+            )
         return _decode(key_file.read_text(encoding="ascii", errors="replace").strip(), f"key file {key_file}")
     if config.environment != "local":
         raise ConfigError(
@@ -44,12 +47,16 @@ def load_release_key(config: AppConfig, environ: Mapping[str, str],
             f"(a key is created automatically only when environment is 'local', here '{config.environment}')"
         )
     if key_file is None:
-        raise ConfigError("no pseudonymisation key: in local mode set pseudonymise.key_file to a path outside the "
-                          f"lake where a key can be created, or set {settings.key_env}")
+        raise ConfigError(
+            "no pseudonymisation key: in local mode set pseudonymise.key_file to a path outside the "
+            f"lake where a key can be created, or set {settings.key_env}"
+        )
     created = create_key_file(key_file)
     if created:
-        say(f"local mode: created a new release key file at {key_file} (mode 0600; keep it out of git and backups "
-            f"shared with analysts)")
+        say(
+            f"local mode: created a new release key file at {key_file} (mode 0600; keep it out of git and backups "
+            f"shared with analysts)"
+        )
     return _decode(key_file.read_text(encoding="ascii").strip(), f"key file {key_file}")
 
 
@@ -72,11 +79,15 @@ def _decode(text: str, where: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:
-        raise ConfigError(f"{where}: the release key must be hex text (e.g. from `python -c "
-                          f"\"import secrets; print(secrets.token_hex({KEY_BYTES}))\"`)") from None
+        raise ConfigError(
+            f"{where}: the release key must be hex text (e.g. from `python -c "
+            f'"import secrets; print(secrets.token_hex({KEY_BYTES}))"`)'
+        ) from None
     if len(key) < KEY_BYTES:
-        raise ConfigError(f"{where}: the release key must be at least {KEY_BYTES} bytes ({2 * KEY_BYTES} hex digits), "
-                          f"got {len(key)} bytes")
+        raise ConfigError(
+            f"{where}: the release key must be at least {KEY_BYTES} bytes ({2 * KEY_BYTES} hex digits), "
+            f"got {len(key)} bytes"
+        )
     return key
 
 
@@ -85,4 +96,6 @@ def _refuse_inside_lake(key_file: Path, lake: str) -> None:
     if "://" in lake:
         return
     if key_file.resolve().is_relative_to(Path(lake).resolve()):
-        raise ConfigError(f"pseudonymise.key_file {key_file} is inside the lake {lake}: keep the key outside it")
+        raise ConfigError(
+            f"pseudonymise.key_file {key_file} is inside the lake {lake}: keep the key outside it"
+        )

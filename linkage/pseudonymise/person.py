@@ -43,12 +43,19 @@ def record_activity_span(activity_dfs: Mapping[str, DataFrame]) -> DataFrame:
         reduce(DataFrame.unionByName, dated)
         .where(F.col("activity_date").isNotNull())
         .groupBy("source_dataset", "source_record_id")
-        .agg(F.min("activity_date").alias("first_activity_date"), F.max("activity_date").alias("last_activity_date"))
+        .agg(
+            F.min("activity_date").alias("first_activity_date"),
+            F.max("activity_date").alias("last_activity_date"),
+        )
     )
 
 
-def person_records(record_person_df: DataFrame, people_df: DataFrame, activity_span_df: DataFrame,
-                   source_priority: Sequence[str]) -> DataFrame:
+def person_records(
+    record_person_df: DataFrame,
+    people_df: DataFrame,
+    activity_span_df: DataFrame,
+    source_priority: Sequence[str],
+) -> DataFrame:
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
     key = ["source_dataset", "source_record_id"]
     return (
@@ -77,7 +84,9 @@ def preferred_value(records: Column, name: str, most_recent_first: bool = False)
     Each record struct holds source_rank, last_activity_date and the attribute. Done with array functions
     on the person's few records, so the whole person table needs one shuffle, not one per attribute.
     """
-    values = F.array_distinct(F.filter(F.transform(records, lambda record: record[name]), lambda v: v.isNotNull()))
+    values = F.array_distinct(
+        F.filter(F.transform(records, lambda record: record[name]), lambda v: v.isNotNull())
+    )
 
     def ranking(value: Column) -> Column:
         same = F.filter(records, lambda record: record[name] == value)
@@ -86,8 +95,11 @@ def preferred_value(records: Column, name: str, most_recent_first: bool = False)
         latest = F.array_max(F.transform(same, lambda record: record["last_activity_date"]))  # nulls skipped
         # Ascending sort: more recent is smaller; a value seen only on records without activity sorts last.
         older_first = F.coalesce(-F.unix_date(latest), F.lit(NO_ACTIVITY_RANK))
-        keys = ([older_first, best_source_rank, fewer_first] if most_recent_first
-                else [fewer_first, best_source_rank, older_first])
+        keys = (
+            [older_first, best_source_rank, fewer_first]
+            if most_recent_first
+            else [fewer_first, best_source_rank, older_first]
+        )
         return F.struct(*[key.alias(f"k{i}") for i, key in enumerate(keys)], value.alias("value"))
 
     return F.try_element_at(F.array_sort(F.transform(values, ranking)), F.lit(1))["value"]
@@ -103,10 +115,15 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
         F.collect_list(F.struct("source_rank", "last_activity_date", *attributes)).alias("records"),
     )
     chosen = {name: preferred_value(F.col("records"), name) for name in MOST_COMMON_ATTRIBUTES}
-    chosen |= {name: preferred_value(F.col("records"), name, most_recent_first=True) for name in MOST_RECENT_ATTRIBUTES}
+    chosen |= {
+        name: preferred_value(F.col("records"), name, most_recent_first=True)
+        for name in MOST_RECENT_ATTRIBUTES
+    }
     # Choose once in its own projection: the derived columns below then read plain columns.
-    chosen_df = person_df.select(*[c for c in person_df.columns if c != "records"],
-                                 *[value.alias(name) for name, value in chosen.items()])
+    chosen_df = person_df.select(
+        *[c for c in person_df.columns if c != "records"],
+        *[value.alias(name) for name, value in chosen.items()],
+    )
     # With only a year of birth, the birth is taken at mid-year (see demographics.birth_date).
     birth = F.coalesce(F.col("date_of_birth"), birth_date(F.col("year_of_birth")))
     return chosen_df.select(
@@ -129,5 +146,7 @@ def persons_with_conflicts(records_df: DataFrame) -> dict[str, int]:
     """How many persons' records hold more than one distinct value per attribute (QA aggregates only)."""
     names = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
     distinct_df = records_df.groupBy("person_id").agg(*[F.count_distinct(name).alias(name) for name in names])
-    totals = distinct_df.agg(*[F.sum(F.when(F.col(name) > 1, 1).otherwise(0)).alias(name) for name in names]).first()
+    totals = distinct_df.agg(
+        *[F.sum(F.when(F.col(name) > 1, 1).otherwise(0)).alias(name) for name in names]
+    ).first()
     return {name: int(totals[name] or 0) for name in names}

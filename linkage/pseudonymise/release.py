@@ -13,8 +13,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from linkage import lake, sources
-from linkage.cli import JobContext
 from linkage.errors import InputError
+from linkage.harness import JobContext
 from linkage.pseudonymise.keys import load_release_key
 from linkage.pseudonymise.person import (
     build_person,
@@ -40,15 +40,20 @@ RECORD_KEY = ["source_dataset", "source_record_id"]
 
 def record_person_map(spine_df: DataFrame, key: bytes) -> DataFrame:
     """(source_dataset, source_record_id, person_id) for every spine record with a person_key."""
-    return spine_df.join(person_id_for(spine_df, key), "person_key", how="inner").select(*RECORD_KEY, "person_id")
+    return spine_df.join(person_id_for(spine_df, key), "person_key", how="inner").select(
+        *RECORD_KEY, "person_id"
+    )
 
 
-def pseudonymise_activity(activity_df: DataFrame, record_person_df: DataFrame, contract: TableContract,
-                          run_id: str) -> DataFrame:
+def pseudonymise_activity(
+    activity_df: DataFrame, record_person_df: DataFrame, contract: TableContract, run_id: str
+) -> DataFrame:
     """Activity rows keyed by person_id, holding only the contract's columns (local ids dropped)."""
-    return (activity_df.join(record_person_df, RECORD_KEY, how="inner")
-            .withColumn("run_id", F.lit(run_id))
-            .select(*contract.column_names))
+    return (
+        activity_df.join(record_person_df, RECORD_KEY, how="inner")
+        .withColumn("run_id", F.lit(run_id))
+        .select(*contract.column_names)
+    )
 
 
 def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
@@ -62,15 +67,23 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
     inputs = [PERSON_SPINE, PEOPLE_STD, *sources.activity_std_contracts().values()]
     missing = [f"{c.zone}/{c.name}" for c in inputs if not lake.table_exists(spark, lake_root, c)]
     if missing:
-        raise InputError(f"input tables missing from {lake_root}: {', '.join(missing)} (run ingest and link first)")
+        raise InputError(
+            f"input tables missing from {lake_root}: {', '.join(missing)} (run ingest and link first)"
+        )
     # Read the versions logged, so a link run committing meanwhile cannot mix two spines into one release.
     versions = lake.table_versions(spark, lake_root, inputs)
-    run.log_params({"pseudonymise.reference_date_used": reference_date.isoformat(),
-                    **{f"input_version.{name}": version for name, version in versions.items()}})
+    run.log_params(
+        {
+            "pseudonymise.reference_date_used": reference_date.isoformat(),
+            **{f"input_version.{name}": version for name, version in versions.items()},
+        }
+    )
     run.set_tags({"release_id": config.pseudonymise.release_id})
 
     def read(contract: TableContract) -> DataFrame:
-        return lake.read_table(spark, lake_root, contract, version=versions[f"{contract.zone}/{contract.name}"])
+        return lake.read_table(
+            spark, lake_root, contract, version=versions[f"{contract.zone}/{contract.name}"]
+        )
 
     counts: dict[str, int] = {}
     metrics: dict[str, int] = {}
@@ -80,27 +93,45 @@ def run_pseudonymise(ctx: JobContext) -> dict[str, int]:
     try:
         with ctx.stage("pseudonymise keys"):
             metrics["spine_records_without_person"] = spine_df.count() - record_person_df.count()
-        activity_dfs = {source: read(contract) for source, contract in sources.activity_std_contracts().items()}
+        activity_dfs = {
+            source: read(contract) for source, contract in sources.activity_std_contracts().items()
+        }
         for source, contract in sources.pseudonymised_activity_contracts().items():
             with ctx.stage(f"write {contract.name}"):
                 fields = sources.get(source).free_text_fields
                 controlled_df = with_controlled_vocabulary(activity_dfs[source], fields, vocabularies)
                 events_df = pseudonymise_activity(controlled_df, record_person_df, contract, run.run_id)
                 counts[contract.name] = lake.write_table(events_df, lake_root, contract, run).rows
-                metrics.update(other_counts(lake.read_table(spark, lake_root, contract), contract.name, fields))
-                metrics[f"activity_rows_without_person.{source}"] = activity_dfs[source].count() - counts[contract.name]
+                metrics.update(
+                    other_counts(lake.read_table(spark, lake_root, contract), contract.name, fields)
+                )
+                metrics[f"activity_rows_without_person.{source}"] = (
+                    activity_dfs[source].count() - counts[contract.name]
+                )
         with ctx.stage("write person"):
-            records_df = person_records(record_person_df, read(PEOPLE_STD), record_activity_span(activity_dfs),
-                                        config.pseudonymise.source_priority)
-            counts[PERSON.name] = lake.write_table(build_person(records_df, reference_date, run.run_id), lake_root,
-                                                   PERSON, run).rows
+            records_df = person_records(
+                record_person_df,
+                read(PEOPLE_STD),
+                record_activity_span(activity_dfs),
+                config.pseudonymise.source_priority,
+            )
+            counts[PERSON.name] = lake.write_table(
+                build_person(records_df, reference_date, run.run_id), lake_root, PERSON, run
+            ).rows
         with ctx.stage("conflict counts"):
             conflicts = persons_with_conflicts(records_df)
     finally:
         record_person_df.unpersist()
 
-    run.log_metrics({**{f"rows.{name}": n for name, n in counts.items()}, **metrics,
-                     **{f"persons_with_conflicting.{name}": n for name, n in conflicts.items()}})
-    ctx.say(f"release '{config.pseudonymise.release_id}': {counts[PERSON.name]} persons, "
-            + ", ".join(f"{name} {n}" for name, n in counts.items() if name != PERSON.name))
+    run.log_metrics(
+        {
+            **{f"rows.{name}": n for name, n in counts.items()},
+            **metrics,
+            **{f"persons_with_conflicting.{name}": n for name, n in conflicts.items()},
+        }
+    )
+    ctx.say(
+        f"release '{config.pseudonymise.release_id}': {counts[PERSON.name]} persons, "
+        + ", ".join(f"{name} {n}" for name, n in counts.items() if name != PERSON.name)
+    )
     return counts

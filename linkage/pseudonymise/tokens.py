@@ -28,8 +28,11 @@ def pseudonym(person_key: str, key: bytes) -> str:
 
 def person_id_for(person_key_df: DataFrame, key: bytes) -> DataFrame:
     """(person_key, person_id) for each distinct non-null person_key of the frame's `person_key` column."""
-    distinct_keys_df = person_key_df.select(F.col("person_key").cast("string")).where(
-        F.col("person_key").isNotNull()).distinct()
+    distinct_keys_df = (
+        person_key_df.select(F.col("person_key").cast("string"))
+        .where(F.col("person_key").isNotNull())
+        .distinct()
+    )
     return distinct_keys_df.mapInArrow(_keyed_hmac_batches(key), PERSON_KEY_TO_ID_SCHEMA)
 
 
@@ -44,9 +47,12 @@ def _keyed_hmac_batches(key: bytes) -> Callable[[Iterator[pa.RecordBatch]], Iter
 
         for batch in batches:
             person_keys = batch.column(0)
-            person_ids = [None if value is None else hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-                          for value in person_keys.to_pylist()]
-            yield pa.RecordBatch.from_arrays([person_keys, pa.array(person_ids, type=pa.string())],
-                                             names=["person_key", "person_id"])
+            person_ids = [
+                None if value is None else hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+                for value in person_keys.to_pylist()
+            ]
+            yield pa.RecordBatch.from_arrays(
+                [person_keys, pa.array(person_ids, type=pa.string())], names=["person_key", "person_id"]
+            )
 
     return keyed_hmac

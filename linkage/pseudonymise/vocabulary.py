@@ -27,7 +27,9 @@ def read_vocabularies(folder: str | Path) -> dict[str, tuple[str, ...]]:
     for field in sources.free_text_fields():
         path = Path(folder) / f"{field}.csv"
         if not path.exists():
-            raise ConfigError(f"{path}: controlled vocabulary of '{field}' not found (pseudonymise.vocabularies)")
+            raise ConfigError(
+                f"{path}: controlled vocabulary of '{field}' not found (pseudonymise.vocabularies)"
+            )
         with path.open(encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.DictReader(handle))
         if rows and "value" not in rows[0]:
@@ -41,8 +43,9 @@ def controlled(col: Column, allowed: tuple[str, ...]) -> Column:
     return F.when(col.isNotNull() & (F.trim(col) != ""), F.coalesce(closed_code(col, allowed), F.lit(OTHER)))
 
 
-def with_controlled_vocabulary(df: DataFrame, fields: tuple[str, ...],
-                               vocabularies: dict[str, tuple[str, ...]]) -> DataFrame:
+def with_controlled_vocabulary(
+    df: DataFrame, fields: tuple[str, ...], vocabularies: dict[str, tuple[str, ...]]
+) -> DataFrame:
     for field in fields:
         df = df.withColumn(field, controlled(F.col(field), vocabularies[field]))
     return df

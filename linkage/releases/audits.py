@@ -50,8 +50,11 @@ class AuditInputs:
 
     def read(self, table: str, version: int | None = None) -> DataFrame:
         at = self.candidate[table] if version is None else version
-        return (self.spark.read.format("delta").option("versionAsOf", at)
-                .load(table_uri(self.config.paths.lake, table)))
+        return (
+            self.spark.read.format("delta")
+            .option("versionAsOf", at)
+            .load(table_uri(self.config.paths.lake, table))
+        )
 
     def analyst_tables(self) -> list[str]:
         return sorted(t for t in self.candidate if t.split("/", 1)[0] in ANALYST_ZONES)
@@ -83,15 +86,26 @@ def ingest_reconciles(inputs: AuditInputs) -> AuditResult:
     if PEOPLE_STD_TABLE not in inputs.written:
         return AuditResult(name, True, "not applicable: ingest did not run in this release")
     run_id, metrics = stage_metrics(inputs, PEOPLE_STD_TABLE)
-    files = sorted(key.removesuffix(".read") for key in metrics if key.endswith(".read") and key != "ingest.rows_read")
+    files = sorted(
+        key.removesuffix(".read") for key in metrics if key.endswith(".read") and key != "ingest.rows_read"
+    )
     if not files:
         return AuditResult(name, False, f"no per-file ingest counts in MLflow run {run_id}")
-    unbalanced = [f for f in files if metrics[f"{f}.read"] != metrics.get(f"{f}.accepted", -1)
-                  + metrics.get(f"{f}.quarantined", -1)]
-    counts = {"files": len(files), "files_unbalanced": len(unbalanced),
-              "rows_read": sum(metrics[f"{f}.read"] for f in files)}
-    summary = (f"{len(files)} files reconcile" if not unbalanced
-               else f"read != accepted + quarantined for {', '.join(f.removeprefix('ingest.') for f in unbalanced)}")
+    unbalanced = [
+        f
+        for f in files
+        if metrics[f"{f}.read"] != metrics.get(f"{f}.accepted", -1) + metrics.get(f"{f}.quarantined", -1)
+    ]
+    counts = {
+        "files": len(files),
+        "files_unbalanced": len(unbalanced),
+        "rows_read": sum(metrics[f"{f}.read"] for f in files),
+    }
+    summary = (
+        f"{len(files)} files reconcile"
+        if not unbalanced
+        else f"read != accepted + quarantined for {', '.join(f.removeprefix('ingest.') for f in unbalanced)}"
+    )
     return AuditResult(name, not unbalanced, summary, counts)
 
 
@@ -127,11 +141,20 @@ def schema_contracts(inputs: AuditInputs) -> AuditResult:
         declared = [(f.name, f.dataType.simpleString()) for f in contract.schema]
         if actual != declared:
             differing.append(table)
-    problems = [*(f"{t} differs from its contract" for t in differing), *(f"{t} has no contract" for t in unknown)]
-    return AuditResult("schema_contracts", not problems,
-                       "; ".join(problems) or f"{len(inputs.written)} tables match their contracts",
-                       {"tables_checked": len(inputs.written), "tables_differing": len(differing),
-                        "tables_without_contract": len(unknown)})
+    problems = [
+        *(f"{t} differs from its contract" for t in differing),
+        *(f"{t} has no contract" for t in unknown),
+    ]
+    return AuditResult(
+        "schema_contracts",
+        not problems,
+        "; ".join(problems) or f"{len(inputs.written)} tables match their contracts",
+        {
+            "tables_checked": len(inputs.written),
+            "tables_differing": len(differing),
+            "tables_without_contract": len(unknown),
+        },
+    )
 
 
 def identifier_values(people_df: DataFrame) -> DataFrame:
@@ -139,27 +162,40 @@ def identifier_values(people_df: DataFrame) -> DataFrame:
     # Every NHS number, postcode and date holds a digit: placeholders such as 'Unknown' (also a category
     # value) are not identifiers. A full name needs both parts.
     with_digit = [F.when(F.col(c).rlike("[0-9]"), F.col(c)) for c in IDENTIFIER_COLUMNS]
-    full_name = F.when((F.length(F.trim("forename_raw")) > 0) & (F.length(F.trim("surname_raw")) > 0),
-                       F.concat_ws(" ", F.trim("forename_raw"), F.trim("surname_raw")))
-    return (people_df.select(F.explode(F.array(*with_digit, full_name)).alias("value"))
-            .select(F.upper(F.trim("value")).alias("value"))
-            .where(F.length("value") >= MIN_IDENTIFIER_LENGTH).distinct())
+    full_name = F.when(
+        (F.length(F.trim("forename_raw")) > 0) & (F.length(F.trim("surname_raw")) > 0),
+        F.concat_ws(" ", F.trim("forename_raw"), F.trim("surname_raw")),
+    )
+    return (
+        people_df.select(F.explode(F.array(*with_digit, full_name)).alias("value"))
+        .select(F.upper(F.trim("value")).alias("value"))
+        .where(F.length("value") >= MIN_IDENTIFIER_LENGTH)
+        .distinct()
+    )
 
 
 def string_cells(df: DataFrame, table: str) -> DataFrame:
     """(table, column, value) for every string and array<string> cell of the table."""
     scalars = [f.name for f in df.schema if isinstance(f.dataType, StringType) and f.name not in NOT_SCANNED]
-    arrays = [f.name for f in df.schema
-              if isinstance(f.dataType, ArrayType) and isinstance(f.dataType.elementType, StringType)]
+    arrays = [
+        f.name
+        for f in df.schema
+        if isinstance(f.dataType, ArrayType) and isinstance(f.dataType.elementType, StringType)
+    ]
     parts = []
     if scalars:
-        cells = F.array(*[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in scalars])
+        cells = F.array(
+            *[F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in scalars]
+        )
         parts.append(df.select(F.explode(cells).alias("cell")).select("cell.column", "cell.value"))
     parts += [df.select(F.lit(c).alias("column"), F.explode(c).alias("value")) for c in arrays]
     if not parts:
         return df.sparkSession.createDataFrame([], "table string, column string, value string")
-    return (reduce(DataFrame.unionByName, parts).where(F.col("value").isNotNull())
-            .select(F.lit(table).alias("table"), "column", F.upper(F.trim("value")).alias("value")))
+    return (
+        reduce(DataFrame.unionByName, parts)
+        .where(F.col("value").isNotNull())
+        .select(F.lit(table).alias("table"), "column", F.upper(F.trim("value")).alias("value"))
+    )
 
 
 def no_raw_identifiers(inputs: AuditInputs) -> AuditResult:
@@ -171,13 +207,31 @@ def no_raw_identifiers(inputs: AuditInputs) -> AuditResult:
     cells = [string_cells(inputs.read(t), t) for t in inputs.analyst_tables()]
     if not cells:
         return AuditResult(name, True, "no analyst-facing tables")
-    matches = (reduce(DataFrame.unionByName, cells).distinct().join(identifiers, "value", how="inner")
-               .groupBy("table", "column").count().collect())
+    matches = (
+        reduce(DataFrame.unionByName, cells)
+        .distinct()
+        .join(identifiers, "value", how="inner")
+        .groupBy("table", "column")
+        .count()
+        .collect()
+    )
     found = {f"{row['table']}.{row['column']}": int(row["count"]) for row in matches}
-    summary = ("no published string equals a raw identifier" if not found else
-               "raw identifier values found in " + ", ".join(f"{k} ({n} distinct)" for k, n in sorted(found.items())))
-    return AuditResult(name, not found, summary, {"tables_scanned": len(cells), "columns_with_identifiers": len(found),
-                                                  "identifier_matches": sum(found.values())})
+    summary = (
+        "no published string equals a raw identifier"
+        if not found
+        else "raw identifier values found in "
+        + ", ".join(f"{k} ({n} distinct)" for k, n in sorted(found.items()))
+    )
+    return AuditResult(
+        name,
+        not found,
+        summary,
+        {
+            "tables_scanned": len(cells),
+            "columns_with_identifiers": len(found),
+            "identifier_matches": sum(found.values()),
+        },
+    )
 
 
 def disclosure_obeyed(inputs: AuditInputs) -> AuditResult:
@@ -185,16 +239,25 @@ def disclosure_obeyed(inputs: AuditInputs) -> AuditResult:
     policy = inputs.config.cohorts.disclosure
     summaries = [t for t in inputs.analyst_tables() if t.startswith("cohorts/") and t.endswith("_summary")]
     count = F.col("count")
-    breaks = ((count.isNull() != F.coalesce(F.col("is_suppressed"), F.lit(False)))
-              | (count.isNotNull() & (count % policy.rounding_base != 0)))
+    breaks = (count.isNull() != F.coalesce(F.col("is_suppressed"), F.lit(False))) | (
+        count.isNotNull() & (count % policy.rounding_base != 0)
+    )
     if policy.suppress_max > 0:
         breaks = breaks | count.between(policy.suppress_min, policy.suppress_max)
     bad = {t: inputs.read(t).where(breaks).count() for t in summaries}
     bad = {t: n for t, n in bad.items() if n}
-    summary = (f"{len(summaries)} summaries obey the policy" if not bad else
-               "cells breaking the disclosure policy in " + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items())))
-    return AuditResult("disclosure_obeyed", not bad, summary,
-                       {"summaries_checked": len(summaries), "cells_breaking_policy": sum(bad.values())})
+    summary = (
+        f"{len(summaries)} summaries obey the policy"
+        if not bad
+        else "cells breaking the disclosure policy in "
+        + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items()))
+    )
+    return AuditResult(
+        "disclosure_obeyed",
+        not bad,
+        summary,
+        {"summaries_checked": len(summaries), "cells_breaking_policy": sum(bad.values())},
+    )
 
 
 def linkage_gates(inputs: AuditInputs) -> AuditResult:
@@ -206,22 +269,29 @@ def linkage_gates(inputs: AuditInputs) -> AuditResult:
     run_id, metrics = stage_metrics(inputs, SPINE_TABLE)
     if "persons" not in metrics:
         return AuditResult(name, False, f"no link QA metrics in MLflow run {run_id}")
-    previous_persons = (inputs.read(SPINE_TABLE, inputs.previous[SPINE_TABLE]).select("person_key").distinct().count()
-                        if SPINE_TABLE in inputs.previous else 0)
+    previous_persons = (
+        inputs.read(SPINE_TABLE, inputs.previous[SPINE_TABLE]).select("person_key").distinct().count()
+        if SPINE_TABLE in inputs.previous
+        else 0
+    )
     linked = metrics.get("model.pairs_at_or_above_upper", 0.0)
     values: dict[str, float | None] = {
         "keys_merged_share": metrics.get("keys.merged", 0.0) / previous_persons if previous_persons else None,
         "keys_split_share": metrics.get("keys.split", 0.0) / previous_persons if previous_persons else None,
         "conflict_cluster_share": sum(v for k, v in metrics.items() if k.startswith("conflict_clusters."))
         / max(metrics["persons"], 1.0),
-        "expected_false_match_rate": metrics.get("model.expected_false_matches", 0.0) / linked if linked else None,
+        "expected_false_match_rate": metrics.get("model.expected_false_matches", 0.0) / linked
+        if linked
+        else None,
         "precision": metrics.get("precision"),
     }
-    limits = {"keys_merged_share": (gates.max_keys_merged_share, "max"),
-              "keys_split_share": (gates.max_keys_split_share, "max"),
-              "conflict_cluster_share": (gates.max_conflict_cluster_share, "max"),
-              "expected_false_match_rate": (gates.max_expected_false_match_rate, "max"),
-              "precision": (gates.min_precision, "min")}
+    limits = {
+        "keys_merged_share": (gates.max_keys_merged_share, "max"),
+        "keys_split_share": (gates.max_keys_split_share, "max"),
+        "conflict_cluster_share": (gates.max_conflict_cluster_share, "max"),
+        "expected_false_match_rate": (gates.max_expected_false_match_rate, "max"),
+        "precision": (gates.min_precision, "min"),
+    }
     failed = []
     for key, (limit, kind) in limits.items():
         value = values[key]
@@ -243,15 +313,30 @@ def person_ids_join(inputs: AuditInputs) -> AuditResult:
     if PERSON_TABLE not in inputs.candidate:
         return AuditResult(name, False, f"{PERSON_TABLE} missing from the release")
     persons = inputs.read(PERSON_TABLE).select("person_id")
-    orphans = {t: inputs.read(t).select("person_id").join(persons, "person_id", how="left_anti").count() for t in tables}
+    orphans = {
+        t: inputs.read(t).select("person_id").join(persons, "person_id", how="left_anti").count()
+        for t in tables
+    }
     bad = {t: n for t, n in orphans.items() if n}
-    summary = (f"{len(tables)} tables join {PERSON_TABLE}" if not bad else
-               "rows whose person_id is not in person: " + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items())))
-    return AuditResult(name, not bad, summary, {"tables_checked": len(tables), "orphan_rows": sum(orphans.values())})
+    summary = (
+        f"{len(tables)} tables join {PERSON_TABLE}"
+        if not bad
+        else "rows whose person_id is not in person: "
+        + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items()))
+    )
+    return AuditResult(
+        name, not bad, summary, {"tables_checked": len(tables), "orphan_rows": sum(orphans.values())}
+    )
 
 
-AUDITS: tuple[Audit, ...] = (ingest_reconciles, schema_contracts, no_raw_identifiers, disclosure_obeyed,
-                             linkage_gates, person_ids_join)
+AUDITS: tuple[Audit, ...] = (
+    ingest_reconciles,
+    schema_contracts,
+    no_raw_identifiers,
+    disclosure_obeyed,
+    linkage_gates,
+    person_ids_join,
+)
 
 
 def run_audits(inputs: AuditInputs, audits: tuple[Audit, ...] = AUDITS) -> list[AuditResult]:
@@ -261,10 +346,15 @@ def run_audits(inputs: AuditInputs, audits: tuple[Audit, ...] = AUDITS) -> list[
         try:
             results.append(audit(inputs))
         except Exception as error:  # noqa: BLE001 - an audit that cannot run is a failed audit, not a crash
-            from linkage.cli import first_line, redact
+            from linkage.harness import first_line, redact
 
-            results.append(AuditResult(audit.__name__, False,
-                                       f"could not run: {type(error).__name__}: {redact(first_line(error))}"))
+            results.append(
+                AuditResult(
+                    audit.__name__,
+                    False,
+                    f"could not run: {type(error).__name__}: {redact(first_line(error))}",
+                )
+            )
     return results
 
 

@@ -26,8 +26,10 @@ def register_views(spark: SparkSession, lake: str, tables: dict[str, int]) -> li
                 spark.sql(f"DROP VIEW IF EXISTS {zone}.`{existing.name}`")
         for name, version in sorted(wanted.items()):
             path = table_uri(lake, f"{zone}/{name}").replace("`", "``")
-            spark.sql(f"CREATE OR REPLACE VIEW {zone}.`{name}` AS "
-                      f"SELECT * FROM delta.`{path}` VERSION AS OF {int(version)}")
+            spark.sql(
+                f"CREATE OR REPLACE VIEW {zone}.`{name}` AS "
+                f"SELECT * FROM delta.`{path}` VERSION AS OF {int(version)}"
+            )
             names.append(f"{zone}.{name}")
     return names
 

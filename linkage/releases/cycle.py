@@ -22,9 +22,9 @@ from pyspark.sql import SparkSession
 
 from linkage import lake as lake_tables
 from linkage import sources
-from linkage.cli import JobContext
 from linkage.config import AppConfig
 from linkage.errors import LinkageError
+from linkage.harness import JobContext
 from linkage.releases import journal
 from linkage.releases.audits import AuditInputs, as_report, run_audits
 from linkage.releases.lock import lake_lock, user_of
@@ -79,30 +79,49 @@ def log_pinned(run: RunContext, versions: Mapping[str, int]) -> None:
     run.log_params({f"input_version.{table}": version for table, version in versions.items()})
 
 
-def candidate_tables(spark: SparkSession, lake: str, published: dict[str, int], written: dict[str, int]) -> dict[str, int]:
-    restricted = {f"{c.zone}/{c.name}": lake_tables.table_version(spark, lake_tables.table_path(lake, c))
-                  for c in sources.restricted_tables() if lake_tables.table_exists(spark, lake, c)}
+def candidate_tables(
+    spark: SparkSession, lake: str, published: dict[str, int], written: dict[str, int]
+) -> dict[str, int]:
+    restricted = {
+        f"{c.zone}/{c.name}": lake_tables.table_version(spark, lake_tables.table_path(lake, c))
+        for c in sources.restricted_tables()
+        if lake_tables.table_exists(spark, lake, c)
+    }
     analyst = {t: v for t, v in published.items() if t.split("/", 1)[0] in ANALYST_ZONES}
     return {**restricted, **analyst, **written}
 
 
 def locked(body: Body) -> Body:
     """A job that writes only restricted tables: one writer at a time, no release."""
+
     def run_locked(ctx: JobContext) -> Any:
         releases_config = ctx.config.releases
-        with lake_lock(ctx.config.paths.lake, ctx.job, releases_config.lock_hours,
-                       releases_config.take_over_stale_lock, ctx.environ):
+        with lake_lock(
+            ctx.config.paths.lake,
+            ctx.job,
+            releases_config.lock_hours,
+            releases_config.take_over_stale_lock,
+            ctx.environ,
+        ):
             return body(ctx)
+
     return run_locked
 
 
 def released(body: Body) -> Body:
     """A job whose tables analysts read: lock, run, stage, audit, publish (see the module docstring)."""
+
     def run_released(ctx: JobContext) -> Any:
         releases_config = ctx.config.releases
-        with lake_lock(ctx.config.paths.lake, ctx.job, releases_config.lock_hours,
-                       releases_config.take_over_stale_lock, ctx.environ):
+        with lake_lock(
+            ctx.config.paths.lake,
+            ctx.job,
+            releases_config.lock_hours,
+            releases_config.take_over_stale_lock,
+            ctx.environ,
+        ):
             return release_cycle(ctx, body)
+
     return run_released
 
 
@@ -120,8 +139,15 @@ def release_cycle(ctx: JobContext, body: Body) -> Any:
     return result
 
 
-def publish_candidate(spark: SparkSession, config: AppConfig, run: RunContext, written: dict[str, int],
-                      environ: Mapping[str, str], say: Callable[[str], None], stage: Callable[[str], Any]) -> str:
+def publish_candidate(
+    spark: SparkSession,
+    config: AppConfig,
+    run: RunContext,
+    written: dict[str, int],
+    environ: Mapping[str, str],
+    say: Callable[[str], None],
+    stage: Callable[[str], Any],
+) -> str:
     """Stage the written tables as a release, audit it and publish it; raises AuditsFailed when an audit fails."""
     lake = config.paths.lake
     events = read_events(lake)
@@ -138,12 +164,24 @@ def publish_candidate(spark: SparkSession, config: AppConfig, run: RunContext, w
     for result in results:
         say(f"audit {result.name:<20} {'pass' if result.passed else 'FAIL'}  {result.summary}")
     if failures:
-        append_event(lake, events, release_id, "rejected", candidate, previous_id, audits_passed=False,
-                     audit_failures=failures, run_id=run.run_id, actor=actor)
+        append_event(
+            lake,
+            events,
+            release_id,
+            "rejected",
+            candidate,
+            previous_id,
+            audits_passed=False,
+            audit_failures=failures,
+            run_id=run.run_id,
+            actor=actor,
+        )
         keeps = f"analysts keep release {previous_id}" if previous_id else "nothing is published yet"
-        raise AuditsFailed(f"release {release_id} NOT published: audit(s) failed: {', '.join(failures)}; {keeps}. "
-                           f"Report: python -m jobs.release list; to publish anyway: python -m jobs.release publish "
-                           f"--release {release_id} --override \"reason\"")
+        raise AuditsFailed(
+            f"release {release_id} NOT published: audit(s) failed: {', '.join(failures)}; {keeps}. "
+            f"Report: python -m jobs.release list; to publish anyway: python -m jobs.release publish "
+            f'--release {release_id} --override "reason"'
+        )
     publish(spark, config, events, release_id, candidate, run_id=run.run_id, actor=actor, audits_passed=True)
     say(f"release {release_id} published ({len(candidate)} tables; previous {previous_id or 'none'})")
     return release_id
@@ -157,8 +195,14 @@ def record_audits(lake: str, run: RunContext, release_id: str, results: list) ->
     run.set_tags({"lake_release": release_id})
 
 
-def publish(spark: SparkSession | None, config: AppConfig, events: list[ManifestEvent], release_id: str,
-            tables: dict[str, int], **details: Any) -> None:
+def publish(
+    spark: SparkSession | None,
+    config: AppConfig,
+    events: list[ManifestEvent],
+    release_id: str,
+    tables: dict[str, int],
+    **details: Any,
+) -> None:
     """The one commit that makes a release current; then the external catalog and retention follow it."""
     append_event(config.paths.lake, events, release_id, "published", tables, release_id, **details)
     after_publish(spark, config, events)

@@ -41,8 +41,10 @@ class LockHolder:
         return datetime.fromisoformat(self.expires_at) <= now
 
     def describe(self) -> str:
-        return (f"{self.owner} on {self.host} (pid {self.pid}, job {self.job}) since {self.acquired_at}, "
-                f"expires {self.expires_at}")
+        return (
+            f"{self.owner} on {self.host} (pid {self.pid}, job {self.job}) since {self.acquired_at}, "
+            f"expires {self.expires_at}"
+        )
 
 
 def lock_path(lake: str) -> Path:
@@ -65,26 +67,38 @@ def read_holder(path: Path) -> LockHolder | None:
         return LockHolder("unreadable lock file", "?", -1, "?", now, now)
 
 
-def acquire(lake: str, job: str, hours: float, take_over_stale: bool, environ: Mapping[str, str]) -> LockHolder:
+def acquire(
+    lake: str, job: str, hours: float, take_over_stale: bool, environ: Mapping[str, str]
+) -> LockHolder:
     path = lock_path(lake)
     path.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    me = LockHolder(user_of(environ), socket.gethostname(), os.getpid(), job,
-                    now.isoformat(timespec="seconds"), (now + timedelta(hours=hours)).isoformat(timespec="seconds"))
+    me = LockHolder(
+        user_of(environ),
+        socket.gethostname(),
+        os.getpid(),
+        job,
+        now.isoformat(timespec="seconds"),
+        (now + timedelta(hours=hours)).isoformat(timespec="seconds"),
+    )
     holder = read_holder(path)
     if holder is not None:
         if not holder.expired(now):
             raise LakeLocked(f"lake {lake} is locked by {holder.describe()}: wait for that run to finish")
         if not take_over_stale:
-            raise LakeLocked(f"lake {lake} has an expired lock from {holder.describe()}; if that run is dead, "
-                             f"rerun with --set releases.take_over_stale_lock=true to take it over")
+            raise LakeLocked(
+                f"lake {lake} has an expired lock from {holder.describe()}; if that run is dead, "
+                f"rerun with --set releases.take_over_stale_lock=true to take it over"
+            )
         # Deliberate takeover of an expired lock: remove it, then race for it like anyone else.
         path.unlink(missing_ok=True)
     try:
         descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         holder = read_holder(path)
-        raise LakeLocked(f"lake {lake} is locked by {holder.describe() if holder else 'another run'}") from None
+        raise LakeLocked(
+            f"lake {lake} is locked by {holder.describe() if holder else 'another run'}"
+        ) from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(asdict(me), handle)
     return me
@@ -98,8 +112,9 @@ def release(lake: str, me: LockHolder) -> None:
 
 
 @contextmanager
-def lake_lock(lake: str, job: str, hours: float, take_over_stale: bool,
-              environ: Mapping[str, str]) -> Iterator[LockHolder]:
+def lake_lock(
+    lake: str, job: str, hours: float, take_over_stale: bool, environ: Mapping[str, str]
+) -> Iterator[LockHolder]:
     me = acquire(lake, job, hours, take_over_stale, environ)
     try:
         yield me

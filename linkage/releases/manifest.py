@@ -27,29 +27,33 @@ AUDITS = "releases/audits"
 ANALYST_ZONES = ("pseudonymised", "cohorts")
 EVENTS = ("staged", "published", "rejected", "rolled_back")
 
-MANIFEST_SCHEMA = pa.schema([
-    pa.field("seq", pa.int64(), nullable=False),
-    pa.field("release_id", pa.string(), nullable=False),
-    pa.field("event", pa.string(), nullable=False),
-    pa.field("current_release", pa.string()),
-    pa.field("tables", pa.map_(pa.string(), pa.int64())),
-    pa.field("audits_passed", pa.bool_()),
-    pa.field("audit_failures", pa.list_(pa.string())),
-    pa.field("run_id", pa.string()),
-    pa.field("actor", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("at", pa.timestamp("us", tz="UTC")),
-])
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("release_id", pa.string(), nullable=False),
+        pa.field("event", pa.string(), nullable=False),
+        pa.field("current_release", pa.string()),
+        pa.field("tables", pa.map_(pa.string(), pa.int64())),
+        pa.field("audits_passed", pa.bool_()),
+        pa.field("audit_failures", pa.list_(pa.string())),
+        pa.field("run_id", pa.string()),
+        pa.field("actor", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
-AUDIT_SCHEMA = pa.schema([
-    pa.field("release_id", pa.string(), nullable=False),
-    pa.field("audit", pa.string(), nullable=False),
-    pa.field("passed", pa.bool_(), nullable=False),
-    pa.field("summary", pa.string()),
-    pa.field("counts", pa.string()),  # JSON object of aggregate counts, never values
-    pa.field("run_id", pa.string()),
-    pa.field("at", pa.timestamp("us", tz="UTC")),
-])
+AUDIT_SCHEMA = pa.schema(
+    [
+        pa.field("release_id", pa.string(), nullable=False),
+        pa.field("audit", pa.string(), nullable=False),
+        pa.field("passed", pa.bool_(), nullable=False),
+        pa.field("summary", pa.string()),
+        pa.field("counts", pa.string()),  # JSON object of aggregate counts, never values
+        pa.field("run_id", pa.string()),
+        pa.field("at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 class ReleaseError(LinkageError):
@@ -115,7 +119,9 @@ def read_arrow(uri: str, version: int | None = None) -> pa.Table:
     mapped = table.metadata().configuration.get("delta.columnMapping.mode", "none") != "none"
     if table.metadata().partition_columns or "deletionVectors" in features or mapped:
         return table.to_pyarrow_dataset().to_table(use_threads=False)
-    return ds.dataset(table.file_uris(), format="parquet", schema=pa.schema(table.schema().to_arrow())).to_table()
+    return ds.dataset(
+        table.file_uris(), format="parquet", schema=pa.schema(table.schema().to_arrow())
+    ).to_table()
 
 
 def read_events(lake: str) -> list[ManifestEvent]:
@@ -126,11 +132,22 @@ def read_events(lake: str) -> list[ManifestEvent]:
         rows = read_arrow(table_uri(lake, MANIFEST)).to_pylist()
     except TableNotFoundError:
         return []
-    events = [ManifestEvent(
-        seq=row["seq"], release_id=row["release_id"], event=row["event"], current_release=row["current_release"],
-        tables=dict(row["tables"] or []), audits_passed=row["audits_passed"],
-        audit_failures=tuple(row["audit_failures"] or ()), run_id=row["run_id"], actor=row["actor"],
-        reason=row["reason"], at=row["at"]) for row in rows]
+    events = [
+        ManifestEvent(
+            seq=row["seq"],
+            release_id=row["release_id"],
+            event=row["event"],
+            current_release=row["current_release"],
+            tables=dict(row["tables"] or []),
+            audits_passed=row["audits_passed"],
+            audit_failures=tuple(row["audit_failures"] or ()),
+            run_id=row["run_id"],
+            actor=row["actor"],
+            reason=row["reason"],
+            at=row["at"],
+        )
+        for row in rows
+    ]
     return sorted(events, key=lambda event: event.seq)
 
 
@@ -149,11 +166,16 @@ def releases(events: list[ManifestEvent]) -> dict[str, Release]:
         audited = [e for e in own if e.audits_passed is not None]
         published = [e.at for e in own if e.event == "published"]
         result[release_id] = Release(
-            release_id=release_id, status=own[-1].event, tables=own[0].tables,
+            release_id=release_id,
+            status=own[-1].event,
+            tables=own[0].tables,
             audits_passed=audited[-1].audits_passed if audited else None,
             audit_failures=audited[-1].audit_failures if audited else (),
-            staged_at=own[0].at, published_at=published[-1] if published else None,
-            current=release_id == current, events=tuple(own))
+            staged_at=own[0].at,
+            published_at=published[-1] if published else None,
+            current=release_id == current,
+            events=tuple(own),
+        )
     return result
 
 
@@ -177,7 +199,9 @@ def release_tables(lake: str, release_id: str | None = None) -> tuple[str | None
         return None, {}
     known = releases(events)
     if wanted not in known:
-        raise ReleaseError(f"no release '{wanted}' in {lake_path(lake, MANIFEST)} (have {', '.join(known) or 'none'})")
+        raise ReleaseError(
+            f"no release '{wanted}' in {lake_path(lake, MANIFEST)} (have {', '.join(known) or 'none'})"
+        )
     return wanted, dict(known[wanted].tables)
 
 
@@ -187,20 +211,35 @@ def next_release_id(events: list[ManifestEvent], now: datetime | None = None) ->
     return f"r{number:04d}-{(now or datetime.now(UTC)):%Y%m%d}"
 
 
-def append_event(lake: str, events: list[ManifestEvent], release_id: str, event: str, tables: dict[str, int],
-                 current_release: str | None, **details: Any) -> ManifestEvent:
+def append_event(
+    lake: str,
+    events: list[ManifestEvent],
+    release_id: str,
+    event: str,
+    tables: dict[str, int],
+    current_release: str | None,
+    **details: Any,
+) -> ManifestEvent:
     """Append one manifest row: one Delta commit. The caller holds the lake lock (seq is max + 1)."""
     from deltalake import write_deltalake
 
     if event not in EVENTS:
         raise ValueError(f"unknown manifest event {event}")
-    row = ManifestEvent(seq=(events[-1].seq + 1) if events else 1, release_id=release_id, event=event,
-                        current_release=current_release, tables=dict(sorted(tables.items())),
-                        at=datetime.now(UTC), **details)
+    row = ManifestEvent(
+        seq=(events[-1].seq + 1) if events else 1,
+        release_id=release_id,
+        event=event,
+        current_release=current_release,
+        tables=dict(sorted(tables.items())),
+        at=datetime.now(UTC),
+        **details,
+    )
     record = {name: getattr(row, name) for name in MANIFEST_SCHEMA.names}
     record["tables"] = list(row.tables.items())
     record["audit_failures"] = list(row.audit_failures)
-    write_deltalake(table_uri(lake, MANIFEST), pa.Table.from_pylist([record], schema=MANIFEST_SCHEMA), mode="append")
+    write_deltalake(
+        table_uri(lake, MANIFEST), pa.Table.from_pylist([record], schema=MANIFEST_SCHEMA), mode="append"
+    )
     events.append(row)
     return row
 
@@ -210,8 +249,18 @@ def append_audits(lake: str, release_id: str, run_id: str | None, results: list[
     from deltalake import write_deltalake
 
     now = datetime.now(UTC)
-    rows = [{"release_id": release_id, "audit": r.name, "passed": r.passed, "summary": r.summary,
-             "counts": json.dumps(r.counts, sort_keys=True), "run_id": run_id, "at": now} for r in results]
+    rows = [
+        {
+            "release_id": release_id,
+            "audit": r.name,
+            "passed": r.passed,
+            "summary": r.summary,
+            "counts": json.dumps(r.counts, sort_keys=True),
+            "run_id": run_id,
+            "at": now,
+        }
+        for r in results
+    ]
     write_deltalake(table_uri(lake, AUDITS), pa.Table.from_pylist(rows, schema=AUDIT_SCHEMA), mode="append")
 
 

@@ -49,6 +49,12 @@ def vacuum_unkept_versions(lake: str, events: list[ManifestEvent], keep: int) ->
         versions = sorted(kept.get(table, set()))
         delta = DeltaTable(table_uri(lake, table))
         # Retention 0: the manifest, not file age, says which versions are still needed.
-        removed[table] = len(delta.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False,
-                                          keep_versions=versions or None))
+        removed[table] = len(
+            delta.vacuum(
+                retention_hours=0,
+                dry_run=False,
+                enforce_retention_duration=False,
+                keep_versions=versions or None,
+            )
+        )
     return removed

@@ -42,7 +42,7 @@ log = logging.getLogger("linkage.review")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -50,9 +50,17 @@ SECURITY_HEADERS = {
 }
 OPEN_ENDPOINTS = {"login", "static"}
 KEYBOARD_SHORTCUTS = (
-    ("m", "match"), ("n", "non-match"), ("u", "unsure"), ("1-8", "choose a note"), ("0", "no note"),
-    ("j", "next pair"), ("k", "previous pair"), ("b", "blind mode on/off"),
-    ("l", "left record's person"), ("r", "right record's person"), ("q", "back to the queues"),
+    ("m", "match"),
+    ("n", "non-match"),
+    ("u", "unsure"),
+    ("1-8", "choose a note"),
+    ("0", "no note"),
+    ("j", "next pair"),
+    ("k", "previous pair"),
+    ("b", "blind mode on/off"),
+    ("l", "left record's person"),
+    ("r", "right record's person"),
+    ("q", "back to the queues"),
 )
 
 
@@ -89,8 +97,7 @@ class ReviewBackend:
         return self._waterfalls[pair.key]
 
 
-def create_app(backend: ReviewBackend, token: str, reviewer: str,
-               secret_key: str | None = None) -> Flask:
+def create_app(backend: ReviewBackend, token: str, reviewer: str, secret_key: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_hex(32),
@@ -100,8 +107,9 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     CSRFProtect(app)
-    app.jinja_env.globals.update(reviewer=reviewer, notes=NOTES, queue_labels=QUEUE_LABELS,
-                                 shortcuts=KEYBOARD_SHORTCUTS)
+    app.jinja_env.globals.update(
+        reviewer=reviewer, notes=NOTES, queue_labels=QUEUE_LABELS, shortcuts=KEYBOARD_SHORTCUTS
+    )
 
     @app.before_request
     def require_session():
@@ -116,8 +124,11 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
 
     @app.errorhandler(CSRFError)
     def csrf_refused(error):
-        return render_template("message.html", title="Form refused",
-                               message="The form had no valid CSRF token: reload the page and try again."), 400
+        return render_template(
+            "message.html",
+            title="Form refused",
+            message="The form had no valid CSRF token: reload the page and try again.",
+        ), 400
 
     @app.errorhandler(Exception)
     def unexpected(error):
@@ -125,8 +136,9 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
             return error  # an HTTP error (404, 405...) renders as itself
         # The type only: an exception's message can quote a record's values.
         log.error("review app error: %s", type(error).__name__)
-        return render_template("message.html", title="Error",
-                               message="Something went wrong; nothing about the data was logged."), 500
+        return render_template(
+            "message.html", title="Error", message="Something went wrong; nothing about the data was logged."
+        ), 500
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
@@ -147,15 +159,18 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
     @app.get("/")
     def index():
         data = backend.data
-        queues = [(name, QUEUE_LABELS[name], status_counts(pairs, data.decisions), _first_pending(pairs, data))
-                  for name, pairs in data.queues.items()]
+        queues = [
+            (name, QUEUE_LABELS[name], status_counts(pairs, data.decisions), _first_pending(pairs, data))
+            for name, pairs in data.queues.items()
+        ]
         return render_template("index.html", queues=queues)
 
     @app.get("/queue/<queue>")
     def queue_list(queue: str):
         pairs = _queue(queue)
-        return render_template("queue.html", queue=queue, pairs=pairs, decisions=backend.data.decisions,
-                               blind=_blind())
+        return render_template(
+            "queue.html", queue=queue, pairs=pairs, decisions=backend.data.decisions, blind=_blind()
+        )
 
     @app.get("/pair/<queue>/<int:index>")
     def pair_view(queue: str, index: int):
@@ -187,8 +202,14 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
     def person_view(number: int):
         person_key = _person_key(number)
         members = backend.data.persons[person_key]
-        return render_template("person.html", number=number, members=members, records=backend.data.records,
-                               fields=DISPLAY_FIELDS, back=request.args.get("back", ""))
+        return render_template(
+            "person.html",
+            number=number,
+            members=members,
+            records=backend.data.records,
+            fields=DISPLAY_FIELDS,
+            back=request.args.get("back", ""),
+        )
 
     @app.post("/person/<int:number>/split")
     def split_person(number: int):
@@ -247,20 +268,35 @@ def create_app(backend: ReviewBackend, token: str, reviewer: str,
             if record is None or record.get("person_key") not in person_numbers:
                 return None, []
             members = data.persons[record["person_key"]]
-            return (person_numbers[record["person_key"]],
-                    [data.records[k] for k in members if k not in (pair.left, pair.right)])
+            return (
+                person_numbers[record["person_key"]],
+                [data.records[k] for k in members if k not in (pair.left, pair.right)],
+            )
 
         left_person, left_others = others(left)
         right_person, right_others = others(right)
         return {
-            "queue": queue, "index": index, "total": len(pairs), "pair": pair,
-            "left": left, "right": right, "rows": compared_rows(left, right),
-            "decision": data.decisions.get(pair.key), "blind": _blind(),
+            "queue": queue,
+            "index": index,
+            "total": len(pairs),
+            "pair": pair,
+            "left": left,
+            "right": right,
+            "rows": compared_rows(left, right),
+            "decision": data.decisions.get(pair.key),
+            "blind": _blind(),
             "waterfall": backend.waterfall(pair) if left and right else None,
-            "left_person": left_person, "right_person": right_person,
-            "left_others": left_others, "right_others": right_others, "fields": DISPLAY_FIELDS,
-            "same_person": bool(left and right and left.get("person_key")
-                                and left.get("person_key") == right.get("person_key")),
+            "left_person": left_person,
+            "right_person": right_person,
+            "left_others": left_others,
+            "right_others": right_others,
+            "fields": DISPLAY_FIELDS,
+            "same_person": bool(
+                left
+                and right
+                and left.get("person_key")
+                and left.get("person_key") == right.get("person_key")
+            ),
         }
 
     return app

@@ -66,10 +66,10 @@ class Estimates:
     recall: Interval
     false_matches: Interval
     missed_matches: Interval
-    linked_pairs: float       # estimated (exact overall: the strata sizes add up to it)
+    linked_pairs: float  # estimated (exact overall: the strata sizes add up to it)
     true_positives: float
-    reviewed_links: int       # reviewed pairs behind precision
-    reviewed_matches: int     # reviewed pairs found to be matches, behind recall
+    reviewed_links: int  # reviewed pairs behind precision
+    reviewed_matches: int  # reviewed pairs found to be matches, behind recall
     reviewed: int
 
     def as_metrics(self, prefix: str) -> dict[str, float]:
@@ -108,8 +108,14 @@ def stratified_variance(values: Mapping[str, Sequence[float]], sizes: Mapping[st
     return variance
 
 
-def ratio_interval(numerator: Sequence[float], denominator: Sequence[float], strata: Sequence[str],
-                   sizes: Mapping[str, int], weights: Sequence[float], units: int) -> Interval:
+def ratio_interval(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    strata: Sequence[str],
+    sizes: Mapping[str, int],
+    weights: Sequence[float],
+    units: int,
+) -> Interval:
     """Ratio R = sum w y / sum w x with a Wilson interval on its linearised stratified variance.
 
     units: reviewed pairs behind the denominator; the effective sample size never exceeds it.
@@ -150,24 +156,38 @@ def estimate(pairs: Iterable[ReviewedPair], domain: tuple[str, str] | None = Non
     recall = ratio_interval(true_positive, match, strata, sizes, weights, matches_reviewed)
     linked_total = sum(w * x for w, x in zip(weights, linked, strict=True))
     tp_total = sum(w * x for w, x in zip(weights, true_positive, strict=True))
-    false_matches = Interval(linked_total - tp_total, linked_total * (1 - precision.high),
-                             linked_total * (1 - precision.low))
+    false_matches = Interval(
+        linked_total - tp_total, linked_total * (1 - precision.high), linked_total * (1 - precision.low)
+    )
     missed_total = sum(w * (y - x) for w, x, y in zip(weights, true_positive, match, strict=True))
 
     def missed(r: float) -> float:
         return tp_total * (1 - r) / r if r > 0 else float("inf")
 
-    missed_matches = Interval(missed_total, min(missed(recall.high), missed_total), max(missed(recall.low), missed_total))
-    return Estimates(precision, recall, false_matches, missed_matches, linked_total, tp_total,
-                     links_reviewed, matches_reviewed, int(sum(in_domain)))
+    missed_matches = Interval(
+        missed_total, min(missed(recall.high), missed_total), max(missed(recall.low), missed_total)
+    )
+    return Estimates(
+        precision,
+        recall,
+        false_matches,
+        missed_matches,
+        linked_total,
+        tp_total,
+        links_reviewed,
+        matches_reviewed,
+        int(sum(in_domain)),
+    )
 
 
 def reviewed_sample(spark: SparkSession, config: AppConfig) -> DataFrame:
     """restricted/review_sample with each pair's latest decision (null when none)."""
     lake = config.paths.lake
     if not table_exists(spark, lake, REVIEW_SAMPLE):
-        raise InputError(f"{lake}/restricted/review_sample not found: draw one with "
-                         "`python -m jobs.review --sample N` first")
+        raise InputError(
+            f"{lake}/restricted/review_sample not found: draw one with "
+            "`python -m jobs.review --sample N` first"
+        )
     sample = read_table(spark, lake, REVIEW_SAMPLE)
     if not table_exists(spark, lake, REVIEW_DECISIONS):
         return sample.withColumn("decision", F.lit(None).cast("string"))
@@ -177,10 +197,16 @@ def reviewed_sample(spark: SparkSession, config: AppConfig) -> DataFrame:
 
 def to_reviewed_pairs(rows: Iterable[Any]) -> list[ReviewedPair]:
     """Collected review_sample rows (with `decision`) as ReviewedPair; unsure counts as not reviewed."""
-    return [ReviewedPair(r["stratum"], int(r["stratum_size"]), bool(r["is_linked"]),
-                         (r["decision"] == "match") if r["decision"] in DECIDED else None,
-                         {g: r[g] for g in GROUPS})
-            for r in rows]
+    return [
+        ReviewedPair(
+            r["stratum"],
+            int(r["stratum_size"]),
+            bool(r["is_linked"]),
+            (r["decision"] == "match") if r["decision"] in DECIDED else None,
+            {g: r[g] for g in GROUPS},
+        )
+        for r in rows
+    ]
 
 
 def estimate_metrics(pairs: Sequence[ReviewedPair], min_group_reviewed: int = 1) -> dict[str, float]:
@@ -215,12 +241,17 @@ def sample_counts(rows: Sequence[Any]) -> dict[str, float]:
 # the `review_estimate` job
 
 HEADLINE_ESTIMATES = ("precision", "recall", "false_matches", "missed_matches")
-MODEL_FIGURES = {"model.expected_false_matches": "false_matches",
-                 "model.expected_missed_matches_in_candidates": "missed_matches"}
+MODEL_FIGURES = {
+    "model.expected_false_matches": "false_matches",
+    "model.expected_missed_matches_in_candidates": "missed_matches",
+}
 
 
-def comparison_rows(estimates: Mapping[str, float], link_metrics: Mapping[str, float]) -> dict[str, dict[str, str]]:
+def comparison_rows(
+    estimates: Mapping[str, float], link_metrics: Mapping[str, float]
+) -> dict[str, dict[str, str]]:
     """The report's table: for each figure, the review estimate with its interval, the model's own and the truth."""
+
     def interval(name: str) -> str:
         if f"estimate.{name}" not in estimates:
             return "-"
@@ -228,35 +259,80 @@ def comparison_rows(estimates: Mapping[str, float], link_metrics: Mapping[str, f
         digits = 4 if name in ("precision", "recall") else 1
         return f"{value:.{digits}f} ({low:.{digits}f} to {high:.{digits}f})"
 
-    model = {figure: f"{link_metrics[key]:.1f}" for key, figure in MODEL_FIGURES.items() if key in link_metrics}
+    model = {
+        figure: f"{link_metrics[key]:.1f}" for key, figure in MODEL_FIGURES.items() if key in link_metrics
+    }
     truth = {name: f"{link_metrics[name]:.4f}" for name in ("precision", "recall") if name in link_metrics}
     if "pairs.predicted" in link_metrics and "pairs.true_positive" in link_metrics:
-        truth["false_matches"] = f"{link_metrics['pairs.predicted'] - link_metrics['pairs.true_positive']:.0f}"
+        truth["false_matches"] = (
+            f"{link_metrics['pairs.predicted'] - link_metrics['pairs.true_positive']:.0f}"
+        )
         truth["missed_matches"] = f"{link_metrics['pairs.true'] - link_metrics['pairs.true_positive']:.0f}"
-    return {name: {"review estimate (95% CI)": interval(name), "model's own estimate": model.get(name, "-"),
-                   "truth": truth.get(name, "-")} for name in HEADLINE_ESTIMATES}
+    return {
+        name: {
+            "review estimate (95% CI)": interval(name),
+            "model's own estimate": model.get(name, "-"),
+            "truth": truth.get(name, "-"),
+        }
+        for name in HEADLINE_ESTIMATES
+    }
 
 
-def estimate_report(estimates: Mapping[str, float], counts: Mapping[str, float], link_metrics: Mapping[str, float],
-                    link_run_name: str) -> str:
+def estimate_report(
+    estimates: Mapping[str, float],
+    counts: Mapping[str, float],
+    link_metrics: Mapping[str, float],
+    link_run_name: str,
+) -> str:
     """Offline HTML: headline, accuracy-by-group chart (estimates with intervals beside truth), tables."""
     from linkage.link import report
 
-    rows = report.accuracy_rows(estimates, "estimate", GROUPS) + report.accuracy_rows(link_metrics, "truth", GROUPS)
-    overall = [{"group": "all", "value": "all", "metric": m, "kind": "estimate (95% CI)",
-                "estimate": estimates[f"estimate.{m}"], "low": estimates[f"estimate.{m}.ci95_low"],
-                "high": estimates[f"estimate.{m}.ci95_high"]} for m in ("precision", "recall")]
-    overall += [{"group": "all", "value": "all", "metric": m, "kind": "truth", "estimate": link_metrics[m],
-                 "low": link_metrics[m], "high": link_metrics[m]} for m in ("precision", "recall") if m in link_metrics]
+    rows = report.accuracy_rows(estimates, "estimate", GROUPS) + report.accuracy_rows(
+        link_metrics, "truth", GROUPS
+    )
+    overall = [
+        {
+            "group": "all",
+            "value": "all",
+            "metric": m,
+            "kind": "estimate (95% CI)",
+            "estimate": estimates[f"estimate.{m}"],
+            "low": estimates[f"estimate.{m}.ci95_low"],
+            "high": estimates[f"estimate.{m}.ci95_high"],
+        }
+        for m in ("precision", "recall")
+    ]
+    overall += [
+        {
+            "group": "all",
+            "value": "all",
+            "metric": m,
+            "kind": "truth",
+            "estimate": link_metrics[m],
+            "low": link_metrics[m],
+            "high": link_metrics[m],
+        }
+        for m in ("precision", "recall")
+        if m in link_metrics
+    ]
     table = comparison_rows(estimates, link_metrics)
-    sections: dict[str, dict[str, float | str]] = {"Estimates beside the model's own and the truth":
-                {f"{name} · {column}": value for name, columns in table.items() for column, value in columns.items()},
-                "Sample": dict(counts),
-                "By group (review estimates)": {k: v for k, v in estimates.items() if k.count(".") >= 3}}
-    headline = (f"{link_run_name}: precision {table['precision']['review estimate (95% CI)']}, "
-                f"recall {table['recall']['review estimate (95% CI)']} from {int(counts['estimate.sample.reviewed'])} "
-                "reviewed pairs (stratified sample; pairs outside blocking assumed non-matches)")
-    charts = [("Accuracy by group: review estimates (95% CI) and truth", report.accuracy_chart(overall + rows))]
+    sections: dict[str, dict[str, float | str]] = {
+        "Estimates beside the model's own and the truth": {
+            f"{name} · {column}": value
+            for name, columns in table.items()
+            for column, value in columns.items()
+        },
+        "Sample": dict(counts),
+        "By group (review estimates)": {k: v for k, v in estimates.items() if k.count(".") >= 3},
+    }
+    headline = (
+        f"{link_run_name}: precision {table['precision']['review estimate (95% CI)']}, "
+        f"recall {table['recall']['review estimate (95% CI)']} from {int(counts['estimate.sample.reviewed'])} "
+        "reviewed pairs (stratified sample; pairs outside blocking assumed non-matches)"
+    )
+    charts = [
+        ("Accuracy by group: review estimates (95% CI) and truth", report.accuracy_chart(overall + rows))
+    ]
     return report.page("Linkage accuracy estimated from clerical review", headline, charts, sections)
 
 
@@ -265,8 +341,10 @@ def run_estimate(ctx: Any) -> dict[str, Any]:
     rows = reviewed_sample(ctx.spark, ctx.config).collect()
     counts = sample_counts(rows)
     if not counts["estimate.sample.reviewed"]:
-        raise InputError(f"none of the {len(rows)} pairs of {ctx.config.paths.lake}/restricted/review_sample has a "
-                         "match or non_match decision yet: review some with `python -m jobs.review`")
+        raise InputError(
+            f"none of the {len(rows)} pairs of {ctx.config.paths.lake}/restricted/review_sample has a "
+            "match or non_match decision yet: review some with `python -m jobs.review`"
+        )
     link_run_id = rows[0]["run_id"]
     estimates = estimate_metrics(to_reviewed_pairs(rows))
     metrics = {**estimates, **counts}
@@ -280,22 +358,32 @@ def run_estimate(ctx: Any) -> dict[str, Any]:
         link_metrics, link_name = {}, f"link run {link_run_id}"
     page = estimate_report(estimates, counts, link_metrics, link_name)
     ctx.run.log_text(page, "qa/accuracy_estimates.html")
-    headline = {f"estimate.{name}{suffix}": estimates[f"estimate.{name}{suffix}"]
-                for name in HEADLINE_ESTIMATES for suffix in ("", ".ci95_low", ".ci95_high")}
+    headline = {
+        f"estimate.{name}{suffix}": estimates[f"estimate.{name}{suffix}"]
+        for name in HEADLINE_ESTIMATES
+        for suffix in ("", ".ci95_low", ".ci95_high")
+    }
     headline["estimate.n.reviewed"] = counts["estimate.sample.reviewed"]
     if link_metrics:
         now = int(time.time() * 1000)
         # Beside the link run's own figures, so the runs table shows estimate and truth in one row.
-        ctx.run.client.log_batch(link_run_id, metrics=[
-            Metric(f"headline.{k}", float(v), now, 0) for k, v in headline.items()])
-    precision, recall = (f"{estimates[f'estimate.{m}']:.4f} ({estimates[f'estimate.{m}.ci95_low']:.4f} to "
-                         f"{estimates[f'estimate.{m}.ci95_high']:.4f})" for m in ("precision", "recall"))
+        ctx.run.client.log_batch(
+            link_run_id, metrics=[Metric(f"headline.{k}", float(v), now, 0) for k, v in headline.items()]
+        )
+    precision, recall = (
+        f"{estimates[f'estimate.{m}']:.4f} ({estimates[f'estimate.{m}.ci95_low']:.4f} to "
+        f"{estimates[f'estimate.{m}.ci95_high']:.4f})"
+        for m in ("precision", "recall")
+    )
     ctx.run.set_name(f"review estimate · {link_name}")
     ctx.run.set_description(
         f"**Accuracy estimated from {int(counts['estimate.sample.reviewed'])} reviewed pairs** of {link_name}: "
         f"precision {precision}, recall {recall} (95% CI).\n\n"
-        f"[Report with charts]({ctx.run.artifact_link('qa/accuracy_estimates.html')})")
-    ctx.say(f"estimated precision {precision}, recall {recall} from {int(counts['estimate.sample.reviewed'])} "
-            f"reviewed pairs ({int(counts['estimate.sample.unsure'])} unsure, "
-            f"{int(counts['estimate.sample.undecided'])} undecided)")
+        f"[Report with charts]({ctx.run.artifact_link('qa/accuracy_estimates.html')})"
+    )
+    ctx.say(
+        f"estimated precision {precision}, recall {recall} from {int(counts['estimate.sample.reviewed'])} "
+        f"reviewed pairs ({int(counts['estimate.sample.unsure'])} unsure, "
+        f"{int(counts['estimate.sample.undecided'])} undecided)"
+    )
     return {"link_run_id": link_run_id, **headline, **counts}

@@ -41,8 +41,12 @@ class Waterfall:
 
 def term_frequency_columns(model: Mapping[str, Any]) -> list[str]:
     """Columns whose term frequencies the model's levels adjust on."""
-    columns = {level["tf_adjustment_column"] for comparison in model["comparisons"]
-               for level in comparison["comparison_levels"] if level.get("tf_adjustment_column")}
+    columns = {
+        level["tf_adjustment_column"]
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
     return sorted(columns)
 
 
@@ -61,10 +65,16 @@ def waterfall_from_splink(rows: list[Mapping[str, Any]]) -> Waterfall:
             continue
         if row["term_frequency_adjustment"] and not row["log2_bayes_factor"]:
             continue  # a comparison with tf adjustments whose level here has none: a zero bar
-        steps.append(Step(row["column_name"], row["label_for_charts"], float(row["log2_bayes_factor"]),
-                          bool(row["term_frequency_adjustment"])))
+        steps.append(
+            Step(
+                row["column_name"],
+                row["label_for_charts"],
+                float(row["log2_bayes_factor"]),
+                bool(row["term_frequency_adjustment"]),
+            )
+        )
     weight = float(final if final is not None else sum(s.match_weight for s in steps))
-    return Waterfall(tuple(steps), weight, 2 ** weight / (1 + 2 ** weight))
+    return Waterfall(tuple(steps), weight, 2**weight / (1 + 2**weight))
 
 
 class EvidenceModel:
@@ -77,14 +87,28 @@ class EvidenceModel:
         frame = model_frame(records, self.tf_columns)
         self._db_api = DuckDBAPI()
         self._lock = threading.Lock()  # one DuckDB connection: one pair at a time
-        tables = [self._db_api.register(part.reset_index(drop=True), dataset_display_name=source,
-                                        table_name=f"review_input_{source}")
-                  for source, part in frame.groupby(SOURCE_DATASET)] if len(frame) else []
+        tables = (
+            [
+                self._db_api.register(
+                    part.reset_index(drop=True),
+                    dataset_display_name=source,
+                    table_name=f"review_input_{source}",
+                )
+                for source, part in frame.groupby(SOURCE_DATASET)
+            ]
+            if len(frame)
+            else []
+        )
         if not tables:  # Splink needs an input table; an empty queue still gets a working model
-            tables = [self._db_api.register(frame.head(0), dataset_display_name="none", table_name="review_input")]
+            tables = [
+                self._db_api.register(frame.head(0), dataset_display_name="none", table_name="review_input")
+            ]
         # Splink's waterfall reads each comparison's intermediate columns, which a link run need not keep.
-        settings = {**model_for_duckdb(dict(model)), "retain_matching_columns": True,
-                    "retain_intermediate_calculation_columns": True}
+        settings = {
+            **model_for_duckdb(dict(model)),
+            "retain_matching_columns": True,
+            "retain_intermediate_calculation_columns": True,
+        }
         self._linker = Linker(tables, settings)
         logging.getLogger("splink").setLevel(logging.WARNING)
 
@@ -108,4 +132,4 @@ def _chart_rows(chart: Any) -> list[Mapping[str, Any]]:
 
 
 def probability(weight: float) -> float:
-    return 2 ** weight / (1 + 2 ** weight) if math.isfinite(weight) else float(weight > 0)
+    return 2**weight / (1 + 2**weight) if math.isfinite(weight) else float(weight > 0)

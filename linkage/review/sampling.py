@@ -65,7 +65,7 @@ def stratum(pairs_df: DataFrame, near_miss_floor: float = NEAR_MISS_FLOOR) -> Co
     kind = F.when(F.col("is_best_candidate"), F.lit("best_candidate")).otherwise(F.lit("other"))
     near_miss = F.concat_ws("|", F.lit("near_miss"), kind, weight_band(weight, NEAR_MISS_WEIGHT_BANDS))
     below = weight.isNull() | (weight < near_miss_floor)
-    return (F.when(F.col("is_linked"), link).when(below, F.lit("below_floor")).otherwise(near_miss))
+    return F.when(F.col("is_linked"), link).when(below, F.lit("below_floor")).otherwise(near_miss)
 
 
 def record_groups(people_df: DataFrame, reference_year: int) -> DataFrame:
@@ -88,18 +88,21 @@ def with_pair_groups(pairs_df: DataFrame, groups_df: DataFrame) -> DataFrame:
     The two records of a true match share the person's attributes; a source that does not hold
     one (IMD outside GP, ethnicity not stated) defers to the other.
     """
+
     def side(suffix: str) -> DataFrame:
         return groups_df.select(*[F.col(c).alias(f"{c}_{suffix}") for c in (*RECORD_KEY, *GROUPS)])
 
-    joined = (pairs_df.join(side("l"), ["source_dataset_l", "source_record_id_l"], how="left")
-              .join(side("r"), ["source_dataset_r", "source_record_id_r"], how="left"))
+    joined = pairs_df.join(side("l"), ["source_dataset_l", "source_record_id_l"], how="left").join(
+        side("r"), ["source_dataset_r", "source_record_id_r"], how="left"
+    )
     return joined.select(
-        *pairs_df.columns,
-        *[or_unknown(F.coalesce(f"{g}_l", f"{g}_r")).alias(g) for g in GROUPS])
+        *pairs_df.columns, *[or_unknown(F.coalesce(f"{g}_l", f"{g}_r")).alias(g) for g in GROUPS]
+    )
 
 
-def allocate(sizes: Mapping[str, int], guesses: Mapping[str, float], n: int,
-             minimum: int = MIN_PER_STRATUM) -> dict[str, int]:
+def allocate(
+    sizes: Mapping[str, int], guesses: Mapping[str, float], n: int, minimum: int = MIN_PER_STRATUM
+) -> dict[str, int]:
     """Sample size per stratum: at least `minimum` (or all of a smaller stratum), the rest by Neyman allocation
     N_h * sqrt(p_h (1 - p_h)), never more than the stratum holds. Largest remainders settle the rounding."""
     take = {h: min(size, minimum) for h, size in sizes.items()}
@@ -108,8 +111,10 @@ def allocate(sizes: Mapping[str, int], guesses: Mapping[str, float], n: int,
         open_strata = {h: sizes[h] - take[h] for h in sizes if sizes[h] > take[h]}
         if not open_strata:
             break
-        score = {h: sizes[h] * math.sqrt(_clip(guesses.get(h, 0.5)) * (1 - _clip(guesses.get(h, 0.5))))
-                 for h in open_strata}
+        score = {
+            h: sizes[h] * math.sqrt(_clip(guesses.get(h, 0.5)) * (1 - _clip(guesses.get(h, 0.5))))
+            for h in open_strata
+        }
         total = sum(score.values())
         shares = {h: left * score[h] / total for h in open_strata}
         extra = {h: min(open_strata[h], math.floor(shares[h])) for h in open_strata}
@@ -131,7 +136,9 @@ def frame(spark: SparkSession, config: AppConfig, near_miss_floor: float = NEAR_
     lake = config.paths.lake
     for contract in (LINK_PAIRS, PEOPLE_STD):
         if not table_exists(spark, lake, contract):
-            raise InputError(f"{lake}/{contract.zone}/{contract.name} not found: run `python -m jobs.link` first")
+            raise InputError(
+                f"{lake}/{contract.zone}/{contract.name} not found: run `python -m jobs.link` first"
+            )
     pairs = read_table(spark, lake, LINK_PAIRS)
     groups = record_groups(read_table(spark, lake, PEOPLE_STD), config.linkage.qa_reference_date.year)
     return with_pair_groups(pairs.withColumn("stratum", stratum(pairs, near_miss_floor)), groups)
@@ -149,12 +156,20 @@ def draw(frame_df: DataFrame, allocation: Mapping[str, int], seed: int) -> DataF
     sizes = F.create_map(*[x for h, k in allocation.items() for x in (F.lit(h), F.lit(k))])
     order = F.xxhash64(F.lit(seed), *[F.col(c) for c in PAIR_KEYS])
     in_stratum = Window.partitionBy("stratum").orderBy(order, *PAIR_KEYS)
-    ranked = frame_df.where(F.col("stratum").isin(list(allocation))).withColumn("rank", F.row_number().over(in_stratum))
+    ranked = frame_df.where(F.col("stratum").isin(list(allocation))).withColumn(
+        "rank", F.row_number().over(in_stratum)
+    )
     return ranked.where(F.col("rank") <= sizes[F.col("stratum")]).drop("rank")
 
 
-def draw_review_sample(spark: SparkSession, config: AppConfig, run: RunContext, n: int, seed: int = DEFAULT_SEED,
-                       near_miss_floor: float = NEAR_MISS_FLOOR) -> dict[str, Any]:
+def draw_review_sample(
+    spark: SparkSession,
+    config: AppConfig,
+    run: RunContext,
+    n: int,
+    seed: int = DEFAULT_SEED,
+    near_miss_floor: float = NEAR_MISS_FLOOR,
+) -> dict[str, Any]:
     """Draw about n pairs of the current link run into restricted/review_sample (replacing the previous sample).
 
     Returns counts: sample id, pairs drawn, link run, and per stratum its size and sample size.
@@ -165,24 +180,36 @@ def draw_review_sample(spark: SparkSession, config: AppConfig, run: RunContext, 
     try:
         link_runs = [r["run_id"] for r in frame_df.select("run_id").distinct().collect()]
         if len(link_runs) != 1:
-            raise InputError(f"{config.paths.lake}/restricted/link_pairs holds {len(link_runs)} link runs, expected one")
+            raise InputError(
+                f"{config.paths.lake}/restricted/link_pairs holds {len(link_runs)} link runs, expected one"
+            )
         strata = stratum_sizes(frame_df)
         sampled = {h: s for h, s in strata.items() if h != "below_floor"}
-        allocation = allocate({h: int(s["size"]) for h, s in sampled.items()},
-                              {h: s["guess"] for h, s in sampled.items()}, n)
+        allocation = allocate(
+            {h: int(s["size"]) for h, s in sampled.items()}, {h: s["guess"] for h, s in sampled.items()}, n
+        )
         sample_id = f"{link_runs[0]}:s{seed}:n{n}"
         sizes = F.create_map(*[x for h, s in sampled.items() for x in (F.lit(h), F.lit(int(s["size"])))])
         taken = F.create_map(*[x for h, k in allocation.items() for x in (F.lit(h), F.lit(k))])
-        sample = (draw(frame_df, allocation, seed)
-                  .withColumn("sample_id", F.lit(sample_id))
-                  .withColumn("stratum_size", sizes[F.col("stratum")].cast("long"))
-                  .withColumn("stratum_sample_size", taken[F.col("stratum")].cast("long"))
-                  .withColumn("inclusion_probability", F.col("stratum_sample_size") / F.col("stratum_size"))
-                  .withColumn("drawn_at", F.current_timestamp()))
+        sample = (
+            draw(frame_df, allocation, seed)
+            .withColumn("sample_id", F.lit(sample_id))
+            .withColumn("stratum_size", sizes[F.col("stratum")].cast("long"))
+            .withColumn("stratum_sample_size", taken[F.col("stratum")].cast("long"))
+            .withColumn("inclusion_probability", F.col("stratum_sample_size") / F.col("stratum_size"))
+            .withColumn("drawn_at", F.current_timestamp())
+        )
         write_table(sample.select(*REVIEW_SAMPLE.column_names), config.paths.lake, REVIEW_SAMPLE, run)
     finally:
         frame_df.unpersist()
     drawn = sum(allocation.values())
-    return {"sample_id": sample_id, "link_run_id": link_runs[0], "pairs": drawn, "strata": len(allocation),
-            "below_floor_pairs": int(strata.get("below_floor", {}).get("size", 0)),
-            "by_stratum": {h: {"size": int(sampled[h]["size"]), "sampled": k} for h, k in sorted(allocation.items())}}
+    return {
+        "sample_id": sample_id,
+        "link_run_id": link_runs[0],
+        "pairs": drawn,
+        "strata": len(allocation),
+        "below_floor_pairs": int(strata.get("below_floor", {}).get("size", 0)),
+        "by_stratum": {
+            h: {"size": int(sampled[h]["size"]), "sampled": k} for h, k in sorted(allocation.items())
+        },
+    }

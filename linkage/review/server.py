@@ -18,9 +18,9 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from linkage.cli import CommandContext, run_command, run_job
 from linkage.config import AppConfig
 from linkage.errors import ConfigError
+from linkage.harness import CommandContext, run_command, run_job
 from linkage.session import spark_session
 
 DEFAULT_HOST = "127.0.0.1"
@@ -43,19 +43,32 @@ def reviewer_id(environ: Mapping[str, str]) -> str:
     """LINKAGE_REVIEWER, else the login name: an id, never typed into the app."""
     reviewer = environ.get("LINKAGE_REVIEWER") or getpass.getuser()
     if not REVIEWER_ID.match(reviewer):
-        raise ConfigError("LINKAGE_REVIEWER must be an id of letters, digits and . _ @ - (at most 64 characters)")
+        raise ConfigError(
+            "LINKAGE_REVIEWER must be an id of letters, digits and . _ @ - (at most 64 characters)"
+        )
     return reviewer
 
 
 def add_review_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="Address to bind (default 127.0.0.1: this machine only).")
-    parser.add_argument("--port", type=int, default=8765, help="Port to serve on (default 8765; 0 picks a free one).")
-    parser.add_argument("--model-version", default=None,
-                        help="Model version whose evidence is shown (default: linkage.model_version, else the approved one).")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="Instead of serving: draw a stratified sample of about N pairs of the latest link run "
-                             "into restricted/review_sample (for accuracy estimates), then exit.")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="Address to bind (default 127.0.0.1: this machine only)."
+    )
+    parser.add_argument(
+        "--port", type=int, default=8765, help="Port to serve on (default 8765; 0 picks a free one)."
+    )
+    parser.add_argument(
+        "--model-version",
+        default=None,
+        help="Model version whose evidence is shown (default: linkage.model_version, else the approved one).",
+    )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Instead of serving: draw a stratified sample of about N pairs of the latest link run "
+        "into restricted/review_sample (for accuracy estimates), then exit.",
+    )
     parser.add_argument("--seed", type=int, default=42, help="Seed of the sample draw (with --sample).")
 
 
@@ -66,8 +79,10 @@ def draw_sample(ctx) -> dict[str, Any]:
     counts = draw_review_sample(ctx.spark, ctx.config, ctx.run, ctx.args.sample, seed=ctx.args.seed)
     ctx.run.log_params({"sample_id": counts["sample_id"], "sample_link_run_id": counts["link_run_id"]})
     ctx.run.log_metrics({"sample.pairs": counts["pairs"], "sample.strata": counts["strata"]})
-    ctx.say(f"drew {counts['pairs']} pairs in {counts['strata']} strata into restricted/review_sample "
-            f"(sample {counts['sample_id']}); review them with `python -m jobs.review`")
+    ctx.say(
+        f"drew {counts['pairs']} pairs in {counts['strata']} strata into restricted/review_sample "
+        f"(sample {counts['sample_id']}); review them with `python -m jobs.review`"
+    )
     return counts
 
 
@@ -90,8 +105,9 @@ def build_backend(spark, config: AppConfig, reviewer: str, model_version: str | 
     return backend
 
 
-def start_server(backend, reviewer: str, host: str = DEFAULT_HOST, port: int = 0,
-                 token: str | None = None) -> tuple[BaseWSGIServer, str]:
+def start_server(
+    backend, reviewer: str, host: str = DEFAULT_HOST, port: int = 0, token: str | None = None
+) -> tuple[BaseWSGIServer, str]:
     """A threaded Werkzeug server for the app (not yet serving) and its access token."""
     from linkage.review.app import create_app
 
@@ -102,13 +118,17 @@ def start_server(backend, reviewer: str, host: str = DEFAULT_HOST, port: int = 0
     return server, token
 
 
-REVIEW_DESCRIPTION = "Serve the clerical review app on this machine (127.0.0.1) behind an access token printed at start."
+REVIEW_DESCRIPTION = (
+    "Serve the clerical review app on this machine (127.0.0.1) behind an access token printed at start."
+)
 
 
 def review_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """`python -m jobs.review`: draw the review sample (--sample, a Spark job with its MLflow run) or serve the app."""
     if "--sample" in argv or any(arg.startswith("--sample=") for arg in argv):
-        return run_job("review_sample", "Draw the review sample.", draw_sample, argv, environ, add_review_arguments)
+        return run_job(
+            "review_sample", "Draw the review sample.", draw_sample, argv, environ, add_review_arguments
+        )
     return run_command("review", REVIEW_DESCRIPTION, serve_review, argv, environ, add_review_arguments)
 
 
@@ -123,10 +143,15 @@ def serve_review(ctx: CommandContext) -> None:
         counts = ", ".join(f"{name}: {len(pairs)} pairs" for name, pairs in backend.data.queues.items())
         ctx.say(f"{counts or 'no work queue in the lake yet'}; reviewer id {reviewer}")
         if args.host != DEFAULT_HOST:
-            print(f"[review] warning: bound to {args.host}, not 127.0.0.1: other machines may reach it",
-                  file=sys.stderr, flush=True)
-        ctx.say(f"open http://{args.host}:{server.server_port}/ and sign in with this access token "
-                f"(valid until the app stops):\n{token}")
+            print(
+                f"[review] warning: bound to {args.host}, not 127.0.0.1: other machines may reach it",
+                file=sys.stderr,
+                flush=True,
+            )
+        ctx.say(
+            f"open http://{args.host}:{server.server_port}/ and sign in with this access token "
+            f"(valid until the app stops):\n{token}"
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -117,16 +117,23 @@ def queue_pairs(queue_df: DataFrame, extra: Iterable[str] = (), by_score: bool =
     present = [c for c in extra if c in queue_df.columns]
     absent = [F.lit(None).cast("string").alias(c) for c in extra if c not in queue_df.columns]
     order = [F.col("match_weight").desc_nulls_last()] if by_score else [F.col("sample_id")]
-    return (ordered_pairs(queue_df.select(*PAIR_KEYS, "match_weight", "match_probability", *present))
-            .select("*", *absent).orderBy(*order, *PAIR_KEYS))
+    return (
+        ordered_pairs(queue_df.select(*PAIR_KEYS, "match_weight", "match_probability", *present))
+        .select("*", *absent)
+        .orderBy(*order, *PAIR_KEYS)
+    )
 
 
 def pair_ends(pairs_df: DataFrame) -> DataFrame:
     """(source_dataset, source_record_id) of every record named by a pair."""
-    left = pairs_df.select(F.col("source_dataset_l").alias("source_dataset"),
-                           F.col("source_record_id_l").alias("source_record_id"))
-    right = pairs_df.select(F.col("source_dataset_r").alias("source_dataset"),
-                            F.col("source_record_id_r").alias("source_record_id"))
+    left = pairs_df.select(
+        F.col("source_dataset_l").alias("source_dataset"),
+        F.col("source_record_id_l").alias("source_record_id"),
+    )
+    right = pairs_df.select(
+        F.col("source_dataset_r").alias("source_dataset"),
+        F.col("source_record_id_r").alias("source_record_id"),
+    )
     return left.unionByName(right).distinct()
 
 
@@ -138,7 +145,12 @@ def records_to_review(ends_df: DataFrame, spine_df: DataFrame | None, people_df:
         keyed = ends_df.select(*RECORD_KEY, *[F.lit(None).cast("string").alias(c) for c in SPINE_COLUMNS])
     else:
         persons = spine_df.join(ends_df, list(RECORD_KEY), how="inner").select("person_key").distinct()
-        wanted = spine_df.join(persons, "person_key", how="inner").select(*RECORD_KEY).unionByName(ends_df).distinct()
+        wanted = (
+            spine_df.join(persons, "person_key", how="inner")
+            .select(*RECORD_KEY)
+            .unionByName(ends_df)
+            .distinct()
+        )
         keyed = wanted.join(spine_df.select(*RECORD_KEY, *SPINE_COLUMNS), list(RECORD_KEY), how="left")
     return keyed.join(people, list(RECORD_KEY), how="inner")
 
@@ -150,8 +162,12 @@ def with_term_frequencies(records_df: DataFrame, people_df: DataFrame, columns: 
     so the evidence shown matches the score the link run gave.
     """
     for column in columns:
-        frequencies = (people_df.where(F.col(column).isNotNull()).groupBy(column).agg(F.count("*").alias("n"))
-                       .select(column, (F.col("n") / F.sum("n").over(Window.partitionBy())).alias(f"tf_{column}")))
+        frequencies = (
+            people_df.where(F.col(column).isNotNull())
+            .groupBy(column)
+            .agg(F.count("*").alias("n"))
+            .select(column, (F.col("n") / F.sum("n").over(Window.partitionBy())).alias(f"tf_{column}"))
+        )
         records_df = records_df.join(frequencies, column, how="left")
     return records_df
 
@@ -159,11 +175,19 @@ def with_term_frequencies(records_df: DataFrame, people_df: DataFrame, columns: 
 def latest_decision_rows(decisions_df: DataFrame) -> DataFrame:
     """The latest decision per pair (canonical order) with its note and queue, which tables written before
     those columns existed lack."""
-    optional = [F.col(c) if c in decisions_df.columns else F.lit(None).cast("string").alias(c)
-                for c in ("note", "queue")]
-    latest_first = Window.partitionBy(*PAIR_KEYS).orderBy(F.col("decided_at").desc_nulls_last(), F.col("decision"))
-    return (ordered_pairs(decisions_df.select(*PAIR_KEYS, "decision", "decided_by", "decided_at", *optional))
-            .withColumn("rank", F.row_number().over(latest_first)).where("rank = 1").drop("rank"))
+    optional = [
+        F.col(c) if c in decisions_df.columns else F.lit(None).cast("string").alias(c)
+        for c in ("note", "queue")
+    ]
+    latest_first = Window.partitionBy(*PAIR_KEYS).orderBy(
+        F.col("decided_at").desc_nulls_last(), F.col("decision")
+    )
+    return (
+        ordered_pairs(decisions_df.select(*PAIR_KEYS, "decision", "decided_by", "decided_at", *optional))
+        .withColumn("rank", F.row_number().over(latest_first))
+        .where("rank = 1")
+        .drop("rank")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +229,9 @@ class ReviewStore:
         data = ReviewData()
         frames = []
         if table_exists(spark, lake, REVIEW_QUEUE):
-            frames.append((QUEUE_REVIEW, queue_pairs(read_table(spark, lake, REVIEW_QUEUE), SAMPLE_EXTRA_COLUMNS)))
+            frames.append(
+                (QUEUE_REVIEW, queue_pairs(read_table(spark, lake, REVIEW_QUEUE), SAMPLE_EXTRA_COLUMNS))
+            )
         sample_path = f"{lake.rstrip('/')}/{'/'.join(REVIEW_SAMPLE_TABLE)}"
         if _is_delta(spark, sample_path):
             sample = spark.read.format("delta").load(sample_path)
@@ -213,19 +239,30 @@ class ReviewStore:
         for name, frame in frames:
             rows = frame.collect()
             data.queues[name] = [
-                Pair(name, i, canonical_pair((r.source_dataset_l, r.source_record_id_l),
-                                             (r.source_dataset_r, r.source_record_id_r)),
-                     r.match_weight, r.match_probability, r.stratum)
-                for i, r in enumerate(rows)]
+                Pair(
+                    name,
+                    i,
+                    canonical_pair(
+                        (r.source_dataset_l, r.source_record_id_l), (r.source_dataset_r, r.source_record_id_r)
+                    ),
+                    r.match_weight,
+                    r.match_probability,
+                    r.stratum,
+                )
+                for i, r in enumerate(rows)
+            ]
         if table_exists(spark, lake, REVIEW_DECISIONS):
             for r in latest_decision_rows(read_table(spark, lake, REVIEW_DECISIONS)).collect():
-                data.decisions[(r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)] = (
-                    Decision(r.decision, r.note, r.queue, r.decided_by or "", r.decided_at))
+                data.decisions[
+                    (r.source_dataset_l, r.source_record_id_l, r.source_dataset_r, r.source_record_id_r)
+                ] = Decision(r.decision, r.note, r.queue, r.decided_by or "", r.decided_at)
         pairs = [p for queue in data.queues.values() for p in queue]
         if not pairs or not table_exists(spark, lake, PEOPLE_STD):
             return data
-        ends = spark.createDataFrame([p.left for p in pairs] + [p.right for p in pairs],
-                                     "source_dataset string, source_record_id string").distinct()
+        ends = spark.createDataFrame(
+            [p.left for p in pairs] + [p.right for p in pairs],
+            "source_dataset string, source_record_id string",
+        ).distinct()
         people = read_table(spark, lake, PEOPLE_STD)
         spine = read_table(spark, lake, PERSON_SPINE) if table_exists(spark, lake, PERSON_SPINE) else None
         records = with_term_frequencies(records_to_review(ends, spine, people), people, self.tf_columns)

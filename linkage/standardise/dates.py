@@ -20,9 +20,8 @@ UNPARSEABLE, IMPOSSIBLE, FUTURE = "unparseable_date", "impossible_date", "future
 def date_iso_text(col: Column) -> Column:
     """The date rewritten as YYYY-MM-DD when it has either accepted shape, else null."""
     text = F.trim(col)
-    return (
-        F.when(text.rlike(ISO_SHAPE), text)
-        .when(text.rlike(UK_SHAPE), F.regexp_replace(text, UK_SHAPE, "$3-$2-$1"))
+    return F.when(text.rlike(ISO_SHAPE), text).when(
+        text.rlike(UK_SHAPE), F.regexp_replace(text, UK_SHAPE, "$3-$2-$1")
     )
 
 

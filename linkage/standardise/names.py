@@ -134,12 +134,16 @@ def _py_name_std(text: str) -> str:
     return " ".join(cleaned.split())
 
 
-def with_canonical_name(df: DataFrame, std_column: str, canonical_column: str, nicknames_df: DataFrame,
-                        applies_to: str) -> DataFrame:
+def with_canonical_name(
+    df: DataFrame, std_column: str, canonical_column: str, nicknames_df: DataFrame, applies_to: str
+) -> DataFrame:
     """Add `canonical_column`: the listed canonical form of `std_column`, or the name itself (broadcast join)."""
     mapping = F.broadcast(
-        nicknames_df.where(F.col("applies_to") == applies_to)
-        .select(F.col("variant").alias("_variant"), F.col("canonical").alias("_canonical"))
+        nicknames_df.where(F.col("applies_to") == applies_to).select(
+            F.col("variant").alias("_variant"), F.col("canonical").alias("_canonical")
+        )
     )
     joined = df.join(mapping, F.col(std_column) == F.col("_variant"), how="left")
-    return joined.withColumn(canonical_column, F.coalesce("_canonical", std_column)).drop("_variant", "_canonical")
+    return joined.withColumn(canonical_column, F.coalesce("_canonical", std_column)).drop(
+        "_variant", "_canonical"
+    )

@@ -14,11 +14,20 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 GP_CODES = {"M": "M", "F": "F"}  # U (unknown) -> null
-HOSPITAL_CODES = {"1": "M", "2": "F"}  # NHS Data Dictionary person stated gender: 9 not specified, 0 not known
+HOSPITAL_CODES = {
+    "1": "M",
+    "2": "F",
+}  # NHS Data Dictionary person stated gender: 9 not specified, 0 not known
 SOCIAL_CARE_CODES = {
     # Current coding, then free text seen in older files.
-    "MALE": "M", "FEMALE": "F",
-    "M": "M", "F": "F", "MAN": "M", "WOMAN": "F", "BOY": "M", "GIRL": "F",
+    "MALE": "M",
+    "FEMALE": "F",
+    "M": "M",
+    "F": "F",
+    "MAN": "M",
+    "WOMAN": "F",
+    "BOY": "M",
+    "GIRL": "F",
 }
 
 

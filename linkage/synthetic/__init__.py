@@ -15,5 +15,13 @@ from linkage.synthetic.extract import (
     generated_file_names,
 )
 
-__all__ = ["FILES", "SYNTHETIC_MARKER", "extract_files_found", "extract_present", "extract_stems", "generate_extract",
-           "generate_raw_extract", "generated_file_names"]
+__all__ = [
+    "FILES",
+    "SYNTHETIC_MARKER",
+    "extract_files_found",
+    "extract_present",
+    "extract_stems",
+    "generate_extract",
+    "generate_raw_extract",
+    "generated_file_names",
+]

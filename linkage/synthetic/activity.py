@@ -29,7 +29,7 @@ from linkage.synthetic.vocab import (
 )
 
 DMD_LISTS = frozenset({"antidepressants", "asthma_treatment"})
-HISTORY_YEARS = 10                     # background activity spans this many years before the extract date
+HISTORY_YEARS = 10  # background activity spans this many years before the extract date
 GP_EVENTS_PER_RECORD = 2.5
 HOSPITAL_EPISODES_PER_RECORD = 1.3
 SHIELDING_START = date(2020, 3, 20)
@@ -48,11 +48,11 @@ class _Rows:
     """Chunks of rows for one activity file, concatenated once at the end."""
 
     def __init__(self, columns: dict[str, str]):
-        self.columns = columns             # name -> numpy dtype of the column
+        self.columns = columns  # name -> numpy dtype of the column
         self.chunks: list[Columns] = []
 
     def add(self, record: np.ndarray, **values) -> None:
-        keep = record >= 0                 # evidence only lands where the person has a record
+        keep = record >= 0  # evidence only lands where the person has a record
         if not keep.any():
             return
         n = len(record)
@@ -79,17 +79,35 @@ def _missing(dtype: str):
 
 
 GP_COLUMNS = {"event_date": "M8[D]", "code_system": "U6", "code": "U20", "value": "f8"}
-HOSPITAL_COLUMNS = {"setting": "U3", "start_date": "M8[D]", "end_date": "M8[D]", "admission_method": "U2",
-                    "primary_diagnosis": "U8", "secondary_diagnoses": "U40", "treatment_specialty": "U4",
-                    "referral_source": "U10"}
-SOCIAL_CARE_COLUMNS = {"client_type": "U12", "event_type": "U10", "service_type": "U20",
-                       "primary_support_reason": "U40", "start_date": "M8[D]", "end_date": "M8[D]"}
+HOSPITAL_COLUMNS = {
+    "setting": "U3",
+    "start_date": "M8[D]",
+    "end_date": "M8[D]",
+    "admission_method": "U2",
+    "primary_diagnosis": "U8",
+    "secondary_diagnoses": "U40",
+    "treatment_specialty": "U4",
+    "referral_source": "U10",
+}
+SOCIAL_CARE_COLUMNS = {
+    "client_type": "U12",
+    "event_type": "U10",
+    "service_type": "U20",
+    "primary_support_reason": "U40",
+    "start_date": "M8[D]",
+    "end_date": "M8[D]",
+}
 THIRD_SECTOR_COLUMNS = {"contact_date": "M8[D]", "contact_reason": "U20", "unpaid_carer": "U1"}
 
 
-def make_activity(pop: Population, records: dict[str, SourceRecords], is_carer: np.ndarray,
-                  codes: dict[str, tuple[str, ...]], config: SyntheticConfig, rng: np.random.Generator
-                  ) -> dict[str, Columns]:
+def make_activity(
+    pop: Population,
+    records: dict[str, SourceRecords],
+    is_carer: np.ndarray,
+    codes: dict[str, tuple[str, ...]],
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+) -> dict[str, Columns]:
     """All four activity files, as columns keyed by the row's people-file record index."""
     world = _World(pop, records, codes, config, rng)
     world.background()
@@ -104,13 +122,23 @@ def make_activity(pop: Population, records: dict[str, SourceRecords], is_carer: 
 
 
 class _World:
-    def __init__(self, pop: Population, records: dict[str, SourceRecords], codes: dict[str, tuple[str, ...]],
-                 config: SyntheticConfig, rng: np.random.Generator):
+    def __init__(
+        self,
+        pop: Population,
+        records: dict[str, SourceRecords],
+        codes: dict[str, tuple[str, ...]],
+        config: SyntheticConfig,
+        rng: np.random.Generator,
+    ):
         self.pop, self.records, self.codes, self.config, self.rng = pop, records, codes, config, rng
         self.rates = config.condition_rates
         self.today = np.datetime64(config.reference_date, "D")
-        self.rows = {"gp": _Rows(GP_COLUMNS), "hospital": _Rows(HOSPITAL_COLUMNS),
-                     "social_care": _Rows(SOCIAL_CARE_COLUMNS), "third_sector": _Rows(THIRD_SECTOR_COLUMNS)}
+        self.rows = {
+            "gp": _Rows(GP_COLUMNS),
+            "hospital": _Rows(HOSPITAL_COLUMNS),
+            "social_care": _Rows(SOCIAL_CARE_COLUMNS),
+            "third_sector": _Rows(THIRD_SECTOR_COLUMNS),
+        }
         self.present = {}
         for source, recs in records.items():
             mask = np.zeros(pop.size, bool)
@@ -149,8 +177,13 @@ class _World:
 
     def gp(self, person: np.ndarray, when: np.ndarray, list_name: str, value=np.nan) -> None:
         system = "DMD" if list_name in DMD_LISTS else "SNOMED"
-        self.rows["gp"].add(self.record("gp", person), event_date=when, code_system=system,
-                            code=self.pick(self.codes[list_name], len(person)), value=value)
+        self.rows["gp"].add(
+            self.record("gp", person),
+            event_date=when,
+            code_system=system,
+            code=self.pick(self.codes[list_name], len(person)),
+            value=value,
+        )
 
     def history_start(self, person: np.ndarray) -> np.ndarray:
         return np.maximum(self.pop.dob[person], self.today - HISTORY_YEARS * YEAR_DAYS * DAY)
@@ -169,8 +202,13 @@ class _World:
         value = np.where(has_value, np.round(rng.normal(0, 1, len(rec)) * 15 + 125, 0), np.nan)
         value = np.where(code == "27113001", np.round(rng.normal(75, 14, len(rec)), 1), value)
         value = np.where(code == "60621009", np.round(rng.normal(27, 5, len(rec)), 1), value)
-        self.rows["gp"].add(rec, event_date=self.dates(self.history_start(person), self.today),
-                            code_system=np.array([c[1] for c in noise])[which], code=code, value=value)
+        self.rows["gp"].add(
+            rec,
+            event_date=self.dates(self.history_start(person), self.today),
+            code_system=np.array([c[1] for c in noise])[which],
+            code=code,
+            value=value,
+        )
 
         hospital = self.records["hospital"]
         per = rng.poisson(HOSPITAL_EPISODES_PER_RECORD, hospital.size) + (rng.random(hospital.size) < 0.6)
@@ -179,9 +217,15 @@ class _World:
         setting = self.pick(["APC", "APC", "OP", "OP", "OP", "AE", "AE"], n)
         start = self.dates(self.history_start(hospital.person[rec]), self.today)
         primary = np.where((setting == "OP") & (rng.random(n) < 0.6), "", self.pick(ICD10_NOISE, n))
-        self.hospital_rows(rec, setting, start, primary,
-                           secondary=self.secondary_noise(n), specialty=self.pick(SPECIALTY_NOISE, n),
-                           referral=np.where(rng.random(n) < 0.5, self.pick(REFERRAL_NOISE, n), ""))
+        self.hospital_rows(
+            rec,
+            setting,
+            start,
+            primary,
+            secondary=self.secondary_noise(n),
+            specialty=self.pick(SPECIALTY_NOISE, n),
+            referral=np.where(rng.random(n) < 0.5, self.pick(REFERRAL_NOISE, n), ""),
+        )
 
         social = self.records["social_care"]
         per = rng.integers(1, 5, social.size)
@@ -189,21 +233,29 @@ class _World:
         n = len(rec)
         start = self.dates(self.history_start(social.person[rec]), self.today)
         ongoing = rng.random(n) < 0.4
-        end = np.where(ongoing, np.datetime64("NaT"), np.minimum(start + rng.integers(0, 400, n) * DAY, self.today))
+        end = np.where(
+            ongoing, np.datetime64("NaT"), np.minimum(start + rng.integers(0, 400, n) * DAY, self.today)
+        )
         self.rows["social_care"].add(
-            rec, client_type="Service User", event_type=self.pick(["Request", "Assessment", "Service", "Review"], n),
+            rec,
+            client_type="Service User",
+            event_type=self.pick(["Request", "Assessment", "Service", "Review"], n),
             service_type=np.where(rng.random(n) < 0.7, self.pick(SOCIAL_CARE_SERVICES, n), ""),
             primary_support_reason=np.where(rng.random(n) < 0.85, self.pick(SOCIAL_CARE_REASONS, n), ""),
-            start_date=start, end_date=end)
+            start_date=start,
+            end_date=end,
+        )
 
         third = self.records["third_sector"]
         per = rng.integers(1, 4, third.size)
         rec = np.repeat(np.arange(third.size), per)
         n = len(rec)
         self.rows["third_sector"].add(
-            rec, contact_date=self.dates(self.today - 3 * YEAR_DAYS * DAY, self.today),
+            rec,
+            contact_date=self.dates(self.today - 3 * YEAR_DAYS * DAY, self.today),
             contact_reason=self.pick(THIRD_SECTOR_REASONS, n),
-            unpaid_carer=np.where(rng.random(n) < 0.6, "N", ""))
+            unpaid_carer=np.where(rng.random(n) < 0.6, "N", ""),
+        )
 
     def _all_codes(self) -> set[str]:
         return {code for codes in self.codes.values() for code in codes}
@@ -214,20 +266,38 @@ class _World:
         both = np.strings.add(np.strings.add(first, "|"), second)
         return np.select([count == 1, count == 2], [first, both], "")
 
-    def hospital_rows(self, rec: np.ndarray, setting: np.ndarray, start: np.ndarray, primary: np.ndarray,
-                      secondary: np.ndarray, specialty: np.ndarray, referral: np.ndarray) -> None:
+    def hospital_rows(
+        self,
+        rec: np.ndarray,
+        setting: np.ndarray,
+        start: np.ndarray,
+        primary: np.ndarray,
+        secondary: np.ndarray,
+        specialty: np.ndarray,
+        referral: np.ndarray,
+    ) -> None:
         rng = self.rng
         n = len(rec)
         apc = setting == "APC"
-        end = np.where(apc, np.minimum(start + rng.integers(0, 15, n) * DAY, self.today), np.datetime64("NaT"))
+        end = np.where(
+            apc, np.minimum(start + rng.integers(0, 15, n) * DAY, self.today), np.datetime64("NaT")
+        )
         method = np.where(apc, self.pick(["11", "12", "13", "21", "22", "28"], n), "")
         # Half the trusts write ICD-10 codes without the dot (J459 for J45.9): row by row here.
         undotted = rng.random(n) < 0.5
         primary = np.where(undotted, replace(primary, ".", ""), primary)
         secondary = np.where(undotted, replace(secondary, ".", ""), secondary)
-        self.rows["hospital"].add(rec, setting=setting, start_date=start, end_date=end, admission_method=method,
-                                  primary_diagnosis=primary, secondary_diagnoses=secondary,
-                                  treatment_specialty=specialty, referral_source=np.where(apc, "", referral))
+        self.rows["hospital"].add(
+            rec,
+            setting=setting,
+            start_date=start,
+            end_date=end,
+            admission_method=method,
+            primary_diagnosis=primary,
+            secondary_diagnoses=secondary,
+            treatment_specialty=specialty,
+            referral_source=np.where(apc, "", referral),
+        )
 
     # -- conditions ------------------------------------------------------------------------------
     def shielding(self) -> None:
@@ -235,8 +305,10 @@ class _World:
         start = np.datetime64(SHIELDING_START, "D")
         born = pop.dob < start
         weight = np.where(pop.age >= 70, 3.0, 1.0)
-        for list_name, rate in (("shielding_high_risk", self.rates["shielding"]),
-                                ("shielding_lower_risk", self.rates["shielding_lower_risk"])):
+        for list_name, rate in (
+            ("shielding_high_risk", self.rates["shielding"]),
+            ("shielding_lower_risk", self.rates["shielding_lower_risk"]),
+        ):
             person = self.chosen(born & self.present["gp"], rate, weight)
             self.gp(person, self.dates(np.full(len(person), start), start + 70 * DAY), list_name)
 
@@ -245,11 +317,22 @@ class _World:
         pop, rng = self.pop, self.rng
         young = (pop.age >= 11) & (pop.age <= 25)
         other = ((pop.age >= 5) & (pop.age <= 10)) | ((pop.age >= 26) & (pop.age <= 45))
-        person = np.concatenate([self.chosen(young, self.rates["cyp_mental_health"]),
-                                 self.chosen(other, self.rates["mental_health_other_age"])])
+        person = np.concatenate(
+            [
+                self.chosen(young, self.rates["cyp_mental_health"]),
+                self.chosen(other, self.rates["mental_health_other_age"]),
+            ]
+        )
         n = len(person)
-        available = np.stack([self.present["gp"][person], self.present["gp"][person] & (pop.age[person] >= 12),
-                              self.present["hospital"][person], self.present["social_care"][person]], axis=1)
+        available = np.stack(
+            [
+                self.present["gp"][person],
+                self.present["gp"][person] & (pop.age[person] >= 12),
+                self.present["hospital"][person],
+                self.present["social_care"][person],
+            ],
+            axis=1,
+        )
         # Each person gets one kind of evidence from a source that holds them; 40% get a second (any kind).
         for round_ in range(2):
             score = np.where(available, rng.random((n, 4)), -1.0)
@@ -257,10 +340,13 @@ class _World:
             has_kind = score.max(axis=1) >= 0
             if round_ == 1:
                 has_kind &= rng.random(n) < 0.4
-            when = self.dates(np.maximum(self.today - 3 * YEAR_DAYS * DAY, pop.dob[person] + 5 * YEAR_DAYS * DAY),
-                              self.today - DAY)
-            for k, emit in enumerate((self._mh_referral, self._mh_antidepressant, self._mh_self_harm,
-                                      self._mh_social_care)):
+            when = self.dates(
+                np.maximum(self.today - 3 * YEAR_DAYS * DAY, pop.dob[person] + 5 * YEAR_DAYS * DAY),
+                self.today - DAY,
+            )
+            for k, emit in enumerate(
+                (self._mh_referral, self._mh_antidepressant, self._mh_self_harm, self._mh_social_care)
+            ):
                 rows = has_kind & (kind == k)
                 if rows.any():
                     emit(person[rows], when[rows])
@@ -268,9 +354,15 @@ class _World:
         # Self-harm seen in A&E but not admitted: not APC, so not evidence (a near miss for the cohort).
         seen = self.chosen(young & self.present["hospital"], AE_SELF_HARM_RATE)
         k = len(seen)
-        self.hospital_rows(self.record("hospital", seen), np.full(k, "AE"), self.dates(
-            np.full(k, self.today - 2 * YEAR_DAYS * DAY), self.today - DAY),
-            icd10_codes(self.codes["self_harm_icd10"], k, rng), np.full(k, ""), np.full(k, "180"), np.full(k, ""))
+        self.hospital_rows(
+            self.record("hospital", seen),
+            np.full(k, "AE"),
+            self.dates(np.full(k, self.today - 2 * YEAR_DAYS * DAY), self.today - DAY),
+            icd10_codes(self.codes["self_harm_icd10"], k, rng),
+            np.full(k, ""),
+            np.full(k, "180"),
+            np.full(k, ""),
+        )
 
     def _mh_referral(self, person, when) -> None:
         self.gp(person, when, "mental_health_referral")
@@ -286,17 +378,29 @@ class _World:
         harm = icd10_codes(self.codes["self_harm_icd10"], n, self.rng)
         injury = self.pick(["T39.1", "T43.2", "S51.8", "T42.4"], n)
         in_primary = self.rng.random(n) < 0.5
-        secondary = np.where(in_primary, self.secondary_noise(n), np.strings.add(np.strings.add(injury, "|"), harm))
-        self.hospital_rows(self.record("hospital", person), np.full(n, "APC"), when,
-                           np.where(in_primary, harm, injury), secondary, self.pick(["300", "180", "711"], n),
-                           np.full(n, ""))
+        secondary = np.where(
+            in_primary, self.secondary_noise(n), np.strings.add(np.strings.add(injury, "|"), harm)
+        )
+        self.hospital_rows(
+            self.record("hospital", person),
+            np.full(n, "APC"),
+            when,
+            np.where(in_primary, harm, injury),
+            secondary,
+            self.pick(["300", "180", "711"], n),
+            np.full(n, ""),
+        )
 
     def _mh_social_care(self, person, when) -> None:
         n = len(person)
-        self.rows["social_care"].add(self.record("social_care", person), client_type="Service User",
-                                     event_type=self.pick(["Assessment", "Service", "Review"], n),
-                                     service_type=self.pick(["Day care", "Direct payment", ""], n),
-                                     primary_support_reason=MENTAL_HEALTH_SUPPORT, start_date=when)
+        self.rows["social_care"].add(
+            self.record("social_care", person),
+            client_type="Service User",
+            event_type=self.pick(["Assessment", "Service", "Review"], n),
+            service_type=self.pick(["Day care", "Direct payment", ""], n),
+            primary_support_reason=MENTAL_HEALTH_SUPPORT,
+            start_date=when,
+        )
 
     def carers(self, is_carer: np.ndarray) -> None:
         """Carers identified in GP (some later ended), social care Carer rows, or self-declared third sector."""
@@ -307,65 +411,103 @@ class _World:
         ended = in_gp & (rng.random(n) < self.rates["carer_ended"]) & (identified + 400 * DAY < self.today)
         person = np.flatnonzero(in_gp)
         self.gp(person, identified[person], "carer_gp")
-        again = person[rng.random(len(person)) < 0.3]          # a later review re-records the carer code
-        self.gp(again, self.dates(identified[again], np.minimum(identified[again] + 200 * DAY, self.today)),
-                "carer_gp")
+        again = person[rng.random(len(person)) < 0.3]  # a later review re-records the carer code
+        self.gp(
+            again,
+            self.dates(identified[again], np.minimum(identified[again] + 200 * DAY, self.today)),
+            "carer_gp",
+        )
         # Ended carers: the no-longer-a-carer code comes after every carer code; no other source says carer.
         stop = np.flatnonzero(ended)
         self.gp(stop, self.dates(identified[stop] + 201 * DAY, self.today - DAY), "carer_ended_gp")
         current = is_carer & ~ended
         in_sc = np.flatnonzero(current & self.present["social_care"] & (rng.random(n) < 0.8))
         k = len(in_sc)
-        self.rows["social_care"].add(self.record("social_care", in_sc), client_type="Carer",
-                                     event_type=self.pick(["Assessment", "Service", "Review"], k),
-                                     service_type=CARER_SUPPORT, primary_support_reason="",
-                                     start_date=self.dates(identified[in_sc], self.today))
+        self.rows["social_care"].add(
+            self.record("social_care", in_sc),
+            client_type="Carer",
+            event_type=self.pick(["Assessment", "Service", "Review"], k),
+            service_type=CARER_SUPPORT,
+            primary_support_reason="",
+            start_date=self.dates(identified[in_sc], self.today),
+        )
         in_ts = np.flatnonzero(current & self.present["third_sector"] & (rng.random(n) < 0.85))
         k = len(in_ts)
-        self.rows["third_sector"].add(self.record("third_sector", in_ts),
-                                      contact_date=self.dates(np.maximum(identified[in_ts], self.today - 3 * 365 * DAY),
-                                                              self.today),
-                                      contact_reason=CARER_SUPPORT, unpaid_carer="Y")
+        self.rows["third_sector"].add(
+            self.record("third_sector", in_ts),
+            contact_date=self.dates(np.maximum(identified[in_ts], self.today - 3 * 365 * DAY), self.today),
+            contact_reason=CARER_SUPPORT,
+            unpaid_carer="Y",
+        )
 
     def cancer(self) -> None:
         """2WW referral (OP), for some a C00-C97 diagnosis, then first treatment in an oncology specialty."""
         pop, rng = self.pop, self.rng
         weight = np.where(pop.age >= 50, 3.0, 1.0)
-        person = self.chosen(self.present["hospital"] & (pop.age >= 30), self.rates["cancer_referral"], weight)
+        person = self.chosen(
+            self.present["hospital"] & (pop.age >= 30), self.rates["cancer_referral"], weight
+        )
         n = len(person)
         referred = self.dates(np.full(n, self.today - 5 * YEAR_DAYS * DAY), self.today - 30 * DAY)
-        self.hospital_rows(self.record("hospital", person), np.full(n, "OP"), referred,
-                           self.pick(["R19.0", "R59.0", "N63", "R31"], n), np.full(n, ""),
-                           self.pick(["101", "103", "301", "502", "340"], n), np.full(n, "2WW"))
+        self.hospital_rows(
+            self.record("hospital", person),
+            np.full(n, "OP"),
+            referred,
+            self.pick(["R19.0", "R59.0", "N63", "R31"], n),
+            np.full(n, ""),
+            self.pick(["101", "103", "301", "502", "340"], n),
+            np.full(n, "2WW"),
+        )
         diagnosed = rng.random(n) < self.rates["cancer_diagnosed"]
         person, referred = person[diagnosed], referred[diagnosed]
         n = len(person)
         diagnosis_date = np.minimum(referred + rng.integers(14, 60, n) * DAY, self.today)
         cancer_code = icd10_codes(self.codes["cancer_diagnosis_icd10"], n, rng)
         setting = np.where(rng.random(n) < 0.5, "OP", "APC")
-        self.hospital_rows(self.record("hospital", person), setting, diagnosis_date, cancer_code,
-                           np.full(n, ""), self.pick(["101", "103", "301", "502", "340"], n), np.full(n, ""))
+        self.hospital_rows(
+            self.record("hospital", person),
+            setting,
+            diagnosis_date,
+            cancer_code,
+            np.full(n, ""),
+            self.pick(["101", "103", "301", "502", "340"], n),
+            np.full(n, ""),
+        )
         # Cancers found without a 2WW referral (e.g. an emergency admission): not in the referral cohort.
         found = self.chosen(self.present["hospital"] & (pop.age >= 30), CANCER_WITHOUT_REFERRAL_RATE)
         k = len(found)
-        self.hospital_rows(self.record("hospital", found), np.full(k, "APC"), self.dates(
-            np.full(k, self.today - 5 * YEAR_DAYS * DAY), self.today - DAY),
-            icd10_codes(self.codes["cancer_diagnosis_icd10"], k, rng), np.full(k, ""), np.full(k, "300"),
-            np.full(k, ""))
+        self.hospital_rows(
+            self.record("hospital", found),
+            np.full(k, "APC"),
+            self.dates(np.full(k, self.today - 5 * YEAR_DAYS * DAY), self.today - DAY),
+            icd10_codes(self.codes["cancer_diagnosis_icd10"], k, rng),
+            np.full(k, ""),
+            np.full(k, "300"),
+            np.full(k, ""),
+        )
         treated = rng.random(n) < 0.7
         person, diagnosis_date, cancer_code = person[treated], diagnosis_date[treated], cancer_code[treated]
         n = len(person)
         treatment_date = np.minimum(diagnosis_date + rng.integers(14, 90, n) * DAY, self.today)
-        self.hospital_rows(self.record("hospital", person), np.full(n, "APC"), treatment_date, cancer_code,
-                           np.full(n, ""), self.pick(self.codes["cancer_treatment_specialty"], n), np.full(n, ""))
+        self.hospital_rows(
+            self.record("hospital", person),
+            np.full(n, "APC"),
+            treatment_date,
+            cancer_code,
+            np.full(n, ""),
+            self.pick(self.codes["cancer_treatment_specialty"], n),
+            np.full(n, ""),
+        )
 
     def asthma(self) -> None:
         """QOF register: diagnosis not resolved since, and a treatment issue in the 12 months before the index date."""
         pop, rng = self.pop, self.rng
         person = self.chosen(self.present["gp"] & (pop.age >= 3), self.rates["asthma"])
         n = len(person)
-        diagnosed = self.dates(np.maximum(pop.dob[person] + 2 * YEAR_DAYS * DAY, self.today - 20 * YEAR_DAYS * DAY),
-                               self.today - 400 * DAY)
+        diagnosed = self.dates(
+            np.maximum(pop.dob[person] + 2 * YEAR_DAYS * DAY, self.today - 20 * YEAR_DAYS * DAY),
+            self.today - 400 * DAY,
+        )
         self.gp(person, diagnosed, "asthma_diagnosis")
         resolved = rng.random(n) < self.rates["asthma_resolved"]
         no_recent = ~resolved & (rng.random(n) < self.rates["asthma_no_recent_treatment"])
@@ -373,31 +515,51 @@ class _World:
         resolved_on = self.dates(diagnosed[resolved] + 60 * DAY, self.today - 30 * DAY)
         self.gp(stop, resolved_on, "asthma_resolved")
         # Issues: recent ones (within 11 months) only for the unresolved with treatment; old ones (15+ months) for all.
-        self.gp(person, self.dates(diagnosed, np.maximum(diagnosed, self.today - 460 * DAY)), "asthma_treatment")
+        self.gp(
+            person, self.dates(diagnosed, np.maximum(diagnosed, self.today - 460 * DAY)), "asthma_treatment"
+        )
         recent = person[~resolved & ~no_recent]
         issues = rng.integers(1, 4, len(recent))
         recent = np.repeat(recent, issues)
-        self.gp(recent, self.dates(np.full(len(recent), self.today - 330 * DAY), self.today - DAY), "asthma_treatment")
+        self.gp(
+            recent,
+            self.dates(np.full(len(recent), self.today - 330 * DAY), self.today - DAY),
+            "asthma_treatment",
+        )
         # Inhalers without an asthma diagnosis (e.g. COPD): not on the register.
         other = self.chosen(self.present["gp"] & (pop.age >= 40), 0.01)
-        self.gp(other, self.dates(np.full(len(other), self.today - 300 * DAY), self.today - DAY), "asthma_treatment")
+        self.gp(
+            other,
+            self.dates(np.full(len(other), self.today - 300 * DAY), self.today - DAY),
+            "asthma_treatment",
+        )
 
     def hypertension(self) -> None:
         pop, rng = self.pop, self.rng
         weight = np.select([pop.age < 45, pop.age < 65], [0.3, 1.2], 2.5)
         person = self.chosen(self.present["gp"] & (pop.age >= 30), self.rates["hypertension"], weight)
         n = len(person)
-        diagnosed = self.dates(np.maximum(pop.dob[person] + 30 * YEAR_DAYS * DAY, self.today - 25 * YEAR_DAYS * DAY),
-                               self.today - 30 * DAY)
+        diagnosed = self.dates(
+            np.maximum(pop.dob[person] + 30 * YEAR_DAYS * DAY, self.today - 25 * YEAR_DAYS * DAY),
+            self.today - 30 * DAY,
+        )
         self.gp(person, diagnosed, "hypertension_diagnosis")
         readings = np.repeat(np.arange(n), rng.integers(1, 4, n))
-        self.rows["gp"].add(self.record("gp", person[readings]),
-                            event_date=self.dates(diagnosed[readings], self.today),
-                            code_system="SNOMED", code=SYSTOLIC_BP_CODE,
-                            value=np.round(rng.normal(148, 12, len(readings)), 0))
-        resolved = (rng.random(n) < self.rates["hypertension_resolved"]) & (diagnosed < self.today - 120 * DAY)
-        self.gp(person[resolved], self.dates(diagnosed[resolved] + 90 * DAY, self.today - DAY),
-                "hypertension_resolved")
+        self.rows["gp"].add(
+            self.record("gp", person[readings]),
+            event_date=self.dates(diagnosed[readings], self.today),
+            code_system="SNOMED",
+            code=SYSTOLIC_BP_CODE,
+            value=np.round(rng.normal(148, 12, len(readings)), 0),
+        )
+        resolved = (rng.random(n) < self.rates["hypertension_resolved"]) & (
+            diagnosed < self.today - 120 * DAY
+        )
+        self.gp(
+            person[resolved],
+            self.dates(diagnosed[resolved] + 90 * DAY, self.today - DAY),
+            "hypertension_resolved",
+        )
 
     def vaccinations(self) -> None:
         """MMR1 at about 1 year, MMR2 and the pre-school booster at about 3 years 4 months; children only."""

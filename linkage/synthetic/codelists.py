@@ -11,10 +11,23 @@ import numpy as np
 from linkage.errors import InputError
 
 REQUIRED = (
-    "shielding_high_risk", "shielding_lower_risk", "mental_health_referral", "antidepressants", "self_harm_icd10",
-    "carer_gp", "carer_ended_gp", "cancer_usc_referral", "cancer_diagnosis_icd10", "cancer_treatment_specialty",
-    "asthma_diagnosis", "asthma_resolved", "asthma_treatment", "hypertension_diagnosis", "hypertension_resolved",
-    "mmr_vaccination", "preschool_booster",
+    "shielding_high_risk",
+    "shielding_lower_risk",
+    "mental_health_referral",
+    "antidepressants",
+    "self_harm_icd10",
+    "carer_gp",
+    "carer_ended_gp",
+    "cancer_usc_referral",
+    "cancer_diagnosis_icd10",
+    "cancer_treatment_specialty",
+    "asthma_diagnosis",
+    "asthma_resolved",
+    "asthma_treatment",
+    "hypertension_diagnosis",
+    "hypertension_resolved",
+    "mmr_vaccination",
+    "preschool_booster",
 )
 _ICD10_RANGE = re.compile(r"^([A-Z])(\d{2})-\1(\d{2})$")
 
@@ -37,8 +50,9 @@ def read_codelists(folder: Path) -> dict[str, tuple[str, ...]]:
     return lists
 
 
-def icd10_codes(entries: tuple[str, ...], count: int, rng: np.random.Generator, fourth_char_share: float = 0.7
-                ) -> np.ndarray:
+def icd10_codes(
+    entries: tuple[str, ...], count: int, rng: np.random.Generator, fourth_char_share: float = 0.7
+) -> np.ndarray:
     """Real-looking ICD-10 codes inside the list's ranges (X60-X84 -> X61, X78.0): dotted form, 3 or 4 characters."""
     categories = []
     for entry in entries:
@@ -51,4 +65,6 @@ def icd10_codes(entries: tuple[str, ...], count: int, rng: np.random.Generator, 
     picked = np.array(categories)[rng.integers(0, len(categories), count)]
     fourth = np.strings.add(".", rng.integers(0, 10, count).astype(str))
     can_extend = np.strings.str_len(picked) == 3
-    return np.where(can_extend & (rng.random(count) < fourth_char_share), np.strings.add(picked, fourth), picked)
+    return np.where(
+        can_extend & (rng.random(count) < fourth_char_share), np.strings.add(picked, fourth), picked
+    )

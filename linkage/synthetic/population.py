@@ -16,12 +16,12 @@ from linkage.synthetic.vocab import POOLS, POSTCODE_AREAS, SUBGROUPS
 
 HOUSEHOLD_SIZES = np.array([1, 2, 3, 4, 5])
 HOUSEHOLD_SIZE_SHARES = np.array([0.29, 0.34, 0.16, 0.14, 0.07])
-TWIN_HOUSEHOLD_SHARE = 0.04          # of households whose 3rd and 4th members are both children
-DOUBLE_SURNAME_SHARE = 0.04          # of British-named households
-TOOK_PARTNERS_SURNAME = 0.75         # of women in an opposite-sex couple
+TWIN_HOUSEHOLD_SHARE = 0.04  # of households whose 3rd and 4th members are both children
+DOUBLE_SURNAME_SHARE = 0.04  # of British-named households
+TOOK_PARTNERS_SURNAME = 0.75  # of women in an opposite-sex couple
 MIDDLE_NAME_SHARE = 0.45
-SECOND_MIDDLE_NAME_SHARE = 0.15      # of those with a middle name
-MOVED_SHARE = 0.12                   # households with an earlier address some records still hold
+SECOND_MIDDLE_NAME_SHARE = 0.15  # of those with a middle name
+MOVED_SHARE = 0.12  # households with an earlier address some records still hold
 PEOPLE_PER_POSTCODE = 12
 PEOPLE_PER_PRACTICE = 7000
 
@@ -32,19 +32,19 @@ class Population:
 
     reference_date: date
     household: np.ndarray
-    household_start: np.ndarray      # index of the household's first member, per person
+    household_start: np.ndarray  # index of the household's first member, per person
     household_size: np.ndarray
-    member: np.ndarray               # position within the household (0 = first adult)
-    sex: np.ndarray                  # "M" / "F"
-    dob: np.ndarray                  # datetime64[D]
-    age: np.ndarray                  # whole years at the reference date
-    subgroup: np.ndarray             # index into SUBGROUPS
+    member: np.ndarray  # position within the household (0 = first adult)
+    sex: np.ndarray  # "M" / "F"
+    dob: np.ndarray  # datetime64[D]
+    age: np.ndarray  # whole years at the reference date
+    subgroup: np.ndarray  # index into SUBGROUPS
     forename: np.ndarray
-    middle_names: np.ndarray         # "" when none
+    middle_names: np.ndarray  # "" when none
     surname: np.ndarray
-    maiden_surname: np.ndarray       # "" unless she took her partner's surname
+    maiden_surname: np.ndarray  # "" unless she took her partner's surname
     postcode: np.ndarray
-    old_postcode: np.ndarray         # "" unless the household moved
+    old_postcode: np.ndarray  # "" unless the household moved
     imd_decile: np.ndarray
     practice_code: np.ndarray
     nhs_number: np.ndarray
@@ -93,9 +93,17 @@ def make_population(people: int, reference_date: date, rng: np.random.Generator)
     partnered_hh = np.where(sizes == 1, False, rng.random(households) < np.where(sizes == 2, 0.8, 0.75))
     first_age_hh = np.select(
         [sizes == 1, (sizes == 2) & partnered_hh, sizes == 2],
-        [np.where(rng.random(households) < 0.5, rng.integers(60, 96, households), rng.integers(18, 96, households)),
-         rng.integers(22, 91, households), rng.integers(22, 61, households)],
-        rng.integers(25, 56, households))
+        [
+            np.where(
+                rng.random(households) < 0.5,
+                rng.integers(60, 96, households),
+                rng.integers(18, 96, households),
+            ),
+            rng.integers(22, 91, households),
+            rng.integers(22, 61, households),
+        ],
+        rng.integers(25, 56, households),
+    )
     first_age = first_age_hh[household]
     partnered = partnered_hh[household]
     is_partner = (member == 1) & partnered
@@ -143,12 +151,25 @@ def make_population(people: int, reference_date: date, rng: np.random.Generator)
     practice_hh = practices[(district_idx * 7 + rng.integers(0, 2, households)) % len(practices)]
 
     return Population(
-        reference_date=reference_date, household=household, household_start=starts[household],
-        household_size=size, member=member, sex=sex, dob=dob, age=age_at(dob, reference_date),
-        subgroup=subgroup, forename=forename, middle_names=middle_names, surname=surname,
-        maiden_surname=maiden, postcode=postcode_hh[household], old_postcode=old_hh[household],
-        imd_decile=imd_hh[household], practice_code=practice_hh[household],
-        nhs_number=valid_nhs_numbers(rng, people), is_twin=is_twin,
+        reference_date=reference_date,
+        household=household,
+        household_start=starts[household],
+        household_size=size,
+        member=member,
+        sex=sex,
+        dob=dob,
+        age=age_at(dob, reference_date),
+        subgroup=subgroup,
+        forename=forename,
+        middle_names=middle_names,
+        surname=surname,
+        maiden_surname=maiden,
+        postcode=postcode_hh[household],
+        old_postcode=old_hh[household],
+        imd_decile=imd_hh[household],
+        practice_code=practice_hh[household],
+        nhs_number=valid_nhs_numbers(rng, people),
+        is_twin=is_twin,
     )
 
 
@@ -166,13 +187,15 @@ def _pool_of(subgroup: np.ndarray) -> np.ndarray:
     return np.array([s.pool for s in SUBGROUPS])[subgroup]
 
 
-def _forenames(subgroup: np.ndarray, sex: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _forenames(
+    subgroup: np.ndarray, sex: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     pool = _pool_of(subgroup)
     forename = np.full(len(subgroup), "", dtype="U16")
     middle = np.full(len(subgroup), "", dtype="U34")
     second = np.full(len(subgroup), "", dtype="U16")
     has_middle = rng.random(len(subgroup)) < MIDDLE_NAME_SHARE
-    for name, names in POOLS.items():          # a loop over name pools, not over people
+    for name, names in POOLS.items():  # a loop over name pools, not over people
         for sex_code, choices in (("M", names.male), ("F", names.female)):
             rows = np.flatnonzero((pool == name) & (sex == sex_code))
             forename[rows] = _zipf_pick(choices, len(rows), rng)
@@ -180,14 +203,23 @@ def _forenames(subgroup: np.ndarray, sex: np.ndarray, rng: np.random.Generator) 
             second[rows] = _zipf_pick(choices, len(rows), rng)
     middle = np.where(has_middle & (middle != forename), middle, "")
     # Some have two middle names (space-separated in the GP file).
-    two = (middle != "") & (second != middle) & (second != forename) & \
-        (rng.random(len(middle)) < SECOND_MIDDLE_NAME_SHARE)
+    two = (
+        (middle != "")
+        & (second != middle)
+        & (second != forename)
+        & (rng.random(len(middle)) < SECOND_MIDDLE_NAME_SHARE)
+    )
     middle = np.where(two, np.strings.add(np.strings.add(middle, " "), second), middle)
     return forename, middle
 
 
-def _separate_household_forenames(forename: np.ndarray, household: np.ndarray, subgroup: np.ndarray,
-                                  sex: np.ndarray, rng: np.random.Generator) -> None:
+def _separate_household_forenames(
+    forename: np.ndarray,
+    household: np.ndarray,
+    subgroup: np.ndarray,
+    sex: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
     """Members of one household (twins above all) never share a forename: a clash is drawn again."""
     pool = _pool_of(subgroup)
     for _ in range(10):
@@ -196,7 +228,7 @@ def _separate_household_forenames(forename: np.ndarray, household: np.ndarray, s
             clash[back:] |= (forename[back:] == forename[:-back]) & (household[back:] == household[:-back])
         if not clash.any():
             return
-        for name, names in POOLS.items():       # uniform redraw, so rare names break the tie
+        for name, names in POOLS.items():  # uniform redraw, so rare names break the tie
             for sex_code, choices in (("M", names.male), ("F", names.female)):
                 rows = np.flatnonzero(clash & (pool == name) & (sex == sex_code))
                 forename[rows] = np.array(choices)[rng.integers(0, len(choices), len(rows))]

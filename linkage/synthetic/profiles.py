@@ -26,12 +26,12 @@ PROFILES = ("default", "families", "messy")
 PROFILE_STREAM = 1_000  # rng stream id for profile draws, past the generator's own stages
 
 # families
-RARE_SURNAME_SHARE = 0.65        # of households
-RARE_FORENAME_SHARE = 0.6        # of people
-PARENT_FORENAME_SHARE = 0.15     # of children of the first adult's sex
-SIBLING_FORENAME_SHARE = 0.06    # of children after the first, same sex as the one before
-TWIN_SHARE = 0.12                # of households of 4+ whose 3rd and 4th members are children
-VALID_WRONG_NHS = 0.008          # per record: a different number that passes modulus 11
+RARE_SURNAME_SHARE = 0.65  # of households
+RARE_FORENAME_SHARE = 0.6  # of people
+PARENT_FORENAME_SHARE = 0.15  # of children of the first adult's sex
+SIBLING_FORENAME_SHARE = 0.06  # of children after the first, same sex as the one before
+TWIN_SHARE = 0.12  # of households of 4+ whose 3rd and 4th members are children
+VALID_WRONG_NHS = 0.008  # per record: a different number that passes modulus 11
 FAMILIES_NHS_FAMILY_MEMBER = 0.008
 
 # messy
@@ -49,14 +49,25 @@ def profile_rng(config: SyntheticConfig) -> np.random.Generator:
 def profile_config(config: SyntheticConfig) -> SyntheticConfig:
     """The synthetic settings a profile changes (rates only; structure is changed by the functions below)."""
     if config.profile == "families":
-        return config.model_copy(update={"error_rates": {
-            **config.error_rates, "nhs_family_member": max(config.error_rates["nhs_family_member"],
-                                                           FAMILIES_NHS_FAMILY_MEMBER)}})
+        return config.model_copy(
+            update={
+                "error_rates": {
+                    **config.error_rates,
+                    "nhs_family_member": max(
+                        config.error_rates["nhs_family_member"], FAMILIES_NHS_FAMILY_MEMBER
+                    ),
+                }
+            }
+        )
     if config.profile == "messy":
-        return config.model_copy(update={
-            "error_rate_scale": config.error_rate_scale * MESSY_ERROR_SCALE,
-            "nhs_number_present": dict(MESSY_NHS_PRESENT), "group_error_factor": dict(MESSY_GROUP_FACTOR),
-            "third_sector_dob_present": MESSY_THIRD_SECTOR_DOB_PRESENT})
+        return config.model_copy(
+            update={
+                "error_rate_scale": config.error_rate_scale * MESSY_ERROR_SCALE,
+                "nhs_number_present": dict(MESSY_NHS_PRESENT),
+                "group_error_factor": dict(MESSY_GROUP_FACTOR),
+                "third_sector_dob_present": MESSY_THIRD_SECTOR_DOB_PRESENT,
+            }
+        )
     return config
 
 
@@ -77,8 +88,13 @@ def reshape_population(pop: Population, profile: str, rng: np.random.Generator) 
     forename = np.where(rare, _blend(forename, pool, pop.sex, rng, surnames=False), forename)
     # Twins: more of them, with similar forenames (one keying difference apart).
     is_child = (pop.member >= 2) | ((pop.member == 1) & (np.abs(pop.age - pop.age[first]) > 14))
-    second = (pop.member == 3) & (pop.household_size >= 4) & is_child & np.roll(is_child, 1) \
+    second = (
+        (pop.member == 3)
+        & (pop.household_size >= 4)
+        & is_child
+        & np.roll(is_child, 1)
         & (rng.random(pop.size) < TWIN_SHARE)
+    )
     first_twin = np.roll(second, -1)
     dob = pop.dob.copy()
     dob[second] = dob[first_twin]
@@ -87,18 +103,34 @@ def reshape_population(pop: Population, profile: str, rng: np.random.Generator) 
     forename[second] = typo(forename[first_twin], rng)
     # A parent's forename given to a child of the same sex; a sibling's to the next child.
     same_sex_parent = is_child & (sex == sex[first]) & ~second
-    forename = np.where(same_sex_parent & (rng.random(pop.size) < PARENT_FORENAME_SHARE), forename[first], forename)
+    forename = np.where(
+        same_sex_parent & (rng.random(pop.size) < PARENT_FORENAME_SHARE), forename[first], forename
+    )
     previous = np.maximum(np.arange(pop.size) - 1, 0)
     sibling = is_child & np.roll(is_child, 1) & (sex == sex[previous]) & ~second & (pop.member >= 3)
-    forename = np.where(sibling & (rng.random(pop.size) < SIBLING_FORENAME_SHARE), forename[previous], forename)
+    forename = np.where(
+        sibling & (rng.random(pop.size) < SIBLING_FORENAME_SHARE), forename[previous], forename
+    )
     age = pop.age.copy()
     age[second] = age[first_twin]
-    return dataclasses.replace(pop, forename=forename, surname=surname, dob=dob, sex=sex, age=age,
-                               is_twin=pop.is_twin | second | first_twin)
+    return dataclasses.replace(
+        pop,
+        forename=forename,
+        surname=surname,
+        dob=dob,
+        sex=sex,
+        age=age,
+        is_twin=pop.is_twin | second | first_twin,
+    )
 
 
-def misrecord(recs: SourceRecords, pop: Population, profile: str, rng: np.random.Generator,
-              group_factor: dict[str, float]) -> SourceRecords:
+def misrecord(
+    recs: SourceRecords,
+    pop: Population,
+    profile: str,
+    rng: np.random.Generator,
+    group_factor: dict[str, float],
+) -> SourceRecords:
     """Profile errors on a source's records: valid wrong NHS numbers (families), missing dates of birth (messy)."""
     n = recs.size
     if profile == "families" and n:
@@ -108,7 +140,8 @@ def misrecord(recs: SourceRecords, pop: Population, profile: str, rng: np.random
         return dataclasses.replace(recs, nhs_number=nhs)
     if profile == "messy" and n:
         factor = np.array([group_factor[g] for g in GROUPS])[
-            np.array([GROUPS.index(s.group) for s in SUBGROUPS])[pop.subgroup[recs.person]]]
+            np.array([GROUPS.index(s.group) for s in SUBGROUPS])[pop.subgroup[recs.person]]
+        ]
         missing = rng.random(n) < np.clip(MESSY_DOB_MISSING[recs.source] * factor, 0, 1)
         return dataclasses.replace(recs, dob=np.where(missing, np.datetime64("NaT"), recs.dob))
     return recs
@@ -129,11 +162,12 @@ def two_wrong_digits(numbers: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return np.where(check == 10, numbers, changed)
 
 
-def _blend(names: np.ndarray, pool: np.ndarray, sex: np.ndarray | None, rng: np.random.Generator,
-           surnames: bool) -> np.ndarray:
+def _blend(
+    names: np.ndarray, pool: np.ndarray, sex: np.ndarray | None, rng: np.random.Generator, surnames: bool
+) -> np.ndarray:
     """Each name's first part joined to the end of another name of the same pool (and sex): a rare name."""
     other = names.copy()
-    for name, names_of in POOLS.items():     # a loop over pools, not over people
+    for name, names_of in POOLS.items():  # a loop over pools, not over people
         groups = [("", names_of.surnames)] if surnames else [("M", names_of.male), ("F", names_of.female)]
         for sex_code, choices in groups:
             rows = np.flatnonzero((pool == name) & ((sex == sex_code) if sex is not None else True))

@@ -16,7 +16,7 @@ from linkage.synthetic.population import Population
 from linkage.synthetic.strings import ascii_fold, break_one_digit, partition, prefixed_ids, replace, typo
 from linkage.synthetic.vocab import FORENAME_VARIANTS, GROUPS, SUBGROUPS, SURNAME_VARIANTS
 
-DUPLICATE_ERROR_FACTOR = 1.5     # a second record made elsewhere is copied less carefully
+DUPLICATE_ERROR_FACTOR = 1.5  # a second record made elsewhere is copied less carefully
 SELF_REPORTED_VARIANT_FACTOR = 2.0
 ID_PREFIX = {"gp": "G", "hospital": "RX", "social_care": "LA", "third_sector": "C"}
 
@@ -26,15 +26,15 @@ class SourceRecords:
     """A source's people records (file row order), with the true person of each."""
 
     source: str
-    person: np.ndarray               # resident index of each record
-    is_duplicate: np.ndarray         # the person's second record in this source
+    person: np.ndarray  # resident index of each record
+    is_duplicate: np.ndarray  # the person's second record in this source
     local_id: np.ndarray
     forename: np.ndarray
     middle_names: np.ndarray
     surname: np.ndarray
-    dob: np.ndarray                  # datetime64[D] as recorded (errors applied)
-    postcode: np.ndarray             # "" = missing
-    nhs_number: np.ndarray           # "" = missing
+    dob: np.ndarray  # datetime64[D] as recorded (errors applied)
+    postcode: np.ndarray  # "" = missing
+    nhs_number: np.ndarray  # "" = missing
 
     @property
     def size(self) -> int:
@@ -53,8 +53,9 @@ def coverage_weight(pop: Population, source: str, is_carer: np.ndarray) -> np.nd
     return np.ones(pop.size)
 
 
-def select_records(pop: Population, source: str, config: SyntheticConfig, is_carer: np.ndarray,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def select_records(
+    pop: Population, source: str, config: SyntheticConfig, is_carer: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Residents in the source (age-weighted to the configured coverage) plus their duplicate records."""
     weight = coverage_weight(pop, source, is_carer)
     chance = np.clip(config.coverage[source] * weight / weight.mean(), 0.0, 1.0)
@@ -62,12 +63,13 @@ def select_records(pop: Population, source: str, config: SyntheticConfig, is_car
     twice = covered[rng.random(len(covered)) < config.duplicate_rate[source]]
     person = np.concatenate([covered, twice])
     is_duplicate = np.concatenate([np.zeros(len(covered), bool), np.ones(len(twice), bool)])
-    order = rng.permutation(len(person))        # file order says nothing about people or households
+    order = rng.permutation(len(person))  # file order says nothing about people or households
     return person[order], is_duplicate[order]
 
 
-def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer: np.ndarray,
-                 rng: np.random.Generator) -> SourceRecords:
+def make_records(
+    pop: Population, source: str, config: SyntheticConfig, is_carer: np.ndarray, rng: np.random.Generator
+) -> SourceRecords:
     person, is_duplicate = select_records(pop, source, config, is_carer, rng)
     n = len(person)
     rates = _Rates(config, pop, person, is_duplicate)
@@ -82,7 +84,9 @@ def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer
     surname = np.where(use_maiden, maiden, surname)
     surname = _drop_surname_part(surname, rates.plain("surname_part_dropped"), rng)
     # Self-reported names (third sector) use the short form more often.
-    variant_rate = rates.name("forename_variant") * (SELF_REPORTED_VARIANT_FACTOR if source == "third_sector" else 1.0)
+    variant_rate = rates.name("forename_variant") * (
+        SELF_REPORTED_VARIANT_FACTOR if source == "third_sector" else 1.0
+    )
     forename = _swap_variants(forename, FORENAME_VARIANTS, np.clip(variant_rate, 0, 1), rng)
     surname = _swap_variants(surname, SURNAME_VARIANTS, rates.name("surname_variant"), rng)
     forename = _fold_some(forename, rates.plain("diacritics_stripped"), rng)
@@ -105,14 +109,18 @@ def make_records(pop: Population, source: str, config: SyntheticConfig, is_carer
 
     nhs = _misrecord_nhs(pop, person, source, config, rates, rng)
     prefix = ID_PREFIX[source]
-    local_id = prefixed_ids(prefix, rng.choice(10 ** 8, size=n, replace=False), 8)
-    return SourceRecords(source, person, is_duplicate, local_id, forename, middle, surname, dob, postcode, nhs)
+    local_id = prefixed_ids(prefix, rng.choice(10**8, size=n, replace=False), 8)
+    return SourceRecords(
+        source, person, is_duplicate, local_id, forename, middle, surname, dob, postcode, nhs
+    )
 
 
 class _Rates:
     """Per-record error rates: base rate x error_rate_scale (x group factor for names and NHS numbers)."""
 
-    def __init__(self, config: SyntheticConfig, pop: Population, person: np.ndarray, is_duplicate: np.ndarray):
+    def __init__(
+        self, config: SyntheticConfig, pop: Population, person: np.ndarray, is_duplicate: np.ndarray
+    ):
         self.config = config
         group_factor = np.array([config.group_error_factor[g] for g in GROUPS])
         group_index = np.array([GROUPS.index(s.group) for s in SUBGROUPS])
@@ -120,20 +128,23 @@ class _Rates:
         self.duplicate_factor = np.where(is_duplicate, DUPLICATE_ERROR_FACTOR, 1.0)
 
     def plain(self, kind: str) -> np.ndarray:
-        return np.clip(self.config.error_rates[kind] * self.config.error_rate_scale * self.duplicate_factor, 0, 1)
+        return np.clip(
+            self.config.error_rates[kind] * self.config.error_rate_scale * self.duplicate_factor, 0, 1
+        )
 
     def name(self, kind: str) -> np.ndarray:
         return np.clip(self.plain(kind) * self.group_factor, 0, 1)
 
 
-def _swap_variants(values: np.ndarray, table: dict[str, tuple[str, ...]], rate: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:
+def _swap_variants(
+    values: np.ndarray, table: dict[str, tuple[str, ...]], rate: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Replace a name by one of its variants (nickname, spelling, transliteration) at the given rate."""
     chosen = np.flatnonzero(rng.random(len(values)) < rate)
     picks = rng.integers(0, 1 << 30, len(chosen))
     out = values.copy()
     subset = values[chosen]
-    for name, variants in table.items():        # a loop over the variant table, not over people
+    for name, variants in table.items():  # a loop over the variant table, not over people
         hit = np.flatnonzero(subset == name)
         if len(hit):
             out[chosen[hit]] = np.array(variants)[picks[hit] % len(variants)]
@@ -165,14 +176,17 @@ def _drop_surname_part(surname: np.ndarray, rate: np.ndarray, rng: np.random.Gen
     last = np.where(hyphen, partition(surname, "-")[2], partition(surname, " ")[2])
     other_sep = np.where(sep == "-", " ", "-")
     form = rng.integers(0, 4, len(surname))
-    variant = np.select([form == 0, form == 1, form == 2],
-                        [first, last, np.strings.add(np.strings.add(first, other_sep), last)],
-                        np.strings.add(first, last))
+    variant = np.select(
+        [form == 0, form == 1, form == 2],
+        [first, last, np.strings.add(np.strings.add(first, other_sep), last)],
+        np.strings.add(first, last),
+    )
     return np.where(chosen, variant, surname)
 
 
-def _misrecord_dob(dob: np.ndarray, rates: _Rates, rng: np.random.Generator, today: np.datetime64
-                   ) -> np.ndarray:
+def _misrecord_dob(
+    dob: np.ndarray, rates: _Rates, rng: np.random.Generator, today: np.datetime64
+) -> np.ndarray:
     """Day and month swapped, 1 January placeholder, one year digit wrong."""
     n = len(dob)
     year = dob.astype("M8[Y]").astype(int) + 1970
@@ -200,12 +214,20 @@ def _misrecord_dob(dob: np.ndarray, rates: _Rates, rng: np.random.Generator, tod
 def _compose_date(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Date from parts; a 29 February moved to a non-leap year becomes the 28th."""
     month_start = (year - 1970).astype("M8[Y]").astype("M8[M]") + (month - 1).astype("m8[M]")
-    month_length = ((month_start + np.timedelta64(1, "M")).astype("M8[D]") - month_start.astype("M8[D]")).astype(int)
+    month_length = (
+        (month_start + np.timedelta64(1, "M")).astype("M8[D]") - month_start.astype("M8[D]")
+    ).astype(int)
     return month_start.astype("M8[D]") + (np.minimum(day, month_length) - 1).astype("m8[D]")
 
 
-def _misrecord_nhs(pop: Population, person: np.ndarray, source: str, config: SyntheticConfig, rates: _Rates,
-                   rng: np.random.Generator) -> np.ndarray:
+def _misrecord_nhs(
+    pop: Population,
+    person: np.ndarray,
+    source: str,
+    config: SyntheticConfig,
+    rates: _Rates,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """NHS number missing (more often for some groups), one digit wrong, or a family member's."""
     n = len(person)
     # Normalised so the source's overall presence is the configured one; the groups differ around it.

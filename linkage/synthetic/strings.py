@@ -92,13 +92,18 @@ def postcodes(rng: np.random.Generator, count: int, areas: tuple[tuple[str, str]
     one_digit = rng.integers(1, 10, count).astype(str)
     two_digit = rng.integers(10, 30, count).astype(str)
     letter = np.array(list("ABEHMNPRVWXY"))[rng.integers(0, 12, count)]
-    district = np.where(shape == "99", two_digit, np.where(shape == "9A", np.strings.add(one_digit, letter),
-                                                           one_digit))
+    district = np.where(
+        shape == "99", two_digit, np.where(shape == "9A", np.strings.add(one_digit, letter), one_digit)
+    )
     outward = np.strings.add(area, district)
     inward_letters = np.array(list(INWARD_LETTERS))
-    inward = np.strings.add(np.strings.add(rng.integers(0, 10, count).astype(str),
-                                           inward_letters[rng.integers(0, len(INWARD_LETTERS), count)]),
-                            inward_letters[rng.integers(0, len(INWARD_LETTERS), count)])
+    inward = np.strings.add(
+        np.strings.add(
+            rng.integers(0, 10, count).astype(str),
+            inward_letters[rng.integers(0, len(INWARD_LETTERS), count)],
+        ),
+        inward_letters[rng.integers(0, len(INWARD_LETTERS), count)],
+    )
     return np.strings.add(np.strings.add(outward, " "), inward)
 
 

@@ -48,17 +48,20 @@ class Malformed:
 
     id_column: str
     date_column: str
-    overwrite: dict[str, list[str]]       # column -> values cycled over the malformed rows
+    overwrite: dict[str, list[str]]  # column -> values cycled over the malformed rows
 
 
-def malformed_lines(table: pa.Table, spec: Malformed, count: int, today: date, rng: np.random.Generator
-                    ) -> list[tuple[int, str, str]]:
+def malformed_lines(
+    table: pa.Table, spec: Malformed, count: int, today: date, rng: np.random.Generator
+) -> list[tuple[int, str, str]]:
     """`count` bad rows (position in the good rows, CSV line, kind), cycling through MALFORMED_KINDS."""
     if count == 0 or table.num_rows == 0:
         return []
     sample = table.take(pa.array(rng.integers(0, table.num_rows, count)))
-    rows = [{name: ("" if value is None else str(value)) for name, value in row.items()}
-            for row in sample.to_pylist()]
+    rows = [
+        {name: ("" if value is None else str(value)) for name, value in row.items()}
+        for row in sample.to_pylist()
+    ]
     positions = np.sort(rng.integers(0, table.num_rows + 1, count))
     lines = []
     for i, row in enumerate(rows):
@@ -81,8 +84,9 @@ def malformed_lines(table: pa.Table, spec: Malformed, count: int, today: date, r
     return lines
 
 
-def write_csv(path: Path, table: pa.Table, bad: list[tuple[int, str, str]] = (), bom: bool = False
-              ) -> list[tuple[int, str]]:
+def write_csv(
+    path: Path, table: pa.Table, bad: list[tuple[int, str, str]] = (), bom: bool = False
+) -> list[tuple[int, str]]:
     """Write the table, with each bad line before the good row at its position; returns (line number, kind)."""
     written: list[tuple[int, str]] = []
     with open(path, "wb") as handle:
@@ -94,7 +98,7 @@ def write_csv(path: Path, table: pa.Table, bad: list[tuple[int, str, str]] = (),
             start = position
             if line:
                 handle.write(line.encode("utf-8"))
-                written.append((position + j + 2, kind))     # +1 header, +1 one-based
+                written.append((position + j + 2, kind))  # +1 header, +1 one-based
     return written
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
-from linkage.cli import JobContext, run_job
+from linkage.harness import JobContext, run_job
 
 VALUE = "O'Neill 9434765919"
 
@@ -33,7 +33,9 @@ def refuse(values: pd.Series) -> pd.Series:
 def body(ctx: JobContext) -> None:
     values_df = ctx.spark.createDataFrame([(VALUE,)], "value string")
     if ctx.args.mode == "ok":
-        ctx.say(f"rows upper-cased: {values_df.select(upper('value').alias('v')).where(F.col('v') != '').count()}")
+        ctx.say(
+            f"rows upper-cased: {values_df.select(upper('value').alias('v')).where(F.col('v') != '').count()}"
+        )
         return
     try:
         ctx.spark.conf.set("spark.sql.ansi.enabled", "true")

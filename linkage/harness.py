@@ -1,4 +1,6 @@
-"""The job convention: `main(argv, environ) -> exit code`, `--config` and repeated `--set`.
+"""The job harness every entry point goes through: `main(argv, environ) -> exit code`, `--config` and
+repeated `--set`. `run_command` for commands without Spark (generate, approve, the review server),
+`run_job` for Spark jobs (adds the session and one MLflow run).
 
 Exit codes: 0 ok, 2 bad configuration or input, 1 any other failure. Each stage prints one
 line with its wall time. Errors are printed as one line with quoted literals redacted (a
@@ -82,20 +84,35 @@ JobBody = Callable[[JobContext], None]
 CommandBody = Callable[[CommandContext], None]
 
 
-def build_parser(job: str, description: str,
-                 add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    job: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"jobs.{job}", description=description)
-    parser.add_argument("--config", default=None,
-                        help="Environment overlay YAML (default conf/local.yaml); conf/base.yaml beside it is read first.")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="Override one setting, e.g. --set spark.shuffle_partitions=8 (repeatable).")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="Environment overlay YAML (default conf/local.yaml); conf/base.yaml beside it is read first.",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override one setting, e.g. --set spark.shuffle_partitions=8 (repeatable).",
+    )
     if add_arguments:
         add_arguments(parser)
     return parser
 
 
-def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], environ: Mapping[str, str],
-            add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+def run_job(
+    job: str,
+    description: str,
+    body: JobBody,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
     """Parse, load config (before Spark), open Spark and the MLflow run, call the body, map errors."""
 
     def with_spark_and_run(command: CommandContext) -> None:
@@ -105,16 +122,31 @@ def run_job(job: str, description: str, body: JobBody, argv: Sequence[str], envi
                 spark = stack.enter_context(spark_session(config.spark, spark_log_file(config, job)))
             run = stack.enter_context(tracking_run(config, job=job))
             started = time.perf_counter()
-            body(JobContext(job=job, args=command.args, config=config, environ=command.environ, clock=clock,
-                            spark=spark, run=run))
+            body(
+                JobContext(
+                    job=job,
+                    args=command.args,
+                    config=config,
+                    environ=command.environ,
+                    clock=clock,
+                    spark=spark,
+                    run=run,
+                )
+            )
             run.log_metrics({f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()})
             clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
 
     return run_command(job, description, with_spark_and_run, argv, environ, add_arguments)
 
 
-def run_command(job: str, description: str, body: CommandBody, argv: Sequence[str], environ: Mapping[str, str],
-                add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+def run_command(
+    job: str,
+    description: str,
+    body: CommandBody,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
     """The job boundary every entry point goes through: parse, load config, call the body, map errors to exit codes
     (0 ok, 2 bad configuration or input, 1 anything else) with one redacted line on stderr."""
     parser = build_parser(job, description, add_arguments)
@@ -136,7 +168,11 @@ def run_command(job: str, description: str, body: CommandBody, argv: Sequence[st
     except Exception as error:  # noqa: BLE001 - the job boundary: report and map to exit 1
         log_path = write_traceback(config, job)
         where = f"; full traceback in {log_path}" if log_path else ""
-        print(f"[{job}] failed: {type(error).__name__}: {redact(first_line(error))}{where}", file=sys.stderr, flush=True)
+        print(
+            f"[{job}] failed: {type(error).__name__}: {redact(first_line(error))}{where}",
+            file=sys.stderr,
+            flush=True,
+        )
         return EXIT_FAILURE
 
 
