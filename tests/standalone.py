@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyspark
@@ -204,9 +204,8 @@ class BackgroundClusterLink(threading.Thread):
                 link = submit_link(
                     master_url, worker_dir, self.pipeline_lake, self.settings, self.work, self.daemons
                 )
-            stopped = all(daemon.poll() is not None for daemon in self.daemons)
-            self.result = ClusterLink(
-                link.returncode, link.stdout, link.stderr, link.worker_dir, link.lake, stopped
+            self.result = replace(
+                link, daemons_stopped=all(daemon.poll() is not None for daemon in self.daemons)
             )
         except Exception as error:  # noqa: BLE001 - reported by the test that reads it
             self.error = f"{type(error).__name__}: {error}"

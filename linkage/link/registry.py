@@ -6,12 +6,14 @@ QA approves a version with `python -m jobs.approve --version N`, which points th
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -21,6 +23,9 @@ from mlflow.tracking import MlflowClient
 from linkage.config import AppConfig
 from linkage.errors import ConfigError
 from linkage.tracking import RunContext, configure_mlflow
+
+if TYPE_CHECKING:  # the harness imports the session factory: not needed at run time here
+    from linkage.harness import CommandContext
 
 MODEL_ARTIFACT = "splink_model"
 MODEL_JSON = "splink_model.json"
@@ -183,11 +188,11 @@ def load_model_json(config: AppConfig, version: str) -> dict:
 APPROVE_DESCRIPTION = "Approve a registered Splink model version for link runs (sets the alias)."
 
 
-def add_approve_arguments(parser) -> None:
+def add_approve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", required=True, help="Model registry version to approve, e.g. 3.")
 
 
-def approve(ctx) -> None:
+def approve(ctx: CommandContext) -> None:
     """`python -m jobs.approve --version N` (through the job harness, no Spark): set the approved alias."""
     config, environ = ctx.config, ctx.environ
     approve_model(config, ctx.args.version, environ)

@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from linkage.config import AppConfig
 from linkage.errors import ConfigError
-from linkage.harness import CommandContext, run_command, run_job
+from linkage.harness import EXIT_BAD_INPUT, EXIT_OK, CommandContext, build_parser, run_command, run_job
 from linkage.session import spark_session
 
 DEFAULT_HOST = "127.0.0.1"
@@ -124,8 +124,17 @@ REVIEW_DESCRIPTION = (
 
 
 def review_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    """`python -m jobs.review`: draw the review sample (--sample, a Spark job with its MLflow run) or serve the app."""
-    if "--sample" in argv or any(arg.startswith("--sample=") for arg in argv):
+    """`python -m jobs.review`: draw the review sample (--sample, a Spark job with its MLflow run) or serve the app.
+
+    The arguments are parsed here only to choose between the two (argparse's own reading, so an abbreviated
+    `--samp N` chooses as `--sample N` does); each path's harness parses them again."""
+    try:
+        args, _ = build_parser("review", REVIEW_DESCRIPTION, add_review_arguments).parse_known_args(
+            list(argv)
+        )
+    except SystemExit as exit_:  # argparse already printed the usage error (or the help)
+        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
+    if args.sample is not None:
         return run_job(
             "review_sample", "Draw the review sample.", draw_sample, argv, environ, add_review_arguments
         )
