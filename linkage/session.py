@@ -97,6 +97,8 @@ def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> 
         # variable set by use_worker_python (PySpark ignores this setting under `python -m`).
         "spark.pyspark.python": worker_python(config, os.environ),
     }
+    if config.java_options:
+        settings["spark.driver.extraJavaOptions"] += f" {config.java_options}"
     if config.local_dir:
         settings["spark.local.dir"] = config.local_dir
     settings.update(config.conf)

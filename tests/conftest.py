@@ -23,6 +23,7 @@ TEST_SPARK = SparkConfig(
     driver_memory="4g",
     log_level="ERROR",
     conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"},
+    **({"java_options": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"} if os.environ.get("TINYAB") else {}),
 )
 
 
@@ -84,12 +85,16 @@ def make_config(test_overrides) -> Callable[..., AppConfig]:
 
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+# A JVM that lives a minute or two on tiny data spends more CPU compiling hot code with the optimising
+# JIT than it gets back, and it shares two cores with the test session: quick JIT and one GC thread.
+SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 # Keep a subprocess's Spark as small as the test session's.
 CHEAP_SPARK = [
     "spark.master=local[2]",
     "spark.shuffle_partitions=2",
     "spark.driver_memory=2g",
     "spark.conf.spark.ui.enabled=false",
+    f"spark.java_options={SHORT_LIVED_JVM}",
 ]
 
 

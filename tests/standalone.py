@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyspark
+from conftest import SHORT_LIVED_JVM
 
 from linkage.config import PROJECT_ROOT
 
@@ -66,6 +67,7 @@ def cluster_env() -> dict[str, str]:
     env["PYSPARK_PYTHON"] = sys.executable
     env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     env["SPARK_HOME"] = str(SPARK_BIN.parent)
+    env["SPARK_DAEMON_JAVA_OPTS"] = SHORT_LIVED_JVM  # the master and the worker
     env.pop("PYSPARK_GATEWAY_PORT", None)
     return env
 
@@ -171,6 +173,10 @@ def submit_link(
         "spark.executor.cores=2",
         "--conf",
         f"spark.pyspark.python={sys.executable}",
+        "--driver-java-options",
+        SHORT_LIVED_JVM,
+        "--conf",
+        f"spark.executor.extraJavaOptions={SHORT_LIVED_JVM}",
         str(PROJECT_ROOT / "jobs" / "link.py"),
         *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")],
     ]

@@ -186,3 +186,18 @@ def test_link_qa_takes_its_reference_date_from_its_own_setting_not_the_generator
         PROJECT_ROOT / "linkage" / "review" / "sampling.py",
     ]
     assert [path.name for path in readers if ".synthetic." in path.read_text(encoding="utf-8")] == []
+
+
+def test_java_options_are_appended_to_the_factorys_own():
+    from linkage.session import session_settings
+
+    default = session_settings(load_config(None).spark)
+    quick = session_settings(
+        load_config(None, overrides=["spark.java_options=-XX:TieredStopAtLevel=1"]).spark
+    )
+    # Appended: the factory's own log4j options stay in force.
+    assert (
+        quick["spark.driver.extraJavaOptions"]
+        == f"{default['spark.driver.extraJavaOptions']} -XX:TieredStopAtLevel=1"
+    )
+    assert "TieredStopAtLevel" not in default["spark.driver.extraJavaOptions"]

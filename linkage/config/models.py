@@ -88,6 +88,11 @@ class SparkConfig(Frozen):
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = Field(
         "ERROR", description="Spark log level (driver)."
     )
+    java_options: str = Field(
+        "",
+        description="Extra driver JVM options, after the factory's own; only applies when the job starts "
+        "the JVM itself. E.g. -XX:TieredStopAtLevel=1 for short runs on tiny data.",
+    )
     conf: dict[str, str] = Field(
         default_factory=dict, description="Any other spark.* settings, passed as they are."
     )
