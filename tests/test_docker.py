@@ -192,6 +192,8 @@ def test_readme_quick_starts_build_with_the_script_and_pass_the_key_where_the_co
 def test_ci_runs_the_suite_then_the_image_test_and_make_wires_the_scripts():
     ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.index("make test\n") < ci.index("make test-image")
+    # Unconditional: the last command, behind no switch.
+    assert ci.rstrip().splitlines()[-1] == "make test-image" and "LINKAGE_CI_IMAGE" not in ci
     assert "apt-get install -y" in ci and "podman-compose" in ci
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^image:.*\n\tdocker/build.sh$", makefile, re.M)
