@@ -137,14 +137,16 @@ jobs = sorted(r[0] for r in db.execute("select value from tags where key = 'job'
 print(f"  MLflow store read from the host: {finished} finished runs, jobs {jobs}")
 assert finished >= 5 and {"pipeline", "ingest", "train", "link", "pseudonymise", "cohorts"} <= set(jobs), jobs
 PY
-    if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import deltalake" 2>/dev/null; then
+    if [ -x "$ROOT/.venv/bin/python" ] && "$ROOT/.venv/bin/python" -c "import deltalake, linkage" 2>/dev/null; then
+        # The project's JVM-free reader: deltalake's own to_pyarrow_table can abort Python at exit
+        # (exit 134, delta-rs #2184; it did here once), linkage.releases.manifest.read_arrow does not.
         "$ROOT/.venv/bin/python" - "$lake/pseudonymised/person" <<'PY'
 import sys
 from deltalake import DeltaTable
-table = DeltaTable(sys.argv[1])
-print(f"  Delta table read from the host with deltalake: {sys.argv[1]} version {table.version()}, "
-      f"{table.to_pyarrow_table().num_rows} rows")
-assert table.to_pyarrow_table().num_rows > 0
+from linkage.releases.manifest import read_arrow
+rows = read_arrow(sys.argv[1]).num_rows
+print(f"  Delta table read from the host: {sys.argv[1]} version {DeltaTable(sys.argv[1]).version()}, {rows} rows")
+assert rows > 0
 PY
     else
         say "  (no project venv with deltalake: checked the _delta_log files only)"
