@@ -76,9 +76,18 @@ local_base_with_podman() {
     else
         say "CA certificates: none in $CA_DIR; the base trusts Debian's bundle only"
     fi
+    # As slim as debian:bookworm-slim, under python:3.11-slim: no docs (but the licences), man pages
+    # or translations, now or in what the Dockerfile installs later (the dpkg settings stay in
+    # /etc/dpkg/dpkg.cfg.d/99mmdebstrap), about 60 MB less.
+    local slim=()
+    for path in /usr/share/doc/'*' /usr/share/man/'*' /usr/share/groff/'*' /usr/share/info/'*' \
+                /usr/share/lintian/'*' /usr/share/linda/'*' /usr/share/locale/'*'; do
+        slim+=(--dpkgopt="path-exclude=$path")
+    done
+    slim+=(--dpkgopt='path-include=/usr/share/doc/*/copyright')
     say "bootstrapping $LOCAL_BASE with mmdebstrap from $mirror and $security (bookworm, -updates, -security)"
     mmdebstrap --quiet --variant=minbase --include=ca-certificates,python3.11,python3.11-venv \
-        "${hooks[@]}" --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+        "${slim[@]}" "${hooks[@]}" --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
         bookworm - "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
         "deb $security bookworm-security main" | podman import --quiet - "$LOCAL_BASE" >/dev/null
 }

@@ -169,7 +169,7 @@ def test_base_states_no_default_and_overlays_only_what_differs():
     base = read_conf("base.yaml")
     assert restated(base, defaults) == [], "conf/base.yaml restates model defaults"
     inherited = defaults | flat(base)
-    for overlay in ("local.yaml", "docker.yaml", "cluster.yaml"):
+    for overlay in ("local.yaml", "docker.yaml", "docker-trial.yaml", "cluster.yaml"):
         assert restated(read_conf(overlay), inherited) == [], f"conf/{overlay} restates what it inherits"
 
 

@@ -152,6 +152,16 @@ def test_the_key_secret_is_mounted_where_docker_config_reads_it_and_never_commit
     assert "linkage_pseudo_key" in compose["services"]["pipeline"]["secrets"]
 
 
+def test_the_trial_overlay_is_the_docker_config_in_local_mode():
+    # The quick start's conf/docker-trial.yaml: local mode (a generated extract, its own approved
+    # model) chosen in a file, as the loader requires, and otherwise conf/docker.yaml to the letter.
+    trial = yaml.safe_load((PROJECT_ROOT / "conf" / "docker-trial.yaml").read_text(encoding="utf-8"))
+    docker = yaml.safe_load((PROJECT_ROOT / "conf" / "docker.yaml").read_text(encoding="utf-8"))
+    assert trial.pop("environment") == "local" and docker.pop("environment") == "docker"
+    assert trial == docker
+    assert load_config(PROJECT_ROOT / "conf" / "docker-trial.yaml").environment == "local"
+
+
 def test_volumes_map_the_data_folder_the_docker_config_uses():
     compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
     config = load_config(PROJECT_ROOT / "conf" / "docker.yaml")
@@ -167,7 +177,7 @@ def test_readme_quick_starts_build_with_the_script_and_pass_the_key_where_the_co
     assert "docker/build.sh" in commands
     run = next(command for command in commands if command.startswith(f"{engine} run "))
     assert "--memory" in run and '-v "$PWD/data:/data"' in run and "linkage:latest" in run
-    assert "python -m jobs.pipeline --config conf/docker.yaml" in run
+    assert "python -m jobs.pipeline --config conf/docker-trial.yaml" in run
     key_mount = (
         "--secret linkage_pseudo_key"
         if engine == "podman"
@@ -182,6 +192,8 @@ def test_readme_quick_starts_build_with_the_script_and_pass_the_key_where_the_co
 def test_ci_runs_the_suite_then_the_image_test_and_make_wires_the_scripts():
     ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.index("make test\n") < ci.index("make test-image")
+    # Unconditional: the last command, behind no switch.
+    assert ci.rstrip().splitlines()[-1] == "make test-image" and "LINKAGE_CI_IMAGE" not in ci
     assert "apt-get install -y" in ci and "podman-compose" in ci
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^image:.*\n\tdocker/build.sh$", makefile, re.M)
