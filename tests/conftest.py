@@ -23,7 +23,6 @@ TEST_SPARK = SparkConfig(
     driver_memory="4g",
     log_level="ERROR",
     conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"},
-    **({"java_options": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"} if os.environ.get("TINYAB") else {}),
 )
 
 
