@@ -145,6 +145,24 @@ def press(driver, key: str, expect_new_page: bool = True) -> None:
         WebDriverWait(driver, PAGE_SECONDS).until(expected_conditions.staleness_of(body))
 
 
+def click(driver, element) -> None:
+    """Click a button that submits a form, and wait for the page the server answers with.
+
+    WebDriver's click can return before the form's navigation starts, so reading the page at once may
+    read the old one; the old body going stale says the new page has replaced it.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    body = driver.find_element(By.TAG_NAME, "body")
+    element.click()
+    WebDriverWait(driver, PAGE_SECONDS).until(expected_conditions.staleness_of(body))
+    WebDriverWait(driver, PAGE_SECONDS).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def text_of(driver, element_id: str) -> str:
     from selenium.webdriver.common.by import By
 
@@ -200,7 +218,7 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
         driver = chrome(tmp_path / "chromium-profile")
         driver.get(url + "/")
         driver.find_element(By.ID, "token").send_keys(token)
-        driver.find_element(By.ID, "sign-in").click()
+        click(driver, driver.find_element(By.ID, "sign-in"))
         assert text_of(driver, "reviewer") == REVIEWER
 
         driver.get(f"{url}/pair/review_queue/{first}")
@@ -231,7 +249,7 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
             f" and td[2][text()='{split_record[0]}']]",
         )
         row.find_element(By.NAME, "record").click()
-        driver.find_element(By.ID, "split").click()
+        click(driver, driver.find_element(By.ID, "split"))
         assert "non-match decision" in driver.find_element(By.CLASS_NAME, "flash").text
     finally:
         if driver is not None:
