@@ -354,7 +354,7 @@ def make_release(spark: SparkSession, root: Path, tracking_uri: str) -> Release:
         "paths.truth_conditions=",
         f"tracking.uri={tracking_uri}",
         "spark.master=local[2]",
-        "spark.shuffle_partitions=2",
+        "spark.shuffle_partitions=1",  # as the test session (conftest.TEST_SPARK)
         f"pseudonymise.key_file={root / 'secrets' / 'unused_key'}",
         f"pseudonymise.reference_date={REFERENCE_DATE}",
         "pseudonymise.release_id=test-release-1",

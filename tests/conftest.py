@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -15,14 +16,22 @@ import pytest
 from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig, load_config
 from linkage.session import build_spark
 
-# Tiny data: a couple of partitions and no UI. Jobs run inside tests reuse this session
-# (build_spark -> getOrCreate) and leave it running because the test run owns it.
+# Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
+# its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
+# session (build_spark -> getOrCreate) and leave it running because the test run owns it.
+# The suite runs the same jobs over and over (ingest alone a dozen times): a code cache larger than
+# Spark's 100 entries compiles each generated class once instead of once per job.
+CODEGEN_CACHE = {"spark.sql.codegen.cache.maxEntries": "2000"}
 TEST_SPARK = SparkConfig(
     master="local[2]",
-    shuffle_partitions=2,
+    shuffle_partitions=1,
     driver_memory="4g",
     log_level="ERROR",
-    conf={"spark.ui.enabled": "false", "spark.sql.adaptive.coalescePartitions.enabled": "true"},
+    conf={
+        "spark.ui.enabled": "false",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        **CODEGEN_CACHE,
+    },
 )
 
 
@@ -90,11 +99,33 @@ SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 # Keep a subprocess's Spark as small as the test session's.
 CHEAP_SPARK = [
     "spark.master=local[2]",
-    "spark.shuffle_partitions=2",
+    f"spark.shuffle_partitions={TEST_SPARK.shuffle_partitions}",
     "spark.driver_memory=2g",
     "spark.conf.spark.ui.enabled=false",
     f"spark.java_options={SHORT_LIVED_JVM}",
 ]
+
+
+# The session pipeline and the cluster link run in the background while the in-process tests run, and
+# nothing waits for them until the last tests (see pytest_collection_modifyitems): at a lower priority they
+# take the core the in-process tests leave idle instead of slowing the tests the run is waiting on.
+BACKGROUND_NICENESS = 10
+
+
+def in_background() -> None:
+    """preexec_fn for a background subprocess: lower its priority (its own children inherit it)."""
+    os.nice(BACKGROUND_NICENESS)
+
+
+def in_background_session() -> None:
+    """in_background for a subprocess started in a session of its own (start_new_session). Linux shares CPU
+    between sessions first (autogroups) and by niceness only inside one, so the new session's group is
+    lowered too."""
+    os.nice(BACKGROUND_NICENESS)
+    with contextlib.suppress(
+        OSError
+    ):  # no autogroups (a kernel setting): niceness alone applies machine-wide
+        Path("/proc/self/autogroup").write_text(str(BACKGROUND_NICENESS))
 
 
 def bare_env(home: Path) -> dict[str, str]:
@@ -181,6 +212,7 @@ def start_pipeline(work: Path) -> StartedPipeline:
             stdout=stdout,
             stderr=stderr,
             text=True,
+            preexec_fn=in_background,  # noqa: PLW1509 - os.nice only, before exec
         )
     return StartedPipeline(process, work, lake, raw, tracking_uri, overrides, command, raw_before)
 

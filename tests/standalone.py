@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyspark
-from conftest import SHORT_LIVED_JVM
+from conftest import SHORT_LIVED_JVM, in_background, in_background_session
 
 from linkage.config import PROJECT_ROOT
 
@@ -105,6 +105,7 @@ def standalone_cluster(work: Path, daemons: list[subprocess.Popen]) -> Iterator[
         stdout=master_log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=in_background_session,  # noqa: PLW1509 - priority only, before exec
     )
     daemons.append(master)
     try:
@@ -129,6 +130,7 @@ def standalone_cluster(work: Path, daemons: list[subprocess.Popen]) -> Iterator[
             stdout=worker_log.open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=in_background_session,  # noqa: PLW1509 - priority only, before exec
         )
         daemons.append(worker)
         wait_for_log(worker_log, "Successfully registered with master", worker, STARTUP_SECONDS)
@@ -181,7 +183,13 @@ def submit_link(
         *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")],
     ]
     submit = subprocess.Popen(
-        command, env=cluster_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=cluster_env(),
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=in_background,  # noqa: PLW1509 - priority only, before exec
     )
     processes.append(submit)
     stdout, stderr = submit.communicate(timeout=SUBMIT_TIMEOUT_SECONDS)
