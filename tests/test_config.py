@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from linkage.config import PROJECT_ROOT, AppConfig, load_config
+from linkage.config.loader import overlay_chain
 from linkage.errors import ConfigError
 
 
@@ -170,7 +171,38 @@ def test_base_states_no_default_and_overlays_only_what_differs():
     assert restated(base, defaults) == [], "conf/base.yaml restates model defaults"
     inherited = defaults | flat(base)
     for overlay in ("local.yaml", "docker.yaml", "docker-trial.yaml", "cluster.yaml"):
-        assert restated(read_conf(overlay), inherited) == [], f"conf/{overlay} restates what it inherits"
+        layers = [content for _, content in overlay_chain(PROJECT_ROOT / "conf" / overlay)]
+        above = inherited.copy()
+        for layer in layers:  # each file against base, the defaults and the overlays it extends
+            assert restated(layer, above) == [], f"conf/{overlay} restates what it inherits"
+            above |= flat(layer)
+
+
+def test_an_overlay_extends_another_and_says_only_how_it_differs(tmp_path):
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    write(conf_dir / "base.yaml", "paths:\n  raw: data/raw\n  lake: data/lake\n")
+    write(
+        conf_dir / "site.yaml", "environment: docker\nspark:\n  shuffle_partitions: 8\n  master: local[4]\n"
+    )
+    write(
+        conf_dir / "site-trial.yaml", "extends: site.yaml\nenvironment: local\nspark:\n  master: local[2]\n"
+    )
+    config = load_config(conf_dir / "site-trial.yaml")
+    assert (config.environment, config.spark.shuffle_partitions, config.spark.master) == (
+        "local",
+        8,
+        "local[2]",
+    )
+    assert load_config(conf_dir / "site.yaml").environment == "docker"  # the parent is unchanged
+
+    write(conf_dir / "loop-a.yaml", "extends: loop-b.yaml\nenvironment: local\n")
+    write(conf_dir / "loop-b.yaml", "extends: loop-a.yaml\n")
+    with pytest.raises(ConfigError, match="goes round in a circle"):
+        load_config(conf_dir / "loop-a.yaml")
+    write(conf_dir / "orphan.yaml", "extends: gone.yaml\nenvironment: local\n")
+    with pytest.raises(ConfigError, match="gone.yaml: configuration file not found"):
+        load_config(conf_dir / "orphan.yaml")
 
 
 def test_link_qa_takes_its_reference_date_from_its_own_setting_not_the_generator():

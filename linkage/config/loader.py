@@ -35,8 +35,9 @@ def load_config(
     base_path = Path(base) if base else _base_beside(overlay_path)
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for path in (base_path, overlay_path):
-        _deep_merge(merged, _read_yaml(path), origin, str(path))
+    _deep_merge(merged, _read_yaml(base_path), origin, str(base_path))
+    for path, content in overlay_chain(overlay_path):
+        _deep_merge(merged, content, origin, str(path))
     file_environment = merged.get("environment")
     for item in overrides:
         key, value = _parse_override(item)
@@ -116,6 +117,30 @@ def _check_safety_switches(
             f"outside local mode (environment {config.environment}); change it in a reviewed "
             f"configuration file"
         )
+
+
+EXTENDS_KEY = "extends"
+
+
+def overlay_chain(overlay_path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The overlay and the overlays it `extends` (a file name beside it), oldest ancestor first.
+
+    One overlay can then say only how it differs from another, e.g. conf/docker-trial.yaml is
+    conf/docker.yaml in local mode, instead of copying it and drifting from it.
+    """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    path: Path | None = overlay_path
+    while path is not None:
+        if any(path.resolve() == seen.resolve() for seen, _ in chain):
+            names = " -> ".join(str(seen) for seen, _ in chain)
+            raise ConfigError(f"{names} -> {path}: `{EXTENDS_KEY}` goes round in a circle")
+        content = _read_yaml(path)
+        parent = content.pop(EXTENDS_KEY, None)
+        if parent is not None and (not isinstance(parent, str) or not parent.strip()):
+            raise ConfigError(f"{path}: `{EXTENDS_KEY}` must be the file name of another overlay")
+        chain.append((path, content))
+        path = path.parent / parent if parent else None
+    return chain[::-1]
 
 
 def _base_beside(overlay_path: Path) -> Path:
