@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -71,13 +72,14 @@ def reason_counts(classified: list[DataFrame]) -> list[tuple[dict[str | None, in
     """Per file: rows per reason (None = accepted), the last physical line seen and the continuation
     lines of records spanning several lines; one Spark job for all files."""
     per_file = (
-        _union(
+        reduce(
+            DataFrame.unionByName,
             [
                 df.select(
                     F.lit(index).alias("file_index"), "reason_code", "line_number", "continuation_lines"
                 )
                 for index, df in enumerate(classified)
-            ]
+            ],
         )
         .groupBy("file_index", "reason_code")
         .agg(
@@ -172,7 +174,7 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
 
     run_id = F.lit(run.run_id)
     with ctx.stage("write tables"):
-        people_df = _union(people_parts).withColumn("run_id", run_id)
+        people_df = reduce(DataFrame.unionByName, people_parts).withColumn("run_id", run_id)
         lake.write_table(people_df, config.paths.lake, PEOPLE_STD, run)
         for source, activity_df in activity_by_source.items():
             lake.write_table(
@@ -182,7 +184,10 @@ def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
                 run,
             )
         lake.write_table(
-            _union(quarantine_parts).withColumn("run_id", run_id), config.paths.lake, QUARANTINE, run
+            reduce(DataFrame.unionByName, quarantine_parts).withColumn("run_id", run_id),
+            config.paths.lake,
+            QUARANTINE,
+            run,
         )
 
     with ctx.stage("quality counts"):
@@ -247,7 +252,9 @@ def people_field_counts(people_std: DataFrame) -> dict[str, int]:
 def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[str, int]:
     """Accepted activity rows whose person id is not an accepted people record (kept; see activity.py)."""
     keys = people_df.select("source_dataset", "source_record_id")
-    activity_keys = _union([df.select("source_dataset", "source_record_id") for df in activity_dfs])
+    activity_keys = reduce(
+        DataFrame.unionByName, [df.select("source_dataset", "source_record_id") for df in activity_dfs]
+    )
     orphans = dict(
         activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
         .groupBy("source_dataset")
@@ -257,13 +264,6 @@ def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[s
     return {
         f"ingest.{source}.activity.orphan_rows": int(orphans.get(source, 0)) for source in sources.names()
     }
-
-
-def _union(parts: list[DataFrame]) -> DataFrame:
-    result = parts[0]
-    for part in parts[1:]:
-        result = result.unionByName(part)
-    return result
 
 
 def _report(ctx: JobContext, planned: list[PlannedFile], counts: dict[str, int]) -> None:

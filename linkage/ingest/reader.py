@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -268,10 +269,13 @@ def quoted_line_break_spans(
     if not lines_by_file:
         return {}
     quote_count = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
-    odd_df = None
-    for index, lines_df in lines_by_file.items():
-        part = lines_df.where(quote_count % 2 == 1).select(F.lit(index).alias("file_index"), "line_number")
-        odd_df = part if odd_df is None else odd_df.unionByName(part)
+    odd_df = reduce(
+        DataFrame.unionByName,
+        [
+            lines_df.where(quote_count % 2 == 1).select(F.lit(index).alias("file_index"), "line_number")
+            for index, lines_df in lines_by_file.items()
+        ],
+    )
     first_lines = F.row_number().over(Window.partitionBy("file_index").orderBy("line_number"))
     odd_lines: dict[int, list[int]] = {}
     for row in (
