@@ -201,8 +201,9 @@ def test_an_overlay_extends_another_and_says_only_how_it_differs(tmp_path):
     with pytest.raises(ConfigError, match="goes round in a circle"):
         load_config(conf_dir / "loop-a.yaml")
     write(conf_dir / "orphan.yaml", "extends: gone.yaml\nenvironment: local\n")
-    with pytest.raises(ConfigError, match="gone.yaml: configuration file not found"):
+    with pytest.raises(ConfigError, match="gone.yaml: configuration file not found") as missing:
         load_config(conf_dir / "orphan.yaml")
+    assert "orphan.yaml" in str(missing.value)  # which overlay names it
 
 
 def test_link_qa_takes_its_reference_date_from_its_own_setting_not_the_generator():

@@ -140,6 +140,10 @@ def overlay_chain(overlay_path: Path) -> list[tuple[Path, dict[str, Any]]]:
             raise ConfigError(f"{path}: `{EXTENDS_KEY}` must be the file name of another overlay")
         chain.append((path, content))
         path = path.parent / parent if parent else None
+        if path is not None and not path.exists():
+            raise ConfigError(
+                f"{path}: configuration file not found (named by `{EXTENDS_KEY}` in {chain[-1][0]})"
+            )
     return chain[::-1]
 
 
