@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+from conftest import TEST_SPARK
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -353,8 +354,8 @@ def make_release(spark: SparkSession, root: Path, tracking_uri: str) -> Release:
         "paths.truth=",
         "paths.truth_conditions=",
         f"tracking.uri={tracking_uri}",
-        "spark.master=local[2]",
-        "spark.shuffle_partitions=1",  # as the test session (conftest.TEST_SPARK)
+        f"spark.master={TEST_SPARK.master}",
+        f"spark.shuffle_partitions={TEST_SPARK.shuffle_partitions}",
         f"pseudonymise.key_file={root / 'secrets' / 'unused_key'}",
         f"pseudonymise.reference_date={REFERENCE_DATE}",
         "pseudonymise.release_id=test-release-1",

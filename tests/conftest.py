@@ -19,9 +19,6 @@ from linkage.session import build_spark
 # Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
 # its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
 # session (build_spark -> getOrCreate) and leave it running because the test run owns it.
-# The suite runs the same jobs over and over (ingest alone a dozen times): a code cache larger than
-# Spark's 100 entries compiles each generated class once instead of once per job.
-CODEGEN_CACHE = {"spark.sql.codegen.cache.maxEntries": "2000"}
 TEST_SPARK = SparkConfig(
     master="local[2]",
     shuffle_partitions=1,
@@ -30,7 +27,9 @@ TEST_SPARK = SparkConfig(
     conf={
         "spark.ui.enabled": "false",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
-        **CODEGEN_CACHE,
+        # The suite runs the same jobs over and over (ingest alone a dozen times): a code cache larger
+        # than Spark's 100 entries compiles each generated class once instead of once per job.
+        "spark.sql.codegen.cache.maxEntries": "2000",
     },
 )
 
@@ -121,10 +120,9 @@ def in_background_session() -> None:
     """in_background for a subprocess started in a session of its own (start_new_session). Linux shares CPU
     between sessions first (autogroups) and by niceness only inside one, so the new session's group is
     lowered too."""
-    os.nice(BACKGROUND_NICENESS)
-    with contextlib.suppress(
-        OSError
-    ):  # no autogroups (a kernel setting): niceness alone applies machine-wide
+    in_background()
+    # Without autogroups (a kernel setting) there is no such file, and niceness alone applies machine-wide.
+    with contextlib.suppress(OSError):
         Path("/proc/self/autogroup").write_text(str(BACKGROUND_NICENESS))
 
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -132,35 +133,40 @@ def chrome(profile: Path):
     return driver
 
 
-def press(driver, key: str, expect_new_page: bool = True) -> None:
-    """Type one key at the page, as a reviewer does, and wait for the page it leads to."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
+def to_new_page(driver, act: Callable[[], None]) -> None:
+    """Do what leads to another page (a key, a form's button) and wait until that page has loaded.
 
-    body = driver.find_element(By.TAG_NAME, "body")
-    ActionChains(driver).send_keys(key).perform()  # to whatever has focus, as a keyboard would
-    if expect_new_page:
-        WebDriverWait(driver, PAGE_SECONDS).until(expected_conditions.staleness_of(body))
-
-
-def click(driver, element) -> None:
-    """Click a button that submits a form, and wait for the page the server answers with.
-
-    WebDriver's click can return before the form's navigation starts, so reading the page at once may
-    read the old one; the old body going stale says the new page has replaced it.
+    WebDriver can return before the navigation starts, so reading the page at once may read the old
+    one: the old body going stale says the new page has replaced it.
     """
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     body = driver.find_element(By.TAG_NAME, "body")
-    element.click()
+    act()
     WebDriverWait(driver, PAGE_SECONDS).until(expected_conditions.staleness_of(body))
     WebDriverWait(driver, PAGE_SECONDS).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
+
+
+def press(driver, key: str, expect_new_page: bool = True) -> None:
+    """Type one key at the page, as a reviewer does, and wait for the page it leads to."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    def type_key() -> None:
+        ActionChains(driver).send_keys(key).perform()  # to whatever has focus, as a keyboard would
+
+    if expect_new_page:
+        to_new_page(driver, type_key)
+    else:
+        type_key()
+
+
+def click(driver, element) -> None:
+    """Click a button that submits a form, and wait for the page the server answers with."""
+    to_new_page(driver, element.click)
 
 
 def text_of(driver, element_id: str) -> str:
