@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig
@@ -208,10 +209,13 @@ def lake_session(config: AppConfig, release: str | None = None) -> SparkSession:
 @contextmanager
 def spark_session(config: SparkConfig, spark_log_file: str | None = None) -> Iterator[SparkSession]:
     """Session for one job. Left running on exit when the caller (a test, the pipeline) owns it."""
-    existing = SparkSession.getActiveSession()
+    # Whether Spark was running before this job, not whether this thread has an active session: the JVM
+    # keeps that per thread, and a caller's thread can lose it (py4j may serve it from a new JVM thread),
+    # which made a job stop the session its caller owned.
+    started_here = SparkContext._active_spark_context is None
     spark = build_spark(config, spark_log_file)
     try:
         yield spark
     finally:
-        if existing is None and os.environ.get("LINKAGE_KEEP_SPARK") != "1":
+        if started_here and os.environ.get("LINKAGE_KEEP_SPARK") != "1":
             spark.stop()
