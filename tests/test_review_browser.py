@@ -137,17 +137,17 @@ def to_new_page(driver, act: Callable[[], None]) -> None:
     """Do what leads to another page (a key, a form's button) and wait until that page has loaded.
 
     WebDriver can return before the navigation starts, so reading the page at once may read the old
-    one: the old body going stale says the new page has replaced it.
+    one. A mark set on the old page's window is gone once a new page has replaced it. It is a script
+    value, not an element: looking an element up while the document is being replaced can fail in
+    chromedriver itself ("Node with given id does not belong to the document").
     """
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    body = driver.find_element(By.TAG_NAME, "body")
+    driver.execute_script("window.linkageOldPage = true;")
     act()
-    WebDriverWait(driver, PAGE_SECONDS).until(expected_conditions.staleness_of(body))
-    WebDriverWait(driver, PAGE_SECONDS).until(
-        lambda d: d.execute_script("return document.readyState") == "complete"
+    WebDriverWait(driver, PAGE_SECONDS, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return !window.linkageOldPage && document.readyState === 'complete';")
     )
 
 
