@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from linkage import sources
 from linkage.bench import pairwise_scores
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.link.duckdb_model import model_for_duckdb
@@ -42,85 +43,9 @@ FEBRL_SETS = ("febrl3", "febrl4")
 # The profile the model's thresholds and corrections were chosen on; the others report.
 CHOSEN_ON = "families"
 
-PEOPLE_HEADERS = {
-    "gp_patients": [
-        "gp_patient_id",
-        "nhs_number",
-        "forename",
-        "middle_names",
-        "surname",
-        "date_of_birth",
-        "sex",
-        "postcode",
-        "practice_code",
-        "registration_start",
-        "registration_end",
-        "ethnicity",
-        "imd_decile",
-    ],
-    "hospital_patients": [
-        "hospital_patient_id",
-        "nhs_number",
-        "forename",
-        "surname",
-        "date_of_birth",
-        "sex",
-        "postcode",
-        "ethnicity",
-    ],
-    "social_care_clients": [
-        "la_client_id",
-        "nhs_number",
-        "forename",
-        "surname",
-        "date_of_birth",
-        "sex",
-        "postcode",
-        "ethnicity",
-    ],
-    "third_sector_clients": [
-        "org_client_ref",
-        "organisation",
-        "forename",
-        "surname",
-        "date_of_birth",
-        "year_of_birth",
-        "postcode",
-    ],
-}
-ACTIVITY_HEADERS = {
-    "gp_events": ["gp_patient_id", "event_date", "code_system", "code", "value"],
-    "hospital_episodes": [
-        "episode_id",
-        "hospital_patient_id",
-        "setting",
-        "start_date",
-        "end_date",
-        "admission_method",
-        "primary_diagnosis",
-        "secondary_diagnoses",
-        "treatment_specialty",
-        "referral_source",
-    ],
-    "social_care_events": [
-        "event_id",
-        "la_client_id",
-        "client_type",
-        "event_type",
-        "service_type",
-        "primary_support_reason",
-        "start_date",
-        "end_date",
-    ],
-    "third_sector_contacts": [
-        "contact_id",
-        "org_client_ref",
-        "organisation",
-        "contact_date",
-        "contact_reason",
-        "unpaid_carer",
-    ],
-}
+# The spec's file headers, from the source registry (the one place they are declared).
+PEOPLE_HEADERS = {d.people_file: list(d.people.fields) for d in sources.declarations()}
+ACTIVITY_HEADERS = {d.activity_file: list(d.activity.fields) for d in sources.declarations()}
 TRUTH_HEADER = [
     "source_dataset",
     "source_record_id",

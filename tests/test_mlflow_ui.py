@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browsers import chrome, require_browser
 from mlflow.tracking import MlflowClient
 
 from linkage.lake import read_table
@@ -26,18 +27,6 @@ from linkage.schemas import LINK_PAIRS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1600,1000",
-)
 SCREENSHOT_ENV = "LINKAGE_MLFLOW_SCREENSHOTS"
 PAGE_WAIT_SECONDS = 120
 
@@ -51,10 +40,7 @@ def free_port() -> int:
 @pytest.fixture
 def mlflow_server(pipeline_run, tmp_path):
     """`mlflow server` on the pipeline run's store; stopped by its process group id."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver are missing: .ci/run installs them before the tests")
-        pytest.skip("chromium / chromium-driver not installed (apt-get install -y chromium chromium-driver)")
+    require_browser()
     port = free_port()
     log = (tmp_path / "mlflow-server.log").open("w")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
@@ -100,14 +86,7 @@ def mlflow_server(pipeline_run, tmp_path):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = chrome(tmp_path / "chromium-profile", window="1600,1000")
     try:
         yield driver
     finally:

@@ -24,6 +24,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from browsers import chrome, require_browser
 from mlflow.tracking import MlflowClient
 
 from linkage.config import PROJECT_ROOT
@@ -33,31 +34,11 @@ from linkage.schemas import PERSON_SPINE, REVIEW_DECISIONS, REVIEW_QUEUE
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOT_ENV = (
     "LINKAGE_REVIEW_SCREENSHOT"  # set to docs/review-pair-view.png to refresh the README's picture
 )
 REVIEWER = "reviewer-e2e"
 PAGE_SECONDS = 900  # a generous bound, not a timing: only a hung app reaches it
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1100",
-)
-
-
-def require_browser() -> None:
-    if CHROMIUM and CHROMEDRIVER:
-        return
-    if os.environ.get("CI"):
-        pytest.fail("chromium and chromium-driver are missing: .ci/run installs them before the tests")
-    pytest.skip("chromium / chromium-driver not installed (apt-get install -y chromium chromium-driver)")
 
 
 def settings_of(overrides: tuple[str, ...]) -> list[str]:
@@ -116,21 +97,6 @@ def stop(process: subprocess.Popen) -> int:
         os.killpg(process.pid, signal.SIGKILL)
         code = process.wait()
     return code
-
-
-def chrome(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    # A decision is a Delta commit by the app's Spark session; on a busy machine the first one takes minutes.
-    driver.command_executor.client_config.timeout = PAGE_SECONDS
-    driver.set_page_load_timeout(PAGE_SECONDS)
-    return driver
 
 
 def to_new_page(driver, act: Callable[[], None]) -> None:
@@ -221,7 +187,8 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
             urllib.request.urlopen(url + "/")  # noqa: S310
         assert refused.value.code == 401
 
-        driver = chrome(tmp_path / "chromium-profile")
+        # A decision is a Delta commit by the app's Spark session; on a busy machine the first one takes minutes.
+        driver = chrome(tmp_path / "chromium-profile", window="1400,1100", page_seconds=PAGE_SECONDS)
         driver.get(url + "/")
         driver.find_element(By.ID, "token").send_keys(token)
         click(driver, driver.find_element(By.ID, "sign-in"))

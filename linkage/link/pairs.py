@@ -8,11 +8,11 @@ not in the frame: the estimates assume they hold no matches, and the README says
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from linkage.link.deterministic import PAIR_KEYS
-from linkage.link.spine import METHOD_PRIORITY, RECORD_KEY, ordered_pairs
+from linkage.link.spine import METHOD_PRIORITY, RECORD_KEY, ordered_pairs, single_best_candidates
 
 
 def same_person_pairs(spine_df: DataFrame) -> DataFrame:
@@ -30,26 +30,7 @@ def best_candidate_pairs(predictions_df: DataFrame) -> DataFrame:
 
     Ties are no one's best (as for mutual best links): a record fitting two candidates equally has none.
     """
-    weights = predictions_df.select(*PAIR_KEYS, "match_weight")
-    swapped = weights.select(
-        F.col("source_dataset_r").alias("source_dataset_l"),
-        F.col("source_record_id_r").alias("source_record_id_l"),
-        F.col("source_dataset_l").alias("source_dataset_r"),
-        F.col("source_record_id_l").alias("source_record_id_r"),
-        "match_weight",
-    )
-    by_record_and_source = Window.partitionBy(
-        "source_dataset_l", "source_record_id_l", "source_dataset_r"
-    ).orderBy(F.col("match_weight").desc(), F.col("source_record_id_r"))
-    ranked = weights.unionByName(swapped).select(
-        "*",
-        F.row_number().over(by_record_and_source).alias("rank"),
-        F.lead("match_weight").over(by_record_and_source).alias("next_weight"),
-    )
-    best = ranked.where(
-        (F.col("rank") == 1)
-        & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight")))
-    )
+    best = single_best_candidates(predictions_df)
     return ordered_pairs(best.select(*PAIR_KEYS)).distinct()
 
 

@@ -51,21 +51,18 @@ def ordered_pairs(pairs_df: DataFrame) -> DataFrame:
     )
 
 
-def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> DataFrame:
-    """Pairs at or above min_probability in which each record is the other's single best candidate in its source.
-
-    Best means the highest match weight among the record's candidates from that source, with no tie: a
-    third-sector record whose name and year of birth fit two GP patients equally well links to neither. A
-    person's records in one source are mostly one record, so a clear best candidate is rarely someone else.
-    """
-    weights = predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability")
+def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFrame:
+    """For each record (as the left side) and each other source, the pair with its single best-weighted candidate
+    there, with `carried` columns: both directions of every pair are ranked, so a pair appears once per end
+    whose best it is. A tie for best is no one's best."""
+    weights = predictions_df.select(*PAIR_KEYS, "match_weight", *carried)
     swapped = weights.select(
         F.col("source_dataset_r").alias("source_dataset_l"),
         F.col("source_record_id_r").alias("source_record_id_l"),
         F.col("source_dataset_l").alias("source_dataset_r"),
         F.col("source_record_id_l").alias("source_record_id_r"),
         "match_weight",
-        "match_probability",
+        *carried,
     )
     by_record_and_source = Window.partitionBy(
         "source_dataset_l", "source_record_id_l", "source_dataset_r"
@@ -75,10 +72,20 @@ def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> Data
         F.row_number().over(by_record_and_source).alias("rank"),
         F.lead("match_weight").over(by_record_and_source).alias("next_weight"),
     )
-    best = ranked.where(
+    return ranked.where(
         (F.col("rank") == 1)
         & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight")))
     )
+
+
+def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> DataFrame:
+    """Pairs at or above min_probability in which each record is the other's single best candidate in its source.
+
+    Best means the highest match weight among the record's candidates from that source, with no tie: a
+    third-sector record whose name and year of birth fit two GP patients equally well links to neither. A
+    person's records in one source are mostly one record, so a clear best candidate is rarely someone else.
+    """
+    best = single_best_candidates(predictions_df, "match_probability")
     # A pair is mutual when it is best from both ends: it then appears twice among `best`, once per direction.
     mutual = (
         ordered_pairs(best.select(*PAIR_KEYS, "match_probability"))

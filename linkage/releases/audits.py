@@ -63,6 +63,14 @@ class AuditInputs:
 Audit = Callable[[AuditInputs], AuditResult]
 
 
+def findings_summary(found: dict[str, int], clean: str, problem: str, unit: str = "") -> str:
+    """One line for an audit's report: `clean` when nothing was found, else `problem` and each place with its
+    count (names of tables and columns, never values)."""
+    if not found:
+        return clean
+    return f"{problem} " + ", ".join(f"{place} ({n}{unit})" for place, n in sorted(found.items()))
+
+
 def stage_metrics(inputs: AuditInputs, table: str) -> tuple[str | None, dict[str, float]]:
     """(run id, MLflow metrics) of the run that wrote the table's candidate version."""
     from mlflow.tracking import MlflowClient
@@ -216,11 +224,8 @@ def no_raw_identifiers(inputs: AuditInputs) -> AuditResult:
         .collect()
     )
     found = {f"{row['table']}.{row['column']}": int(row["count"]) for row in matches}
-    summary = (
-        "no published string equals a raw identifier"
-        if not found
-        else "raw identifier values found in "
-        + ", ".join(f"{k} ({n} distinct)" for k, n in sorted(found.items()))
+    summary = findings_summary(
+        found, "no published string equals a raw identifier", "raw identifier values found in", " distinct"
     )
     return AuditResult(
         name,
@@ -246,11 +251,8 @@ def disclosure_obeyed(inputs: AuditInputs) -> AuditResult:
         breaks = breaks | count.between(policy.suppress_min, policy.suppress_max)
     bad = {t: inputs.read(t).where(breaks).count() for t in summaries}
     bad = {t: n for t, n in bad.items() if n}
-    summary = (
-        f"{len(summaries)} summaries obey the policy"
-        if not bad
-        else "cells breaking the disclosure policy in "
-        + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items()))
+    summary = findings_summary(
+        bad, f"{len(summaries)} summaries obey the policy", "cells breaking the disclosure policy in"
     )
     return AuditResult(
         "disclosure_obeyed",
@@ -318,11 +320,8 @@ def person_ids_join(inputs: AuditInputs) -> AuditResult:
         for t in tables
     }
     bad = {t: n for t, n in orphans.items() if n}
-    summary = (
-        f"{len(tables)} tables join {PERSON_TABLE}"
-        if not bad
-        else "rows whose person_id is not in person: "
-        + ", ".join(f"{t} ({n})" for t, n in sorted(bad.items()))
+    summary = findings_summary(
+        bad, f"{len(tables)} tables join {PERSON_TABLE}", "rows whose person_id is not in person:"
     )
     return AuditResult(
         name, not bad, summary, {"tables_checked": len(tables), "orphan_rows": sum(orphans.values())}
