@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from linkage.cohorts import cohorts_job
+from linkage.cohorts import stage
 from linkage.harness import run_job
 from linkage.releases.cycle import released
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("cohorts", __doc__.splitlines()[0], released(cohorts_job), argv, environ, add_arguments)
+    return run_job("cohorts", __doc__.splitlines()[0], released(stage.run), argv, environ, add_arguments)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.harness import run_job
-from linkage.ingest.job import run_ingest
+from linkage.ingest import stage
 from linkage.releases.cycle import locked
 
 
@@ -16,7 +16,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         "ingest",
         "Read the raw extracts, standardise identifiers, quarantine bad rows, write "
         "restricted/people_std, <source>_activity_std and quarantine.",
-        locked(run_ingest),
+        locked(stage.run),
         argv,
         environ,
     )

@@ -5,13 +5,14 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.harness import run_job
-from linkage.link.linking import add_link_arguments, run_link
+from linkage.link import stage
+from linkage.link.stage import add_link_arguments
 from linkage.releases.cycle import locked
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     return run_job(
-        "link", __doc__.splitlines()[0], locked(run_link), argv, environ, add_arguments=add_link_arguments
+        "link", __doc__.splitlines()[0], locked(stage.run), argv, environ, add_arguments=add_link_arguments
     )
 
 

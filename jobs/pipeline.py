@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from linkage import pipeline
 from linkage.harness import run_job
-from linkage.pipeline import run_pipeline
 from linkage.releases.cycle import released
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("pipeline", __doc__.splitlines()[0], released(run_pipeline), argv, environ)
+    return run_job("pipeline", __doc__.splitlines()[0], released(pipeline.run), argv, environ)
 
 
 if __name__ == "__main__":

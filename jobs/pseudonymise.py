@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.harness import run_job
-from linkage.pseudonymise import run_pseudonymise
+from linkage.pseudonymise import stage
 from linkage.releases.cycle import released
 
 
@@ -16,7 +16,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         "pseudonymise",
         "Write pseudonymised/person and the activity tables keyed by person_id, "
         "using the release key from $LINKAGE_PSEUDO_KEY or pseudonymise.key_file.",
-        released(run_pseudonymise),
+        released(stage.run),
         argv,
         environ,
     )

@@ -5,11 +5,11 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.harness import run_job
-from linkage.review.estimate import run_estimate
+from linkage.review import stage
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("review_estimate", __doc__.splitlines()[0], run_estimate, argv, environ)
+    return run_job("review_estimate", __doc__.splitlines()[0], stage.run, argv, environ)
 
 
 if __name__ == "__main__":

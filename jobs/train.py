@@ -5,11 +5,11 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from linkage.harness import run_job
-from linkage.link.training import run_train
+from linkage.train import stage
 
 
 def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    return run_job("train", __doc__.splitlines()[0], run_train, argv, environ)
+    return run_job("train", __doc__.splitlines()[0], stage.run, argv, environ)
 
 
 if __name__ == "__main__":

@@ -224,14 +224,13 @@ def bench_size(
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from linkage.harness import run_command
-    from linkage.ingest.job import run_ingest
-    from linkage.link.linking import add_link_arguments, run_link
+    from linkage.ingest import stage as ingest
+    from linkage.link import stage as link
     from linkage.link.model import model_input, remove_path
-    from linkage.link.registry import APPROVE_DESCRIPTION, add_approve_arguments, approve, load_model_json
-    from linkage.link.training import run_train
+    from linkage.link.registry import approve_model, load_model_json
     from linkage.session import build_spark
     from linkage.synthetic import extract_present, generate_extract
+    from linkage.train import stage as train
 
     root = work / str(people)
     raw, lake = root / "raw", root / "lake"
@@ -259,21 +258,15 @@ def bench_size(
             lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
         )
     jobs = {
-        "ingest": job_main("ingest", run_ingest),
-        "train": job_main("train", run_train),
-        "link": job_main("link", run_link, add_link_arguments),
+        "ingest": job_main("ingest", ingest.run),
+        "train": job_main("train", train.run),
+        "link": job_main("link", link.run, link.add_link_arguments),
     }
     client = MlflowClient(config.tracking_uri)
     for name, main in jobs.items():
         if name == "link":
             version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
-            run_job_quietly(
-                lambda argv, environ: run_command(
-                    "approve", APPROVE_DESCRIPTION, approve, argv, environ, add_approve_arguments
-                ),
-                overrides,
-                ["--version", str(version)],
-            )
+            approve_model(config, str(version), {}, how="automatic (bench)")
         job = run_job_quietly(main, overrides)
         result["stages"][name] = job["seconds"]
         result["substages"][name] = task_time_by_stage(job, spark_stage_times(spark))

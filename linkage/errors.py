@@ -23,3 +23,10 @@ class EnvironmentSetupError(LinkageError):
     """The machine is not set up (Java or the Delta jars missing): says which command fixes it."""
 
     exit_code = 2
+
+
+class StageFailed(LinkageError):
+    """A stage finished its other work but reports failure (a cohort failed, an audit failed). Exit code 1.
+
+    The one failure exception of a stage: its message names what failed; nothing identifiable.
+    """

@@ -2,6 +2,11 @@
 repeated `--set`. `run_command` for commands without Spark (generate, approve, the review server),
 `run_job` for Spark jobs (adds the session and one MLflow run).
 
+Every stage has one shape: `<package>/stage.py:run(ctx: JobContext) -> StageResult`. It reads its
+inputs through the table contracts, calls pure functions, writes, and returns what it wrote (each
+table's version and rows, from the commit) with its headline figures. The harness logs the writes
+to the run the same way for every stage and turns reported failures into `StageFailed` (exit 1).
+
 Exit codes: 0 ok, 2 bad configuration or input, 1 any other failure. Each stage prints one
 line with its wall time. Errors are printed as one line with quoted literals redacted (a
 Spark error can quote a field's value, and values here are identifiable); the full traceback
@@ -21,12 +26,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 
 from linkage.config import AppConfig, load_config
-from linkage.errors import LinkageError
+from linkage.errors import LinkageError, StageFailed
 from linkage.session import spark_session
 from linkage.tracking import RunContext, tracking_run
 
@@ -80,7 +85,31 @@ class JobContext(CommandContext):
     run: RunContext
 
 
-JobBody = Callable[[JobContext], None]
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage returns: the tables it wrote ("zone/name" -> version and rows, from each commit), its
+    headline figures (the pipeline's summary and the benches read these), and what failed while the
+    rest finished (a cohort): a stage with failures is not released and its job exits 1."""
+
+    tables: Mapping[str, Any] = field(default_factory=dict)  # "zone/name" -> linkage.lake.TableWrite
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+
+    def raise_failures(self) -> None:
+        if self.failures:
+            raise StageFailed("; ".join(self.failures))
+
+    def written_metrics(self) -> dict[str, float]:
+        """`written.<zone>.<table>.rows` and `.version` for the run: the same record for every stage."""
+        metrics: dict[str, float] = {}
+        for table, write in self.tables.items():
+            name = table.replace("/", ".")
+            metrics[f"written.{name}.rows"] = write.rows
+            metrics[f"written.{name}.version"] = write.version
+        return metrics
+
+
+Stage = Callable[[JobContext], StageResult]
 CommandBody = Callable[[CommandContext], None]
 
 
@@ -108,7 +137,7 @@ def build_parser(
 def run_job(
     job: str,
     description: str,
-    body: JobBody,
+    body: Stage,
     argv: Sequence[str],
     environ: Mapping[str, str],
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
@@ -122,7 +151,7 @@ def run_job(
                 spark = stack.enter_context(spark_session(config.spark, spark_log_file(config, job)))
             run = stack.enter_context(tracking_run(config, job=job))
             started = time.perf_counter()
-            body(
+            result = body(
                 JobContext(
                     job=job,
                     args=command.args,
@@ -133,7 +162,13 @@ def run_job(
                     run=run,
                 )
             )
-            run.log_metrics({f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()})
+            run.log_metrics(
+                {
+                    **{f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()},
+                    **result.written_metrics(),
+                }
+            )
+            result.raise_failures()
             clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
 
     return run_command(job, description, with_spark_and_run, argv, environ, add_arguments)

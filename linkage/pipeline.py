@@ -7,20 +7,13 @@ stops the pipeline; every table it did not get to keeps its last good version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from linkage.config import AppConfig
-from linkage.errors import ConfigError, InputError, LinkageError
-from linkage.harness import JobContext, StageClock
+from linkage.errors import ConfigError, InputError
+from linkage.harness import JobContext, Stage, StageClock, StageResult
 from linkage.tracking import tracking_run
-
-StageBody = Callable[[JobContext], dict[str, Any]]
-
-
-class StageFailed(LinkageError):
-    """A pipeline stage reported failure (e.g. a cohort failed) after finishing its other work."""
 
 
 def ensure_extract(ctx: JobContext) -> AppConfig:
@@ -90,8 +83,8 @@ def check_extract_or_generate(ctx: JobContext, config: AppConfig, raw: Path) -> 
     )
 
 
-def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) -> dict[str, Any]:
-    """Run one stage as its own nested MLflow run, sharing the pipeline's session."""
+def run_stage(ctx: JobContext, config: AppConfig, name: str, body: Stage) -> StageResult:
+    """Run one stage as its own nested MLflow run, sharing the pipeline's session; its failures are returned."""
     with ctx.stage(name), tracking_run(config, job=name) as run:
         stage_ctx = JobContext(
             job=name,
@@ -102,14 +95,20 @@ def run_stage(ctx: JobContext, config: AppConfig, name: str, body: StageBody) ->
             spark=ctx.spark,
             run=run,
         )
-        result = body(stage_ctx) or {}
-        run.log_metrics({f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()})
+        result = body(stage_ctx)
+        run.log_metrics(
+            {
+                **{f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()},
+                **result.written_metrics(),
+            }
+        )
     return result
 
 
 def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
     """Train only when no model version is approved; in local mode approve what was trained."""
-    from linkage.link import approve_model, approved_version, run_train
+    from linkage.link import approve_model, approved_version
+    from linkage.train import stage as train
 
     version = config.linkage.model_version or approved_version(config)
     if version is not None:
@@ -120,7 +119,7 @@ def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
             f"no approved version of model '{config.tracking.registered_model}': run `python -m jobs.train`, "
             f"review the run in MLflow, then `python -m jobs.approve --version N`"
         )
-    result = run_stage(ctx, config, "train", run_train)
+    result = run_stage(ctx, config, "train", train.run).summary
     version = str(result["model_version"])
     approve_model(config, version, ctx.environ, how="automatic (local mode pipeline)")
     ctx.say(
@@ -130,27 +129,34 @@ def ensure_approved_model(ctx: JobContext, config: AppConfig) -> dict[str, Any]:
     return {**result, "trained": True}
 
 
-def run_pipeline(ctx: JobContext) -> dict[str, Any]:
-    from linkage.cohorts import run_cohorts
-    from linkage.ingest.job import run_ingest
-    from linkage.link import run_link
-    from linkage.pseudonymise import run_pseudonymise
+def run(ctx: JobContext) -> StageResult:
+    """Every stage in turn; summary {stage: its summary}; a failed cohort is the pipeline's failure."""
+    from linkage.cohorts import stage as cohorts
+    from linkage.ingest import stage as ingest
+    from linkage.link import stage as link
+    from linkage.pseudonymise import stage as pseudonymise
 
     config = ensure_extract(ctx)
+    stages: dict[str, StageResult] = {}
     results: dict[str, dict[str, Any]] = {}
-    results["ingest"] = run_stage(ctx, config, "ingest", run_ingest)
+    stages["ingest"] = run_stage(ctx, config, "ingest", ingest.run)
+    results["ingest"] = dict(stages["ingest"].summary)
     results["model"] = ensure_approved_model(ctx, config)
-    results["link"] = run_stage(ctx, config, "link", run_link)
-    results["pseudonymise"] = run_stage(ctx, config, "pseudonymise", run_pseudonymise)
-    results["cohorts"] = run_stage(ctx, config, "cohorts", run_cohorts)
+    for name, stage in (("link", link), ("pseudonymise", pseudonymise), ("cohorts", cohorts)):
+        stages[name] = run_stage(ctx, config, name, stage.run)
+        results[name] = dict(stages[name].summary)
     ctx.run.log_dict(_jsonable(results), "pipeline_summary.json")
     ctx.run.log_metrics(_numeric_leaves(results))
     for line in summary_lines(config, results):
         ctx.say(line)
     failed = results["cohorts"].get("failed") or []
-    if failed:
-        raise StageFailed(f"cohorts failed: {', '.join(failed)} (the other stages and cohorts completed)")
-    return results
+    return StageResult(
+        tables={table: write for result in stages.values() for table, write in result.tables.items()},
+        summary=results,
+        failures=(f"cohorts failed: {', '.join(failed)} (the other stages and cohorts completed)",)
+        if failed
+        else (),
+    )
 
 
 def summary_lines(config: AppConfig, results: dict[str, dict[str, Any]]) -> list[str]:

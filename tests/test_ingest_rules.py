@@ -6,8 +6,8 @@ from chispa import assert_column_equality, assert_df_equality
 from pyspark.sql import functions as F
 
 from linkage import sources
-from linkage.ingest.job import whole_stage_codegen
 from linkage.ingest.rules import DateRules, closed_code, with_reason
+from linkage.ingest.stage import whole_stage_codegen
 
 RULES = DateRules(1900, date(2026, 6, 30))
 

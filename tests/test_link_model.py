@@ -18,7 +18,8 @@ from jobs import approve as approve_job
 from jobs import link as link_job
 from linkage.config import AppConfig, load_config
 from linkage.lake import read_table
-from linkage.link import approved_version, linking
+from linkage.link import approved_version
+from linkage.link import stage as link_stage
 from linkage.link.registry import load_model_json, register_model
 from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, REVIEW_QUEUE
 from linkage.standardise.ethnicity import GROUPS as ETHNIC_GROUPS
@@ -64,7 +65,7 @@ def test_link_needs_an_approved_model_and_approval_records_who_and_when(
     def failing_read(ctx):
         raise RuntimeError("injected failure after tagging")
 
-    monkeypatch.setattr(linking, "read_people", failing_read)
+    monkeypatch.setattr(link_stage, "read_people", failing_read)
     assert link_job.main([*cluster_argv, "--allow-unapproved"], {}) == 1
     monkeypatch.undo()
     unapproved_run = latest_run(config, "link")
@@ -78,7 +79,7 @@ def test_link_needs_an_approved_model_and_approval_records_who_and_when(
     tags = MlflowClient(config.tracking_uri).get_model_version(config.tracking.registered_model, version).tags
     assert tags["approved_by"] == "qa.reviewer" and tags["approved_at"].startswith(str(date.today().year))
     # Approved, the same cluster-mode command passes the approval check (and fails only at the injected read).
-    monkeypatch.setattr(linking, "read_people", failing_read)
+    monkeypatch.setattr(link_stage, "read_people", failing_read)
     assert link_job.main(cluster_argv, {}) == 1
     assert "--allow-unapproved" not in capsys.readouterr().err
     assert "unapproved" not in latest_run(config, "link").data.tags

@@ -20,7 +20,7 @@ import pytest
 from linkage import lake
 from linkage.catalog import published_tables
 from linkage.config import PROJECT_ROOT
-from linkage.harness import JobContext, StageClock
+from linkage.harness import JobContext, StageClock, StageResult
 from linkage.releases import lock as lake_lock
 from linkage.releases.catalog import register_catalog
 from linkage.releases.cycle import AuditsFailed, released
@@ -40,10 +40,14 @@ def rows_for(contract, person_ids):
 def write_release(spark, ids: dict[str, list[str]]):
     """A job body writing person, gp_events and hospital_episodes with the given person ids, in that order."""
 
-    def body(ctx: JobContext) -> None:
+    def body(ctx: JobContext) -> StageResult:
+        tables = {}
         for contract in WRITES:
             frame = spark.createDataFrame(rows_for(contract, ids[contract.name]), contract.schema)
-            lake.write_table(frame, ctx.config.paths.lake, contract, ctx.run)
+            tables[f"{contract.zone}/{contract.name}"] = lake.write_table(
+                frame, ctx.config.paths.lake, contract, ctx.run
+            )
+        return StageResult(tables=tables)
 
     return body
 

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.errors import ConfigError
-from linkage.harness import run_job
+from linkage.harness import StageResult, run_job
 from linkage.tracking import tracking_run
 
 
@@ -96,7 +96,7 @@ def test_secrets_in_spark_conf_and_tracking_uri_never_reach_mlflow(test_override
 
 def test_every_job_prints_the_environment_and_where_it_came_from(spark, test_overrides, capsys):
     argv = [arg for item in test_overrides for arg in ("--set", item)]
-    assert run_job("probe", "prints the environment", lambda ctx: None, argv, {}) == 0
+    assert run_job("probe", "prints the environment", lambda ctx: StageResult(), argv, {}) == 0
     assert (
         f"[probe] environment: local (from {PROJECT_ROOT / 'conf' / 'local.yaml'})" in capsys.readouterr().out
     )

@@ -67,13 +67,13 @@ def test_compiled_scorer_gives_splink_predict_pairs_and_weights(spark, make_conf
             build_linker(register_sources(db_api, people), model).inference.predict().as_spark_dataframe()
         )
         expected_rows = {tuple(r[c] for c in PAIR): r for r in expected.collect()}
-        scores, scores_count = materialised_scores(people, model)  # what run_link scores with
+        scores, scores_count = materialised_scores(people, model)  # what the link stage scores with
         actual_rows = {tuple(r[c] for c in PAIR): r for r in scores.collect()}
 
     assert len(expected_rows) > 200  # the extract exercises every rule and level below
     assert set(actual_rows) == set(expected_rows)
     assert scores_count == len(expected_rows)
-    # Every column run_link reads from Splink's predictions, plus each comparison's gamma.
+    # Every column the link stage reads from Splink's predictions, plus each comparison's gamma.
     gammas = {f"gamma_{c['output_column_name']}" for c in model["comparisons"]}
     assert {*gammas, *expected.columns} <= set(next(iter(actual_rows.values())).asDict())
     for pair, want in expected_rows.items():

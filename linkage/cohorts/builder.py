@@ -284,11 +284,19 @@ def identified_in(compiled: list[CompiledCriterion]) -> Column:
 
 
 def build_cohort(
-    tables: Mapping[str, DataFrame], declaration: Declaration, config: CohortsConfig
+    tables: Mapping[str, DataFrame],
+    declaration: Declaration,
+    config: CohortsConfig,
+    compiled: list[CompiledCriterion] | None = None,
 ) -> DataFrame:
-    """The person-level cohort (contract `person_contract(declaration)` minus run_id) from the named tables."""
+    """The person-level cohort (contract `person_contract(declaration)` minus run_id) from the named tables.
+
+    `compiled`: the declaration's criteria as `compile_criteria` returned them, when the caller has them
+    already (a declaration is compiled once per run); else compiled here.
+    """
     index_date = declaration.index_date or config.index_date
-    compiled = compile_criteria(declaration, config.codelists)
+    if compiled is None:
+        compiled = compile_criteria(declaration, config.codelists)
     by_name = {item.name: item for item in compiled}
     events_df = reduce(
         DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled]

@@ -22,25 +22,15 @@ from linkage.cohorts.builder import (
     build_summary,
     cohort_contracts,
     compile_criteria,
-    input_tables,
     read_inputs,
 )
 from linkage.cohorts.declaration import Declaration, declaration_files, load_declaration
 from linkage.cohorts.disclosure import TOTAL_CATEGORY
 from linkage.config import AppConfig
-from linkage.errors import ConfigError, LinkageError
-from linkage.harness import JobContext, first_line, redact, write_traceback
-from linkage.lake import read_table, write_table
-from linkage.releases.cycle import log_pinned, pinned_versions
+from linkage.errors import ConfigError
+from linkage.harness import first_line, redact, write_traceback
+from linkage.lake import TableWrite, read_table, write_table
 from linkage.tracking import RunContext
-
-
-class CohortsFailed(LinkageError):
-    """One or more cohorts failed; the others were written. Exit code 1."""
-
-    def __init__(self, message: str, results: dict[str, Any]):
-        super().__init__(message)
-        self.results = results
 
 
 @dataclass
@@ -52,6 +42,7 @@ class CohortOutcome:
     quality: dict[str, float | None] = field(default_factory=dict)
     error: str | None = None
     provenance: dict[str, list[str]] = field(default_factory=dict)
+    tables: dict[str, TableWrite] = field(default_factory=dict)  # "zone/name" -> what its writes committed
 
     def as_result(self) -> dict[str, Any]:
         result: dict[str, Any] = {"status": self.status, "seconds": round(self.seconds, 2)}
@@ -116,24 +107,29 @@ def build_one(
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", name)
     try:
         declaration: Declaration = load_declaration(path)
+        compiled = compile_criteria(declaration, config.cohorts.codelists)  # once: checks, codelists read
         outcome.provenance = {
             item.name: [
                 *(item.codelist.provenance if item.codelist else ()),
                 *(item.ending.provenance if item.ending else ()),
             ]
-            for item in compile_criteria(declaration, config.cohorts.codelists)
+            for item in compiled
         }
         person_table, summary_table = cohort_contracts(declaration)
         lake = config.paths.lake
-        cohort_df = build_cohort(read_inputs(spark, lake, versions), declaration, config.cohorts).withColumn(
-            "run_id", F.lit(run.run_id)
+        cohort_df = build_cohort(
+            read_inputs(spark, lake, versions), declaration, config.cohorts, compiled
+        ).withColumn("run_id", F.lit(run.run_id))
+        outcome.tables[f"{person_table.zone}/{person_table.name}"] = write_table(
+            cohort_df, lake, person_table, run
         )
-        write_table(cohort_df, lake, person_table, run)
         written_df = read_table(spark, lake, person_table)  # summarise what was written, not a recomputation
         summary_df = build_summary(written_df, declaration, config.cohorts).withColumn(
             "run_id", F.lit(run.run_id)
         )
-        write_table(summary_df, lake, summary_table, run)
+        outcome.tables[f"{summary_table.zone}/{summary_table.name}"] = write_table(
+            summary_df, lake, summary_table, run
+        )
         rows = export_summary(
             read_table(spark, lake, summary_table), config.paths.exports_dir, summary_table.name
         )
@@ -198,98 +194,3 @@ def build_all(
             for name, path in cohorts.items()
         ]
         return [future.result() for future in futures]
-
-
-def prepare_qa(ctx: JobContext) -> QaInputs | None:
-    if not qa.truth_configured(ctx.spark, ctx.config):
-        return None
-    mapper = qa.release_key_mapper(ctx.config, ctx.environ)
-    truth_map_df = qa.truth_person_map(ctx.spark, ctx.config, mapper).cache()
-    conditions_df = qa.truth_conditions(ctx.spark, ctx.config).cache()
-    # Materialised here, once: cohort threads reaching an unfilled cache at once would each compute it.
-    truth_map_df.count()
-    conditions_df.count()
-    return QaInputs(truth_map_df, conditions_df)
-
-
-def run_cohorts(ctx: JobContext) -> dict[str, Any]:
-    """Build every selected cohort; returns {cohorts: {name: status/rows/seconds/...}, failed: [...], wall_seconds}.
-
-    `rows` is the disclosure-controlled cohort size. Failures are returned, not raised: the job
-    entry point (`cohorts_job`) turns them into exit code 1, the pipeline reports them its own way.
-    """
-    config = ctx.config
-    cohorts = selected_cohorts(config)
-    sequential = bool(getattr(ctx.args, "sequential", False))
-    compare = bool(getattr(ctx.args, "compare", False))
-    # Every cohort reads the same pinned versions: a run committing meanwhile cannot mix two releases.
-    versions = pinned_versions(ctx.spark, config.paths.lake, list(input_tables()))
-    log_pinned(ctx.run, versions)
-    with ctx.stage("prepare truth"):
-        qa_inputs = prepare_qa(ctx)
-    if qa_inputs is None:
-        ctx.say(
-            "no truth configured (paths.truth, paths.truth_conditions, restricted/person_spine): QA skipped"
-        )
-    modes = ["sequential", "parallel"] if compare else ["sequential" if sequential else "parallel"]
-    wall_seconds: dict[str, float] = {}
-    outcomes: list[CohortOutcome] = []
-    for mode in modes:
-        parallelism = 1 if mode == "sequential" else config.cohorts.parallelism
-        with ctx.stage(f"build {len(cohorts)} cohorts ({mode})"):
-            started = time.perf_counter()
-            outcomes = build_all(ctx.spark, config, ctx.run, cohorts, qa_inputs, parallelism, versions)
-            wall_seconds[mode] = round(time.perf_counter() - started, 2)
-    if qa_inputs is not None:
-        qa_inputs.truth_map_df.unpersist()
-        qa_inputs.conditions_df.unpersist()
-    for outcome in outcomes:
-        detail = f"{outcome.rows} persons (rounded)" if outcome.rows is not None else "count suppressed"
-        ctx.say(
-            f"{outcome.name:<24} {outcome.status:<6} {outcome.seconds:6.1f} s  "
-            + (detail if outcome.status == "ok" else outcome.error or "")
-        )
-    results = {
-        "cohorts": {o.name: o.as_result() for o in outcomes},
-        "failed": [o.name for o in outcomes if o.status != "ok"],
-        "wall_seconds": wall_seconds,
-    }
-    log_results(ctx.run, results, outcomes, config)
-    return results
-
-
-def log_results(
-    run: RunContext, results: dict[str, Any], outcomes: list[CohortOutcome], config: AppConfig
-) -> None:
-    metrics: dict[str, float | None] = {
-        f"wall_seconds.{mode}": s for mode, s in results["wall_seconds"].items()
-    }
-    if len(results["wall_seconds"]) == 2:
-        metrics["parallel_speedup"] = results["wall_seconds"]["sequential"] / max(
-            results["wall_seconds"]["parallel"], 1e-9
-        )
-    for outcome in outcomes:
-        metrics[f"{outcome.name}.seconds"] = outcome.seconds
-        metrics[f"{outcome.name}.ok"] = 1.0 if outcome.status == "ok" else 0.0
-        metrics[f"{outcome.name}.persons_rounded"] = outcome.rows
-        metrics.update({f"{outcome.name}.{key}": value for key, value in outcome.quality.items()})
-    run.log_metrics(metrics)
-    run.log_params({"cohorts.built": ",".join(o.name for o in outcomes)})
-    run.log_dict(
-        {
-            "results": results,
-            "codelists": {o.name: o.provenance for o in outcomes},
-            "tables": {o.name: f"{config.paths.lake.rstrip('/')}/cohorts/cohort_{o.name}" for o in outcomes},
-        },
-        "cohorts.json",
-    )
-
-
-def cohorts_job(ctx: JobContext) -> None:
-    """Body of jobs/cohorts.py: run_cohorts, then exit 1 (CohortsFailed) when any cohort failed."""
-    results = run_cohorts(ctx)
-    if results["failed"]:
-        errors = "; ".join(f"{name}: {results['cohorts'][name].get('error')}" for name in results["failed"])
-        raise CohortsFailed(
-            f"{len(results['failed'])} cohort(s) failed, the others were written: {errors}", results
-        )

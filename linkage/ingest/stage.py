@@ -1,4 +1,5 @@
-"""The ingest job's body: locate and check every file first, then standardise, quarantine, write and reconcile.
+"""The ingest stage, `run(ctx)`: locate and check every file first, then standardise, quarantine, write and
+reconcile.
 
 Every row read is counted once, as accepted or under one quarantine reason; the totals are
 checked against the lines read, printed, returned and logged to MLflow (aggregates only).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 
@@ -19,7 +20,7 @@ from pyspark.sql import functions as F
 from linkage import lake, sources
 from linkage.config import IngestConfig
 from linkage.errors import LinkageError
-from linkage.harness import JobContext
+from linkage.harness import JobContext, StageResult
 from linkage.ingest import fields
 from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
@@ -27,6 +28,7 @@ from linkage.ingest.reader import FileLayout, RawFile, locate, read_files, read_
 from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
 from linkage.schemas import PEOPLE_STD, QUARANTINE
 from linkage.standardise.names import read_nicknames
+from linkage.tracking import RunContext
 
 
 class ReconciliationError(LinkageError):
@@ -107,10 +109,109 @@ def rows_read(raw: RawFile, last_line: int, header_line: int = 1, continuation_l
     return max(last_line - header_lines - continuation_lines, 0)
 
 
-def run_ingest(ctx: JobContext) -> dict[str, int]:
+def run(ctx: JobContext) -> StageResult:
     """Ingest the raw extracts into people_std, each source's activity table and quarantine; return the counts."""
+    config = ctx.config
+    rules = date_rules(config.ingest)
+    with ctx.stage("check inputs"):
+        planned = plan_files(ctx)
+        nicknames_df = read_nicknames(ctx.spark, config.ingest.nicknames_file)
+    ctx.run.log_params({"ingest.latest_plausible_date": rules.latest.isoformat()})
     with whole_stage_codegen(ctx.spark), ExitStack() as cleanup:
-        return _ingest(ctx, cleanup)
+        with ctx.stage("classify rows"):
+            classified = classify_files(ctx.spark, planned, rules, nicknames_df, cleanup)
+        counts = classified.counts
+        people_plans = [plan for plan in planned if plan.raw.role == "people"]
+        refuse_emptied_sources(
+            {plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
+            {plan.raw.source: plan.raw.name for plan in people_plans},
+            previous_people_counts(ctx.spark, config.paths.lake),
+            config.ingest.allow_empty_sources,
+        )
+        with ctx.stage("write tables"):
+            tables = write_ingested(classified, config.paths.lake, ctx.run)
+        with ctx.stage("quality counts"):
+            counts.update(quality_counts(ctx.spark, config.paths.lake))
+    counts.update(totals(counts))
+    _report(ctx, planned, counts)
+    ctx.run.log_metrics(counts)
+    ctx.run.log_dict(counts, "ingest_counts.json")
+    return StageResult(tables=tables, summary=counts)
+
+
+@dataclass
+class Classified:
+    """Every file's rows, classified: counts per file and reason, and the frames to write (not yet computed)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    people: list[DataFrame] = field(default_factory=list)
+    quarantine: list[DataFrame] = field(default_factory=list)
+    activity: dict[str, DataFrame] = field(default_factory=dict)
+
+
+def classify_files(
+    spark: SparkSession,
+    planned: list[PlannedFile],
+    rules: DateRules,
+    nicknames_df: DataFrame,
+    cleanup: ExitStack,
+) -> Classified:
+    """Read, classify and count every file; standardise the accepted rows. The classified rows are cached
+    (each file is parsed once, then counted, standardised and written from memory) until `cleanup` closes,
+    also when a later step fails: the pipeline's session lives on."""
+    rows = read_files(spark, [(plan.raw, plan.layout) for plan in planned])
+    cached = [
+        with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
+        for plan, rows_df in zip(planned, rows, strict=True)
+    ]
+    for df in cached:
+        cleanup.callback(df.unpersist)
+    classified = Classified()
+    for plan, classified_df, (by_reason, last_line, continued) in zip(
+        planned, cached, reason_counts(cached), strict=True
+    ):
+        read = rows_read(plan.raw, last_line, plan.layout.header_line, continued)
+        _record_counts(classified.counts, plan, read, by_reason)
+        classified.quarantine.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
+        accepted_df = accepted_rows(classified_df)
+        if plan.raw.role == "people":
+            classified.people.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
+        else:
+            declaration = sources.get(plan.raw.source)
+            classified.activity[plan.raw.source] = declaration.standardised_activity(accepted_df)
+    return classified
+
+
+def write_ingested(classified: Classified, lake_root: str, run: RunContext) -> dict[str, lake.TableWrite]:
+    """people_std, each source's activity table and quarantine, one Delta transaction each."""
+    run_id = F.lit(run.run_id)
+    outputs = [
+        (PEOPLE_STD, reduce(DataFrame.unionByName, classified.people)),
+        *[(sources.get(source).activity_std, df) for source, df in classified.activity.items()],
+        (QUARANTINE, reduce(DataFrame.unionByName, classified.quarantine)),
+    ]
+    return {
+        f"{contract.zone}/{contract.name}": lake.write_table(
+            df.withColumn("run_id", run_id), lake_root, contract, run
+        )
+        for contract, df in outputs
+    }
+
+
+def quality_counts(spark: SparkSession, lake_root: str) -> dict[str, int]:
+    """From the written tables: a few columns of Delta are cheaper than recomputing the standardisation."""
+    people_std = lake.read_table(spark, lake_root, PEOPLE_STD)
+    activity_std = [
+        lake.read_table(spark, lake_root, contract) for contract in sources.activity_std_contracts().values()
+    ]
+    return {**people_field_counts(people_std), **orphan_counts(people_std, activity_std)}
+
+
+def totals(counts: dict[str, int]) -> dict[str, int]:
+    return {
+        f"ingest.rows_{kind}": sum(v for k, v in counts.items() if k.endswith(f".{kind}"))
+        for kind in ("read", "accepted", "quarantined")
+    }
 
 
 @contextmanager
@@ -128,85 +229,6 @@ def whole_stage_codegen(spark: SparkSession) -> Iterator[None]:
         yield
     finally:
         spark.conf.set(key, previous)
-
-
-def _ingest(ctx: JobContext, cleanup: ExitStack) -> dict[str, int]:
-    config, spark, run = ctx.config, ctx.spark, ctx.run
-    rules = date_rules(config.ingest)
-    with ctx.stage("check inputs"):
-        planned = plan_files(ctx)
-        nicknames_df = read_nicknames(spark, config.ingest.nicknames_file)
-    run.log_params({"ingest.latest_plausible_date": rules.latest.isoformat()})
-
-    counts: dict[str, int] = {}
-    people_parts, quarantine_parts, activity_by_source = [], [], {}
-    with ctx.stage("classify rows"):
-        # Cached: each file is parsed once, then counted, standardised and written from memory.
-        rows = read_files(spark, [(plan.raw, plan.layout) for plan in planned])
-        cached = [
-            with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
-            for plan, rows_df in zip(planned, rows, strict=True)
-        ]
-        for df in cached:
-            cleanup.callback(df.unpersist)  # also when a later step fails: the pipeline's session lives on
-        for plan, classified_df, (by_reason, last_line, continued) in zip(
-            planned, cached, reason_counts(cached), strict=True
-        ):
-            _record_counts(
-                counts, plan, rows_read(plan.raw, last_line, plan.layout.header_line, continued), by_reason
-            )
-            quarantine_parts.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
-            accepted_df = accepted_rows(classified_df)
-            if plan.raw.role == "people":
-                people_parts.append(standardise_people(accepted_df, plan.raw.source, nicknames_df, rules))
-            else:
-                activity_by_source[plan.raw.source] = sources.get(plan.raw.source).standardised_activity(
-                    accepted_df
-                )
-
-    people_plans = [plan for plan in planned if plan.raw.role == "people"]
-    refuse_emptied_sources(
-        {plan.raw.source: counts[f"{plan.metric_prefix}.accepted"] for plan in people_plans},
-        {plan.raw.source: plan.raw.name for plan in people_plans},
-        previous_people_counts(spark, config.paths.lake),
-        config.ingest.allow_empty_sources,
-    )
-
-    run_id = F.lit(run.run_id)
-    with ctx.stage("write tables"):
-        people_df = reduce(DataFrame.unionByName, people_parts).withColumn("run_id", run_id)
-        lake.write_table(people_df, config.paths.lake, PEOPLE_STD, run)
-        for source, activity_df in activity_by_source.items():
-            lake.write_table(
-                activity_df.withColumn("run_id", run_id),
-                config.paths.lake,
-                sources.get(source).activity_std,
-                run,
-            )
-        lake.write_table(
-            reduce(DataFrame.unionByName, quarantine_parts).withColumn("run_id", run_id),
-            config.paths.lake,
-            QUARANTINE,
-            run,
-        )
-
-    with ctx.stage("quality counts"):
-        # From the written tables: a few columns of Delta are cheaper than recomputing the standardisation.
-        people_std = lake.read_table(spark, config.paths.lake, PEOPLE_STD)
-        activity_std = [
-            lake.read_table(spark, config.paths.lake, contract)
-            for contract in sources.activity_std_contracts().values()
-        ]
-        counts.update(people_field_counts(people_std))
-        counts.update(orphan_counts(people_std, activity_std))
-
-    counts["ingest.rows_read"] = sum(v for k, v in counts.items() if k.endswith(".read"))
-    counts["ingest.rows_accepted"] = sum(v for k, v in counts.items() if k.endswith(".accepted"))
-    counts["ingest.rows_quarantined"] = sum(v for k, v in counts.items() if k.endswith(".quarantined"))
-    _report(ctx, planned, counts)
-    run.log_metrics(counts)
-    run.log_dict(counts, "ingest_counts.json")
-    return counts
 
 
 def _record_counts(

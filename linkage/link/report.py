@@ -391,3 +391,33 @@ def link_charts(
     if truth_rows:
         charts.append(("Accuracy by group (truth)", accuracy_chart(truth_rows)))
     return charts
+
+
+def link_report(
+    metrics: dict[str, float], truth: dict[str, float], version: str, charts: list[tuple[str, dict[str, Any]]]
+) -> str:
+    def section(*prefixes: str) -> dict[str, float]:
+        return {k: v for k, v in metrics.items() if k.startswith(prefixes)}
+
+    sections = {
+        "Records and persons": section("records", "persons", "within_source"),
+        "Matches by method": section(
+            "nhs_number.", "pairs_linked_by_method.", "pairs_linked_as_mutual_best", "records_by_method."
+        ),
+        "Blocking and model estimates": section("candidate_pairs", "pairs_by_blocking_rule.", "model."),
+        "Cluster sizes": section("cluster_size."),
+        "Link rate between sources": section("link_rate."),
+        "Conflicts for review": section(
+            "conflict_clusters.", "review_queue.", "link_patterns.", "links_removed_splitting"
+        ),
+        "Comparison with the previous run": section("keys."),
+    }
+    if truth:
+        sections["Against truth (pairwise)"] = {
+            k: truth[k]
+            for k in ("precision", "recall", "f1", "pairs.true_positive", "pairs.predicted", "pairs.true")
+        }
+        sections["By group (pairwise)"] = {
+            k: v for k, v in truth.items() if k.startswith(("precision.", "recall.", "f1.", "recall_gap."))
+        }
+    return page(f"Linkage QA: model version {version}", headline_text(metrics), charts, sections)

@@ -1,7 +1,7 @@
 """Pseudonymised zone: keyed person ids, generalised person attributes, activity without local ids."""
 
 from linkage.pseudonymise.keys import create_key_file, load_release_key
-from linkage.pseudonymise.release import pseudonymise_activity, record_person_map, run_pseudonymise
+from linkage.pseudonymise.stage import pseudonymise_activity, record_person_map
 from linkage.pseudonymise.tokens import person_id_for, pseudonym
 
 __all__ = [
@@ -11,5 +11,4 @@ __all__ = [
     "pseudonym",
     "pseudonymise_activity",
     "record_person_map",
-    "run_pseudonymise",
 ]

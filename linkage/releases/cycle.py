@@ -23,8 +23,8 @@ from pyspark.sql import SparkSession
 from linkage import lake as lake_tables
 from linkage import sources
 from linkage.config import AppConfig
-from linkage.errors import LinkageError
-from linkage.harness import JobContext
+from linkage.errors import StageFailed
+from linkage.harness import JobContext, Stage, StageResult
 from linkage.releases import journal
 from linkage.releases.audits import AuditInputs, as_report, run_audits
 from linkage.releases.lock import lake_lock, user_of
@@ -41,10 +41,8 @@ from linkage.releases.manifest import (
 from linkage.schemas import TableContract
 from linkage.tracking import RunContext
 
-Body = Callable[[JobContext], Any]
 
-
-class AuditsFailed(LinkageError):
+class AuditsFailed(StageFailed):
     """The candidate release failed an audit: it stays staged, analysts keep the previous release."""
 
 
@@ -91,45 +89,47 @@ def candidate_tables(
     return {**restricted, **analyst, **written}
 
 
-def locked(body: Body) -> Body:
+def job_lock(ctx: JobContext):
+    """The lake's writer lock for this job (one writer at a time), with the configured stale-lock rules."""
+    releases_config = ctx.config.releases
+    return lake_lock(
+        ctx.config.paths.lake,
+        ctx.job,
+        releases_config.lock_hours,
+        releases_config.take_over_stale_lock,
+        ctx.environ,
+    )
+
+
+def locked(body: Stage) -> Stage:
     """A job that writes only restricted tables: one writer at a time, no release."""
 
-    def run_locked(ctx: JobContext) -> Any:
-        releases_config = ctx.config.releases
-        with lake_lock(
-            ctx.config.paths.lake,
-            ctx.job,
-            releases_config.lock_hours,
-            releases_config.take_over_stale_lock,
-            ctx.environ,
-        ):
+    def run_locked(ctx: JobContext) -> StageResult:
+        with job_lock(ctx):
             return body(ctx)
 
     return run_locked
 
 
-def released(body: Body) -> Body:
+def released(body: Stage) -> Stage:
     """A job whose tables analysts read: lock, run, stage, audit, publish (see the module docstring)."""
 
-    def run_released(ctx: JobContext) -> Any:
-        releases_config = ctx.config.releases
-        with lake_lock(
-            ctx.config.paths.lake,
-            ctx.job,
-            releases_config.lock_hours,
-            releases_config.take_over_stale_lock,
-            ctx.environ,
-        ):
+    def run_released(ctx: JobContext) -> StageResult:
+        with job_lock(ctx):
             return release_cycle(ctx, body)
 
     return run_released
 
 
-def release_cycle(ctx: JobContext, body: Body) -> Any:
-    """Run the body with its writes journaled, then stage, audit and publish them. Caller holds the lock."""
+def release_cycle(ctx: JobContext, body: Stage) -> StageResult:
+    """Run the body with its writes journaled, then stage, audit and publish them. Caller holds the lock.
+
+    A body that reports failures (a cohort failed) is not released: the analysts keep the previous release.
+    """
     journal.start()
     try:
         result = body(ctx)
+        result.raise_failures()
     finally:
         written = journal.stop()
     if not written:

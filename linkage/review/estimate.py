@@ -23,12 +23,10 @@ Method (stated in the README's QA guide):
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow.entities import Metric
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -334,56 +332,3 @@ def estimate_report(
         ("Accuracy by group: review estimates (95% CI) and truth", report.accuracy_chart(overall + rows))
     ]
     return report.page("Linkage accuracy estimated from clerical review", headline, charts, sections)
-
-
-def run_estimate(ctx: Any) -> dict[str, Any]:
-    """Estimate accuracy from the reviewed sample; log to this run and add the headline to the link run."""
-    rows = reviewed_sample(ctx.spark, ctx.config).collect()
-    counts = sample_counts(rows)
-    if not counts["estimate.sample.reviewed"]:
-        raise InputError(
-            f"none of the {len(rows)} pairs of {ctx.config.paths.lake}/restricted/review_sample has a "
-            "match or non_match decision yet: review some with `python -m jobs.review`"
-        )
-    link_run_id = rows[0]["run_id"]
-    estimates = estimate_metrics(to_reviewed_pairs(rows))
-    metrics = {**estimates, **counts}
-    ctx.run.log_metrics(metrics)
-    ctx.run.log_params({"link_run_id": link_run_id, "sample_id": rows[0]["sample_id"]})
-    client = ctx.run.client
-    try:
-        link_run = client.get_run(link_run_id)
-        link_metrics, link_name = dict(link_run.data.metrics), link_run.info.run_name
-    except Exception:  # noqa: BLE001 - the link run may live in another store: estimate without its figures
-        link_metrics, link_name = {}, f"link run {link_run_id}"
-    page = estimate_report(estimates, counts, link_metrics, link_name)
-    ctx.run.log_text(page, "qa/accuracy_estimates.html")
-    headline = {
-        f"estimate.{name}{suffix}": estimates[f"estimate.{name}{suffix}"]
-        for name in HEADLINE_ESTIMATES
-        for suffix in ("", ".ci95_low", ".ci95_high")
-    }
-    headline["estimate.n.reviewed"] = counts["estimate.sample.reviewed"]
-    if link_metrics:
-        now = int(time.time() * 1000)
-        # Beside the link run's own figures, so the runs table shows estimate and truth in one row.
-        ctx.run.client.log_batch(
-            link_run_id, metrics=[Metric(f"headline.{k}", float(v), now, 0) for k, v in headline.items()]
-        )
-    precision, recall = (
-        f"{estimates[f'estimate.{m}']:.4f} ({estimates[f'estimate.{m}.ci95_low']:.4f} to "
-        f"{estimates[f'estimate.{m}.ci95_high']:.4f})"
-        for m in ("precision", "recall")
-    )
-    ctx.run.set_name(f"review estimate · {link_name}")
-    ctx.run.set_description(
-        f"**Accuracy estimated from {int(counts['estimate.sample.reviewed'])} reviewed pairs** of {link_name}: "
-        f"precision {precision}, recall {recall} (95% CI).\n\n"
-        f"[Report with charts]({ctx.run.artifact_link('qa/accuracy_estimates.html')})"
-    )
-    ctx.say(
-        f"estimated precision {precision}, recall {recall} from {int(counts['estimate.sample.reviewed'])} "
-        f"reviewed pairs ({int(counts['estimate.sample.unsure'])} unsure, "
-        f"{int(counts['estimate.sample.undecided'])} undecided)"
-    )
-    return {"link_run_id": link_run_id, **headline, **counts}

@@ -1,36 +1,21 @@
-"""`train`: estimate the Splink model on restricted/people_std, log it with its charts, register it in MLflow."""
+"""The train stage, `run(ctx)`: estimate the Splink model on restricted/people_std, log it with its charts, register it in MLflow."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from linkage.errors import InputError
-from linkage.harness import JobContext
-from linkage.lake import read_table, table_exists
-from linkage.link.fields import plan_model, populated_columns, populated_counts, populated_metrics
+from linkage.harness import JobContext, StageResult
+from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts, populated_metrics
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
+from linkage.link.people import read_people
 from linkage.link.registry import register_model
-from linkage.schemas import PEOPLE_STD
-
-
-def read_people(ctx: JobContext):
-    if not table_exists(ctx.spark, ctx.config.paths.lake, PEOPLE_STD):
-        raise InputError(
-            f"{ctx.config.paths.lake}/restricted/people_std not found: run `python -m jobs.ingest` first"
-        )
-    # Pinned: the version current now is read for the whole job and logged, whatever commits meanwhile.
-    from linkage.releases.cycle import log_pinned, pinned_versions
-
-    versions = pinned_versions(ctx.spark, ctx.config.paths.lake, [PEOPLE_STD])
-    log_pinned(ctx.run, versions)
-    return read_table(ctx.spark, ctx.config.paths.lake, PEOPLE_STD, version=versions["restricted/people_std"])
 
 
 def rule_sql(rule: Any, dialect: str = "spark") -> str:
     return rule.get_blocking_rule(dialect).blocking_rule_sql
 
 
-def run_train(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext) -> StageResult:
     """Train, log (model JSON, parameters, charts) and register; returns the registry version and counts."""
     config = ctx.config
     people = read_people(ctx)
@@ -41,14 +26,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     plan = plan_model(populated_columns(populated))
     ctx.run.log_metrics(populated_metrics(populated))
     ctx.say(f"model fields: {plan.describe()}")
-    ctx.run.log_params(
-        {
-            "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in plan.prediction_rules),
-            "model.em_blocking_rules": " | ".join(rule_sql(r) for r in plan.em_rules),
-            "model.prior_rules": " | ".join(rule_sql(r) for r in plan.prior_rules),
-            "model.missing_fields": ", ".join(plan.missing_columns) or "none",
-        }
-    )
+    ctx.run.log_params(plan_params(plan))
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
         with ctx.stage("count blocked pairs"):
             blocking = blocking_pair_counts(people, plan.prediction_rules)
@@ -75,4 +53,14 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         f"registered '{config.tracking.registered_model}' version {version}; approve it with "
         f"`python -m jobs.approve --version {version}`"
     )
-    return {"model_version": version, "records": sum(counts.values())}
+    return StageResult(summary={"model_version": version, "records": sum(counts.values())})
+
+
+def plan_params(plan: ModelPlan) -> dict[str, str]:
+    """The model's rules as fitted to this extract's fields, for the run's parameters."""
+    return {
+        "model.blocking_rules_for_prediction": " | ".join(rule_sql(r) for r in plan.prediction_rules),
+        "model.em_blocking_rules": " | ".join(rule_sql(r) for r in plan.em_rules),
+        "model.prior_rules": " | ".join(rule_sql(r) for r in plan.prior_rules),
+        "model.missing_fields": ", ".join(plan.missing_columns) or "none",
+    }
