@@ -10,6 +10,7 @@ purpose, and say so in the README.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql.types import StructType, _parse_datatype_string
@@ -387,33 +388,37 @@ _PERSON_ID = (
     "Pseudonymous person id: HMAC-SHA256 of person_key under the release key (hex).",
 )
 
-PERSON = TableContract(
-    "pseudonymised",
-    "person",
-    "One row per person: generalised attributes only, no direct identifiers.",
-    _cols(
-        _PERSON_ID,
-        ("year_of_birth", "int", "Year of birth."),
-        ("month_of_birth", "int", "Month of birth (1-12); null when only a year is known."),
-        (
-            "age_band",
-            "string",
-            "Age at the release reference date, in bands "
-            f"{', '.join(age_band_labels(PERSON_AGE_BAND_STARTS))}.",
+PERSON_TABLE_NAME = "person"
+
+
+def person_contract(sources_held: Sequence[tuple[str, str]]) -> TableContract:
+    """pseudonymised/person, with one `in_<source>` flag per (source name, "a GP record"-style label): the
+    source registry passes its sources (`linkage.sources.person_contract()`), so a new source gets its flag."""
+    return TableContract(
+        "pseudonymised",
+        PERSON_TABLE_NAME,
+        "One row per person: generalised attributes only, no direct identifiers.",
+        _cols(
+            _PERSON_ID,
+            ("year_of_birth", "int", "Year of birth."),
+            ("month_of_birth", "int", "Month of birth (1-12); null when only a year is known."),
+            (
+                "age_band",
+                "string",
+                "Age at the release reference date, in bands "
+                f"{', '.join(age_band_labels(PERSON_AGE_BAND_STARTS))}.",
+            ),
+            ("sex", "string", "M, F or null."),
+            ("ethnic_group", "string", "White, Mixed, Asian, Black, Other or Unknown."),
+            ("imd_decile", "int", "IMD decile, 1 = most deprived."),
+            ("postcode_district", "string", "Outward code of the most recent known postcode."),
+            *[(f"in_{name}", "boolean", f"Person has {label}.") for name, label in sources_held],
+            ("first_activity_date", "date", "Earliest activity date in any source."),
+            ("last_activity_date", "date", "Latest activity date in any source."),
+            RUN_ID,
         ),
-        ("sex", "string", "M, F or null."),
-        ("ethnic_group", "string", "White, Mixed, Asian, Black, Other or Unknown."),
-        ("imd_decile", "int", "IMD decile, 1 = most deprived."),
-        ("postcode_district", "string", "Outward code of the most recent known postcode."),
-        ("in_gp", "boolean", "Person has a GP record."),
-        ("in_hospital", "boolean", "Person has a hospital record."),
-        ("in_social_care", "boolean", "Person has a social care record."),
-        ("in_third_sector", "boolean", "Person has a third-sector record."),
-        ("first_activity_date", "date", "Earliest activity date in any source."),
-        ("last_activity_date", "date", "Latest activity date in any source."),
-        RUN_ID,
-    ),
-)
+    )
+
 
 GP_EVENTS = TableContract(
     "pseudonymised",

@@ -24,9 +24,9 @@ Adding a source takes:
 
 The configuration then accepts the source's name everywhere a source is named, `ingest.sources`
 defaults to the declared file names, and the source's records join people_std, linkage and the
-spine like any other. Two things are not derived: the synthetic generator simulates only the four
-built-in sources, and the pseudonymised person table's `in_<source>` flags are columns of
-linkage.schemas.PERSON (a new source needs its flag added there before pseudonymise runs).
+spine like any other, and the pseudonymised person table gets its `in_<source>` flag
+(`person_contract()`). One thing is not derived: the synthetic generator simulates only the four
+built-in sources.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class SourceDeclaration:
     """One source: its files, their checks, how its records are keyed and standardised, and its tables."""
 
     name: str  # source_dataset value, config key, metric and table name prefix
+    record_label: str  # "a GP record": what the person table's in_<name> flag says the person has
     people_file: str  # default file name (without extension) of ingest.sources.<name>.people_file
     activity_file: str  # default of ingest.sources.<name>.activity_file
     people: FileFields  # what the people file must supply and how its rows are checked
@@ -91,6 +92,7 @@ class SourceDeclaration:
 BUILT_IN = (
     SourceDeclaration(
         name="gp",
+        record_label="a GP record",
         people_file="gp_patients",
         activity_file="gp_events",
         people=FileFields(
@@ -127,6 +129,7 @@ BUILT_IN = (
     ),
     SourceDeclaration(
         name="hospital",
+        record_label="a hospital record",
         people_file="hospital_patients",
         activity_file="hospital_episodes",
         people=FileFields(
@@ -173,6 +176,7 @@ BUILT_IN = (
     ),
     SourceDeclaration(
         name="social_care",
+        record_label="a social care record",
         people_file="social_care_clients",
         activity_file="social_care_events",
         people=FileFields(
@@ -220,6 +224,7 @@ BUILT_IN = (
     ),
     SourceDeclaration(
         name="third_sector",
+        record_label="a third-sector record",
         people_file="third_sector_clients",
         activity_file="third_sector_contacts",
         people=FileFields(
@@ -326,6 +331,11 @@ def pseudonymised_activity_contracts() -> dict[str, TableContract]:
     return {source.name: source.pseudonymised_activity for source in _REGISTRY.values()}
 
 
+def person_contract() -> TableContract:
+    """pseudonymised/person with an `in_<source>` flag for every registered source, in registry order."""
+    return schemas.person_contract([(d.name, d.record_label) for d in declarations()])
+
+
 def source_of_table(table: str) -> SourceDeclaration:
     """The source whose pseudonymised activity table is named `table`."""
     for source in _REGISTRY.values():
@@ -350,7 +360,7 @@ def restricted_tables() -> tuple[TableContract, ...]:
 
 def pseudonymised_tables() -> tuple[TableContract, ...]:
     """The person table, then each source's pseudonymised activity table."""
-    return (schemas.PERSON, *pseudonymised_activity_contracts().values())
+    return (person_contract(), *pseudonymised_activity_contracts().values())
 
 
 def all_tables() -> tuple[TableContract, ...]:

@@ -14,7 +14,8 @@ from linkage import lake, sources
 from linkage.config import PROJECT_ROOT
 from linkage.pseudonymise.keys import load_release_key
 from linkage.pseudonymise.tokens import pseudonym
-from linkage.schemas import PERSON, PERSON_SPINE
+from linkage.schemas import PERSON_SPINE
+from linkage.sources import person_contract
 from linkage.tracking import tracking_run
 
 HYP, HYP_RESOLVED, SHIELD_HIGH = "38341003", "162659009", "1300561000000107"
@@ -48,7 +49,10 @@ def test_failing_cohorts_are_isolated_and_qa_is_logged(spark, make_config, tmp_p
     pid = {k: pseudonym(k, key) for k in ("k1", "k2", "k3", "k4")}
     with tracking_run(config, job="test-setup") as run:
         lake.write_table(
-            frame(spark, "person", [person(pid[k], 1960) for k in pid]), config.paths.lake, PERSON, run
+            frame(spark, "person", [person(pid[k], 1960) for k in pid]),
+            config.paths.lake,
+            person_contract(),
+            run,
         )
         gp_rows = [
             gp(pid["k1"], date(2020, 1, 1), HYP),

@@ -35,6 +35,7 @@ RUN_ID = Column("run_id", "string", "MLflow run that wrote the row.")
 
 COMMUNITY_MENTAL_HEALTH = sources.SourceDeclaration(
     name=CMH,
+    record_label="a community mental health record",
     people_file="cmh_clients",
     activity_file="cmh_contacts",
     people=FileFields(
@@ -246,6 +247,12 @@ def fifth_source():
 def test_registering_a_source_extends_every_derived_list(fifth_source, make_config):
     assert sources.names()[-1] == CMH and len(sources.names()) == 5
     assert sources.all_tables().count(fifth_source.activity_std) == 1
+    # The analysts' person table gets the new source's flag, after the built-in ones.
+    person = sources.person_contract()
+    flags = [c for c in person.columns if c.name.startswith("in_")]
+    assert [c.name for c in flags][-2:] == ["in_third_sector", f"in_{CMH}"]
+    assert flags[-1].type == "boolean" and flags[-1].comment == "Person has a community mental health record."
+    assert sources.pseudonymised_tables()[0] == person
     config = make_config(f"pseudonymise.source_priority=[{CMH},gp,hospital,social_care,third_sector]")
     # ingest.sources defaults to the declared file names; the configuration accepts the new name everywhere.
     assert (config.ingest.sources[CMH].people_file, config.ingest.sources[CMH].activity_file) == (

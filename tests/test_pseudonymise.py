@@ -25,7 +25,6 @@ from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
 from linkage.pseudonymise.person import preferred_value, source_rank
 from linkage.schemas import (
     PEOPLE_STD,
-    PERSON,
 )
 
 OTHER_RELEASE_KEY = bytes(range(32, 64))
@@ -195,7 +194,7 @@ def _read(spark, config, contract, version=None) -> DataFrame:
 
 @pytest.mark.slow
 def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, released):
-    got = _read(spark, released.config, PERSON).drop("run_id")
+    got = _read(spark, released.config, sources.person_contract()).drop("run_id")
     expected = spark.createDataFrame(
         [
             # pk-A: DOB 1980-05-17 on 2 of 3 records; sex M (2 of 3); ethnic group White beats Asian by the GP rule
@@ -254,7 +253,7 @@ def test_person_table_holds_generalised_attributes_chosen_by_the_rule(spark, rel
                 None,
             ),
         ],
-        PERSON.schema,
+        sources.person_contract().schema,
     ).drop("run_id")
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
 
@@ -345,7 +344,7 @@ def test_no_pseudonymised_table_holds_a_direct_identifier_or_local_id(spark, rel
 
 @pytest.mark.slow
 def test_mlflow_holds_qa_aggregates_and_no_trace_of_the_key(spark, released, tmp_path):
-    run_id = _read(spark, released.config, PERSON).select("run_id").first().run_id
+    run_id = _read(spark, released.config, sources.person_contract()).select("run_id").first().run_id
     client = MlflowClient(released.config.tracking_uri)
     run = client.get_run(run_id)
     assert run.data.tags["release_id"] == "test-release-1"

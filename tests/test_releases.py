@@ -26,9 +26,11 @@ from linkage.releases.catalog import register_catalog
 from linkage.releases.cycle import AuditsFailed, released
 from linkage.releases.manifest import ReleaseError, read_audits, read_events, releases
 from linkage.releases.operator import publish_release, rollback
-from linkage.schemas import GP_EVENTS, HOSPITAL_EPISODES, PERSON
+from linkage.schemas import GP_EVENTS, HOSPITAL_EPISODES
+from linkage.sources import person_contract
 from linkage.tracking import tracking_run
 
+PERSON = person_contract()
 WRITES = (PERSON, GP_EVENTS, HOSPITAL_EPISODES)
 
 

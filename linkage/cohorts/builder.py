@@ -302,7 +302,7 @@ def build_cohort(
         DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled]
     )
     aggregates_df = person_aggregates(events_df, compiled)
-    person_df = tables[schemas.PERSON.name].select(
+    person_df = tables[schemas.PERSON_TABLE_NAME].select(
         "person_id", "year_of_birth", "month_of_birth", "sex", "ethnic_group", "imd_decile"
     )
     joined_df = person_df.join(aggregates_df, "person_id", how="left")

@@ -31,8 +31,8 @@ from linkage.pseudonymise.vocabulary import (
 )
 from linkage.schemas import (
     PEOPLE_STD,
-    PERSON,
     PERSON_SPINE,
+    PERSON_TABLE_NAME,
     TableContract,
 )
 
@@ -81,8 +81,9 @@ def run(ctx: JobContext) -> StageResult:
                 config.pseudonymise.source_priority,
             )
             person_df = build_person(records_df, reference_date, ctx.run.run_id)
-            tables[f"{PERSON.zone}/{PERSON.name}"] = lake.write_table(
-                person_df, config.paths.lake, PERSON, ctx.run
+            person = sources.person_contract()
+            tables[f"{person.zone}/{person.name}"] = lake.write_table(
+                person_df, config.paths.lake, person, ctx.run
             )
         with ctx.stage("conflict counts"):
             conflicts = persons_with_conflicts(records_df)
@@ -156,6 +157,6 @@ def report_release(
         }
     )
     ctx.say(
-        f"release '{ctx.config.pseudonymise.release_id}': {counts[PERSON.name]} persons, "
-        + ", ".join(f"{name} {n}" for name, n in counts.items() if name != PERSON.name)
+        f"release '{ctx.config.pseudonymise.release_id}': {counts[PERSON_TABLE_NAME]} persons, "
+        + ", ".join(f"{name} {n}" for name, n in counts.items() if name != PERSON_TABLE_NAME)
     )
