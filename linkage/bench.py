@@ -218,8 +218,77 @@ def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch:
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
 
+def changed_extract(people_df, fraction: float):
+    """people_std after a change to `fraction` of its records, chosen by a hash of their keys: half edited (a
+    letter added to the surname), a quarter gone, a quarter arriving again under a new id (duplicates)."""
+    from pyspark.sql import functions as F
+
+    bucket = F.abs(F.xxhash64("source_dataset", "source_record_id")) % 100_000 / 100_000
+    edited, gone = bucket < fraction / 2, (bucket >= fraction / 2) & (bucket < fraction * 3 / 4)
+    copied = (bucket >= fraction * 3 / 4) & (bucket < fraction)
+    kept = people_df.where(~gone).withColumn(
+        "surname_std", F.when(edited, F.concat("surname_std", F.lit("X"))).otherwise(F.col("surname_std"))
+    )
+    copies = people_df.where(copied).withColumn(
+        "source_record_id", F.concat(F.lit("NEW-"), F.col("source_record_id"))
+    )
+    return kept.unionByName(copies)
+
+
+def spine_difference(full_spine, incremental_spine) -> int:
+    """Records whose person (as the set of records sharing its key) differs between two spines."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    def labelled(spine):
+        uid = F.concat_ws(":", "source_dataset", "source_record_id")
+        return spine.select(
+            "source_dataset",
+            "source_record_id",
+            F.min(uid).over(Window.partitionBy("person_key")).alias("person_label"),
+        )
+
+    joined = labelled(full_spine).join(
+        labelled(incremental_spine).withColumnRenamed("person_label", "other_label"),
+        ["source_dataset", "source_record_id"],
+        how="full",
+    )
+    return joined.where(~F.col("person_label").eqNullSafe(F.col("other_label"))).count()
+
+
+def bench_incremental(spark, lake: Path, overrides: list[str], fraction: float, link_main) -> dict[str, Any]:
+    """The same change linked in full and with --incremental, each on its own copy of the lake after the full
+    link: wall times, pairs rescored and reused, and the records whose person differs between the two spines."""
+    import shutil
+
+    people_df = spark.read.format("delta").load(f"{lake}/restricted/people_std")
+    next_people = changed_extract(people_df, fraction).localCheckpoint(eager=True)
+    result: dict[str, Any] = {"fraction_changed": fraction}
+    for mode in ("full", "incremental"):
+        copy = lake.parent / f"lake-{mode}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(lake, copy, ignore=shutil.ignore_patterns("_scratch", "_logs"))
+        next_people.write.format("delta").mode("overwrite").save(f"{copy}/restricted/people_std")
+        settings = [o for o in overrides if not o.startswith("paths.lake=")] + [f"paths.lake={copy}"]
+        job = run_job_quietly(link_main, settings, ["--incremental"] if mode == "incremental" else [])
+        result[f"{mode}_link_seconds"] = job["seconds"]
+        result[f"{mode}_predict_seconds"] = dict((s, b - a) for s, a, b in job["stages"]).get("predict")
+    result["incremental_over_full"] = result["incremental_link_seconds"] / result["full_link_seconds"]
+    spines = [
+        spark.read.format("delta").load(f"{lake.parent}/lake-{m}/restricted/person_spine")
+        for m in ("full", "incremental")
+    ]
+    result["records"] = spines[0].count()
+    result["records_in_a_different_person"] = spine_difference(*spines)
+    return result
+
+
 def bench_size(
-    people: int, work: Path, shuffle_partitions: int, settings: Sequence[str] = ()
+    people: int,
+    work: Path,
+    shuffle_partitions: int,
+    settings: Sequence[str] = (),
+    incremental_change: float = 0.0,
 ) -> dict[str, Any]:
     import pandas as pd
     from mlflow.tracking import MlflowClient
@@ -278,6 +347,12 @@ def bench_size(
             ),
             flush=True,
         )
+
+    if incremental_change:
+        result["incremental"] = bench_incremental(
+            spark, lake, overrides, incremental_change, job_main("link", link.run, link.add_link_arguments)
+        )
+        print(f"[bench] {people:,}: incremental {json.dumps(result['incremental'])}", flush=True)
 
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     link_run = client.search_runs(
@@ -356,6 +431,24 @@ def substage_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def incremental_table(results: list[dict[str, Any]]) -> str:
+    """The same change linked in full and with --incremental: times and the spines' difference."""
+    rows = [
+        "| people | records changed | full link s | incremental link s | ratio | full predict s "
+        "| incremental predict s | records in a different person |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if i := r.get("incremental"):
+            rows.append(
+                f"| {r['people']:,} | {i['fraction_changed']:.1%} | {i['full_link_seconds']:.0f} "
+                f"| {i['incremental_link_seconds']:.0f} | {i['incremental_over_full']:.2f} "
+                f"| {i['full_predict_seconds'] or 0:.1f} | {i['incremental_predict_seconds'] or 0:.1f} "
+                f"| {i['records_in_a_different_person']:,} of {i['records']:,} |"
+            )
+    return "\n".join(rows)
+
+
 def merged_with_earlier(results: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """This run's results plus earlier runs' results for sizes not measured now (each keeps its measured_at)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -376,6 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--shuffle-partitions", type=int, default=4)
     parser.add_argument(
+        "--incremental-change",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="After the full link, change this share of the records and link them in full and with "
+        "--incremental, each on a copy of the lake (0: skip).",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -386,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)
-        result = bench_size(people, args.work, args.shuffle_partitions, args.set)
+        result = bench_size(people, args.work, args.shuffle_partitions, args.set, args.incremental_change)
         results.append(result)
         print(
             f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",
@@ -396,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = merged_with_earlier(results, RESULTS_DIR / "results.json")
     stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "results": results}
     (RESULTS_DIR / "results.json").write_text(json.dumps(stamp, indent=2, default=str), encoding="utf-8")
-    tables = markdown_table(results) + "\n\n" + substage_table(results)
+    tables = "\n\n".join([markdown_table(results), substage_table(results), incremental_table(results)])
     (RESULTS_DIR / "results.md").write_text(tables + "\n", encoding="utf-8")
     print(tables)
     return 0

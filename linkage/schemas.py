@@ -244,6 +244,12 @@ PERSON_SPINE = TableContract(
             "How the record joined its cluster: nhs_number, probabilistic, singleton, clerical.",
         ),
         ("cluster_size", "int", "Number of source records in the person's cluster."),
+        (
+            "record_fingerprint",
+            "string",
+            "SHA-256 of the record's standardised columns when linked: `link --incremental` rescores only records "
+            "whose fingerprint changed.",
+        ),
         RUN_ID,
     ),
 )
@@ -338,6 +344,24 @@ LINK_PAIRS = TableContract(
             "boolean",
             "The pair is one record's single best-weighted candidate among the other record's source.",
         ),
+        RUN_ID,
+    ),
+)
+
+SCORED_PAIRS = TableContract(
+    "restricted",
+    "scored_pairs",
+    "The link run's scored candidate pairs, as the model scored them: what the next `link --incremental` "
+    "reuses for pairs whose records did not change.",
+    _cols(
+        ("source_dataset_l", "string", "Left record's source (the model's order: by source, then id)."),
+        ("source_record_id_l", "string", "Left record's local id."),
+        ("source_dataset_r", "string", "Right record's source."),
+        ("source_record_id_r", "string", "Right record's local id."),
+        ("match_weight", "double", "Model match weight (log2 Bayes factor with the prior)."),
+        ("match_probability", "double", "Model match probability."),
+        ("match_key", "string", "Index of the first prediction blocking rule that found the pair."),
+        ("model_version", "string", "Registered model version that scored the pair."),
         RUN_ID,
     ),
 )
@@ -491,6 +515,7 @@ LINKAGE_TABLES = (
     REVIEW_QUEUE,
     REVIEW_DECISIONS,
     LINK_PAIRS,
+    SCORED_PAIRS,
     REVIEW_SAMPLE,
 )
 

@@ -20,6 +20,7 @@ from jobs import ingest as ingest_job
 from jobs.pseudonymise import main as pseudonymise_main
 from linkage import lake, sources
 from linkage.config import PROJECT_ROOT, AppConfig, load_config
+from linkage.link.settings import build_settings, with_corrections
 from linkage.schemas import PEOPLE_STD, PERSON_SPINE, TableContract
 from linkage.tracking import tracking_run
 
@@ -519,3 +520,30 @@ def write_truth(path: Path, truth: list[tuple]) -> None:
 
 def as_argv(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
+
+
+def with_random_parameters(
+    model: dict, seed: int, m_range: tuple[float, float], u_range: tuple[float, float], prior: float
+) -> dict:
+    """The model with every m and u it does not fix drawn at random (uniform in the ranges), and the prior."""
+    rng = random.Random(seed)
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            if not level.get("fix_m_probability"):
+                level["m_probability"] = rng.uniform(*m_range)
+            if not level.get("fix_u_probability"):
+                level["u_probability"] = rng.uniform(*u_range)
+    model["probability_two_random_records_match"] = prior
+    return model
+
+
+def random_model(config: AppConfig) -> dict:
+    """The project's settings (with the fixed corrections) with every free m and u drawn at random, a prior of 1e-3.
+
+    Random, distinct parameters per level make a wrong level, a wrong term frequency or a missed term show up as
+    a different weight; levels the settings fix (the neutral and family levels) keep their values.
+    """
+    model = with_corrections(build_settings(config.linkage).get_settings("spark").as_dict())
+    return with_random_parameters(model, 16, (0.001, 0.9), (1e-5, 0.5), 1e-3)

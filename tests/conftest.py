@@ -163,6 +163,19 @@ class PipelineRun:
     command: tuple[str, ...]
     raw_before: dict[str, int]
 
+    def settings(self, lake: Path | None = None) -> list[str]:
+        """The pipeline's `--set key=value` values; with `lake`, pointing at that lake (a copy) instead."""
+        values = [
+            v for flag, v in zip(self.overrides[::2], self.overrides[1::2], strict=True) if flag == "--set"
+        ]
+        if lake is None:
+            return values
+        return [v for v in values if not v.startswith("paths.lake=")] + [f"paths.lake={lake}"]
+
+    def config(self, lake: Path | None = None) -> AppConfig:
+        """The configuration the pipeline ran with (or the same on another lake)."""
+        return load_config(None, overrides=self.settings(lake))
+
 
 @dataclass
 class StartedPipeline:

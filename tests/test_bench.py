@@ -1,4 +1,5 @@
-"""The bench's profile: stage windows read from a job's output, Spark task time attributed to them (no Spark here)."""
+"""The bench's profile (stage windows read from a job's output, Spark task time attributed to them) and its
+incremental-link change and spine comparison."""
 
 from __future__ import annotations
 
@@ -50,3 +51,34 @@ def test_the_bench_imports_no_job_module():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m == "jobs" or m.startswith("jobs.")}
+
+
+def test_the_incremental_bench_change_edits_removes_and_copies_records(spark):
+    from linkage.bench import changed_extract
+
+    people = spark.createDataFrame(
+        [("gp", str(i), f"NAME{i}") for i in range(400)],
+        "source_dataset string, source_record_id string, surname_std string",
+    )
+    assert sorted(changed_extract(people, 0.0).collect()) == sorted(people.collect())
+    after = {(r.source_record_id, r.surname_std) for r in changed_extract(people, 0.2).collect()}
+    edited = {i for i, name in after if name.endswith("X")}
+    copies = {i for i, _ in after if i.startswith("NEW-")}
+    kept = {i for i, _ in after}
+    gone = {str(i) for i in range(400)} - kept
+    # About a tenth edited, a twentieth each gone and copied (a hash of the key decides), the rest untouched.
+    assert 20 <= len(edited) <= 60 and 5 <= len(gone) <= 40 and 5 <= len(copies) <= 40
+    assert all(f"NEW-{i}" not in copies for i in gone)  # a copied record is also kept
+    assert all((i.removeprefix("NEW-"), f"NAME{i.removeprefix('NEW-')}") in after for i in copies)
+
+
+def test_spines_differ_by_the_records_that_moved_not_by_their_keys(spark):
+    from linkage.bench import spine_difference
+
+    schema = "source_dataset string, source_record_id string, person_key string"
+    full = spark.createDataFrame([("gp", "1", "A"), ("gp", "2", "A"), ("gp", "3", "B")], schema)
+    renamed = spark.createDataFrame([("gp", "1", "K"), ("gp", "2", "K"), ("gp", "3", "L")], schema)
+    moved = spark.createDataFrame([("gp", "1", "A"), ("gp", "2", "B"), ("gp", "3", "B")], schema)
+    assert spine_difference(full, renamed) == 0
+    # Record 2 left record 1's person for record 3's: the persons of records 2 and 3 are other sets of records now.
+    assert spine_difference(full, moved) == 2

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from builders import people_frame, synthetic_people
+from builders import people_frame, synthetic_people, with_random_parameters
 from pyspark.sql import functions as F
 
 from linkage.link import em
@@ -15,17 +13,8 @@ from linkage.link.settings import EM_BLOCKING_RULES, build_settings
 
 def starting_model(config) -> dict:
     """The project's settings with random starting m and fixed-for-EM random u (so term-frequency levels count)."""
-    rng = random.Random(5)
     model = build_settings(config.linkage).get_settings("spark").as_dict()
-    for comparison in model["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level.get("is_null_level"):
-                continue
-            if not level.get("fix_m_probability"):
-                level["m_probability"] = rng.uniform(0.05, 0.9)
-            if not level.get("fix_u_probability"):
-                level["u_probability"] = rng.uniform(1e-4, 0.3)
-    model["probability_two_random_records_match"] = 1e-2
+    model = with_random_parameters(model, 5, (0.05, 0.9), (1e-4, 0.3), 1e-2)
     # Five iterations compare the two loops step by step as well as twenty-five would; each Splink iteration
     # on Spark is a job over every pair (seconds), which the test would otherwise pay up to 25 times.
     model["max_iterations"] = 5

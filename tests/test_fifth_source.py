@@ -17,7 +17,6 @@ from builders import RUN_DATE, as_argv, run_ingest_job, write_extract
 from jobs import approve as approve_job
 from jobs import link as link_job
 from linkage import lake, sources
-from linkage.config import load_config
 from linkage.ingest.fields import FileFields
 from linkage.link import approved_version
 from linkage.link.registry import load_model_json, register_model
@@ -282,7 +281,7 @@ def test_a_fifth_source_is_ingested_linked_and_on_the_spine(
     """Linked with the model the session pipeline trained (registered here as train would register it): training
     on a fifth source is training on more rows, and costs the test a minute it would spend on nothing new."""
     assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
-    trained = load_config(None, overrides=list(pipeline_run.overrides[1::2]))
+    trained = pipeline_run.config()
     model = load_model_json(
         trained, approved_version(trained)
     )  # from the pipeline's store, before ours opens

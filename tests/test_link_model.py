@@ -16,7 +16,7 @@ from splink.internals.html_utils import chart_html
 
 from jobs import approve as approve_job
 from jobs import link as link_job
-from linkage.config import AppConfig, load_config
+from linkage.config import AppConfig
 from linkage.lake import read_table
 from linkage.link import approved_version
 from linkage.link import stage as link_stage
@@ -28,7 +28,7 @@ from linkage.tracking import tracking_run
 
 def pipeline_config(pipeline_run) -> AppConfig:
     """The configuration the session's pipeline ran with (its overrides are pairs of "--set", "key=value")."""
-    return load_config(None, overrides=list(pipeline_run.overrides[1::2]))
+    return pipeline_run.config()
 
 
 @pytest.mark.slow

@@ -130,9 +130,7 @@ def test_oracle_reviewed_sample_gives_intervals_that_cover_the_true_precision_an
         shutil.copytree(
             pipeline_run.lake / contract.zone / contract.name, lake / contract.zone / contract.name
         )
-    settings = [v for v in pipeline_run.overrides[1::2] if not v.startswith("paths.lake=")] + [
-        f"paths.lake={lake}"
-    ]
+    settings = pipeline_run.settings(lake)
     overrides = [arg for setting in settings for arg in ("--set", setting)]
     config = load_config(None, overrides=settings)
     with tracking_run(config, job="review_sample") as run:

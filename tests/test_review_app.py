@@ -186,14 +186,10 @@ def test_reviewer_id_comes_from_the_environment():
 
 def test_the_evidence_shown_reproduces_the_link_runs_score(spark, pipeline_run):
     """Splink on DuckDB over the two records, with term frequencies over people_std, gives the link run's weight."""
-    from linkage.config import load_config
     from linkage.review.server import build_backend
 
     assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
-    settings = [
-        value for flag, value in zip(pipeline_run.overrides[::2], pipeline_run.overrides[1::2], strict=True)
-    ]
-    backend = build_backend(spark, load_config(None, overrides=settings), "reviewer-1", None)  # reads only
+    backend = build_backend(spark, pipeline_run.config(), "reviewer-1", None)  # reads only
     pairs = backend.data.queues["review_queue"][:3]
     assert pairs, "the pipeline's review queue is empty"
     for pair in pairs:

@@ -41,11 +41,6 @@ REVIEWER = "reviewer-e2e"
 PAGE_SECONDS = 900  # a generous bound, not a timing: only a hung app reaches it
 
 
-def settings_of(overrides: tuple[str, ...]) -> list[str]:
-    """The pipeline fixture's `--set k=v` pairs as `k=v` settings."""
-    return [value for flag, value in zip(overrides[::2], overrides[1::2], strict=True) if flag == "--set"]
-
-
 def start_review_app(settings: list[str], home: Path, stderr_path: Path) -> tuple[subprocess.Popen, str, str]:
     """`python -m jobs.review` in a bare environment; returns the process, its URL and the printed token."""
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "LINKAGE_REVIEWER": REVIEWER}
@@ -150,7 +145,7 @@ def test_a_reviewer_decides_pairs_by_keyboard_and_the_next_link_run_applies_them
     assert pipeline_run.exit_code == 0, pipeline_run.stderr[-2000:]
     lake = tmp_path / "lake"
     shutil.copytree(pipeline_run.lake, lake)  # the session's lake stays as other tests expect it
-    settings = [*settings_of(pipeline_run.overrides), f"paths.lake={lake}"]
+    settings = pipeline_run.settings(lake)
 
     # What the reviewer will meet, in the app's order: the queue best-first, persons from the spine.
     pairs = [

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from builders import people_frame, synthetic_people
+from builders import people_frame, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from linkage.link.model import (
@@ -16,35 +14,9 @@ from linkage.link.model import (
     splink_backend,
 )
 from linkage.link.scorer import compile_model, materialised_scores
-from linkage.link.settings import (
-    BLOCKING_RULES_FOR_PREDICTION,
-    SOURCE_DATASET,
-    UNIQUE_ID,
-    build_settings,
-    with_corrections,
-)
+from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION, SOURCE_DATASET, UNIQUE_ID
 
 PAIR = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r"]
-
-
-def random_model(config) -> dict:
-    """The project's settings (with the fixed corrections) with every free m and u drawn at random, a prior of 1e-3.
-
-    Random, distinct parameters per level make a wrong level, a wrong term frequency or a missed term show up as
-    a different weight; levels the settings fix (the neutral and family levels) keep their values.
-    """
-    rng = random.Random(16)
-    model = with_corrections(build_settings(config.linkage).get_settings("spark").as_dict())
-    for comparison in model["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level.get("is_null_level"):
-                continue
-            if not level.get("fix_m_probability"):
-                level["m_probability"] = rng.uniform(0.001, 0.9)
-            if not level.get("fix_u_probability"):
-                level["u_probability"] = rng.uniform(1e-5, 0.5)
-    model["probability_two_random_records_match"] = 1e-3
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -168,20 +168,32 @@ def _sides(records_df: DataFrame) -> list[Column]:
     return [F.col(f"{side}.{c}").alias(f"{c}_{side}") for side in ("l", "r") for c in records_df.columns]
 
 
-def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> DataFrame:
-    """The union of the rules' self-joins, each pair once, tagged with the first rule (match_key) that finds it."""
-    left, right = records_df.alias("l"), records_df.alias("r")
+def blocked_pairs(
+    records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
+) -> DataFrame:
+    """The union of the rules' self-joins, each pair once, tagged with the first rule (match_key) that finds it.
+
+    With `changed_df` (some of the records, same columns), only the pairs holding at least one changed record:
+    changed x all, and unchanged x changed, so a small change joins a small side to the records instead of
+    the records to themselves. The pairs are exactly those of the full joins that touch a changed record.
+    """
+    if changed_df is None:
+        sides = [(records_df, records_df)]
+    else:
+        unchanged_df = records_df.join(changed_df.select(UID), UID, how="left_anti")
+        sides = [(changed_df, records_df), (unchanged_df, changed_df)]
     joins = []
     for key, rule in enumerate(blocking_rules):
         condition = F.expr(f"({rule})") & (F.col(f"l.{UID}") < F.col(f"r.{UID}"))
         if key:
             earlier = " OR ".join(f"coalesce(({r}), false)" for r in blocking_rules[:key])
             condition = condition & F.expr(f"NOT ({earlier})")
-        joins.append(
-            left.join(right, condition, how="inner").select(
-                F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df)
+        for left, right in sides:
+            joins.append(
+                left.alias("l")
+                .join(right.alias("r"), condition, how="inner")
+                .select(F.lit(str(key)).alias(MATCH_KEY), *_sides(records_df))
             )
-        )
     pairs = joins[0]
     for join in joins[1:]:
         pairs = pairs.unionByName(join)
@@ -267,12 +279,16 @@ def scoring_records(records_df: DataFrame, compiled: CompiledModel) -> DataFrame
     return with_unique_id(with_term_frequencies(records_df, compiled.tf_columns), compiled.unique_id_columns)
 
 
-def materialised_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[DataFrame, int]:
+def materialised_scores(
+    records_df: DataFrame, model: dict[str, Any], changed_keys: DataFrame | None = None
+) -> tuple[DataFrame, int]:
     """Every candidate pair of the model's blocking rules, scored (Splink's predict() output columns), computed
     once and stored by linkage.link.lineage.materialised, so the link job's later queries on the scores do not
     analyse the scorer's plan again; returns it and its row count.
 
     records_df holds one row per record with the columns the model reads (linkage.link.model.model_input).
+    With `changed_keys` (source_dataset, source_record_id of some records), only the pairs holding at least one
+    of them (an incremental link); term frequencies are still those of all the records.
     The records (with term frequencies) are cached for the duration: every rule's join reads them twice, and
     records are far fewer than pairs. This is not optional: left as a plan, the term-frequency joins are
     repeated under both sides of every rule's join, and on the scorer test's 236 records collecting the
@@ -281,9 +297,16 @@ def materialised_scores(records_df: DataFrame, model: dict[str, Any]) -> tuple[D
     """
     compiled = compile_model(model)
     records = scoring_records(records_df, compiled).persist(StorageLevel.MEMORY_AND_DISK)
+    changed = None
     try:
-        predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules), compiled))
+        if changed_keys is not None:
+            keys = list(changed_keys.columns)
+            changed = records.join(changed_keys, keys, how="left_semi").select(*records.columns)
+            changed = changed.persist(StorageLevel.MEMORY_AND_DISK)
+        predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules, changed), compiled))
         count = predictions.count()
     finally:
         records.unpersist()
+        if changed is not None:
+            changed.unpersist()
     return predictions, count

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from linkage.config import LinkageConfig
 from linkage.harness import JobContext, StageResult
 from linkage.lake import TableWrite, read_table, table_exists, table_path, table_version, write_table
-from linkage.link import components, deterministic, fields, qa, report, scorer, spine
+from linkage.link import components, deterministic, fields, incremental, qa, report, scorer, spine
 from linkage.link.history import record_missing_history
 from linkage.link.lineage import materialised
 from linkage.link.model import model_input, splink_backend
@@ -30,6 +30,7 @@ from linkage.schemas import (
     PERSON_SPINE,
     REVIEW_DECISIONS,
     REVIEW_QUEUE,
+    SCORED_PAIRS,
     TableContract,
 )
 
@@ -45,6 +46,12 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="Outside local mode, link with a version that does not carry the approved alias "
         "(the run is tagged unapproved).",
+    )
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="Rescore only pairs holding a record that is new or changed since the last spine; reuse the "
+        "last run's other scored pairs (falls back to a full link, and says why, when it cannot).",
     )
 
 
@@ -81,6 +88,7 @@ class LinkInputs:
     previous_spine_version: int | None
     previous_registry: DataFrame | None
     decisions: DataFrame | None
+    previous_pairs: DataFrame | None = None  # the last run's scored pairs, read for --incremental only
 
     @property
     def known_keys(self) -> DataFrame | None:
@@ -148,6 +156,7 @@ def read_link_inputs(ctx: JobContext) -> LinkInputs:
     previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
     previous_registry, _ = _current(ctx, PERSON_REGISTRY)
     decisions, _ = _current(ctx, REVIEW_DECISIONS)
+    previous_pairs = _current(ctx, SCORED_PAIRS)[0] if getattr(ctx.args, "incremental", False) else None
     run.log_params(
         {
             "model_version": version,
@@ -157,7 +166,14 @@ def read_link_inputs(ctx: JobContext) -> LinkInputs:
     )
     run.set_tags({"model_version": version})
     return LinkInputs(
-        version, model, people, previous_spine, previous_spine_version, previous_registry, decisions
+        version,
+        model,
+        people,
+        previous_spine,
+        previous_spine_version,
+        previous_registry,
+        decisions,
+        previous_pairs,
     )
 
 
@@ -170,8 +186,7 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         metrics["nhs_number.pairs_linked"] = nhs_links.count()
         metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
     with ctx.stage("predict"):
-        # The approved Splink model compiled to one Spark plan (linkage.link.scorer), computed once and kept.
-        predictions, _ = scorer.materialised_scores(model_input(people), inputs.model)
+        predictions = score(ctx, inputs, metrics)
         names = {
             str(i): f"{i}_{r['blocking_rule']}"
             for i, r in enumerate(inputs.model["blocking_rules_to_generate_predictions"])
@@ -191,9 +206,36 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         person_spine = (
             spine.with_match_method(keyed, edges)
             .drop("cluster_id", "record_uid")
+            .join(incremental.fingerprints(people), list(incremental.RECORD_KEY), how="left")
             .withColumn("run_id", F.lit(ctx.run.run_id))
         )
     return Linked(predictions, edges, person_spine)
+
+
+def score(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> DataFrame:
+    """The approved model compiled to one Spark plan (linkage.link.scorer), computed once and kept: over every
+    candidate pair, or (--incremental) over the pairs holding a new or changed record, with the last run's
+    scores for the others (linkage.link.incremental)."""
+    records = model_input(inputs.people)
+    asked = bool(getattr(ctx.args, "incremental", False))
+    reason = incremental.fallback_reason(inputs.previous_spine, inputs.previous_pairs, inputs.model_version)
+    ctx.run.log_params({"link.mode": "incremental" if asked and reason is None else "full"})
+    if asked and reason:
+        ctx.say(f"incremental link not possible ({reason}): linking in full")
+    if not asked or reason:
+        return scorer.materialised_scores(records, inputs.model)[0]
+    changed = materialised(incremental.changed_records(inputs.people, inputs.previous_spine))
+    rescored, rescored_count = scorer.materialised_scores(records, inputs.model, changed)
+    reused = incremental.reusable_pairs(inputs.previous_pairs, inputs.people, changed)
+    predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
+    metrics["incremental.records_changed"] = changed.count()
+    metrics["incremental.pairs_rescored"] = rescored_count
+    metrics["incremental.pairs_reused"] = predictions.count() - rescored_count
+    ctx.say(
+        f"incremental: {metrics['incremental.records_changed']:.0f} new or changed records, "
+        f"{rescored_count} pairs rescored, {metrics['incremental.pairs_reused']:.0f} reused"
+    )
+    return predictions
 
 
 def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple[DataFrame, DataFrame, int]:
@@ -228,6 +270,11 @@ def write_link_tables(ctx: JobContext, inputs: LinkInputs, linked: Linked) -> di
     # The frame clerical review samples are drawn from (accuracy estimates without truth).
     pairs = link_pairs(linked.predictions, linked.edges, new_spine).withColumn("run_id", run_id)
     tables["restricted/link_pairs"] = write_table(pairs, lake, LINK_PAIRS, run)
+    # What the next incremental run reuses for pairs whose records do not change.
+    scored = linked.predictions.select(*incremental.SCORED_PAIR_COLUMNS).withColumns(
+        {"model_version": F.lit(inputs.model_version), "run_id": run_id}
+    )
+    tables["restricted/scored_pairs"] = write_table(scored, lake, SCORED_PAIRS, run)
     return tables
 
 
