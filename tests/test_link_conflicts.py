@@ -200,6 +200,21 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
                 nhs_number="4010232137",
                 date_of_birth=date(2004, 9, 1),
             ),
+            *(
+                person(
+                    "gp",
+                    record_id,
+                    forename_std=forename,
+                    surname_std="MENSAH",
+                    postcode_std="LS1 4AP",
+                    nhs_number=number,
+                    date_of_birth=date(2012, 3, 4),
+                )
+                for record_id, forename, number in (
+                    ("t1", "AMELIA", "9434765919"),
+                    ("t2", "AMELIE", "4010232137"),
+                )
+            ),
         ],
     )
     edges = spark.createDataFrame(
@@ -207,11 +222,13 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
             ("gp", "p", "gp", "c", 0.99, "probabilistic"),  # household, years apart, two numbers: all three
             ("gp", "c", "hospital", "c", 0.99, "probabilistic"),  # household, years apart, one number missing
             ("gp", "c", "hospital", "d", None, "nhs_number"),  # same number, same date: none
+            ("gp", "t1", "gp", "t2", 0.99, "probabilistic"),  # twins: two numbers apart, forenames not equal
         ],
         EDGE_SCHEMA,
     )
     assert qa.link_pattern_metrics(edges, people) == {
         "link_patterns.household_dob_years_apart": 2,
-        "link_patterns.two_valid_nhs_numbers": 1,
+        "link_patterns.two_valid_nhs_numbers": 2,
         "link_patterns.two_valid_nhs_numbers_dob_years_apart": 1,
+        "link_patterns.two_nhs_numbers_apart_forenames_differ": 1,
     }
