@@ -210,6 +210,40 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
     run_job(link.main, [*overrides, "linkage.conflict_split_rounds=0"], ["--model-version", version])
 
 
+def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, extra: Sequence[str]) -> str:
+    """Link again with the approved model's trained weights and this code's fixed corrections (EM never sees the
+    corrections, so training is unchanged by them): measures a change of corrections without ingest and train.
+    Registers that model as a new version and approves it, so a later score or replay reads it. Returns the version."""
+    from jobs import approve, link
+    from linkage.lake import read_table
+    from linkage.link.fields import plan_model, populated_columns, populated_counts
+    from linkage.link.registry import approved_version, load_model_json, register_model
+    from linkage.link.settings import CORRECTIONS, with_corrections
+    from linkage.schemas import PEOPLE_STD
+    from linkage.tracking import tracking_run
+
+    overrides = [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"tracking.registered_model=quality-{label}",
+        *extra,
+    ]
+    config = load_config(None, overrides=overrides)
+    model = load_model_json(config, approved_version(config))
+    names = {c.get_comparison("spark").as_dict()["output_column_name"] for c in CORRECTIONS}
+    populated = populated_columns(populated_counts(read_table(spark, str(lake), PEOPLE_STD)))
+    model = with_corrections(
+        {**model, "comparisons": [c for c in model["comparisons"] if c["output_column_name"] not in names]},
+        corrections=plan_model(populated).corrections,
+    )
+    with tracking_run(config, job="quality-bench-relink") as run:
+        version = register_model(config, run, model)
+    run_job(approve.main, overrides, ["--version", version])
+    run_job(link.main, overrides)
+    return version
+
+
 def false_pair_patterns(spark, spine, people, truth) -> dict[str, int]:
     """False pairs (one person_key, two true persons) by the first pattern that fits them."""
     from pyspark.sql import functions as F
@@ -348,7 +382,11 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     from linkage.lake import read_table
     from linkage.link.model import model_input
     from linkage.link.registry import approved_version, load_model_json
-    from linkage.link.settings import HOUSEHOLD_CORRECTION_BITS, RELATIVES_CORRECTION_BITS
+    from linkage.link.settings import (
+        HOUSEHOLD_CORRECTION_BITS,
+        RELATIVES_CORRECTION_BITS,
+        TWINS_CORRECTION_BITS,
+    )
     from linkage.schemas import PEOPLE_STD
 
     config = load_config(None, overrides=[f"paths.lake={lake}", f"tracking.registered_model=quality-{label}"])
@@ -377,6 +415,7 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     levels = {
         RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
         HOUSEHOLD_CORRECTION_BITS: "household: surname+postcode, DOB disagrees",
+        TWINS_CORRECTION_BITS: "twins: NHS numbers >2 digits apart, forenames not equal",
     }
     logit_upper = math.log2(upper / (1 - upper))
     effects = {}
@@ -437,6 +476,7 @@ def bench_one(
     extra: Sequence[str],
     score_only: bool = False,
     before: bool = True,
+    relink: bool = False,
 ) -> dict[str, Any]:
     from linkage.synthetic import extract_present, generate_extract
 
@@ -459,7 +499,11 @@ def bench_one(
     role = "chosen on" if name == CHOSEN_ON else ("public" if name in FEBRL_SETS else "reported")
     result: dict[str, Any] = {"name": name, "role": role, "records": records, "label": label}
     try:
-        if not score_only:
+        if relink:
+            result["relinked_version"] = relink_with_current_corrections(
+                spark, raw, lake, f"{name}-{label}", extra
+            )
+        elif not score_only:
             result.update(run_pipeline(raw, lake, f"{name}-{label}", extra))
         result.update(score_lake(spark, lake, raw / "truth.csv"))
         if label != "before":
@@ -505,6 +549,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Score the lakes a run left (lake-<label>) without running the jobs again.",
     )
     parser.add_argument(
+        "--relink",
+        action="store_true",
+        help="Link the lakes a run left (lake-<label>) again with the trained model and this code's fixed "
+        "corrections, without ingest and train (to measure a change of corrections).",
+    )
+    parser.add_argument(
         "--no-before",
         dest="before",
         action="store_false",
@@ -516,7 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = ["spark.shuffle_partitions=2", "spark.driver_memory=3g", *args.extra]
     spark = build_spark(load_config(None, overrides=base).spark)
     results = [
-        bench_one(spark, name, args.people, args.work, args.label, base, args.score_only, args.before)
+        bench_one(
+            spark, name, args.people, args.work, args.label, base, args.score_only, args.before, args.relink
+        )
         for name in args.sets
     ]
     out = BENCH_DIR / f"quality{'' if args.label == 'after' else '-' + args.label}"

@@ -57,10 +57,42 @@ def family_extract(spark):
             person("gp", "parent", nhs_number="9434765919", date_of_birth=date(1975, 5, 6)),
             person("gp", "child", nhs_number="4010232137", date_of_birth=date(2004, 9, 1)),
             person("third_sector", "child", nhs_number=None, date_of_birth=date(2004, 9, 1)),
-            # Twins: one date of birth, two numbers, wrongly linked: not a years-apart conflict, so left alone here
-            # (the family correction keeps twins apart in the model).
+            # One date of birth, numbers one digit apart (no real pair of valid numbers is): not a conflict.
             person("gp", "twin1", nhs_number="6000000000", date_of_birth=date(2012, 3, 4)),
             person("gp", "twin2", nhs_number="5000000000", date_of_birth=date(2012, 3, 4)),
+            # Twins: one date of birth, their own two numbers, forenames one keystroke apart, wrongly chained
+            # through a hospital record without a number: a conflict.
+            person(
+                "gp", "twinA", nhs_number="9434765919", forename_std="AMELIA", date_of_birth=date(2012, 3, 4)
+            ),
+            person(
+                "gp", "twinB", nhs_number="4010232137", forename_std="AMELIE", date_of_birth=date(2012, 3, 4)
+            ),
+            person(
+                "hospital", "twinA", nhs_number=None, forename_std="AMELIA", date_of_birth=date(2012, 3, 4)
+            ),
+            # One person, a relative's number on one record, forenames equal: not a conflict.
+            person(
+                "gp", "rel1", nhs_number="9434765919", forename_std="GRACE", date_of_birth=date(1990, 1, 2)
+            ),
+            person(
+                "hospital",
+                "rel2",
+                nhs_number="4010232137",
+                forename_std="GRACE",
+                date_of_birth=date(1990, 1, 2),
+            ),
+            # One person, a wrong-but-valid number (two digits apart) and a forename typo: not a conflict.
+            person(
+                "gp", "typo1", nhs_number="9434765919", forename_std="AMELIA", date_of_birth=date(2000, 1, 2)
+            ),
+            person(
+                "hospital",
+                "typo2",
+                nhs_number="9435765912",
+                forename_std="AMELIE",
+                date_of_birth=date(2000, 1, 2),
+            ),
             # A true duplicate whose second NHS number had a one-digit typo: standardisation made it null.
             person("gp", "dup1", nhs_number="7000000000", date_of_birth=date(1990, 1, 2)),
             person("hospital", "dup2", nhs_number=None, date_of_birth=date(1990, 1, 2)),
@@ -77,6 +109,17 @@ def family_edges(spark):
             ("gp", "child", "third_sector", "child", 0.9999, "probabilistic"),
             ("gp", "parent", "third_sector", "child", 0.97, "probabilistic"),  # the weakest link of the chain
             ("gp", "twin1", "gp", "twin2", 0.96, "probabilistic"),
+            ("gp", "twinA", "hospital", "twinA", 0.9999, "probabilistic"),
+            (
+                "gp",
+                "twinB",
+                "hospital",
+                "twinA",
+                0.97,
+                "probabilistic",
+            ),  # the weakest link of the twins' chain
+            ("gp", "rel1", "hospital", "rel2", 0.999, "probabilistic"),
+            ("gp", "typo1", "hospital", "typo2", 0.999, "probabilistic"),
             ("gp", "dup1", "hospital", "dup2", 0.96, "probabilistic"),
             ("gp", "sib1", "gp", "sib2", None, "clerical"),
         ],
@@ -84,14 +127,13 @@ def family_edges(spark):
     )
 
 
-def test_conflicting_clusters_are_those_with_two_numbers_and_dates_years_apart(spark):
+def test_conflicting_clusters_are_those_with_two_peoples_numbers(spark):
     people, edges = family_extract(spark), family_edges(spark)
     clusters = union_find_clusters(spark, people, edges)
     conflicted = {r.cluster_id for r in spine.conflicting_clusters(clusters, people).collect()}
-    assert conflicted == {
-        "gp:child",
-        "gp:sib1",
-    }  # the family chain and the clerical siblings; not twins, not dup
+    # The family chain, the clerical siblings (dates years apart) and the twins (numbers far apart, forenames not
+    # equal); not the duplicate, the relative's number or the wrong-but-valid number.
+    assert conflicted == {"gp:child", "gp:sib1", "gp:twinA"}
 
 
 def test_a_chain_through_a_household_splits_at_its_weakest_link(spark):
@@ -100,11 +142,15 @@ def test_a_chain_through_a_household_splits_at_its_weakest_link(spark):
     kept, split, removed = spine.split_conflicting_clusters(
         edges, clusters, people, lambda e: union_find_clusters(spark, people, e), rounds=3
     )
-    assert removed == 1
+    assert removed == 2
     assert cluster_sets(split) == {
         frozenset({"gp:parent"}),
         frozenset({"gp:child", "third_sector:child"}),
         frozenset({"gp:twin1", "gp:twin2"}),
+        frozenset({"gp:twinA", "hospital:twinA"}),
+        frozenset({"gp:twinB"}),
+        frozenset({"gp:rel1", "hospital:rel2"}),
+        frozenset({"gp:typo1", "hospital:typo2"}),
         frozenset({"gp:dup1", "hospital:dup2"}),
         frozenset({"gp:sib1", "gp:sib2"}),
     }
@@ -154,6 +200,21 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
                 nhs_number="4010232137",
                 date_of_birth=date(2004, 9, 1),
             ),
+            *(
+                person(
+                    "gp",
+                    record_id,
+                    forename_std=forename,
+                    surname_std="MENSAH",
+                    postcode_std="LS1 4AP",
+                    nhs_number=number,
+                    date_of_birth=date(2012, 3, 4),
+                )
+                for record_id, forename, number in (
+                    ("t1", "AMELIA", "9434765919"),
+                    ("t2", "AMELIE", "4010232137"),
+                )
+            ),
         ],
     )
     edges = spark.createDataFrame(
@@ -161,11 +222,13 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
             ("gp", "p", "gp", "c", 0.99, "probabilistic"),  # household, years apart, two numbers: all three
             ("gp", "c", "hospital", "c", 0.99, "probabilistic"),  # household, years apart, one number missing
             ("gp", "c", "hospital", "d", None, "nhs_number"),  # same number, same date: none
+            ("gp", "t1", "gp", "t2", 0.99, "probabilistic"),  # twins: two numbers apart, forenames not equal
         ],
         EDGE_SCHEMA,
     )
     assert qa.link_pattern_metrics(edges, people) == {
         "link_patterns.household_dob_years_apart": 2,
-        "link_patterns.two_valid_nhs_numbers": 1,
+        "link_patterns.two_valid_nhs_numbers": 2,
         "link_patterns.two_valid_nhs_numbers_dob_years_apart": 1,
+        "link_patterns.two_nhs_numbers_apart_forenames_differ": 1,
     }

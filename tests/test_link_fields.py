@@ -54,6 +54,21 @@ def test_no_nhs_number_drops_its_comparison_rule_prior_rule_and_the_relatives_co
     assert not plan.added_em_rules
 
 
+def test_names_and_date_of_birth_only_add_a_blocking_rule_on_each_field_alone():
+    plan = fields.plan_model(ALL_COLUMNS - {"nhs_number", "sex", *POSTCODE_COLUMNS})
+    single = [
+        "l.`date_of_birth` = r.`date_of_birth`",
+        "l.`surname_std` = r.`surname_std`",
+        "l.`forename_std` = r.`forename_std`",
+    ]
+    assert list(plan.added_prediction_rules) == single
+    assert [fields.rule_sql(r) for r in plan.prediction_rules][-3:] == single
+    assert "added blocking rules" in plan.describe()
+    # Either identifier present: no single-field rules.
+    assert not fields.plan_model(ALL_COLUMNS - {"nhs_number"}).added_prediction_rules
+    assert not fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS)).added_prediction_rules
+
+
 def test_a_registered_model_loses_only_the_blocking_rules_on_missing_fields():
     model = {
         "comparisons": [],

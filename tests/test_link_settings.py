@@ -159,6 +159,23 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
             "twins: one date of birth, two numbers",
         ),
         pair(
+            ("AMELIA", "AMELIA"),
+            same("KHAN"),
+            same("E1 6AN"),
+            ("9434765919", "4010232137"),
+            same(date(2012, 3, 4)),
+            "true duplicate, a relative's number on one record",
+        ),
+        # 9434765919 with its 4th digit changed and the check digit recomputed: wrong but valid, two digits apart.
+        pair(
+            ("AMELIA", "AMELIE"),
+            same("KHAN"),
+            same("E1 6AN"),
+            ("9434765919", "9435765912"),
+            same(date(2012, 3, 4)),
+            "true duplicate, a wrong-but-valid number and a forename typo",
+        ),
+        pair(
             same("JOHN"),
             same("OKAFOR"),
             same("E1 6AN"),
@@ -219,9 +236,11 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         row["case"]: row["level"]
         for row in pairs.select("case", first_level(labels).alias("level")).collect()
     }
-    null, joint, household, none = (label for _, label in labels)
+    null, joint, twins, household, none = (label for _, label in labels)
     assert found == {
-        "twins: one date of birth, two numbers": none,
+        "twins: one date of birth, two numbers": twins,
+        "true duplicate, a relative's number on one record": none,
+        "true duplicate, a wrong-but-valid number and a forename typo": none,
         "parent and child with one forename, two numbers": joint,
         "parent and child with one forename, no numbers": household,
         "siblings with different numbers, moved": joint,
@@ -233,8 +252,9 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         level.get("m_probability", 1) / level.get("u_probability", 1)
         for level in relatives["comparison_levels"]
     ]
-    assert (
-        weights[1] == 2**settings.RELATIVES_CORRECTION_BITS
-        and weights[2] == 2**settings.HOUSEHOLD_CORRECTION_BITS
-    )
+    assert weights[1:4] == [
+        2**settings.RELATIVES_CORRECTION_BITS,
+        2**settings.TWINS_CORRECTION_BITS,
+        2**settings.HOUSEHOLD_CORRECTION_BITS,
+    ]
     assert all(level.get("fix_m_probability") for level in relatives["comparison_levels"][1:])

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from linkage.demographics import UNKNOWN, age_band, age_in_year, imd_quintile, or_unknown
 from linkage.link.deterministic import PAIR_KEYS
-from linkage.link.spine import RECORD_KEY, YEARS_APART_DAYS
+from linkage.link.spine import NHS_NUMBERS_APART, RECORD_KEY, YEARS_APART_DAYS
 
 TRUTH_SCHEMA = (
     "source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
@@ -189,7 +189,7 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
 
 # Link patterns that, on data with truth, are where false links concentrate (relatives: parents and children,
 # siblings sharing a household and often a forename). Counting them needs no truth, so QA sees them on real data.
-PATTERN_COLUMNS = ("surname_std", "postcode_std", "nhs_number", "date_of_birth")
+PATTERN_COLUMNS = ("surname_std", "postcode_std", "nhs_number", "date_of_birth", "forename_std")
 
 
 def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
@@ -211,17 +211,23 @@ def pair_patterns() -> dict[str, Column]:
         F.col("postcode_std_l") == F.col("postcode_std_r")
     )
     two_numbers = F.col("nhs_number_l") != F.col("nhs_number_r")
+    # Two people's own numbers (not a wrong-but-valid copy, two digits apart) and forenames not equal: twins.
+    twins = (F.levenshtein("nhs_number_l", "nhs_number_r") > NHS_NUMBERS_APART) & (
+        F.col("forename_std_l") != F.col("forename_std_r")
+    )
     patterns = {
         "household_dob_years_apart": household & years_apart,
         "two_valid_nhs_numbers": two_numbers,
         "two_valid_nhs_numbers_dob_years_apart": two_numbers & years_apart,
+        "two_nhs_numbers_apart_forenames_differ": twins,
     }
     return {name: F.coalesce(condition, F.lit(False)) for name, condition in patterns.items()}
 
 
 def link_pattern_metrics(edges_df: DataFrame, people_df: DataFrame) -> dict[str, float]:
     """Links by false-pair-prone pattern (`link_patterns.<pattern>`): inside a household with dates of birth years
-    apart, between two different valid NHS numbers, and both."""
+    apart, between two different valid NHS numbers, both, and between two numbers more than two digits apart whose
+    forenames are not equal (twins)."""
     valued = with_pair_values(edges_df.select(*PAIR_KEYS).distinct(), people_df)
     sums = valued.agg(
         *[F.sum(condition.cast("int")).alias(name) for name, condition in pair_patterns().items()]

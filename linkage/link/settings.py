@@ -228,15 +228,26 @@ def _family_correction() -> cl.CustomComparison:
     )
 
 
-# Weight of the relatives correction (bits). Not yet tuned: set from the weights of the false pairs measured in
-# issue 17 (about +14 bits over the prior); `python -m linkage.quality_bench` measures what each level removes and
-# costs, to choose them on the `families` profile (see README, quality bench).
+# Weight of the relatives correction (bits). The joint and household weights were set from the weights of the false
+# pairs measured in issue 17 (about +14 bits over the prior); `python -m linkage.quality_bench` replays what each
+# level removes and costs: on `families` at 20k people the joint level removed 108 false links and the household
+# level 29, and neither cost a true link there or on `default` and `messy` (README, quality bench).
 # Two present, valid, different NHS numbers and dates of birth that disagree at every level are two people: in the
 # GP source and between hospital and GP these are parents and children or siblings who share forename, surname and
 # postcode, whose names (with rare-name term frequencies) and postcode added ~+35 bits against ~-10 for the two
 # disagreements. The model treats NHS number and date of birth as independent; between true matches both are
 # rarely wrong together (a relative's number on a record whose date is also wrong), so the joint level is fixed.
 RELATIVES_CORRECTION_BITS = -20.0
+# Two people's own NHS numbers (present, valid, different in more than two digits: a wrong-but-valid copy of one
+# number differs in two, one digit and its check digit) with forenames that are not equal and dates of birth that do
+# not disagree: twins. Twins share surname, date of birth, sex and address, and their forenames may be one keystroke
+# apart, so every comparison but the NHS number agrees or nearly agrees; the different numbers (about -5 bits as
+# estimated: EM's m for "different" absorbs the wrong-but-valid numbers of true matches) were outweighed by ~+26.
+# Between true matches two numbers this far apart are a relative's number on one record, and then the forenames
+# are nearly always equal. Chosen on `families` at 20k people (pair replay): -25 takes all 332 fired false links
+# below the best-link threshold and costs 6 true links (cross-source, one forename keystroke apart), the same 6 as
+# any weight from -16 down; -20 left 9 false above best_link.
+TWINS_CORRECTION_BITS = -25.0
 # Household without NHS numbers to decide: surname and postcode agree, the dates of birth disagree at every level and
 # the NHS numbers do not agree. A parent and child, or two siblings, with one forename look like this.
 HOUSEHOLD_CORRECTION_BITS = -10.0
@@ -260,8 +271,9 @@ NO_CORRECTION = {
 
 
 def _relatives_correction() -> cl.CustomComparison:
-    """A fixed correction for relatives' records: different valid NHS numbers with a different date of birth, or a
-    shared household (surname and postcode) with a different date of birth and no NHS number agreement."""
+    """A fixed correction for relatives' records: different valid NHS numbers with a different date of birth; two
+    NHS numbers more than two digits apart with forenames not equal (twins); or a shared household (surname and
+    postcode) with a different date of birth and no NHS number agreement. Levels are tried in that order."""
     dob_disagrees = dob_disagrees_sql()
     return cl.CustomComparison(
         [
@@ -271,6 +283,13 @@ def _relatives_correction() -> cl.CustomComparison:
             cll.CustomLevel(f"nhs_number_l <> nhs_number_r AND {dob_disagrees}").configure(
                 label_for_charts="two different valid NHS numbers and dates of birth disagree (relatives)",
                 **_fixed(RELATIVES_CORRECTION_BITS),
+            ),
+            cll.CustomLevel(
+                "nhs_number_l <> nhs_number_r AND levenshtein(nhs_number_l, nhs_number_r) > 2 "
+                "AND forename_std_l <> forename_std_r"
+            ).configure(
+                label_for_charts="two NHS numbers more than two digits apart, forenames not equal (twins)",
+                **_fixed(TWINS_CORRECTION_BITS),
             ),
             cll.CustomLevel(
                 f"surname_std_l = surname_std_r AND postcode_std_l = postcode_std_r AND {dob_disagrees} "

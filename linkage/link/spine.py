@@ -159,27 +159,42 @@ def without_weak_edges_in_oversized_clusters(
 YEARS_APART_DAYS = 366
 
 
-def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFrame:
-    """cluster_id of each cluster holding two records with different valid NHS numbers and dates of birth years apart.
+# Two NHS numbers further apart than this (edit distance) are two people's own numbers: a wrong number that still
+# passes modulus 11 differs from the right one in two digits (one digit and its check digit).
+NHS_NUMBERS_APART = 2
 
-    Such a cluster is two people chained together (a parent and child, siblings), whatever links joined them.
+
+def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFrame:
+    """cluster_id of each cluster holding two records with different valid NHS numbers and either dates of birth
+    years apart, or numbers more than two digits apart with forenames that are not equal.
+
+    Such a cluster is two people chained together (a parent and child, siblings, twins), whatever links joined them.
+    A person's records rarely hold two numbers this far apart (a relative's number copied onto one record), and
+    then the forenames are equal.
     """
     holders = clusters_df.select("cluster_id", *RECORD_KEY).join(
-        people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth").where(
-            F.col("nhs_number").isNotNull() & F.col("date_of_birth").isNotNull()
+        people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth", "forename_std").where(
+            F.col("nhs_number").isNotNull()
         ),
         list(RECORD_KEY),
         how="inner",
     )
-    left = holders.select(
-        "cluster_id", F.col("nhs_number").alias("nhs_l"), F.col("date_of_birth").alias("dob_l")
+    left, right = (
+        holders.select(
+            "cluster_id",
+            F.col("nhs_number").alias(f"nhs_{side}"),
+            F.col("date_of_birth").alias(f"dob_{side}"),
+            F.col("forename_std").alias(f"forename_{side}"),
+        )
+        for side in "lr"
     )
-    right = holders.select(
-        "cluster_id", F.col("nhs_number").alias("nhs_r"), F.col("date_of_birth").alias("dob_r")
+    years_apart = F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS
+    twins = (F.levenshtein("nhs_l", "nhs_r") > NHS_NUMBERS_APART) & (
+        F.col("forename_l") != F.col("forename_r")
     )
     return (
         left.join(right, "cluster_id", how="inner")
-        .where((F.col("nhs_l") < F.col("nhs_r")) & (F.abs(F.datediff("dob_l", "dob_r")) > YEARS_APART_DAYS))
+        .where((F.col("nhs_l") < F.col("nhs_r")) & F.coalesce(years_apart | twins, F.lit(False)))
         .select("cluster_id")
         .distinct()
     )
@@ -215,7 +230,7 @@ def split_conflicting_clusters(
     recluster: Callable[[DataFrame], DataFrame],
     rounds: int,
 ) -> tuple[DataFrame, DataFrame, int]:
-    """Refuse chains: while a cluster holds two valid NHS numbers with dates of birth years apart, drop its weakest
+    """Refuse chains: while a cluster holds two people's valid NHS numbers (`conflicting_clusters`), drop its weakest
     model link and cluster again (at most `rounds` times). Returns the edges, the clusters and the links removed.
 
     recluster(edges) -> clusters is the caller's connected components. Each round's edges are stored
