@@ -338,7 +338,8 @@ class LinkageConfig(Frozen):
         ge=0,
         le=10,
         description="Rounds of removing the weakest model link in clusters holding two valid NHS "
-        "numbers with dates of birth years apart (0: off).",
+        "numbers with dates of birth years apart, or more than two digits apart with forenames not equal "
+        "(0: off).",
     )
 
 
