@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from linkage import sources
-from linkage.bench import pairwise_scores
+from linkage.bench import job_main, pairwise_scores
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.link.duckdb_model import model_for_duckdb
 
@@ -152,13 +152,38 @@ def write_febrl_extract(name: str, raw: Path) -> int:
 # the project's pipeline on one extract
 
 
+def pipeline_overrides(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> list[str]:
+    """The --set overrides of every job run on one extract and its lake."""
+    return [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"tracking.registered_model=quality-{label}",
+        *extra,
+    ]
+
+
+def job_mains() -> dict[str, Any]:
+    """ingest, train and link as their jobs build them, from the stage bodies (the bench imports no job module)."""
+    from linkage.ingest import stage as ingest
+    from linkage.link import stage as link
+    from linkage.train import stage as train
+
+    return {
+        "ingest": job_main("ingest", ingest.run),
+        "train": job_main("train", train.run),
+        "link": job_main("link", link.run, link.add_link_arguments),
+    }
+
+
 def run_job(main, overrides: list[str], extra: Sequence[str] = ()) -> str:
+    """Run a job's main(argv, environ) with --set overrides; returns what it printed. Raises on a non-zero exit."""
     argv = [part for setting in overrides for part in ("--set", setting)] + list(extra)
     out = io.StringIO()
     with redirect_stdout(out):
         code = main(argv, {})
     if code != 0:
-        raise RuntimeError(f"{main.__module__} exited {code}: {out.getvalue()[-1500:]}")
+        raise RuntimeError(f"{getattr(main, '__name__', main)} exited {code}: {out.getvalue()[-1500:]}")
     return out.getvalue()
 
 
@@ -166,20 +191,15 @@ def run_pipeline(raw: Path, lake: Path, label: str, extra: Sequence[str] = ()) -
     """ingest, train, approve, link on one extract; returns the train job's adaptation line and the overrides."""
     import re
 
-    from jobs import approve, ingest, link, train
+    from linkage.link.registry import approve_model
 
-    overrides = [
-        f"paths.raw={raw}",
-        f"paths.lake={lake}",
-        f"paths.truth={raw / 'truth.csv'}",
-        f"tracking.registered_model=quality-{label}",
-        *extra,
-    ]
-    run_job(ingest.main, overrides)
-    trained = run_job(train.main, overrides)
+    overrides = pipeline_overrides(raw, lake, label, extra)
+    mains = job_mains()
+    run_job(mains["ingest"], overrides)
+    trained = run_job(mains["train"], overrides)
     version = re.search(r"version (\d+); approve it", trained).group(1)
-    run_job(approve.main, overrides, ["--version", version])
-    run_job(link.main, overrides)
+    approve_model(load_config(None, overrides=overrides), version, {}, how="automatic (quality bench)")
+    run_job(mains["link"], overrides)
     fields_line = next((line for line in trained.splitlines() if "model fields:" in line), "")
     return {"overrides": overrides, "model_fields": fields_line.split("model fields:", 1)[-1].strip()}
 
@@ -188,17 +208,10 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
     """Link again as today's model did (base b3e5dce): the same trained model without the relatives correction,
     and no splitting of conflicting clusters. Training is unchanged by this work on extracts that hold every field
     (EM never sees the fixed corrections and the random draws are seeded), so this is that model, relinked."""
-    from jobs import link
     from linkage.link.registry import approved_version, load_model_json, register_model
     from linkage.tracking import tracking_run
 
-    overrides = [
-        f"paths.raw={raw}",
-        f"paths.lake={lake}",
-        f"paths.truth={raw / 'truth.csv'}",
-        f"tracking.registered_model=quality-{label}",
-        *extra,
-    ]
+    overrides = pipeline_overrides(raw, lake, label, extra)
     config = load_config(None, overrides=overrides)
     model = load_model_json(config, approved_version(config))
     model = {
@@ -207,28 +220,22 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
     }
     with tracking_run(config, job="quality-bench-before") as run:
         version = register_model(config, run, model)
-    run_job(link.main, [*overrides, "linkage.conflict_split_rounds=0"], ["--model-version", version])
+    link = job_mains()["link"]
+    run_job(link, [*overrides, "linkage.conflict_split_rounds=0"], ["--model-version", version])
 
 
 def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, extra: Sequence[str]) -> str:
     """Link again with the approved model's trained weights and this code's fixed corrections (EM never sees the
     corrections, so training is unchanged by them): measures a change of corrections without ingest and train.
     Registers that model as a new version and approves it, so a later score or replay reads it. Returns the version."""
-    from jobs import approve, link
     from linkage.lake import read_table
     from linkage.link.fields import plan_model, populated_columns, populated_counts
-    from linkage.link.registry import approved_version, load_model_json, register_model
+    from linkage.link.registry import approve_model, approved_version, load_model_json, register_model
     from linkage.link.settings import CORRECTIONS, with_corrections
     from linkage.schemas import PEOPLE_STD
     from linkage.tracking import tracking_run
 
-    overrides = [
-        f"paths.raw={raw}",
-        f"paths.lake={lake}",
-        f"paths.truth={raw / 'truth.csv'}",
-        f"tracking.registered_model=quality-{label}",
-        *extra,
-    ]
+    overrides = pipeline_overrides(raw, lake, label, extra)
     config = load_config(None, overrides=overrides)
     model = load_model_json(config, approved_version(config))
     names = {c.get_comparison("spark").as_dict()["output_column_name"] for c in CORRECTIONS}
@@ -239,8 +246,8 @@ def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, ex
     )
     with tracking_run(config, job="quality-bench-relink") as run:
         version = register_model(config, run, model)
-    run_job(approve.main, overrides, ["--version", version])
-    run_job(link.main, overrides)
+    approve_model(config, version, {}, how="automatic (quality bench)")
+    run_job(job_mains()["link"], overrides)
     return version
 
 
