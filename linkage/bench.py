@@ -283,6 +283,52 @@ def bench_incremental(spark, lake: Path, overrides: list[str], fraction: float, 
     return result
 
 
+def size_overrides(
+    people: int, work: Path, shuffle_partitions: int, settings: Sequence[str]
+) -> tuple[Path, Path, list[str]]:
+    """(raw folder, lake, the --set overrides of every job) of one size's run."""
+    root = work / str(people)
+    raw, lake = root / "raw", root / "lake"
+    overrides = [
+        f"paths.raw={raw}",
+        f"paths.lake={lake}",
+        f"paths.truth={raw / 'truth.csv'}",
+        f"synthetic.people={people}",
+        f"spark.shuffle_partitions={shuffle_partitions}",
+        f"tracking.registered_model=bench-{people}",
+        *settings,
+    ]
+    return raw, lake, overrides
+
+
+def bench_session(overrides: list[str]):
+    """The configuration and the one Spark session of a bench run."""
+    from linkage.session import build_spark
+
+    config = load_config(None, overrides=overrides)
+    # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
+    config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
+    return config, build_spark(config.spark)
+
+
+def bench_incremental_only(
+    people: int, work: Path, shuffle_partitions: int, settings: Sequence[str], fraction: float
+) -> dict[str, Any]:
+    """The incremental comparison alone, on the lake an earlier run at this size left (its full link done)."""
+    from linkage.link import stage as link
+
+    _, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
+    if not (lake / "restricted" / "person_spine").exists():
+        raise SystemExit(f"linkage.bench: no linked lake at {lake}: run the bench at {people} people first")
+    _, spark = bench_session(overrides)
+    return {
+        "people": people,
+        "incremental": bench_incremental(
+            spark, lake, overrides, fraction, job_main("link", link.run, link.add_link_arguments)
+        ),
+    }
+
+
 def bench_size(
     people: int,
     work: Path,
@@ -297,25 +343,11 @@ def bench_size(
     from linkage.link import stage as link
     from linkage.link.model import model_input, remove_path
     from linkage.link.registry import approve_model, load_model_json
-    from linkage.session import build_spark
     from linkage.synthetic import extract_present, generate_extract
     from linkage.train import stage as train
 
-    root = work / str(people)
-    raw, lake = root / "raw", root / "lake"
-    overrides = [
-        f"paths.raw={raw}",
-        f"paths.lake={lake}",
-        f"paths.truth={raw / 'truth.csv'}",
-        f"synthetic.people={people}",
-        f"spark.shuffle_partitions={shuffle_partitions}",
-        f"tracking.registered_model=bench-{people}",
-        *settings,
-    ]
-    config = load_config(None, overrides=overrides)
-    # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
-    config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
-    spark = build_spark(config.spark)
+    raw, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
+    config, spark = bench_session(overrides)
     result: dict[str, Any] = {
         "people": people,
         "shuffle_partitions": shuffle_partitions,
@@ -404,6 +436,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        if "stages" not in r:  # only the incremental comparison was run at this size
+            continue
         s = r["stages"]
         rows.append(
             f"| {r['people']:,} | {s.get('generate', 0):.0f} | {s['ingest']:.0f} | {s['train']:.0f} | {s['link']:.0f} "
@@ -449,13 +483,23 @@ def incremental_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+PARTIAL_RESULT = {"people", "incremental", "measured_at"}
+
+
 def merged_with_earlier(results: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
     """This run's results plus earlier runs' results for sizes not measured now (each keeps its measured_at)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     fresh = [{**r, "measured_at": now} for r in results]
     earlier = json.loads(path.read_text(encoding="utf-8"))["results"] if path.exists() else []
-    sizes = {r["people"] for r in fresh}
-    return sorted([r for r in earlier if r["people"] not in sizes] + fresh, key=lambda r: r["people"])
+    by_size = {r["people"]: r for r in earlier}
+    for r in fresh:
+        if set(r) <= PARTIAL_RESULT:
+            # A run of the incremental comparison alone replaces only that part of the size's earlier result.
+            kept = by_size.get(r["people"], {"people": r["people"]})
+            by_size[r["people"]] = {**kept, "incremental": {**r["incremental"], "measured_at": now}}
+        else:
+            by_size[r["people"]] = r
+    return [by_size[size] for size in sorted(by_size)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -477,6 +521,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--incremental, each on a copy of the lake (0: skip).",
     )
     parser.add_argument(
+        "--incremental-only",
+        action="store_true",
+        help="Only the full-versus-incremental link comparison, on the lakes an earlier run left under --work "
+        "(the other figures of that size are kept).",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -487,7 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)
-        result = bench_size(people, args.work, args.shuffle_partitions, args.set, args.incremental_change)
+        if args.incremental_only:
+            result = bench_incremental_only(
+                people, args.work, args.shuffle_partitions, args.set, args.incremental_change
+            )
+        else:
+            result = bench_size(people, args.work, args.shuffle_partitions, args.set, args.incremental_change)
         results.append(result)
         print(
             f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",

@@ -145,7 +145,7 @@ RELEASE_KEY = bytes(range(32))  # test key; its hex is what the leak checks look
 REFERENCE_DATE = date(2026, 6, 30)
 
 
-def _frame(spark: SparkSession, contract: TableContract, rows: list[dict]) -> DataFrame:
+def contract_frame(spark: SparkSession, contract: TableContract, rows: list[dict]) -> DataFrame:
     """Rows given as dicts of the columns that matter; every other contract column is null."""
     tuples = [
         tuple({"run_id": "test-setup", **row}.get(name) for name in contract.column_names) for row in rows
@@ -331,10 +331,14 @@ ACTIVITY_ROWS = {
 def write_restricted_inputs(spark: SparkSession, config) -> None:
     """The linkage team's tables the job reads: people_std, person_spine and the four activity tables."""
     with tracking_run(config, job="test-setup") as run:
-        lake.write_table(_frame(spark, PEOPLE_STD, PEOPLE_ROWS), config.paths.lake, PEOPLE_STD, run)
-        lake.write_table(_frame(spark, PERSON_SPINE, SPINE_ROWS), config.paths.lake, PERSON_SPINE, run)
+        lake.write_table(contract_frame(spark, PEOPLE_STD, PEOPLE_ROWS), config.paths.lake, PEOPLE_STD, run)
+        lake.write_table(
+            contract_frame(spark, PERSON_SPINE, SPINE_ROWS), config.paths.lake, PERSON_SPINE, run
+        )
         for source, contract in sources.activity_std_contracts().items():
-            lake.write_table(_frame(spark, contract, ACTIVITY_ROWS[source]), config.paths.lake, contract, run)
+            lake.write_table(
+                contract_frame(spark, contract, ACTIVITY_ROWS[source]), config.paths.lake, contract, run
+            )
 
 
 def job_argv(overrides: list[str]) -> list[str]:

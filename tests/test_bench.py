@@ -88,3 +88,27 @@ def test_spines_differ_by_the_records_that_moved_not_by_their_keys(spark):
     assert spine_difference(full, renamed) == 0
     # Record 2 left record 1's person for record 3's: the persons of records 2 and 3 are other sets of records now.
     assert spine_difference(full, moved) == 2
+
+
+def test_an_incremental_only_run_replaces_that_part_of_the_sizes_earlier_result(tmp_path):
+    import json
+
+    from linkage.bench import markdown_table, merged_with_earlier
+
+    earlier = [
+        {"people": 100, "measured_at": "then", "stages": {"link": 9.0}, "incremental": {"ratio": 1.2}},
+        {"people": 1000, "measured_at": "then", "stages": {"link": 90.0}},
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": earlier}), encoding="utf-8")
+    merged = merged_with_earlier(
+        [{"people": 100, "incremental": {"ratio": 0.5}}, {"people": 10, "incremental": {"ratio": 0.7}}], path
+    )
+    assert [r["people"] for r in merged] == [10, 100, 1000]
+    ten, hundred, thousand = merged
+    assert hundred["stages"] == {"link": 9.0} and hundred["measured_at"] == "then"
+    assert hundred["incremental"]["ratio"] == 0.5 and hundred["incremental"]["measured_at"] != "then"
+    assert thousand == earlier[1]
+    assert set(ten) == {"people", "incremental"}
+    # A size with only the incremental comparison has no row in the main table.
+    assert "| 10 |" not in markdown_table([ten])

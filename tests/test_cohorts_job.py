@@ -6,6 +6,7 @@ import shutil
 from datetime import date
 
 import pytest
+from builders import contract_frame
 from cohort_tables import frame, gp, person
 from mlflow.tracking import MlflowClient
 
@@ -68,8 +69,20 @@ def test_failing_cohorts_are_isolated_and_qa_is_logged(spark, make_config, tmp_p
                 contract,
                 run,
             )
-        spine = spark.createDataFrame(
-            [("gp", f"g{k}", k, "nhs_number", 1, "test") for k in pid], PERSON_SPINE.schema
+        spine = contract_frame(
+            spark,
+            PERSON_SPINE,
+            [
+                {
+                    "source_dataset": "gp",
+                    "source_record_id": f"g{k}",
+                    "person_key": k,
+                    "match_method": "nhs_number",
+                    "cluster_size": 1,
+                    "run_id": "test",
+                }
+                for k in pid
+            ],
         )
         lake.write_table(spine, config.paths.lake, PERSON_SPINE, run)
     truth.write_text(

@@ -64,7 +64,8 @@ def test_an_incremental_link_rescores_exactly_the_pairs_holding_new_or_changed_r
         )
 
         rescored, rescored_count = materialised_scores(after, model, changed)
-        reused = incremental.reusable_pairs(previous_pairs, after, changed)
+        stale = incremental.stale_records(after, previous_spine, changed)
+        reused = incremental.reusable_pairs(previous_pairs, stale)
         full, _ = materialised_scores(after, model)
 
         rescored_weights, reused_weights, full_weights = (
@@ -105,6 +106,11 @@ def test_an_incremental_link_falls_back_to_a_full_one_and_says_why(spark):
         incremental.fallback_reason(spine, pairs, "4") == "the previous pairs were scored by model version 3"
     )
     assert incremental.fallback_reason(spine, pairs, "3") is None
+    # A change of more than a fifth of the records links in full.
+    assert incremental.too_large_a_change(200, 1000) is None
+    assert (
+        incremental.too_large_a_change(201, 1000) == "20.1% of the records are new or changed (more than 20%)"
+    )
 
 
 def test_a_record_fingerprint_changes_with_a_standardised_value_not_with_its_run_or_raw_text(spark):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from builders import contract_frame
+
 from linkage.lake import read_table, write_table
 from linkage.link.history import record_missing_history, unrecorded_spine_versions
 from linkage.schemas import PERSON_REGISTRY, PERSON_SPINE
@@ -13,8 +15,18 @@ def run_context(run_id: str) -> RunContext:
 
 
 def spine_rows(spark, keys: dict[str, str], run_id: str):
-    rows = [("gp", record, key, "singleton", 1, run_id) for record, key in keys.items()]
-    return spark.createDataFrame(rows, PERSON_SPINE.schema)
+    rows = [
+        {
+            "source_dataset": "gp",
+            "source_record_id": record,
+            "person_key": key,
+            "match_method": "singleton",
+            "cluster_size": 1,
+            "run_id": run_id,
+        }
+        for record, key in keys.items()
+    ]
+    return contract_frame(spark, PERSON_SPINE, rows)
 
 
 def test_unrecorded_versions_start_after_the_last_recorded_write():

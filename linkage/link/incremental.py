@@ -57,14 +57,38 @@ def changed_records(people_df: DataFrame, previous_spine_df: DataFrame) -> DataF
     )
 
 
-def reusable_pairs(previous_pairs_df: DataFrame, people_df: DataFrame, changed_df: DataFrame) -> DataFrame:
-    """The previous run's scored pairs whose two records are both still here and both unchanged."""
-    unchanged = people_df.select(*RECORD_KEY).join(changed_df, list(RECORD_KEY), how="left_anti")
+def stale_records(people_df: DataFrame, previous_spine_df: DataFrame, changed_df: DataFrame) -> DataFrame:
+    """Keys whose previous pairs cannot be reused: the changed records and the records that are gone."""
+    gone = previous_spine_df.select(*RECORD_KEY).join(
+        people_df.select(*RECORD_KEY), list(RECORD_KEY), how="left_anti"
+    )
+    return changed_df.select(*RECORD_KEY).unionByName(gone)
+
+
+def reusable_pairs(previous_pairs_df: DataFrame, stale_df: DataFrame) -> DataFrame:
+    """The previous run's scored pairs holding no stale record (`stale_records`).
+
+    The stale keys are a small share of the records (a larger change links in full, `too_large_a_change`), so
+    they are broadcast: the pairs are filtered where they are read, not shuffled against all the records."""
     pairs = previous_pairs_df.select(*SCORED_PAIR_COLUMNS)
     for side in ("l", "r"):
-        keep = unchanged.select(*[F.col(c).alias(f"{c}_{side}") for c in RECORD_KEY])
-        pairs = pairs.join(keep, [f"{c}_{side}" for c in RECORD_KEY], how="left_semi")
+        stale = F.broadcast(stale_df.select(*[F.col(c).alias(f"{c}_{side}") for c in RECORD_KEY]))
+        pairs = pairs.join(stale, [f"{c}_{side}" for c in RECORD_KEY], how="left_anti")
     return pairs
+
+
+# Above this share of changed records an incremental link does most of a full link's scoring anyway, and
+# broadcasting the changed records to every blocking join stops being cheap: link in full.
+MAX_CHANGED_SHARE = 0.2
+
+
+def too_large_a_change(changed: int, records: int) -> str | None:
+    """Why a change is too large to link incrementally, or None."""
+    if records and changed > MAX_CHANGED_SHARE * records:
+        return (
+            f"{changed / records:.1%} of the records are new or changed (more than {MAX_CHANGED_SHARE:.0%})"
+        )
+    return None
 
 
 def fallback_reason(

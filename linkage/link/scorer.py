@@ -180,8 +180,11 @@ def blocked_pairs(
     if changed_df is None:
         sides = [(records_df, records_df)]
     else:
-        unchanged_df = records_df.join(changed_df.select(UID), UID, how="left_anti")
-        sides = [(changed_df, records_df), (unchanged_df, changed_df)]
+        # The changed records are few (linkage.link.incremental links in full above a share): broadcast, each
+        # rule's join reads the records where they are cached instead of shuffling them, twice, per rule.
+        changed = F.broadcast(changed_df)
+        unchanged_df = records_df.join(F.broadcast(changed_df.select(UID)), UID, how="left_anti")
+        sides = [(changed, records_df), (unchanged_df, changed)]
     joins = []
     for key, rule in enumerate(blocking_rules):
         condition = F.expr(f"({rule})") & (F.col(f"l.{UID}") < F.col(f"r.{UID}"))

@@ -217,16 +217,22 @@ def score(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Dat
     candidate pair, or (--incremental) over the pairs holding a new or changed record, with the last run's
     scores for the others (linkage.link.incremental)."""
     records = model_input(inputs.people)
-    asked = bool(getattr(ctx.args, "incremental", False))
-    reason = incremental.fallback_reason(inputs.previous_spine, inputs.previous_pairs, inputs.model_version)
-    ctx.run.log_params({"link.mode": "incremental" if asked and reason is None else "full"})
-    if asked and reason:
-        ctx.say(f"incremental link not possible ({reason}): linking in full")
-    if not asked or reason:
+    changed, reason = None, None
+    if getattr(ctx.args, "incremental", False):
+        reason = incremental.fallback_reason(
+            inputs.previous_spine, inputs.previous_pairs, inputs.model_version
+        )
+        if reason is None:
+            changed = materialised(incremental.changed_records(inputs.people, inputs.previous_spine))
+            reason = incremental.too_large_a_change(changed.count(), inputs.people.count())
+        if reason:
+            ctx.say(f"incremental link not possible ({reason}): linking in full")
+    ctx.run.log_params({"link.mode": "full" if changed is None or reason else "incremental"})
+    if changed is None or reason:
         return scorer.materialised_scores(records, inputs.model)[0]
-    changed = materialised(incremental.changed_records(inputs.people, inputs.previous_spine))
     rescored, rescored_count = scorer.materialised_scores(records, inputs.model, changed)
-    reused = incremental.reusable_pairs(inputs.previous_pairs, inputs.people, changed)
+    stale = incremental.stale_records(inputs.people, inputs.previous_spine, changed)
+    reused = incremental.reusable_pairs(inputs.previous_pairs, stale)
     predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
     metrics["incremental.records_changed"] = changed.count()
     metrics["incremental.pairs_rescored"] = rescored_count
