@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from linkage.errors import InputError
 from linkage.ingest.reader import (
+    files_with_odd_quote_lines,
     locate,
     missing_to_null,
     number_lines,
@@ -99,9 +100,10 @@ def test_missing_to_null(spark):
 
 
 def test_line_numbers_continue_across_file_blocks(spark):
-    # Two blocks (byte offsets 0 and 4096) arriving out of order: block 0's rows come first.
+    # Two blocks (byte offsets 0 and 4096) arriving out of order: block 0's rows come first. Each block's
+    # orders are consecutive, as the row ids of one block read by one task are.
     df = spark.createDataFrame(
-        [(4096, 10, "d"), (0, 7, "b"), (4096, 11, "e"), (0, 3, "a"), (0, 9, "c")],
+        [(4096, 10, "d"), (0, 4, "b"), (4096, 11, "e"), (0, 3, "a"), (0, 5, "c")],
         "block long, order long, value string",
     )
     expected = spark.createDataFrame(
@@ -109,6 +111,15 @@ def test_line_numbers_continue_across_file_blocks(spark):
     )
     actual = number_lines(df, "block", "order").select("value", "line_number")
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_only_files_with_a_line_of_odd_quotes_are_searched_for_quoted_line_breaks(spark, tmp_path):
+    (tmp_path / "plain.csv").write_text('id,name\n1,"Lee, Jo"\n2,Kay\n', encoding="utf-8")
+    (tmp_path / "broken.csv").write_text('id,name\n1,"Lee\nJo"\n', encoding="utf-8")  # a quoted line break
+    # Not valid UTF-8 and no quote: decoded, its length may change, so it is searched (never missed).
+    (tmp_path / "bytes.csv").write_bytes(b"id,name\n1,L\xe2\x80e\n")
+    paths = {index: str(tmp_path / f"{stem}.csv") for index, stem in enumerate(("plain", "broken", "bytes"))}
+    assert files_with_odd_quote_lines(spark, paths) - {2} == {1}
 
 
 def test_parquet_rows_are_numbered_and_identifiers_read_as_strings(spark, tmp_path):

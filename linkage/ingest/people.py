@@ -72,10 +72,22 @@ def with_canonical_names(df: DataFrame, nicknames_df: DataFrame) -> DataFrame:
 
 
 def with_birth_std(df: DataFrame, rules: DateRules) -> DataFrame:
+    # The ISO text, the parsed date and its problem are columns of their own, each computed once: as nested
+    # expressions (dates.dob_parse, dates.dob_is_valid) every row ran the same regexes and parse several times.
     raw_dob = F.col("date_of_birth_raw")
+    supplied = raw_dob.isNotNull() & (F.trim(raw_dob) != "")
     return (
-        df.withColumn("date_of_birth", dates.dob_parse(raw_dob, rules.earliest_year, rules.latest))
-        .withColumn("dob_is_valid", dates.dob_is_valid(raw_dob, rules.earliest_year, rules.latest))
+        df.withColumn("_dob_iso", dates.date_iso_text(raw_dob))
+        .withColumn("_dob_parsed", dates.iso_text_date(F.col("_dob_iso")))
+        .withColumn(
+            "_dob_problem",
+            dates.date_problem_of(
+                raw_dob, F.col("_dob_iso"), F.col("_dob_parsed"), rules.earliest_year, rules.latest
+            ),
+        )
+        .withColumn("date_of_birth", F.when(F.col("_dob_problem").isNull(), F.col("_dob_parsed")))
+        .withColumn("dob_is_valid", F.when(supplied, F.col("_dob_problem").isNull()))
+        .drop("_dob_iso", "_dob_parsed", "_dob_problem")
         .withColumn("dob_is_placeholder", dates.dob_is_placeholder(F.col("date_of_birth")))
         .withColumn(
             "year_of_birth",
@@ -92,17 +104,29 @@ def with_sex_std(df: DataFrame, source: str) -> DataFrame:
 
 
 def with_postcode_std(df: DataFrame) -> DataFrame:
+    # The spaced form is a column computed once: the standard form and the validity flag both read it, and as
+    # nested expressions each read ran its two regexes again.
+    raw = F.col("postcode_raw")
     return (
-        df.withColumn("postcode_std", postcode.postcode_std(F.col("postcode_raw")))
+        df.withColumn("_postcode_spaced", postcode.postcode_spaced(raw))
+        .withColumn("postcode_std", postcode.postcode_std_of_spaced(F.col("_postcode_spaced")))
         .withColumn("postcode_sector", postcode.postcode_sector(F.col("postcode_std")))
         .withColumn("postcode_district", postcode.postcode_district(F.col("postcode_std")))
-        .withColumn("postcode_is_valid", postcode.is_valid_postcode(F.col("postcode_raw")))
+        .withColumn("postcode_is_valid", postcode.is_valid_spaced_postcode(raw, F.col("_postcode_spaced")))
+        .drop("_postcode_spaced")
     )
 
 
 def with_nhs_number_checked(df: DataFrame) -> DataFrame:
-    return df.withColumn("nhs_number", nhs_number.nhs_number_std(F.col("nhs_number_raw"))).withColumn(
-        "nhs_number_is_valid", nhs_number.is_valid_nhs_number(F.col("nhs_number_raw"))
+    # The digits are a column computed once: the check reads them a dozen times, and as a nested expression
+    # (nhs_number.nhs_number_std) each read ran the regex again.
+    raw = F.col("nhs_number_raw")
+    return (
+        df.withColumn("_nhs_digits", nhs_number.nhs_number_digits(raw))
+        .withColumn("_nhs_valid", nhs_number.digits_are_valid(raw, F.col("_nhs_digits")))
+        .withColumn("nhs_number", F.when(F.col("_nhs_valid"), F.col("_nhs_digits")))
+        .withColumn("nhs_number_is_valid", F.col("_nhs_valid"))
+        .drop("_nhs_digits", "_nhs_valid")
     )
 
 

@@ -143,22 +143,26 @@ def missing_to_null(col: Column) -> Column:
 
 
 def number_lines(df: DataFrame, group: str, order: str) -> DataFrame:
-    """Add `line_number` (1-based, file order) from a (group, order-within-group) pair, e.g. (file block, row id).
+    """Add `line_number` (1-based, file order) from a (group, order-within-group) pair, e.g. (file block, row id),
+    where the orders of one group are consecutive integers (a block's row ids, a Parquet file's row indexes).
 
-    Each group's offset is the row count of the groups before it: computed on the per-group
-    counts (one row per file block, a handful whatever the file size) and broadcast back, so
-    no step puts the whole file in one partition.
+    Each group's offset is the row count of the groups before it less the group's first order: computed on
+    the per-group counts (one row per file block, a handful whatever the file size) and broadcast back, so
+    numbering a row is one addition. Ranking rows within their group instead (row_number) would shuffle and
+    sort the whole file by group, which cost more than reading it.
     """
     before = Window.orderBy(group).rowsBetween(Window.unboundedPreceding, -1)
     offsets_df = (
         df.groupBy(group)
-        .count()
-        .select(group, F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset"))
+        .agg(F.count(F.lit(1)).alias("_rows"), F.min(order).alias("_first"))
+        .select(
+            group,
+            (F.coalesce(F.sum("_rows").over(before), F.lit(0)) - F.col("_first") + 1).alias("_offset"),
+        )
     )
-    within = F.row_number().over(Window.partitionBy(group).orderBy(order))
     return (
         df.join(F.broadcast(offsets_df), group, how="inner")
-        .withColumn("line_number", (F.col("_offset") + within).cast("long"))
+        .withColumn("line_number", (F.col("_offset") + F.col(order)).cast("long"))
         .drop("_offset")
     )
 
@@ -181,7 +185,10 @@ def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> 
         for index, (raw, layout) in enumerate(files)
         if raw.format != "parquet" and layout.header
     }
-    spans = quoted_line_break_spans(spark, csv_lines)
+    # Numbering lines takes a few small Spark jobs per file; only a file that has a line with an odd number of
+    # quotes can hold a quoted line break, and one scan of the unnumbered text finds those files.
+    odd_files = files_with_odd_quote_lines(spark, {index: files[index][0].path for index in csv_lines})
+    spans = quoted_line_break_spans(spark, {index: csv_lines[index] for index in odd_files})
     rows = []
     for index, (raw, layout) in enumerate(files):
         if raw.format == "parquet":
@@ -206,6 +213,7 @@ def _numbered_csv_lines(spark: SparkSession, raw: RawFile, layout: FileLayout) -
     lines_df = spark.read.text(raw.path).select(
         F.col("value").alias("raw_line"),
         F.col("_metadata.file_block_start").alias("_block"),
+        # Counts rows within the task: one task reads a whole block, so a block's ids are consecutive.
         F.monotonically_increasing_id().alias("_order"),
     )
     return (
@@ -260,6 +268,32 @@ def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> 
     return spans
 
 
+def _odd_quote_count(line: Column) -> Column:
+    """True for a line holding an odd number of `"`: it opens or closes a quoted field running over a line break."""
+    return (F.length(line) - F.length(F.regexp_replace(line, '"', ""))) % 2 == 1
+
+
+def files_with_odd_quote_lines(spark: SparkSession, paths: Mapping[int, str]) -> set[int]:
+    """Indexes of the CSV files (index -> path) with at least one line holding an odd number of `"`, the header
+    included (a superset of the files quoted_line_break_spans finds spans in); one Spark job for all files."""
+    if not paths:
+        return set()
+    odd_df = reduce(
+        DataFrame.unionByName,
+        [
+            spark.read.text(path)
+            # Most lines hold no quote at all: a byte search rules them out before the regex. Only valid UTF-8 can be
+            # ruled out so: the regex decodes the line, and a broken byte sequence may count differently decoded.
+            .where(
+                (F.col("value").contains('"') | ~F.is_valid_utf8("value")) & _odd_quote_count(F.col("value"))
+            )
+            .select(F.lit(index).alias("file_index"))
+            for index, path in paths.items()
+        ],
+    )
+    return {row["file_index"] for row in odd_df.distinct().collect()}
+
+
 def quoted_line_break_spans(
     spark: SparkSession, lines_by_file: Mapping[int, DataFrame]
 ) -> dict[int, list[tuple[int, int]]]:
@@ -268,11 +302,12 @@ def quoted_line_break_spans(
     costs that one filtered scan."""
     if not lines_by_file:
         return {}
-    quote_count = F.length("raw_line") - F.length(F.regexp_replace("raw_line", '"', ""))
     odd_df = reduce(
         DataFrame.unionByName,
         [
-            lines_df.where(quote_count % 2 == 1).select(F.lit(index).alias("file_index"), "line_number")
+            lines_df.where(_odd_quote_count(F.col("raw_line"))).select(
+                F.lit(index).alias("file_index"), "line_number"
+            )
             for index, lines_df in lines_by_file.items()
         ],
     )

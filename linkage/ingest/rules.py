@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from linkage.ingest.fields import FileFields
-from linkage.standardise.dates import date_problem
+from linkage.standardise.dates import date_iso_text, date_problem_of, iso_text_date
 
 ENCODING_ERROR = "encoding_error"
 MALFORMED_ROW = "malformed_row"
@@ -83,8 +83,16 @@ def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame
         checks.append(F.when(key_present & (copies > 1), _reason(DUPLICATE_ID, "+".join(rules.unique_key))))
     for name in rules.mandatory_dates:
         checks.append(F.when(F.col(name).isNull(), _reason(UNPARSEABLE_DATE, f"{name} (missing)")))
+    # Each date's ISO text and parsed value are columns computed once (dropped below): the problem reads them
+    # several times, and nested in when() each read ran the regexes and the parse again.
+    date_columns = {}
     for name in (*rules.mandatory_dates, *rules.optional_dates):
-        problem = date_problem(F.col(name), dates.earliest_year, dates.latest)
+        iso_text, parsed = f"_iso_text_{name}", f"_parsed_{name}"
+        date_columns[iso_text] = date_iso_text(F.col(name))
+        date_columns[parsed] = iso_text_date(F.col(iso_text))
+        problem = date_problem_of(
+            F.col(name), F.col(iso_text), F.col(parsed), dates.earliest_year, dates.latest
+        )
         checks.append(F.when(problem.isNotNull(), _reason(problem, name)))
     for name, allowed in rules.closed_codes.items():
         supplied = F.col(name).isNotNull()
@@ -93,11 +101,13 @@ def with_reason(df: DataFrame, rules: FileFields, dates: DateRules) -> DataFrame
             bad = bad | ~supplied
         checks.append(F.when(bad, _reason(UNKNOWN_CODE, name)))
     reason = F.coalesce(*checks)
+    for name, column in date_columns.items():  # in order: a parsed value reads its ISO text
+        df = df.withColumn(name, column)
     return (
         df.withColumn("_reason", reason)
         .withColumn("reason_code", F.col("_reason.reason_code"))
         .withColumn("reason_detail", F.col("_reason.reason_detail"))
-        .drop("_reason")
+        .drop("_reason", *date_columns)
     )
 
 

@@ -164,7 +164,9 @@ def classify_files(
         with_reason(rows_df, plan.rules, rules).persist(StorageLevel.MEMORY_AND_DISK)
         for plan, rows_df in zip(planned, rows, strict=True)
     ]
-    for df in cached:
+    # The nickname list is built from Python rows: cached, its two broadcasts need no Python worker.
+    nicknames_df = nicknames_df.persist(StorageLevel.MEMORY_AND_DISK)
+    for df in [*cached, nicknames_df]:
         cleanup.callback(df.unpersist)
     classified = Classified()
     for plan, classified_df, (by_reason, last_line, continued) in zip(

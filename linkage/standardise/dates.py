@@ -27,7 +27,12 @@ def date_iso_text(col: Column) -> Column:
 
 def date_parse(col: Column) -> Column:
     """Calendar date from either form; null when missing, of another shape, or not a real date (31/02)."""
-    return F.try_to_timestamp(date_iso_text(col), F.lit("yyyy-MM-dd")).cast("date")
+    return iso_text_date(date_iso_text(col))
+
+
+def iso_text_date(iso_text: Column) -> Column:
+    """Calendar date of date_iso_text's result; null when that is null or not a real date."""
+    return F.try_to_timestamp(iso_text, F.lit("yyyy-MM-dd")).cast("date")
 
 
 def date_problem(col: Column, earliest_year: int, latest: date) -> Column:
@@ -36,11 +41,23 @@ def date_problem(col: Column, earliest_year: int, latest: date) -> Column:
     unparseable_date: neither shape; impossible_date: right shape but no such day, or before
     `earliest_year`; future_date: after `latest`.
     """
-    parsed = date_parse(col)
+    iso_text = date_iso_text(col)
+    return date_problem_of(col, iso_text, iso_text_date(iso_text), earliest_year, latest)
+
+
+def date_problem_of(
+    col: Column, iso_text: Column, parsed: Column, earliest_year: int, latest: date
+) -> Column:
+    """date_problem given iso_text = date_iso_text(col) and parsed = date_parse(col) already computed.
+
+    Each is read several times here; Spark does not share an expression repeated inside when()
+    branches, so over millions of rows they should be columns computed once (regexes and a
+    parse per read otherwise; see linkage.ingest.people.with_birth_std).
+    """
     supplied = F.trim(col) != ""
     return (
         F.when(col.isNull() | ~supplied, F.lit(None).cast("string"))
-        .when(date_iso_text(col).isNull(), F.lit(UNPARSEABLE))
+        .when(iso_text.isNull(), F.lit(UNPARSEABLE))
         .when(parsed.isNull() | (F.year(parsed) < earliest_year), F.lit(IMPOSSIBLE))
         .when(parsed > F.lit(latest), F.lit(FUTURE))
     )

@@ -29,7 +29,16 @@ def is_valid_nhs_number(col: Column) -> Column:
 
     Ten identical digits (e.g. 1111111111) pass the arithmetic but are placeholders: invalid.
     """
-    digits = nhs_number_digits(col)
+    return digits_are_valid(col, nhs_number_digits(col))
+
+
+def digits_are_valid(col: Column, digits: Column) -> Column:
+    """is_valid_nhs_number given `digits` = nhs_number_digits(col) already computed.
+
+    The test reads the digits a dozen times; Spark does not share an expression repeated inside
+    when() branches, so over a column of millions `digits` should be a column computed once
+    (see linkage.ingest.people.with_nhs_number_checked), not the regex expression itself.
+    """
     shaped = digits.rlike(r"^\d{10}$") & ~digits.rlike(r"^(\d)\1{9}$")
     supplied = col.isNotNull() & (F.trim(col) != "")
     # when() keeps the arithmetic off values that are not ten digits (no casts of letters).

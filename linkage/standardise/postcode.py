@@ -12,21 +12,31 @@ from pyspark.sql import functions as F
 UK_POSTCODE_SHAPE = r"^[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}$"
 
 
-def _spaced(col: Column) -> Column:
+def postcode_spaced(col: Column) -> Column:
+    """Upper case, spaces removed, then one space before the last three characters (not yet shape-checked)."""
     squashed = F.upper(F.regexp_replace(col, r"\s+", ""))
     return F.regexp_replace(squashed, r"^(.+)(.{3})$", "$1 $2")
 
 
 def postcode_std(col: Column) -> Column:
     """Upper case with one space before the inward code; null when missing or not a UK postcode shape."""
-    spaced = _spaced(col)
+    return postcode_std_of_spaced(postcode_spaced(col))
+
+
+def postcode_std_of_spaced(spaced: Column) -> Column:
+    """postcode_std given spaced = postcode_spaced(col): read twice, so best a column computed once."""
     return F.when(spaced.rlike(UK_POSTCODE_SHAPE), spaced)
 
 
 def is_valid_postcode(col: Column) -> Column:
     """True when the supplied postcode has a UK shape, false when not, null when none was supplied."""
+    return is_valid_spaced_postcode(col, postcode_spaced(col))
+
+
+def is_valid_spaced_postcode(col: Column, spaced: Column) -> Column:
+    """is_valid_postcode given spaced = postcode_spaced(col) already computed."""
     supplied = col.isNotNull() & (F.trim(col) != "")
-    return F.when(supplied, F.coalesce(_spaced(col).rlike(UK_POSTCODE_SHAPE), F.lit(False)))
+    return F.when(supplied, F.coalesce(spaced.rlike(UK_POSTCODE_SHAPE), F.lit(False)))
 
 
 def postcode_district(std_col: Column) -> Column:
