@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+
 from linkage.releases.manifest import read_arrow
 
 ZONES = ("restricted", "pseudonymised", "cohorts")
@@ -43,6 +45,14 @@ def row_digests(path: Path) -> tuple[Counter[str], list[str]]:
         if field.name in RUN_COLUMNS or str(field.type).startswith("timestamp")
     ]
     compared = table.drop_columns(left_out)
+    # Compared as bytes: a quarantined line that is not valid UTF-8 (reason encoding_error) is kept as read, and
+    # decoding it to text would fail.
+    compared = compared.cast(
+        pa.schema(
+            pa.field(f.name, pa.binary(), f.nullable) if pa.types.is_string(f.type) else f
+            for f in compared.schema
+        )
+    )
     columns = compared.column_names
     digests: Counter[str] = Counter()
     for row in compared.to_pylist():

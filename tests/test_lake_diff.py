@@ -44,3 +44,20 @@ def test_a_table_on_one_side_only_is_a_difference(tmp_path):
         ("cohorts/cohort_asthma", None, None, "only in A")
     ]
     assert lake_diff.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+
+
+def test_a_line_that_is_not_valid_utf8_is_compared_as_bytes(tmp_path):
+    import pyarrow as pa
+
+    def quarantine(lines: list[bytes]) -> pa.Table:
+        raw = pa.array(lines, pa.binary()).view(pa.string())  # as Spark stores a line it could not decode
+        return pa.table({"raw_line": raw, "run_id": pa.array(["r"] * len(lines))})
+
+    for side, lines in (
+        ("a", [b"ok", b"\xff\xfe"]),
+        ("b", [b"\xff\xfe", b"ok"]),
+        ("c", [b"ok", b"\xff\xfd"]),
+    ):
+        write_deltalake(str(tmp_path / side / "restricted" / "quarantine"), quarantine(lines))
+    assert lake_diff.compare(tmp_path / "a", tmp_path / "b")[0][3].startswith("identical")
+    assert lake_diff.compare(tmp_path / "a", tmp_path / "c")[0][3].startswith("DIFFERENT")
