@@ -58,7 +58,7 @@ def test_an_incremental_link_rescores_exactly_the_pairs_holding_new_or_changed_r
         previous_pairs, _ = materialised_scores(before, model)
         previous_spine = incremental.fingerprints(before)
 
-        changed = incremental.changed_records(after, previous_spine)
+        changed = incremental.changed_records(incremental.fingerprints(after), previous_spine)
         assert sorted(r["source_record_id"] for r in changed.collect()) == sorted(
             [*changed_ids, "NEW-1", "NEW-2"]
         )

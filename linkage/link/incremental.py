@@ -26,8 +26,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from linkage.link.deterministic import PAIR_KEYS
+from linkage.link.spine import RECORD_KEY
 
-RECORD_KEY = ("source_dataset", "source_record_id")
 FINGERPRINT = "record_fingerprint"
 # Not part of what a record says: the run that wrote it, and the values as supplied (linkage reads the
 # standardised ones).
@@ -47,14 +47,11 @@ def fingerprints(people_df: DataFrame) -> DataFrame:
     return people_df.select(*RECORD_KEY, record_fingerprint(people_df).alias(FINGERPRINT))
 
 
-def changed_records(people_df: DataFrame, previous_spine_df: DataFrame) -> DataFrame:
-    """Keys of the records that are new, or whose fingerprint differs from the one on the previous spine."""
+def changed_records(fingerprints_df: DataFrame, previous_spine_df: DataFrame) -> DataFrame:
+    """Keys of the records (`fingerprints` of this extract) that are new, or whose fingerprint differs from the one
+    on the previous spine."""
     previous = previous_spine_df.select(*RECORD_KEY, FINGERPRINT)
-    return (
-        fingerprints(people_df)
-        .join(previous, [*RECORD_KEY, FINGERPRINT], how="left_anti")
-        .select(*RECORD_KEY)
-    )
+    return fingerprints_df.join(previous, [*RECORD_KEY, FINGERPRINT], how="left_anti").select(*RECORD_KEY)
 
 
 def stale_records(people_df: DataFrame, previous_spine_df: DataFrame, changed_df: DataFrame) -> DataFrame:

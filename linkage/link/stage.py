@@ -185,8 +185,10 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         nhs_links = deterministic.deterministic_links(nhs_pairs)
         metrics["nhs_number.pairs_linked"] = nhs_links.count()
         metrics["nhs_number.pairs_conflicting"] = deterministic.nhs_number_conflicts(nhs_pairs).count()
+    # One definition for the two readers: changed records (--incremental) and the spine the next run compares.
+    record_fingerprints = incremental.fingerprints(people)
     with ctx.stage("predict"):
-        predictions = score(ctx, inputs, metrics)
+        predictions = score(ctx, inputs, record_fingerprints, metrics)
         names = {
             str(i): f"{i}_{r['blocking_rule']}"
             for i, r in enumerate(inputs.model["blocking_rules_to_generate_predictions"])
@@ -206,13 +208,15 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         person_spine = (
             spine.with_match_method(keyed, edges)
             .drop("cluster_id", "record_uid")
-            .join(incremental.fingerprints(people), list(incremental.RECORD_KEY), how="left")
+            .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
             .withColumn("run_id", F.lit(ctx.run.run_id))
         )
     return Linked(predictions, edges, person_spine)
 
 
-def score(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> DataFrame:
+def score(
+    ctx: JobContext, inputs: LinkInputs, record_fingerprints: DataFrame, metrics: dict[str, float]
+) -> DataFrame:
     """The approved model compiled to one Spark plan (linkage.link.scorer), computed once and kept: over every
     candidate pair, or (--incremental) over the pairs holding a new or changed record, with the last run's
     scores for the others (linkage.link.incremental)."""
@@ -223,8 +227,9 @@ def score(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Dat
             inputs.previous_spine, inputs.previous_pairs, inputs.model_version
         )
         if reason is None:
-            changed = materialised(incremental.changed_records(inputs.people, inputs.previous_spine))
-            reason = incremental.too_large_a_change(changed.count(), inputs.people.count())
+            changed = materialised(incremental.changed_records(record_fingerprints, inputs.previous_spine))
+            changed_count = changed.count()
+            reason = incremental.too_large_a_change(changed_count, inputs.people.count())
         if reason:
             ctx.say(f"incremental link not possible ({reason}): linking in full")
     ctx.run.log_params({"link.mode": "full" if changed is None or reason else "incremental"})
@@ -234,7 +239,7 @@ def score(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Dat
     stale = incremental.stale_records(inputs.people, inputs.previous_spine, changed)
     reused = incremental.reusable_pairs(inputs.previous_pairs, stale)
     predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
-    metrics["incremental.records_changed"] = changed.count()
+    metrics["incremental.records_changed"] = changed_count
     metrics["incremental.pairs_rescored"] = rescored_count
     metrics["incremental.pairs_reused"] = predictions.count() - rescored_count
     ctx.say(
