@@ -75,7 +75,6 @@ def with_birth_std(df: DataFrame, rules: DateRules) -> DataFrame:
     # The ISO text, the parsed date and its problem are columns of their own, each computed once: as nested
     # expressions (dates.dob_parse, dates.dob_is_valid) every row ran the same regexes and parse several times.
     raw_dob = F.col("date_of_birth_raw")
-    supplied = raw_dob.isNotNull() & (F.trim(raw_dob) != "")
     return (
         df.withColumn("_dob_iso", dates.date_iso_text(raw_dob))
         .withColumn("_dob_parsed", dates.iso_text_date(F.col("_dob_iso")))
@@ -85,8 +84,8 @@ def with_birth_std(df: DataFrame, rules: DateRules) -> DataFrame:
                 raw_dob, F.col("_dob_iso"), F.col("_dob_parsed"), rules.earliest_year, rules.latest
             ),
         )
-        .withColumn("date_of_birth", F.when(F.col("_dob_problem").isNull(), F.col("_dob_parsed")))
-        .withColumn("dob_is_valid", F.when(supplied, F.col("_dob_problem").isNull()))
+        .withColumn("date_of_birth", dates.dob_of(F.col("_dob_parsed"), F.col("_dob_problem")))
+        .withColumn("dob_is_valid", dates.dob_validity(raw_dob, F.col("_dob_problem")))
         .drop("_dob_iso", "_dob_parsed", "_dob_problem")
         .withColumn("dob_is_placeholder", dates.dob_is_placeholder(F.col("date_of_birth")))
         .withColumn(

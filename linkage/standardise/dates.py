@@ -65,13 +65,23 @@ def date_problem_of(
 
 def dob_parse(col: Column, earliest_year: int, latest: date) -> Column:
     """Date of birth, or null when it is missing, unparseable, impossible or in the future."""
-    return F.when(date_problem(col, earliest_year, latest).isNull(), date_parse(col))
+    return dob_of(date_parse(col), date_problem(col, earliest_year, latest))
+
+
+def dob_of(parsed: Column, problem: Column) -> Column:
+    """dob_parse given parsed = date_parse(col) and problem = date_problem(col, ...) already computed."""
+    return F.when(problem.isNull(), parsed)
 
 
 def dob_is_valid(col: Column, earliest_year: int, latest: date) -> Column:
     """True when a supplied date of birth is usable, false when not, null when none was supplied."""
+    return dob_validity(col, date_problem(col, earliest_year, latest))
+
+
+def dob_validity(col: Column, problem: Column) -> Column:
+    """dob_is_valid given problem = date_problem(col, ...) already computed."""
     supplied = col.isNotNull() & (F.trim(col) != "")
-    return F.when(supplied, date_problem(col, earliest_year, latest).isNull())
+    return F.when(supplied, problem.isNull())
 
 
 def dob_is_placeholder(dob: Column) -> Column:
