@@ -82,6 +82,19 @@ def job_main(name: str, body: Callable, add_arguments: Callable | None = None) -
     )
 
 
+def job_mains() -> dict[str, Callable]:
+    """ingest, train and link as their jobs build them, from the stage bodies (the bench imports no job module)."""
+    from linkage.ingest import stage as ingest
+    from linkage.link import stage as link
+    from linkage.train import stage as train
+
+    return {
+        "ingest": job_main("ingest", ingest.run),
+        "train": job_main("train", train.run),
+        "link": job_main("link", link.run, link.add_link_arguments),
+    }
+
+
 def spark_stage_times(spark) -> list[dict[str, float]]:
     """Every completed Spark stage of this application: (completed at, executor run time, CPU time), from the
     driver UI's REST API on loopback (no listener to register). Empty when the UI is off."""
@@ -315,17 +328,13 @@ def bench_incremental_only(
     people: int, work: Path, shuffle_partitions: int, settings: Sequence[str], fraction: float
 ) -> dict[str, Any]:
     """The incremental comparison alone, on the lake an earlier run at this size left (its full link done)."""
-    from linkage.link import stage as link
-
     _, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
     if not (lake / "restricted" / "person_spine").exists():
         raise SystemExit(f"linkage.bench: no linked lake at {lake}: run the bench at {people} people first")
     _, spark = bench_session(overrides)
     return {
         "people": people,
-        "incremental": bench_incremental(
-            spark, lake, overrides, fraction, job_main("link", link.run, link.add_link_arguments)
-        ),
+        "incremental": bench_incremental(spark, lake, overrides, fraction, job_mains()["link"]),
     }
 
 
@@ -339,12 +348,9 @@ def bench_size(
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from linkage.ingest import stage as ingest
-    from linkage.link import stage as link
     from linkage.link.model import model_input, remove_path
     from linkage.link.registry import approve_model, load_model_json
     from linkage.synthetic import extract_present, generate_extract
-    from linkage.train import stage as train
 
     raw, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
     config, spark = bench_session(overrides)
@@ -358,11 +364,7 @@ def bench_size(
         _, result["stages"]["generate"] = timed(
             lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
         )
-    jobs = {
-        "ingest": job_main("ingest", ingest.run),
-        "train": job_main("train", train.run),
-        "link": job_main("link", link.run, link.add_link_arguments),
-    }
+    jobs = job_mains()
     client = MlflowClient(config.tracking_uri)
     for name, main in jobs.items():
         if name == "link":
@@ -381,9 +383,7 @@ def bench_size(
         )
 
     if incremental_change:
-        result["incremental"] = bench_incremental(
-            spark, lake, overrides, incremental_change, job_main("link", link.run, link.add_link_arguments)
-        )
+        result["incremental"] = bench_incremental(spark, lake, overrides, incremental_change, jobs["link"])
         print(f"[bench] {people:,}: incremental {json.dumps(result['incremental'])}", flush=True)
 
     experiment = client.get_experiment_by_name(config.tracking.experiment)

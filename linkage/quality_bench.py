@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from linkage import sources
-from linkage.bench import job_main, pairwise_scores
+from linkage.bench import job_mains, pairwise_scores
 from linkage.config import PROJECT_ROOT, load_config
 from linkage.link.duckdb_model import model_for_duckdb
 
@@ -161,19 +161,6 @@ def pipeline_overrides(raw: Path, lake: Path, label: str, extra: Sequence[str]) 
         f"tracking.registered_model=quality-{label}",
         *extra,
     ]
-
-
-def job_mains() -> dict[str, Any]:
-    """ingest, train and link as their jobs build them, from the stage bodies (the bench imports no job module)."""
-    from linkage.ingest import stage as ingest
-    from linkage.link import stage as link
-    from linkage.train import stage as train
-
-    return {
-        "ingest": job_main("ingest", ingest.run),
-        "train": job_main("train", train.run),
-        "link": job_main("link", link.run, link.add_link_arguments),
-    }
 
 
 def run_job(main, overrides: list[str], extra: Sequence[str] = ()) -> str:
