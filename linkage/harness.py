@@ -99,6 +99,13 @@ class StageResult:
         if self.failures:
             raise StageFailed("; ".join(self.failures))
 
+    def run_metrics(self, clock: StageClock) -> dict[str, float]:
+        """What the stage's MLflow run records: each step's wall seconds and each table written."""
+        return {
+            **{f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()},
+            **self.written_metrics(),
+        }
+
     def written_metrics(self) -> dict[str, float]:
         """`written.<zone>.<table>.rows` and `.version` for the run: the same record for every stage."""
         metrics: dict[str, float] = {}
@@ -162,12 +169,7 @@ def run_job(
                     run=run,
                 )
             )
-            run.log_metrics(
-                {
-                    **{f"stage_seconds.{name}": sec for name, sec in clock.seconds.items()},
-                    **result.written_metrics(),
-                }
-            )
+            run.log_metrics(result.run_metrics(clock))
             result.raise_failures()
             clock.say(f"done in {time.perf_counter() - started:.1f} s (MLflow run {run.run_id})")
 

@@ -96,12 +96,7 @@ def run_stage(ctx: JobContext, config: AppConfig, name: str, body: Stage) -> Sta
             run=run,
         )
         result = body(stage_ctx)
-        run.log_metrics(
-            {
-                **{f"stage_seconds.{k}": v for k, v in stage_ctx.clock.seconds.items()},
-                **result.written_metrics(),
-            }
-        )
+        run.log_metrics(result.run_metrics(stage_ctx.clock))
     return result
 
 
