@@ -64,6 +64,19 @@ def test_names_and_date_of_birth_only_add_a_blocking_rule_on_each_field_alone():
     assert list(plan.added_prediction_rules) == single
     assert [fields.rule_sql(r) for r in plan.prediction_rules][-3:] == single
     assert "added blocking rules" in plan.describe()
+    # The canonical-names session would estimate the date of birth alone (both name comparisons read the names it
+    # blocks on): EM then has one view of each pair. It is replaced by one on surname sound, which estimates the date
+    # beside the forename.
+    assert plan.dropped["em_sessions_estimating_one_comparison"] == [
+        "(l.`forename_canonical` = r.`forename_canonical`) AND (l.`surname_canonical` = r.`surname_canonical`)"
+    ]
+    assert [fields.rule_sql(r) for r in plan.em_rules] == [
+        "l.`date_of_birth` = r.`date_of_birth`",
+        "l.`surname_phonetic` = r.`surname_phonetic`",
+    ]
+    compared = [c.get_comparison("spark").as_dict() for c in plan.comparisons]
+    for rule in plan.em_rules:
+        assert len([c for c in compared if fields._estimated_by(rule, c)]) >= 2, fields.rule_sql(rule)
     # Either identifier present: no single-field rules.
     assert not fields.plan_model(ALL_COLUMNS - {"nhs_number"}).added_prediction_rules
     assert not fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS)).added_prediction_rules
@@ -152,6 +165,11 @@ def test_train_and_link_an_extract_without_a_field(
         ).read_text(encoding="utf-8")
     )
     assert adaptation["dropped_comparisons"][0] == dropped_comparison
+    # The prior's rules' recall is estimated from the trained model, and near what the rules find among true pairs.
+    assert train_run.data.params["model.prior_recall_source"] == "estimated"
+    estimated = float(train_run.data.params["model.prior_recall"])
+    found = prior_rules_recall_in_truth(rows, truth, blanked)
+    assert abs(estimated - found) < 0.1, (estimated, found)
 
     if not link_too:
         return
@@ -160,3 +178,22 @@ def test_train_and_link_an_extract_without_a_field(
     f1 = float(re.search(r"F1 (\d\.\d{4})", capsys.readouterr().out).group(1))
     assert f1 >= 0.85, f"F1 {f1} without {blanked}"
     assert read_table(spark, config.paths.lake, PERSON_SPINE).count() == len(rows)
+
+
+def prior_rules_recall_in_truth(rows: list[dict], truth: list[tuple], blanked: tuple[str, ...]) -> float:
+    """Share of true pairs that the prior rules (without those on blanked columns) find: NHS number and date of
+    birth equal, or forename, surname and date of birth equal."""
+    person = {(source, record): person for source, record, person, *_ in truth}
+    by_person: dict[str, list[dict]] = {}
+    for row in rows:
+        by_person.setdefault(person[(row["source_dataset"], row["source_record_id"])], []).append(row)
+    rules = [("nhs_number", "date_of_birth"), ("forename_std", "surname_std", "date_of_birth")]
+    rules = [rule for rule in rules if not set(rule) & set(blanked)]
+
+    def found(a: dict, b: dict) -> bool:
+        return any(all(a.get(c) is not None and a.get(c) == b.get(c) for c in rule) for rule in rules)
+
+    pairs = [
+        found(a, b) for records in by_person.values() for i, a in enumerate(records) for b in records[i + 1 :]
+    ]
+    return sum(pairs) / len(pairs)

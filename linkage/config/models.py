@@ -312,8 +312,13 @@ class LinkageConfig(Frozen):
         None, description="Registry version to link with; default the approved alias."
     )
     seed: int = 42
-    prior_recall: float = Field(
-        0.8, gt=0, le=1, description="Assumed recall of the deterministic rules the prior is estimated from."
+    prior_recall: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Recall of the deterministic rules the prior is estimated from. Unset: estimated from the "
+        "trained model (how often a match agrees on each rule's columns, from the m probabilities and the share of "
+        "records holding each column), falling back to 0.8 when the model cannot tell.",
     )
     em_max_iterations: int = Field(25, ge=1, description="EM iterations per training session.")
     # At 1M people the name block alone is ~355M pairs: without a cap EM would score them all.

@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -35,7 +35,15 @@ from linkage import sources
 from linkage.config import AppConfig, LinkageConfig
 from linkage.errors import InputError
 from linkage.link.em import em_over_pattern_counts
-from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts
+from linkage.link.fields import (
+    ModelPlan,
+    plan_model,
+    populated_columns,
+    populated_counts,
+    present_shares,
+    rule_sql,
+)
+from linkage.link.prior import PriorRecall, with_estimated_prior
 from linkage.link.scorer import MATCH_KEY, blocked_pairs, with_unique_id
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
@@ -47,6 +55,11 @@ from linkage.link.settings import (
     build_settings,
     with_corrections,
 )
+
+# The recall the prior is first estimated with when none is configured, before EM: it only scales the prior, which
+# `with_estimated_prior` rescales with the recall the trained model gives. EM starts from the same prior as before
+# the recall was estimated, so its estimates are unchanged by that.
+PROVISIONAL_PRIOR_RECALL = 0.8
 
 # Splink logs each EM iteration and every SQL step at INFO; the job prints its own stage lines.
 SPLINK_LOG_LEVEL = logging.WARNING
@@ -141,7 +154,7 @@ def train_linker(
     """
     if config.probability_two_random_records_match is None:
         linker.training.estimate_probability_two_random_records_match(
-            list(prior_rules), recall=config.prior_recall
+            list(prior_rules), recall=assumed_prior_recall(config)
         )
     linker.training.estimate_u_using_random_sampling(
         max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks
@@ -159,7 +172,7 @@ def train_linker(
                 )
         except EMTrainingException as error:
             failures.append(error)
-            sql = rule.get_blocking_rule("spark").blocking_rule_sql
+            sql = rule_sql(rule)
             if skipped is not None:
                 skipped.append(sql)
             logging.getLogger(__name__).warning("EM session on %s skipped: it found no record pairs", sql)
@@ -171,32 +184,62 @@ def train_linker(
             failures.append(error)
             logging.getLogger(__name__).warning(
                 "EM session on %s skipped: an m probability underflowed to 0",
-                rule.get_blocking_rule("spark").blocking_rule_sql,
+                rule_sql(rule),
             )
     if not sessions:
         raise failures[0]
     return sessions
 
 
+def assumed_prior_recall(config: LinkageConfig) -> float:
+    """The recall the prior is first estimated with: the configured one, else a provisional one that
+    `with_estimated_prior` replaces once EM has estimated the m probabilities."""
+    return config.prior_recall if config.prior_recall is not None else PROVISIONAL_PRIOR_RECALL
+
+
+class TrainedModel(NamedTuple):
+    """Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds the
+    training sessions' history), a linker of the full model (the weight charts are drawn from it so QA sees the
+    corrections beside the estimated weights) and the recall the prior was divided by."""
+
+    model: dict
+    trained: Linker
+    scoring: Linker
+    prior_recall: PriorRecall
+
+
 def train_model(
-    db_api: SparkAPI, people_df: DataFrame, config: LinkageConfig, plan: ModelPlan | None = None
-) -> tuple[dict, Linker, Linker]:
+    db_api: SparkAPI,
+    people_df: DataFrame,
+    config: LinkageConfig,
+    plan: ModelPlan | None = None,
+    counts: dict[str, dict[str, int]] | None = None,
+) -> TrainedModel:
     """Estimate the model on people_std, with the comparisons and rules of `plan` (default: the full model).
 
-    Returns Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds
-    the training sessions' history) and a linker of the full model, from which the weight charts are drawn so QA
-    sees the corrections beside the estimated weights. EM sessions skipped for finding no pairs are added to
-    plan.dropped["em_sessions"].
+    `counts` are people_std's populated counts (`fields.populated_counts`), computed when not given. EM sessions
+    skipped for finding no pairs are added to plan.dropped["em_sessions"].
     """
     tables = register_sources(db_api, people_df)
+    counts = counts if counts is not None else populated_counts(people_df)
     if plan is None:
-        plan = plan_model(populated_columns(populated_counts(people_df)))
+        plan = plan_model(populated_columns(counts))
     trained = build_linker(tables, build_settings(config, plan.comparisons, plan.prediction_rules))
     train_linker(
         trained, config, plan.em_rules, plan.prior_rules, skipped=plan.dropped.setdefault("em_sessions", [])
     )
-    model = with_corrections(trained.misc.save_model_to_json(), corrections=plan.corrections)
-    return model, trained, build_linker(tables, model)
+    model = trained.misc.save_model_to_json()
+    if config.probability_two_random_records_match is None and config.prior_recall is None:
+        model, prior_recall = with_estimated_prior(
+            model,
+            [rule_sql(rule) for rule in plan.prior_rules],
+            present_shares(counts),
+            PROVISIONAL_PRIOR_RECALL,
+        )
+    else:
+        prior_recall = PriorRecall(assumed_prior_recall(config), "configured")
+    model = with_corrections(model, corrections=plan.corrections)
+    return TrainedModel(model, trained, build_linker(tables, model), prior_recall)
 
 
 def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
@@ -225,15 +268,15 @@ def blocking_pair_counts(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTI
     materialised SQL pipeline per rule (14.5 s of a 300-person train). Rules may call Splink's JVM functions:
     call it inside splink_backend.
     """
-    rule_sqls = tuple(rule.get_blocking_rule("spark").blocking_rule_sql for rule in rules)
+    rule_sqls = tuple(rule_sql(rule) for rule in rules)
     records = with_unique_id(model_input(people_df), (SOURCE_DATASET, UNIQUE_ID))
     by_rule = {
         row[MATCH_KEY]: row["count"]
         for row in blocked_pairs(records, rule_sqls).groupBy(MATCH_KEY).count().collect()
     }
     counts, cumulative = [], 0
-    for key, rule_sql in enumerate(rule_sqls):
+    for key, sql in enumerate(rule_sqls):
         marginal = by_rule.get(str(key), 0)
         cumulative += marginal
-        counts.append({"rule": rule_sql, "marginal_pairs": marginal, "cumulative_pairs": cumulative})
+        counts.append({"rule": sql, "marginal_pairs": marginal, "cumulative_pairs": cumulative})
     return counts

@@ -8,6 +8,7 @@ from linkage.harness import JobContext, StageResult
 from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts, populated_metrics
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
 from linkage.link.people import read_people
+from linkage.link.prior import PriorRecall
 from linkage.link.registry import register_model
 
 
@@ -35,11 +36,10 @@ def run(ctx: JobContext) -> StageResult:
                 {f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)}
             )
         with ctx.stage("train model"):
-            model, trained, scoring = train_model(db_api, people, config.linkage, plan)
-        if plan.dropped.get("em_sessions"):
-            ctx.say(f"EM sessions dropped or skipped (no pairs): {'; '.join(plan.dropped['em_sessions'])}")
-        ctx.run.log_dict(plan.summary(), "model/fields_adaptation.json")
-        ctx.run.log_metrics({f"model.dropped.{kind}": len(items) for kind, items in plan.dropped.items()})
+            model, trained, scoring, prior_recall = train_model(
+                db_api, people, config.linkage, plan, populated
+            )
+        log_training(ctx, plan, prior_recall)
         with ctx.stage("log and register model"):
             ctx.run.log_dict(model, "model/splink_model.json")
             for name, page in chart_html(trained, scoring).items():
@@ -54,6 +54,18 @@ def run(ctx: JobContext) -> StageResult:
         f"`python -m jobs.approve --version {version}`"
     )
     return StageResult(summary={"model_version": version, "records": sum(counts.values())})
+
+
+def log_training(ctx: JobContext, plan: ModelPlan, prior_recall: PriorRecall) -> None:
+    """What training adapted (EM sessions skipped, the prior's recall) in the job's output and the MLflow run."""
+    ctx.say(f"prior: rules' recall {prior_recall.describe()}")
+    ctx.run.log_params(
+        {"model.prior_recall": f"{prior_recall.recall:.4f}", "model.prior_recall_source": prior_recall.source}
+    )
+    if plan.dropped.get("em_sessions"):
+        ctx.say(f"EM sessions dropped or skipped (no pairs): {'; '.join(plan.dropped['em_sessions'])}")
+    ctx.run.log_dict(plan.summary(), "model/fields_adaptation.json")
+    ctx.run.log_metrics({f"model.dropped.{kind}": len(items) for kind, items in plan.dropped.items()})
 
 
 def plan_params(plan: ModelPlan) -> dict[str, str]:
