@@ -408,7 +408,7 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     # Splink 5 keeps each comparison's weight (mw_<name>, bits), not its gamma: a level is told by its fixed weight.
     levels = {
         RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
-        HOUSEHOLD_CORRECTION_BITS: "household: surname+postcode, DOB disagrees",
+        HOUSEHOLD_CORRECTION_BITS: "household: postcode + surname or forename, DOB disagrees",
         TWINS_CORRECTION_BITS: "twins: NHS numbers >2 digits apart, forenames not equal",
     }
     logit_upper = math.log2(upper / (1 - upper))

@@ -191,6 +191,24 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
             (date(1975, 5, 6), date(2004, 9, 1)),
             "parent and child with one forename, no numbers",
         ),
+        # A mother and son at one address with one forename, the son under his father's surname.
+        pair(
+            same("ALEX"),
+            ("WILSON", "BOATENG"),
+            same("E1 6AN"),
+            (None, None),
+            (date(1975, 5, 6), date(2004, 9, 1)),
+            "parent and child with one forename, two surnames, no numbers",
+        ),
+        # Neighbours in one block (one postcode), years apart, sharing no name: not the household level.
+        pair(
+            ("ALEX", "MARIA"),
+            ("WILSON", "BOATENG"),
+            same("E1 6AN"),
+            (None, None),
+            (date(1975, 5, 6), date(2004, 9, 1)),
+            "neighbours, no name shared",
+        ),
         pair(
             ("OMAR", "ZAINAB"),
             same("ALI"),
@@ -243,6 +261,8 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         "true duplicate, a wrong-but-valid number and a forename typo": none,
         "parent and child with one forename, two numbers": joint,
         "parent and child with one forename, no numbers": household,
+        "parent and child with one forename, two surnames, no numbers": household,
+        "neighbours, no name shared": none,
         "siblings with different numbers, moved": joint,
         "true duplicate, one-digit NHS typo": none,
         "true duplicate, one year digit wrong": none,
