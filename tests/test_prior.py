@@ -64,18 +64,25 @@ def test_union_recall_counts_a_shared_column_once():
     assert prior.union_recall([frozenset("ab")], agree) == pytest.approx(0.72)
 
 
-def test_the_prior_is_divided_by_the_estimated_recall_instead_of_the_assumed_one():
+NAMES_AND_DATE = [rule_sql(PRIOR_DETERMINISTIC_RULES[1])]
+
+
+def names_and_date_model(forename: float, surname: float, date: float) -> dict:
+    """A model whose exact forename, surname and date-of-birth levels have these m probabilities, prior 1e-4."""
     comparisons = splink_comparisons(
         {
-            "forename:Exact match on forename_std": 0.6,
-            "surname:Exact match on surname_std": 0.5,
-            "date_of_birth:exact": 0.8,
+            "forename:Exact match on forename_std": forename,
+            "surname:Exact match on surname_std": surname,
+            "date_of_birth:exact": date,
         }
     )
-    model = {"comparisons": comparisons, "probability_two_random_records_match": 1e-4}
-    names_and_date = [rule_sql(PRIOR_DETERMINISTIC_RULES[1])]
+    return {"comparisons": comparisons, "probability_two_random_records_match": 1e-4}
+
+
+def test_the_prior_is_divided_by_the_estimated_recall_instead_of_the_assumed_one():
+    model = names_and_date_model(0.6, 0.5, 0.8)
     present = {"forename_std": 1.0, "surname_std": 1.0, "date_of_birth": 0.5}
-    adjusted, recall = prior.with_estimated_prior(model, names_and_date, present, assumed_recall=0.8)
+    adjusted, recall = prior.with_estimated_prior(model, NAMES_AND_DATE, present, assumed_recall=0.8)
     # 0.6 * 0.5 * (0.8 * 0.5^2): both records of a match must hold a date of birth.
     assert recall.recall == pytest.approx(0.06) and recall.source == "estimated"
     assert adjusted["probability_two_random_records_match"] == pytest.approx(1e-4 * 0.8 / 0.06)
@@ -89,15 +96,7 @@ def test_the_assumed_recall_stands_when_the_model_cannot_estimate_it():
     assert kept is model and recall.source == "configured" and recall.recall == 0.8
     assert "no equality level" in recall.describe()
     # Rules that would find almost no match are not near-certain evidence: the estimate is not used.
-    rare = splink_comparisons(
-        {
-            "forename:Exact match on forename_std": 0.01,
-            "surname:Exact match on surname_std": 0.01,
-            "date_of_birth:exact": 0.9,
-        }
-    )
-    rare_model = {"comparisons": rare, "probability_two_random_records_match": 1e-4}
-    rules = [rule_sql(PRIOR_DETERMINISTIC_RULES[1])]
+    rare_model = names_and_date_model(0.01, 0.01, 0.9)
     present = {"forename_std": 1.0, "surname_std": 1.0, "date_of_birth": 1.0}
-    kept, recall = prior.with_estimated_prior(rare_model, rules, present, assumed_recall=0.8)
+    kept, recall = prior.with_estimated_prior(rare_model, NAMES_AND_DATE, present, assumed_recall=0.8)
     assert kept is rare_model and recall.source == "configured" and "below" in recall.reason
