@@ -271,7 +271,10 @@ def false_pair_patterns(spark, spine, people, truth) -> dict[str, int]:
     )
     kind = (
         F.when(patterns["two_valid_nhs_numbers_dob_years_apart"], "two valid NHS numbers, DOB years apart")
-        .when(patterns["household_dob_years_apart"], "household (surname+postcode), DOB years apart")
+        .when(
+            patterns["household_dob_years_apart"],
+            "household (postcode + surname or forename), DOB years apart",
+        )
         .when(household & same_dob, "household, same DOB (twins)")
         .when(patterns["two_valid_nhs_numbers"], "two valid NHS numbers, DOB close")
         .otherwise("other")

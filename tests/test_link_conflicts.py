@@ -200,6 +200,23 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
                 nhs_number="4010232137",
                 date_of_birth=date(2004, 9, 1),
             ),
+            # A mother and son with one forename, the son under his father's surname, no NHS numbers.
+            person(
+                "gp",
+                "m",
+                forename_std="ALEX",
+                surname_std="WILSON",
+                postcode_std="N1 9GU",
+                date_of_birth=date(1975, 5, 6),
+            ),
+            person(
+                "social_care",
+                "s",
+                forename_std="ALEX",
+                surname_std="BOATENG",
+                postcode_std="N1 9GU",
+                date_of_birth=date(2004, 9, 1),
+            ),
             *(
                 person(
                     "gp",
@@ -223,11 +240,12 @@ def test_link_patterns_count_household_links_with_dates_apart_and_links_across_t
             ("gp", "c", "hospital", "c", 0.99, "probabilistic"),  # household, years apart, one number missing
             ("gp", "c", "hospital", "d", None, "nhs_number"),  # same number, same date: none
             ("gp", "t1", "gp", "t2", 0.99, "probabilistic"),  # twins: two numbers apart, forenames not equal
+            ("gp", "m", "social_care", "s", 0.97, "probabilistic"),  # household by forename, years apart
         ],
         EDGE_SCHEMA,
     )
     assert qa.link_pattern_metrics(edges, people) == {
-        "link_patterns.household_dob_years_apart": 2,
+        "link_patterns.household_dob_years_apart": 3,
         "link_patterns.two_valid_nhs_numbers": 2,
         "link_patterns.two_valid_nhs_numbers_dob_years_apart": 1,
         "link_patterns.two_nhs_numbers_apart_forenames_differ": 1,

@@ -207,8 +207,11 @@ def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
 def pair_patterns() -> dict[str, Column]:
     """Boolean pattern columns over a frame from `with_pair_values` (null-safe: a missing value never matches)."""
     years_apart = F.abs(F.datediff("date_of_birth_l", "date_of_birth_r")) > YEARS_APART_DAYS
-    household = (F.col("surname_std_l") == F.col("surname_std_r")) & (
-        F.col("postcode_std_l") == F.col("postcode_std_r")
+    # One household as the model's household correction defines it: one postcode, and a surname or a forename shared
+    # (a child may carry the other parent's surname and this parent's forename).
+    household = (F.col("postcode_std_l") == F.col("postcode_std_r")) & (
+        (F.col("surname_std_l") == F.col("surname_std_r"))
+        | (F.col("forename_std_l") == F.col("forename_std_r"))
     )
     two_numbers = F.col("nhs_number_l") != F.col("nhs_number_r")
     # Two people's own numbers (not a wrong-but-valid copy, two digits apart) and forenames not equal: twins.
