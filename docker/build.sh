@@ -14,6 +14,10 @@
 # LINKAGE_REBUILD_BASE=1 to rebootstrap the local base, LINKAGE_BUILD_CACHE=0 for a build without the
 # layer cache (what `make test-image` does).
 set -euo pipefail
+# Podman's network helper (netavark) runs iptables from /usr/sbin: with a PATH without the sbin folders (env -i,
+# cron) every RUN step that sets up a network failed with "netavark: No such file or directory".
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+export PATH
 cd "$(dirname "$0")/.."
 
 IMAGE=${LINKAGE_IMAGE:-linkage:latest}

@@ -12,6 +12,10 @@
 #   5. cleanup: containers, the secret, the image and its base, the scratch copy.
 # Prints each step's wall time and, at the end, the build time, run time and image size.
 set -euo pipefail
+# Podman's network helper (netavark) runs iptables from /usr/sbin: with a PATH without the sbin folders (env -i,
+# cron) every RUN step that sets up a network failed with "netavark: No such file or directory".
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin:/sbin" ;; esac
+export PATH
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMAGE=linkage:latest
 LOCAL_BASE=localhost/linkage-base:bookworm
