@@ -271,8 +271,10 @@ def plan_model(
         ]
         kept_prediction += added_prediction
     kept_em, dropped_em = _usable_rules(em_rules, populated)
-    kept_em, lone_em = _sessions_with_company(kept_em, [d for _, d in kept_comparisons])
-    kept_em = _with_fallback_sessions(kept_em, [d for _, d in kept_comparisons], populated)
+    compared = [d for _, d in kept_comparisons]
+    kept_em, lone_em = _sessions_with_company(kept_em, compared)
+    kept_em = _with_fallback_sessions(kept_em, compared, populated)
+    kept_em_sql = {rule_sql(r) for r in kept_em}
     kept_prior, dropped_prior = _usable_rules(prior_rules, populated)
     if not kept_prior:
         kept_prior, _ = _usable_rules(PRIOR_FALLBACK_RULES, populated)
@@ -289,7 +291,9 @@ def plan_model(
             "comparisons": [d["output_column_name"] for _, d in dropped_comparisons] + dropped_corrections,
             "blocking_rules": dropped_prediction,
             "em_sessions": dropped_em,
-            "em_sessions_estimating_one_comparison": [rule_sql(r) for r in lone_em if r not in kept_em],
+            "em_sessions_estimating_one_comparison": [
+                rule_sql(r) for r in lone_em if rule_sql(r) not in kept_em_sql
+            ],
             "prior_rules": dropped_prior,
         },
     )

@@ -33,28 +33,31 @@ def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
     return [condition]
 
 
-def level_implies_equal(sql_condition: str, column: str) -> bool:
-    """Whether a comparison level's condition holds only when `column_l = column_r` (a top-level conjunct)."""
-    wanted = {f"{column}_l", f"{column}_r"}
+def _top_conjuncts(sql_condition: str) -> list[exp.Expression]:
+    """The condition's top-level AND parts (none when it does not parse)."""
     try:
-        condition = sqlglot.parse_one(sql_condition, read="spark")
+        return _conjuncts(sqlglot.parse_one(sql_condition, read="spark"))
     except sqlglot.errors.ParseError:
-        return False
-    return any(
+        return []
+
+
+def _is_column_equality(part: exp.Expression, column: str) -> bool:
+    return (
         isinstance(part, exp.EQ)
         and all(isinstance(side, exp.Column) for side in (part.left, part.right))
-        and {part.left.name, part.right.name} == wanted
-        for part in _conjuncts(condition)
+        and {part.left.name, part.right.name} == {f"{column}_l", f"{column}_r"}
     )
+
+
+def level_implies_equal(sql_condition: str, column: str) -> bool:
+    """Whether a comparison level's condition holds only when `column_l = column_r` (a top-level conjunct)."""
+    return any(_is_column_equality(part, column) for part in _top_conjuncts(sql_condition))
 
 
 def is_equality_level(sql_condition: str, column: str) -> bool:
     """Whether the condition is `column_l = column_r` and nothing else (an exact-match level)."""
-    try:
-        condition = sqlglot.parse_one(sql_condition, read="spark")
-    except sqlglot.errors.ParseError:
-        return False
-    return level_implies_equal(sql_condition, column) and len(_conjuncts(condition)) == 1
+    parts = _top_conjuncts(sql_condition)
+    return len(parts) == 1 and _is_column_equality(parts[0], column)
 
 
 def m_equal(comparisons: Sequence[dict], column: str) -> float | None:

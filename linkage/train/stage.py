@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from linkage.harness import JobContext, StageResult
-from linkage.link.fields import ModelPlan, plan_model, populated_columns, populated_counts, populated_metrics
+from linkage.link.fields import (
+    ModelPlan,
+    plan_model,
+    populated_columns,
+    populated_counts,
+    populated_metrics,
+    rule_sql,
+)
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
 from linkage.link.people import read_people
 from linkage.link.prior import PriorRecall
 from linkage.link.registry import register_model
-
-
-def rule_sql(rule: Any, dialect: str = "spark") -> str:
-    return rule.get_blocking_rule(dialect).blocking_rule_sql
 
 
 def run(ctx: JobContext) -> StageResult:
