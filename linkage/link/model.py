@@ -43,6 +43,7 @@ from linkage.link.fields import (
     present_shares,
     rule_sql,
 )
+from linkage.link.match_free_u import UChange, u_floor, with_match_free_u
 from linkage.link.prior import PriorRecall, with_estimated_prior
 from linkage.link.scorer import MATCH_KEY, blocked_pairs, with_unique_id
 from linkage.link.settings import (
@@ -200,12 +201,14 @@ def assumed_prior_recall(config: LinkageConfig) -> float:
 class TrainedModel(NamedTuple):
     """Splink's model JSON (as a dict, with the fixed corrections), the trained linker (without them: it holds the
     training sessions' history), a linker of the full model (the weight charts are drawn from it so QA sees the
-    corrections beside the estimated weights) and the recall the prior was divided by."""
+    corrections beside the estimated weights), the recall the prior was divided by, and the levels whose u moved
+    once the sample's matches were taken out (linkage.link.match_free_u)."""
 
     model: dict
     trained: Linker
     scoring: Linker
     prior_recall: PriorRecall
+    u_changes: list[UChange]
 
 
 def train_model(
@@ -238,8 +241,10 @@ def train_model(
         )
     else:
         prior_recall = PriorRecall(assumed_prior_recall(config), "configured")
+    records = sum(per_source["records"] for per_source in counts.values())
+    model, u_changes = with_match_free_u(model, u_floor(records, config.u_max_pairs))
     model = with_corrections(model, corrections=plan.corrections)
-    return TrainedModel(model, trained, build_linker(tables, model), prior_recall)
+    return TrainedModel(model, trained, build_linker(tables, model), prior_recall, u_changes)
 
 
 def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from linkage.harness import JobContext, StageResult
 from linkage.link.fields import (
     ModelPlan,
@@ -11,6 +13,7 @@ from linkage.link.fields import (
     populated_metrics,
     rule_sql,
 )
+from linkage.link.match_free_u import UChange
 from linkage.link.model import blocking_pair_counts, chart_html, splink_backend, train_model
 from linkage.link.people import read_people
 from linkage.link.prior import PriorRecall
@@ -37,13 +40,12 @@ def run(ctx: JobContext) -> StageResult:
                 {f"blocking.marginal_pairs.rule_{i}": r["marginal_pairs"] for i, r in enumerate(blocking)}
             )
         with ctx.stage("train model"):
-            model, trained, scoring, prior_recall = train_model(
-                db_api, people, config.linkage, plan, populated
-            )
-        log_training(ctx, plan, prior_recall)
+            trained_model = train_model(db_api, people, config.linkage, plan, populated)
+        model = trained_model.model
+        log_training(ctx, plan, trained_model.prior_recall, trained_model.u_changes)
         with ctx.stage("log and register model"):
             ctx.run.log_dict(model, "model/splink_model.json")
-            for name, page in chart_html(trained, scoring).items():
+            for name, page in chart_html(trained_model.trained, trained_model.scoring).items():
                 ctx.run.log_text(page, f"charts/{name}")
             ctx.run.log_metrics(
                 {"model.probability_two_random_records_match": model["probability_two_random_records_match"]}
@@ -57,12 +59,21 @@ def run(ctx: JobContext) -> StageResult:
     return StageResult(summary={"model_version": version, "records": sum(counts.values())})
 
 
-def log_training(ctx: JobContext, plan: ModelPlan, prior_recall: PriorRecall) -> None:
-    """What training adapted (EM sessions skipped, the prior's recall) in the job's output and the MLflow run."""
+def log_training(
+    ctx: JobContext, plan: ModelPlan, prior_recall: PriorRecall, u_changes: Sequence[UChange]
+) -> None:
+    """What training adapted (EM sessions skipped, the prior's recall, u freed of the sample's matches) in the
+    job's output and the MLflow run."""
     ctx.say(f"prior: rules' recall {prior_recall.describe()}")
     ctx.run.log_params(
         {"model.prior_recall": f"{prior_recall.recall:.4f}", "model.prior_recall_source": prior_recall.source}
     )
+    for change in u_changes:
+        ctx.say(f"u without the sample's matches: {change.describe()}")
+    ctx.run.log_dict(
+        [{**change._asdict(), "bits": change.bits} for change in u_changes], "model/match_free_u.json"
+    )
+    ctx.run.log_metrics({"model.u_levels_moved": len(u_changes)})
     if plan.dropped.get("em_sessions"):
         ctx.say(f"EM sessions dropped or skipped (no pairs): {'; '.join(plan.dropped['em_sessions'])}")
     ctx.run.log_dict(plan.summary(), "model/fields_adaptation.json")
