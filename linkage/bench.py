@@ -320,7 +320,16 @@ def bench_session(overrides: list[str]):
 
     config = load_config(None, overrides=overrides)
     # The driver UI answers the task-time queries; port 0 lets Spark pick a free one (never 4040's neighbours).
-    config.spark.conf.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
+    # The UI keeps only the last 1,000 stages by default: a 1M run's ingest and train push the link's predict
+    # stages out before they are read, and the report showed predict with no task time.
+    config.spark.conf.update(
+        {
+            "spark.ui.enabled": "true",
+            "spark.ui.port": "0",
+            "spark.ui.retainedStages": "100000",
+            "spark.ui.retainedJobs": "100000",
+        }
+    )
     return config, build_spark(config.spark)
 
 

@@ -140,7 +140,7 @@ def test_a_chain_through_a_household_splits_at_its_weakest_link(spark):
     people, edges = family_extract(spark), family_edges(spark)
     clusters = union_find_clusters(spark, people, edges)
     kept, split, removed = spine.split_conflicting_clusters(
-        edges, clusters, people, lambda e: union_find_clusters(spark, people, e), rounds=3
+        edges, clusters, people, lambda e, records: union_find_clusters(spark, records, e), rounds=3
     )
     assert removed == 2
     assert cluster_sets(split) == {
@@ -160,7 +160,9 @@ def test_a_chain_through_a_household_splits_at_its_weakest_link(spark):
 def test_no_rounds_means_no_split(spark):
     people, edges = family_extract(spark), family_edges(spark)
     clusters = union_find_clusters(spark, people, edges)
-    _, split, removed = spine.split_conflicting_clusters(edges, clusters, people, lambda e: None, rounds=0)
+    _, split, removed = spine.split_conflicting_clusters(
+        edges, clusters, people, lambda e, records: None, rounds=0
+    )
     assert removed == 0 and frozenset({"gp:parent", "gp:child", "third_sector:child"}) in cluster_sets(split)
 
 

@@ -59,6 +59,40 @@ def test_frame_holds_same_person_pairs_and_scored_candidates_with_method_and_bes
     assert (other["is_linked"], other["is_best_candidate"]) == (False, False)
 
 
+def test_a_pair_linked_several_ways_reports_the_most_certain_and_precomputed_best_candidates_agree(spark):
+    from linkage.link.spine import single_best_candidates
+
+    predictions = spark.createDataFrame(
+        [("gp", "1", "hospital", "1", 25.0, 0.999), ("hospital", "2", "gp", "1", 2.0, 0.8)],
+        f"{PAIR}, match_weight double, match_probability double",
+    )
+    # The same pair as a model link and, spelt the other way round, a clerical match: clerical is more certain.
+    edges = spark.createDataFrame(
+        [("gp", "1", "hospital", "1", "probabilistic"), ("hospital", "1", "gp", "1", "clerical")],
+        f"{PAIR}, method string",
+    )
+    spine = spark.createDataFrame(
+        [("gp", "1", "A"), ("hospital", "1", "A"), ("hospital", "2", "B")],
+        "source_dataset string, source_record_id string, person_key string",
+    )
+    frame = link_pairs(predictions, edges, spine)
+    rows = {(r[0], r[1], r[2], r[3]): r.asDict() for r in frame.collect()}
+    assert rows[("gp", "1", "hospital", "1")]["method"] == "clerical"
+    assert rows[("gp", "1", "hospital", "2")] == {
+        "source_dataset_l": "gp",
+        "source_record_id_l": "1",
+        "source_dataset_r": "hospital",
+        "source_record_id_r": "2",
+        "match_weight": 2.0,
+        "match_probability": 0.8,
+        "method": None,
+        "is_linked": False,
+        "is_best_candidate": True,  # h2's only candidate
+    }
+    best = single_best_candidates(predictions, "match_probability")
+    assert sorted(link_pairs(predictions, edges, spine, best).collect()) == sorted(frame.collect())
+
+
 def test_strata_bands_groups_and_seeded_draw(spark):
     pairs = spark.createDataFrame(
         [

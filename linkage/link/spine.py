@@ -78,14 +78,21 @@ def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFram
     )
 
 
-def mutual_best_pairs(predictions_df: DataFrame, min_probability: float) -> DataFrame:
+def mutual_best_pairs(
+    predictions_df: DataFrame, min_probability: float, best_candidates_df: DataFrame | None = None
+) -> DataFrame:
     """Pairs at or above min_probability in which each record is the other's single best candidate in its source.
 
     Best means the highest match weight among the record's candidates from that source, with no tie: a
     third-sector record whose name and year of birth fit two GP patients equally well links to neither. A
     person's records in one source are mostly one record, so a clear best candidate is rarely someone else.
+    `best_candidates_df` is `single_best_candidates(predictions_df, "match_probability")` when the caller has it.
     """
-    best = single_best_candidates(predictions_df, "match_probability")
+    best = (
+        best_candidates_df
+        if best_candidates_df is not None
+        else single_best_candidates(predictions_df, "match_probability")
+    )
     # A pair is mutual when it is best from both ends: it then appears twice among `best`, once per direction.
     mutual = (
         ordered_pairs(best.select(*PAIR_KEYS, "match_probability"))
@@ -100,6 +107,7 @@ def link_edges(
     predictions_df: DataFrame,
     thresholds: ThresholdsConfig,
     decisions_df: DataFrame | None = None,
+    best_candidates_df: DataFrame | None = None,
 ) -> DataFrame:
     """Pairs that link, with how: NHS number, the model (at or above the upper threshold, or at or above best_link
     between mutual single best candidates), or a clerical match.
@@ -118,7 +126,7 @@ def link_edges(
                     *PAIR_KEYS, "match_probability"
                 )
             )
-            .unionByName(mutual_best_pairs(predictions_df, thresholds.best_link))
+            .unionByName(mutual_best_pairs(predictions_df, thresholds.best_link, best_candidates_df))
             .withColumn("method", F.lit("probabilistic"))
         )
     )
@@ -233,12 +241,16 @@ def split_conflicting_clusters(
     """Refuse chains: while a cluster holds two people's valid NHS numbers (`conflicting_clusters`), drop its weakest
     model link and cluster again (at most `rounds` times). Returns the edges, the clusters and the links removed.
 
-    recluster(edges) -> clusters is the caller's connected components. Each round's edges are stored
-    (linkage.link.lineage.materialised): a round's plan builds on the last round's.
+    recluster(edges, records) -> clusters is the caller's connected components of `records` (RECORD_KEY columns)
+    over `edges`. Only the conflicted clusters lose links, so only they can split, each into parts of itself:
+    their records are clustered again alone, over their own kept edges, and the other clusters are kept as they
+    are (the same clusters as clustering everything again, at the cost of the conflicted few: at 1M people,
+    reclustering the whole graph each round took most of the link job's 204 s of clustering). Each round's edges
+    and clusters are stored (linkage.link.lineage.materialised): a round's plan builds on the last round's.
     """
     removed = 0
     for _ in range(rounds):
-        conflicted = conflicting_clusters(clusters_df, people_df)
+        conflicted = materialised(conflicting_clusters(clusters_df, people_df))
         if conflicted.isEmpty():
             break
         kept = materialised(without_weakest_edges(edges_df, clusters_df, conflicted))
@@ -246,7 +258,19 @@ def split_conflicting_clusters(
         if not dropped:  # only NHS-number or clerical links hold them: left for review
             break
         removed += dropped
-        edges_df, clusters_df = kept, recluster(kept)
+        records = clusters_df.join(conflicted, "cluster_id", how="left_semi").select(*RECORD_KEY)
+        # An edge inside a cluster has both ends in it, so its left end tells which cluster it is in.
+        their_edges = kept.join(
+            records.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY]),
+            [f"{c}_l" for c in RECORD_KEY],
+            how="left_semi",
+        )
+        clusters_df = materialised(
+            clusters_df.join(conflicted, "cluster_id", how="left_anti").unionByName(
+                recluster(their_edges, records).select(*clusters_df.columns)
+            )
+        )
+        edges_df = kept
     return edges_df, clusters_df, removed
 
 

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -97,9 +98,11 @@ class LinkInputs:
 
 @dataclass(frozen=True)
 class Linked:
-    """The run's scored pairs, the links kept after clustering, and the keyed spine (not yet written)."""
+    """The run's scored pairs and each record's best candidates among them, the links kept after clustering, and
+    the keyed spine (not yet written)."""
 
     predictions: DataFrame
+    best_candidates: DataFrame  # linkage.link.spine.single_best_candidates of the predictions
     edges: DataFrame
     person_spine: DataFrame
 
@@ -113,9 +116,15 @@ def run(ctx: JobContext) -> StageResult:
         with ctx.stage("write spine"):
             tables = write_link_tables(ctx, inputs, linked)
     with ctx.stage("qa"):
-        new_spine = read_table(ctx.spark, ctx.config.paths.lake, PERSON_SPINE)
+        # Read by a dozen small QA queries: cached once rather than read from Delta by each.
+        new_spine = read_table(ctx.spark, ctx.config.paths.lake, PERSON_SPINE).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
         metrics["review_queue.pairs"] = tables[f"{REVIEW_QUEUE.zone}/{REVIEW_QUEUE.name}"].rows
-        changes, truth = log_link_qa(ctx, inputs, new_spine, metrics)
+        try:
+            changes, truth = log_link_qa(ctx, inputs, new_spine, metrics)
+        finally:
+            new_spine.unpersist()
     summary = {
         "model_version": inputs.model_version,
         "records": metrics["records"],
@@ -195,23 +204,31 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         }
         metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
     with ctx.stage("cluster and key"):
-        edges = materialised(spine.link_edges(nhs_links, predictions, thresholds, inputs.decisions))
-        metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
-        metrics["pairs_linked_as_mutual_best_below_upper"] = edges.where(
-            (F.col("method") == "probabilistic") & (F.col("match_probability") < thresholds.upper)
-        ).count()
-        edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster(
-            people, edges, ctx.config.linkage
-        )
-        metrics.update(qa.link_pattern_metrics(edges, people))
-        keyed = spine.assign_person_keys(clusters, inputs.previous_spine, inputs.known_keys)
-        person_spine = (
-            spine.with_match_method(keyed, edges)
-            .drop("cluster_id", "record_uid")
-            .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
-            .withColumn("run_id", F.lit(ctx.run.run_id))
-        )
-    return Linked(predictions, edges, person_spine)
+        with ctx.stage("cluster and key: edges"):
+            # Ranked once over every scored pair; read by the mutual-best links and by link_pairs.
+            best_candidates = materialised(spine.single_best_candidates(predictions, "match_probability"))
+            edges = materialised(
+                spine.link_edges(nhs_links, predictions, thresholds, inputs.decisions, best_candidates)
+            )
+            metrics.update(qa.count_by(edges, "method", "pairs_linked_by_method"))
+            metrics["pairs_linked_as_mutual_best_below_upper"] = edges.where(
+                (F.col("method") == "probabilistic") & (F.col("match_probability") < thresholds.upper)
+            ).count()
+        with ctx.stage("cluster and key: clusters"):
+            edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster(
+                people, edges, ctx.config.linkage
+            )
+        with ctx.stage("cluster and key: link patterns"):
+            metrics.update(qa.link_pattern_metrics(edges, people))
+        with ctx.stage("cluster and key: keys"):
+            keyed = materialised(spine.assign_person_keys(clusters, inputs.previous_spine, inputs.known_keys))
+            person_spine = (
+                spine.with_match_method(keyed, edges)
+                .drop("cluster_id", "record_uid")
+                .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
+                .withColumn("run_id", F.lit(ctx.run.run_id))
+            )
+    return Linked(predictions, best_candidates, edges, person_spine)
 
 
 def score(
@@ -261,7 +278,11 @@ def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple
         )
         clusters = clusters_of(people, edges)
     return spine.split_conflicting_clusters(
-        edges, clusters, people, lambda kept: clusters_of(people, kept), config.conflict_split_rounds
+        edges,
+        clusters,
+        people,
+        lambda kept, records: clusters_of(records, kept),
+        config.conflict_split_rounds,
     )
 
 
@@ -269,23 +290,39 @@ def write_link_tables(ctx: JobContext, inputs: LinkInputs, linked: Linked) -> di
     """person_spine, then the registry's events against the spine as written, the review queue and link_pairs."""
     lake, run, thresholds = ctx.config.paths.lake, ctx.run, ctx.config.linkage.thresholds
     run_id = F.lit(run.run_id)
-    tables = {"restricted/person_spine": write_table(linked.person_spine, lake, PERSON_SPINE, run)}
+    tables = {}
+
+    def write(contract: TableContract, df: DataFrame) -> None:
+        with ctx.stage(f"write spine: {contract.name}"):
+            tables[f"{contract.zone}/{contract.name}"] = write_table(df, lake, contract, run)
+
+    write(PERSON_SPINE, linked.person_spine)
     new_spine = read_table(ctx.spark, lake, PERSON_SPINE)
     events = spine.registry_events(new_spine, inputs.previous_spine, inputs.known_keys).withColumn(
         "run_id", run_id
     )
-    registry = events if inputs.previous_registry is None else inputs.previous_registry.unionByName(events)
-    tables["restricted/person_registry"] = write_table(registry, lake, PERSON_REGISTRY, run)
-    queue = spine.review_pairs(linked.predictions, thresholds, inputs.decisions).withColumn("run_id", run_id)
-    tables["restricted/review_queue"] = write_table(queue, lake, REVIEW_QUEUE, run)
-    # The frame clerical review samples are drawn from (accuracy estimates without truth).
-    pairs = link_pairs(linked.predictions, linked.edges, new_spine).withColumn("run_id", run_id)
-    tables["restricted/link_pairs"] = write_table(pairs, lake, LINK_PAIRS, run)
-    # What the next incremental run reuses for pairs whose records do not change.
-    scored = linked.predictions.select(*incremental.SCORED_PAIR_COLUMNS).withColumns(
-        {"model_version": F.lit(inputs.model_version), "run_id": run_id}
+    write(
+        PERSON_REGISTRY,
+        events if inputs.previous_registry is None else inputs.previous_registry.unionByName(events),
     )
-    tables["restricted/scored_pairs"] = write_table(scored, lake, SCORED_PAIRS, run)
+    write(
+        REVIEW_QUEUE,
+        spine.review_pairs(linked.predictions, thresholds, inputs.decisions).withColumn("run_id", run_id),
+    )
+    # The frame clerical review samples are drawn from (accuracy estimates without truth).
+    write(
+        LINK_PAIRS,
+        link_pairs(linked.predictions, linked.edges, new_spine, linked.best_candidates).withColumn(
+            "run_id", run_id
+        ),
+    )
+    # What the next incremental run reuses for pairs whose records do not change.
+    write(
+        SCORED_PAIRS,
+        linked.predictions.select(*incremental.SCORED_PAIR_COLUMNS).withColumns(
+            {"model_version": F.lit(inputs.model_version), "run_id": run_id}
+        ),
+    )
     return tables
 
 
