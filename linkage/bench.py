@@ -347,6 +347,25 @@ def bench_incremental_only(
     }
 
 
+def bench_link_only(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str]) -> str:
+    """The link job alone, on a copy of the lake an earlier run at this size left (a rerun: the spine it holds is
+    the previous one), with each of its steps' wall and Spark task time; returns that table (markdown)."""
+    import shutil
+
+    _, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
+    if not (lake / "restricted" / "person_spine").exists():
+        raise SystemExit(f"linkage.bench: no linked lake at {lake}: run the bench at {people} people first")
+    copy = lake.parent / "lake-link-only"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(lake, copy, ignore=shutil.ignore_patterns("_scratch", "_logs"))
+    overrides = [o for o in overrides if not o.startswith("paths.lake=")] + [f"paths.lake={copy}"]
+    _, spark = bench_session(overrides)
+    job = run_job_quietly(job_mains()["link"], overrides)
+    return substage_table(
+        [{"people": people, "substages": {"link": task_time_by_stage(job, spark_stage_times(spark))}}]
+    )
+
+
 def bench_size(
     people: int,
     work: Path,
@@ -536,6 +555,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(the other figures of that size are kept).",
     )
     parser.add_argument(
+        "--link-only",
+        action="store_true",
+        help="Only the link job, step by step, on a copy of the lake an earlier run left under --work "
+        "(written to results/link-<people>.md; the other figures are kept).",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -543,6 +568,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).",
     )
     args = parser.parse_args(argv)
+    if args.link_only:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        for people in args.sizes:
+            table = bench_link_only(people, args.work, args.shuffle_partitions, args.set)
+            (RESULTS_DIR / f"link-{people}.md").write_text(table + "\n", encoding="utf-8")
+            print(table)
+        return 0
     results = []
     for people in args.sizes:
         print(f"[bench] {people:,} people ...", flush=True)

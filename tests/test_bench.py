@@ -112,3 +112,29 @@ def test_an_incremental_only_run_replaces_that_part_of_the_sizes_earlier_result(
     assert set(ten) == {"people", "incremental"}
     # A size with only the incremental comparison has no row in the main table.
     assert "| 10 |" not in markdown_table([ten])
+
+
+def test_link_only_needs_a_lake_an_earlier_run_left(tmp_path):
+    import pytest
+
+    from linkage.bench import main
+
+    with pytest.raises(SystemExit, match="no linked lake at .*1000.*run the bench at 1000 people first"):
+        main(["--sizes", "1000", "--link-only", "--work", str(tmp_path)])
+    assert not (tmp_path / "1000" / "lake-link-only").exists()
+
+
+def test_a_nested_step_keeps_its_own_window_inside_its_parents():
+    # "cluster and key: clusters" prints before "cluster and key" ends: both windows are reported.
+    job = {
+        "started": 0.0,
+        "ended": 30.0,
+        "stages": [("cluster and key: clusters", 5.0, 20.0), ("cluster and key", 0.0, 30.0)],
+    }
+    spark_stages = [
+        {"ended": 10.0, "run_seconds": 4.0, "cpu_seconds": 3.0},
+        {"ended": 25.0, "run_seconds": 2.0, "cpu_seconds": 1.0},
+    ]
+    report = task_time_by_stage(job, spark_stages)
+    assert report["cluster and key: clusters"]["task_seconds"] == 4.0
+    assert report["cluster and key"]["task_seconds"] == 6.0
