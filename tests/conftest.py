@@ -204,6 +204,10 @@ def start_pipeline(work: Path) -> StartedPipeline:
         *CHEAP_SPARK,
         "synthetic.people=300",
         "linkage.u_max_pairs=20000",
+        # A review queue long enough for the browser test (tests/test_review_browser.py). On 300 people the model
+        # is sure of almost every pair once u is freed of the sample's matches: 2 of 858 scored pairs lie between
+        # 0.0001 and the default upper 0.995, 9 between 0.5 and 0.9999.
+        "linkage.thresholds.upper=0.9999",
     ):
         overrides += ["--set", setting]
     config = load_config(None, overrides=[*overrides[1::2], f"paths.lake={lake}", f"paths.raw={raw}"])
