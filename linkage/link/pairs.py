@@ -12,7 +12,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from linkage.link.deterministic import PAIR_KEYS
-from linkage.link.spine import METHOD_PRIORITY, RECORD_KEY, ordered_pairs, single_best_candidates
+from linkage.link.spine import (
+    RECORD_KEY,
+    method_of_priority,
+    method_priority,
+    ordered_pairs,
+    single_best_candidates,
+)
 
 
 def same_person_pairs(spine_df: DataFrame) -> DataFrame:
@@ -61,8 +67,6 @@ def link_pairs(
             *PAIR_KEYS, *[columns.get(name, value).alias(name) for name, value in nothing.items()]
         )
 
-    priority = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
-    method_of = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[1]), F.lit(kv[0]))])
     every_row = (
         rows(
             ordered_pairs(predictions_df.select(*PAIR_KEYS, "match_weight", "match_probability")),
@@ -77,7 +81,7 @@ def link_pairs(
         .unionByName(
             rows(
                 ordered_pairs(edges_df.select(*PAIR_KEYS, "method")),
-                method_priority=priority[F.col("method")],
+                method_priority=method_priority(F.col("method")),
             )
         )
     )
@@ -94,7 +98,7 @@ def link_pairs(
         "match_weight",
         "match_probability",
         F.when(
-            F.col("is_linked"), F.coalesce(method_of[F.col("method_priority")], F.lit("transitive"))
+            F.col("is_linked"), F.coalesce(method_of_priority(F.col("method_priority")), F.lit("transitive"))
         ).alias("method"),
         "is_linked",
         "is_best_candidate",

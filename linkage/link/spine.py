@@ -377,9 +377,18 @@ def assign_person_keys(
     return clusters_df.join(keyed, "cluster_id", how="inner")
 
 
+def method_priority(method: Column) -> Column:
+    """An edge method's METHOD_PRIORITY (lower is more certain)."""
+    return F.create_map(*[F.lit(x) for kv in METHOD_PRIORITY.items() for x in kv])[method]
+
+
+def method_of_priority(priority: Column) -> Column:
+    """The edge method with this METHOD_PRIORITY (method_priority's inverse)."""
+    return F.create_map(*[F.lit(x) for kv in METHOD_PRIORITY.items() for x in reversed(kv)])[priority]
+
+
 def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
     """match_method per record: the most certain kind of edge that touches it, or singleton."""
-    priority = F.create_map(*[x for kv in METHOD_PRIORITY.items() for x in (F.lit(kv[0]), F.lit(kv[1]))])
     ends = edges_df.select(
         F.col("source_dataset_l").alias("source_dataset"),
         F.col("source_record_id_l").alias("source_record_id"),
@@ -392,7 +401,7 @@ def with_match_method(keyed_df: DataFrame, edges_df: DataFrame) -> DataFrame:
         )
     )
     best = (
-        ends.withColumn("priority", priority[F.col("method")])
+        ends.withColumn("priority", method_priority(F.col("method")))
         .groupBy(*RECORD_KEY)
         .agg(F.min_by("method", "priority").alias("edge_method"))
     )
