@@ -477,7 +477,8 @@ def bench_one(
 ) -> dict[str, Any]:
     from linkage.synthetic import extract_present, generate_extract
 
-    root = work / name
+    # A profile's extract depends on its size: each size has its own folder, or a 100k run would reuse a 20k extract.
+    root = work / name if name in FEBRL_SETS else work / name / f"{people}-people"
     raw, lake = root / "raw", root / f"lake-{label}"
     if name in FEBRL_SETS:
         records = write_febrl_extract(name, raw)

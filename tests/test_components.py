@@ -1,10 +1,12 @@
-"""Connected components in logarithmic rounds against Splink's clustering and a plain union-find."""
+"""Connected components, in logarithmic Spark rounds and in the driver, against Splink's clustering and a plain
+union-find."""
 
 from __future__ import annotations
 
 import random
 
 import pandas as pd
+import pytest
 from splink import DuckDBAPI
 from splink.clustering import cluster_pairwise_predictions_at_threshold
 
@@ -28,10 +30,16 @@ def union_find(nodes, edges) -> dict[str, str]:
     return {n: find(n) for n in nodes}
 
 
-def components_of(spark, nodes, edges) -> dict[str, str]:
+# Both ways of labelling: Spark rounds (no edge list is small enough for the driver) and the driver (every one is).
+IN_SPARK, IN_DRIVER = 0, 10**9
+BOTH_WAYS = pytest.mark.parametrize("driver_max_edges", [IN_SPARK, IN_DRIVER], ids=["spark-rounds", "driver"])
+
+
+def components_of(spark, nodes, edges, driver_max_edges) -> dict[str, str]:
     edges_df = spark.createDataFrame(edges, "src string, dst string")
     nodes_df = spark.createDataFrame([(n,) for n in nodes], "node string")
-    return {r["node"]: r["component"] for r in connected_components(edges_df, nodes_df).collect()}
+    labelled = connected_components(edges_df, nodes_df, driver_max_edges=driver_max_edges)
+    return {r["node"]: r["component"] for r in labelled.collect()}
 
 
 def splink_components(nodes, edges) -> dict[str, str]:
@@ -49,7 +57,8 @@ def splink_components(nodes, edges) -> dict[str, str]:
     return dict(zip(clusters["record_uid"], clusters["cluster_id"], strict=True))
 
 
-def test_small_random_graphs_give_splink_components(spark, tmp_path):
+@BOTH_WAYS
+def test_small_random_graphs_give_splink_components(spark, tmp_path, driver_max_edges):
     """Sparse, middling and dense random graphs against Splink's own clustering and a union-find."""
     spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
     rng = random.Random(16)
@@ -57,13 +66,14 @@ def test_small_random_graphs_give_splink_components(spark, tmp_path):
         nodes = [f"n{i:03d}" for i in range(60)]
         edges = [tuple(rng.sample(nodes, 2)) for _ in range(edge_count)]
         edges += [(nodes[0], nodes[0])]  # a self-loop changes nothing
-        ours = components_of(spark, nodes, edges)
+        ours = components_of(spark, nodes, edges, driver_max_edges)
         assert ours == union_find(nodes, edges), f"graph {graph}"
         assert ours == splink_components(nodes, edges), f"graph {graph}"
         assert len(set(ours.values())) < len(nodes)  # the graph joined something
 
 
-def test_a_chain_of_ten_thousand_links_is_one_component(spark, tmp_path):
+@BOTH_WAYS
+def test_a_chain_of_ten_thousand_links_is_one_component(spark, tmp_path, driver_max_edges):
     spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
     nodes = [f"r{i:05d}" for i in range(10_001)]
     order = list(range(10_000))
@@ -71,11 +81,30 @@ def test_a_chain_of_ten_thousand_links_is_one_component(spark, tmp_path):
     edges = [(nodes[i], nodes[i + 1]) if i % 2 else (nodes[i + 1], nodes[i]) for i in order]
     edges.append(("x1", "x2"))  # and a separate pair
     all_nodes = [*nodes, "x1", "x2", "lonely"]
-    ours = components_of(spark, all_nodes, edges)
+    ours = components_of(spark, all_nodes, edges, driver_max_edges)
     assert ours == union_find(all_nodes, edges)
     assert set(ours.values()) == {"r00000", "x1", "lonely"}
 
 
-def test_no_edges_leaves_every_node_alone(spark):
-    ours = components_of(spark, ["a", "b"], [])
+@BOTH_WAYS
+def test_no_edges_leaves_every_node_alone(spark, driver_max_edges):
+    ours = components_of(spark, ["a", "b"], [], driver_max_edges)
     assert ours == {"a": "a", "b": "b"}
+
+
+def test_the_driver_orders_ids_as_spark_does(spark, tmp_path):
+    """The component is the smallest id by Spark's string order (UTF-8 bytes), whatever order the edges list
+    them in: upper case before lower, shorter prefix first, digits before letters."""
+    spark.sparkContext.setCheckpointDir(str(tmp_path / "checkpoints"))
+    nodes = ["b", "B", "a1", "a", "10", "9", "z"]
+    edges = [("b", "B"), ("a1", "a"), ("a", "z"), ("10", "9")]
+    assert components_of(spark, nodes, edges, IN_DRIVER) == components_of(spark, nodes, edges, IN_SPARK)
+    assert components_of(spark, nodes, edges, IN_DRIVER) == {
+        "b": "B",
+        "B": "B",
+        "a1": "a",
+        "a": "a",
+        "z": "a",
+        "10": "10",
+        "9": "10",
+    }

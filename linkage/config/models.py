@@ -346,6 +346,12 @@ class LinkageConfig(Frozen):
         "numbers with dates of birth years apart, or more than two digits apart with forenames not equal "
         "(0: off).",
     )
+    components_in_driver_max_edges: int = Field(
+        5_000_000,
+        ge=0,
+        description="Link graphs of up to this many links are split into clusters in the driver (about 100 "
+        "bytes of driver memory per link); larger ones in logarithmic Spark rounds (0: always in Spark).",
+    )
 
 
 class PseudonymiseConfig(Frozen):

@@ -56,15 +56,16 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def clusters_of(people: DataFrame, edges: DataFrame) -> DataFrame:
-    """Each record's cluster: connected components in logarithmic rounds (cluster_id is the smallest record_uid of
-    the component, as Splink's)."""
+def clusters_of(people: DataFrame, edges: DataFrame, driver_max_edges: int) -> DataFrame:
+    """Each record's cluster: connected components, in the driver up to driver_max_edges links, else in logarithmic
+    Spark rounds (cluster_id is the smallest record_uid of the component, as Splink's)."""
     components_df = components.connected_components(
         spine.edges_for_clustering(edges),
         spine.nodes_for_clustering(people),
         src="record_uid_l",
         dst="record_uid_r",
         node="record_uid",
+        driver_max_edges=driver_max_edges,
     ).withColumnRenamed("component", "cluster_id")
     return spine.clusters_from_components(people, components_df)
 
@@ -269,19 +270,20 @@ def score(
 def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple[DataFrame, DataFrame, int]:
     """(edges kept, clusters, links removed splitting conflicts): components of the links; when a cluster is
     oversized, again without the weaker model links inside oversized clusters; then split at conflicts."""
-    clusters = clusters_of(people, edges)
+    in_driver = config.components_in_driver_max_edges
+    clusters = clusters_of(people, edges, in_driver)
     if clusters.groupBy("cluster_id").count().where(F.col("count") > config.max_cluster_size).count():
         edges = materialised(
             spine.without_weak_edges_in_oversized_clusters(
                 edges, clusters, config.max_cluster_size, config.oversized_cluster_probability
             )
         )
-        clusters = clusters_of(people, edges)
+        clusters = clusters_of(people, edges, in_driver)
     return spine.split_conflicting_clusters(
         edges,
         clusters,
         people,
-        lambda kept, records: clusters_of(records, kept),
+        lambda kept, records: clusters_of(records, kept, in_driver),
         config.conflict_split_rounds,
     )
 
