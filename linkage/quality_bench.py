@@ -282,16 +282,65 @@ def false_pair_patterns(spark, spine, people, truth) -> dict[str, int]:
     return {row["kind"]: row["count"] for row in valued.groupBy(kind.alias("kind")).count().collect()}
 
 
+def true_pair_reach(scored_pairs, people, truth) -> dict[str, int]:
+    """What any model could link: true pairs among the candidate pairs (blocking's recall bounds the link's), and
+    true pairs whose records share nothing to compare but names (no date or year of birth, postcode or NHS number
+    on one record or the other): a link between those rests on the names alone."""
+    from pyspark.sql import functions as F
+
+    from linkage.link.deterministic import PAIR_KEYS
+    from linkage.link.spine import ordered_pairs
+
+    keyed = truth.select("source_dataset", "source_record_id", "true_person_id")
+    left = keyed.select(*[F.col(c).alias(f"{c}_l") for c in keyed.columns])
+    right = keyed.select(*[F.col(c).alias(f"{c}_r") for c in keyed.columns])
+    true_pairs = left.join(
+        right,
+        (F.col("true_person_id_l") == F.col("true_person_id_r"))
+        & (
+            F.struct("source_dataset_l", "source_record_id_l")
+            < F.struct("source_dataset_r", "source_record_id_r")
+        ),
+    ).select(*PAIR_KEYS)
+    candidates = ordered_pairs(scored_pairs.select(*PAIR_KEYS))
+    fields = ("date_of_birth", "year_of_birth", "postcode_std", "nhs_number")
+    valued = true_pairs.join(candidates.withColumn("is_candidate", F.lit(True)), list(PAIR_KEYS), how="left")
+    for side in ("l", "r"):
+        valued = valued.join(
+            people.select(
+                *[F.col(c).alias(f"{c}_{side}") for c in ("source_dataset", "source_record_id", *fields)]
+            ),
+            [f"source_dataset_{side}", f"source_record_id_{side}"],
+            how="left",
+        )
+    names_only = F.lit(True)
+    for field in fields:
+        names_only = names_only & (F.col(f"{field}_l").isNull() | F.col(f"{field}_r").isNull())
+    row = valued.agg(
+        F.count("*").alias("true_pairs"),
+        F.count("is_candidate").alias("true_candidates"),
+        F.count(F.when(names_only, 1)).alias("true_names_only"),
+        F.count(F.when(names_only & F.col("is_candidate").isNull(), 1)).alias(
+            "true_names_only_not_candidates"
+        ),
+    ).first()
+    return row.asDict()
+
+
 def score_lake(spark, lake: Path, truth_path: Path) -> dict[str, Any]:
     from linkage.lake import read_table
     from linkage.link import qa
-    from linkage.schemas import PEOPLE_STD, PERSON_SPINE
+    from linkage.schemas import PEOPLE_STD, PERSON_SPINE, SCORED_PAIRS
 
     spine = read_table(spark, str(lake), PERSON_SPINE)
     people = read_table(spark, str(lake), PEOPLE_STD)
     truth = qa.read_truth(spark, str(truth_path), load_config(None).linkage.qa_reference_date.year)
     metrics = qa.truth_metrics(spine, truth)
+    reach = true_pair_reach(read_table(spark, str(lake), SCORED_PAIRS), people, truth)
     return {
+        "blocking_recall": reach["true_candidates"] / reach["true_pairs"] if reach["true_pairs"] else None,
+        "true_pairs_names_only": reach["true_names_only"],
+        "true_pairs_names_only_not_candidates": reach["true_names_only_not_candidates"],
         "precision": metrics["precision"],
         "recall": metrics["recall"],
         "f1": metrics["f1"],
@@ -438,8 +487,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 
     rows = [
         "| data set | role | records | precision | recall | F1 | ethnic recall gap | age recall gap | false pairs "
-        "| false pairs by pattern | plain Splink DuckDB P / R / F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| false pairs by pattern | blocking recall | true pairs with names alone (not candidates) "
+        "| plain Splink DuckDB P / R / F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     expanded = []
     for r in results:
@@ -448,7 +498,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         expanded.append({**r, "name": f"{r['name']} (after)" if "before" in r else r["name"]})
     for r in expanded:
         if "error" in r:
-            rows.append(f"| {r['name']} | {r['role']} | | failed: {r['error'][:120]} | | | | | | | |")
+            rows.append(f"| {r['name']} | {r['role']} | | failed: {r['error'][:120]} | | | | | | | | | |")
             continue
         patterns = "; ".join(
             f"{k}: {v}" for k, v in sorted(r["false_pairs_by_pattern"].items(), key=lambda kv: -kv[1])
@@ -459,7 +509,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['name']} | {r['role']} | {r.get('records', 0):,} | {number(r['precision'])} "
             f"| {number(r['recall'])} | {number(r['f1'])} | {gap(r['recall_gap_ethnic'])} "
-            f"| {gap(r['recall_gap_age'])} | {r['false_pairs']:,} | {patterns} | {plain_text} |"
+            f"| {gap(r['recall_gap_age'])} | {r['false_pairs']:,} | {patterns} | {number(r.get('blocking_recall'))} "
+            f"| {r.get('true_pairs_names_only', 'n/a')} ({r.get('true_pairs_names_only_not_candidates', 'n/a')}) "
+            f"| {plain_text} |"
         )
     return "\n".join(rows)
 

@@ -79,3 +79,42 @@ def test_bench_entry_point_runs_bare_and_nothing_in_the_library_imports_it():
         if p.name != "quality_bench.py" and imports_bench.search(p.read_text(encoding="utf-8"))
     ]
     assert importers == []
+
+
+def test_true_pair_reach_counts_candidates_and_pairs_with_names_alone(spark):
+    """Person p has three records (three true pairs), q two (one true pair); blocking found two of the four."""
+    truth = spark.createDataFrame(
+        [
+            ("gp", "1", "p"),
+            ("hospital", "1", "p"),
+            ("third_sector", "1", "p"),
+            ("gp", "2", "q"),
+            ("gp", "3", "q"),
+        ],
+        "source_dataset string, source_record_id string, true_person_id string",
+    )
+    people = spark.createDataFrame(
+        [
+            ("gp", "1", None, 1980, None, "9434765919"),
+            ("hospital", "1", None, None, "LS1 1AA", "9434765919"),
+            ("third_sector", "1", None, None, None, None),  # names alone
+            ("gp", "2", None, None, None, None),
+            ("gp", "3", None, None, None, "4010232137"),  # a number, but the other record has none
+        ],
+        "source_dataset string, source_record_id string, date_of_birth date, year_of_birth int, "
+        "postcode_std string, nhs_number string",
+    )
+    scored = spark.createDataFrame(
+        # One true pair listed right to left (its order in the table must not matter), one false pair.
+        [("hospital", "1", "gp", "1"), ("gp", "1", "gp", "2"), ("gp", "2", "gp", "3")],
+        "source_dataset_l string, source_record_id_l string, source_dataset_r string, source_record_id_r string",
+    )
+    assert (
+        quality_bench.true_pair_reach(scored, people, truth)
+        == {
+            "true_pairs": 4,
+            "true_candidates": 2,  # gp1-hospital1 and gp2-gp3
+            "true_names_only": 3,  # gp1-third_sector1, hospital1-third_sector1 (no values on third_sector1), gp2-gp3
+            "true_names_only_not_candidates": 2,  # the two third-sector pairs
+        }
+    )
