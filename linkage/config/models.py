@@ -349,8 +349,8 @@ class LinkageConfig(Frozen):
     components_in_driver_max_edges: int = Field(
         5_000_000,
         ge=0,
-        description="Link graphs of up to this many links are split into clusters in the driver (about 100 "
-        "bytes of driver memory per link); larger ones in logarithmic Spark rounds (0: always in Spark).",
+        description="Link graphs of up to this many links are split into clusters in the driver (about 400 "
+        "bytes of the driver's Python memory per link); larger ones in logarithmic Spark rounds (0: always in Spark).",
     )
 
 

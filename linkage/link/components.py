@@ -22,10 +22,11 @@ needs nothing more than Spark.
 An edge list of up to `driver_max_edges` edges is labelled in the driver instead (`driver_components`:
 collected as Arrow, SciPy's connected components over integer ids, the labels sent back as one frame). A
 link graph is small beside the pairs it came from (632,319 edges at 1M people, from 12.9M scored pairs), and
-each Spark round costs a few fixed seconds whatever its size: at 1M people the rounds took about 60 s, the
-driver about 16 s, with the same 454,794 components. The conflict split's reclustering of a few hundred
-clusters, a handful of Spark jobs per round, takes well under a second that way. Above the bound (a 10M-record
-site on a cluster) the rounds run in Spark.
+each Spark round costs a few fixed seconds whatever its size. At 1M people, on a machine busy with another
+Spark job, the driver took 36 s and the Spark rounds 271 s, with the same label for all 996,511 nodes; the
+Python process's peak grew by 231 MB (about 400 bytes per edge). The conflict split's reclustering of a few
+hundred clusters, a handful of Spark jobs per round, takes well under a second that way. Above the bound (a
+10M-record site on a cluster) the rounds run in Spark.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ NODE, COMPONENT = "node", "component"
 # A safety net, not a tuning knob: rounds and jumps are logarithmic, so these are never reached on real graphs.
 MAX_ROUNDS = 64
 MAX_JUMPS = 64
-# Edges labelled in the driver at most: about 100 bytes of driver memory per edge (two ids, as Arrow and NumPy).
+# Edges labelled in the driver at most: about 400 bytes of the driver's Python memory per edge (measured at 1M people).
 DRIVER_MAX_EDGES = 5_000_000
 
 
