@@ -289,19 +289,10 @@ def true_pair_reach(scored_pairs, people, truth) -> dict[str, int]:
     from pyspark.sql import functions as F
 
     from linkage.link.deterministic import PAIR_KEYS
+    from linkage.link.pairs import same_person_pairs
     from linkage.link.spine import ordered_pairs
 
-    keyed = truth.select("source_dataset", "source_record_id", "true_person_id")
-    left = keyed.select(*[F.col(c).alias(f"{c}_l") for c in keyed.columns])
-    right = keyed.select(*[F.col(c).alias(f"{c}_r") for c in keyed.columns])
-    true_pairs = left.join(
-        right,
-        (F.col("true_person_id_l") == F.col("true_person_id_r"))
-        & (
-            F.struct("source_dataset_l", "source_record_id_l")
-            < F.struct("source_dataset_r", "source_record_id_r")
-        ),
-    ).select(*PAIR_KEYS)
+    true_pairs = same_person_pairs(truth.withColumnRenamed("true_person_id", "person_key"))
     candidates = ordered_pairs(scored_pairs.select(*PAIR_KEYS))
     fields = ("date_of_birth", "year_of_birth", "postcode_std", "nhs_number")
     valued = true_pairs.join(candidates.withColumn("is_candidate", F.lit(True)), list(PAIR_KEYS), how="left")
