@@ -288,6 +288,7 @@ def true_pair_reach(scored_pairs, people, truth) -> dict[str, int]:
     on one record or the other): a link between those rests on the names alone."""
     from pyspark.sql import functions as F
 
+    from linkage.link import qa
     from linkage.link.deterministic import PAIR_KEYS
     from linkage.link.pairs import same_person_pairs
     from linkage.link.spine import ordered_pairs
@@ -295,15 +296,11 @@ def true_pair_reach(scored_pairs, people, truth) -> dict[str, int]:
     true_pairs = same_person_pairs(truth.withColumnRenamed("true_person_id", "person_key"))
     candidates = ordered_pairs(scored_pairs.select(*PAIR_KEYS))
     fields = ("date_of_birth", "year_of_birth", "postcode_std", "nhs_number")
-    valued = true_pairs.join(candidates.withColumn("is_candidate", F.lit(True)), list(PAIR_KEYS), how="left")
-    for side in ("l", "r"):
-        valued = valued.join(
-            people.select(
-                *[F.col(c).alias(f"{c}_{side}") for c in ("source_dataset", "source_record_id", *fields)]
-            ),
-            [f"source_dataset_{side}", f"source_record_id_{side}"],
-            how="left",
-        )
+    valued = qa.with_pair_values(
+        true_pairs.join(candidates.withColumn("is_candidate", F.lit(True)), list(PAIR_KEYS), how="left"),
+        people,
+        fields,
+    )
     names_only = F.lit(True)
     for field in fields:
         names_only = names_only & (F.col(f"{field}_l").isNull() | F.col(f"{field}_r").isNull())

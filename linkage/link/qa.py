@@ -192,12 +192,14 @@ def spine_metrics(spine_df: DataFrame, people_df: DataFrame) -> dict[str, float]
 PATTERN_COLUMNS = ("surname_std", "postcode_std", "nhs_number", "date_of_birth", "forename_std")
 
 
-def with_pair_values(pairs_df: DataFrame, people_df: DataFrame) -> DataFrame:
-    """Pairs (PAIR_KEYS) with both records' PATTERN_COLUMNS as <column>_l and <column>_r."""
-    values = people_df.select(*RECORD_KEY, *PATTERN_COLUMNS)
+def with_pair_values(
+    pairs_df: DataFrame, people_df: DataFrame, columns: tuple[str, ...] = PATTERN_COLUMNS
+) -> DataFrame:
+    """Pairs (PAIR_KEYS) with both records' `columns` (by default PATTERN_COLUMNS) as <column>_l and <column>_r."""
+    values = people_df.select(*RECORD_KEY, *columns)
     for side in ("l", "r"):
         pairs_df = pairs_df.join(
-            values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *PATTERN_COLUMNS)]),
+            values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *columns)]),
             [f"{c}_{side}" for c in RECORD_KEY],
             how="left",
         )

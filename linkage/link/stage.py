@@ -270,20 +270,20 @@ def score(
 def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple[DataFrame, DataFrame, int]:
     """(edges kept, clusters, links removed splitting conflicts): components of the links; when a cluster is
     oversized, again without the weaker model links inside oversized clusters; then split at conflicts."""
-    in_driver = config.components_in_driver_max_edges
-    clusters = clusters_of(people, edges, in_driver)
+    driver_max_edges = config.components_in_driver_max_edges
+    clusters = clusters_of(people, edges, driver_max_edges)
     if clusters.groupBy("cluster_id").count().where(F.col("count") > config.max_cluster_size).count():
         edges = materialised(
             spine.without_weak_edges_in_oversized_clusters(
                 edges, clusters, config.max_cluster_size, config.oversized_cluster_probability
             )
         )
-        clusters = clusters_of(people, edges, in_driver)
+        clusters = clusters_of(people, edges, driver_max_edges)
     return spine.split_conflicting_clusters(
         edges,
         clusters,
         people,
-        lambda kept, records: clusters_of(records, kept, in_driver),
+        lambda kept, records: clusters_of(records, kept, driver_max_edges),
         config.conflict_split_rounds,
     )
 
