@@ -347,9 +347,13 @@ def bench_incremental_only(
     }
 
 
-def bench_link_only(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str]) -> str:
+def bench_link_only(
+    people: int, work: Path, shuffle_partitions: int, settings: Sequence[str], current_rules: bool = False
+) -> str:
     """The link job alone, on a copy of the lake an earlier run at this size left (a rerun: the spine it holds is
-    the previous one), with each of its steps' wall and Spark task time; returns that table (markdown)."""
+    the previous one), with each of its steps' wall and Spark task time, then its candidate pairs and accuracy;
+    returns that (markdown). With `current_rules`, the copy's approved model first takes this code's prediction
+    blocking rules and corrections (its estimates kept; the copy's registry only)."""
     import shutil
 
     _, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
@@ -359,11 +363,36 @@ def bench_link_only(people: int, work: Path, shuffle_partitions: int, settings: 
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(lake, copy, ignore=shutil.ignore_patterns("_scratch", "_logs"))
     overrides = [o for o in overrides if not o.startswith("paths.lake=")] + [f"paths.lake={copy}"]
-    _, spark = bench_session(overrides)
+    config, spark = bench_session(overrides)
+    if current_rules:
+        from linkage.quality_bench import approve_current_rules_and_corrections
+
+        approve_current_rules_and_corrections(spark, config, "bench")
     job = run_job_quietly(job_mains()["link"], overrides)
-    return substage_table(
+    table = substage_table(
         [{"people": people, "substages": {"link": task_time_by_stage(job, spark_stage_times(spark))}}]
     )
+    linkage = last_link_metrics(config)
+    return (
+        f"{table}\n\nCandidate pairs {linkage['candidate_pairs']:,.0f}; precision {linkage['precision']:.4f}, "
+        f"recall {linkage['recall']:.4f}, F1 {linkage['f1']:.4f}."
+    )
+
+
+def last_link_metrics(config) -> dict[str, Any]:
+    """Candidate pairs, records and accuracy against the truth file, from the last link run's MLflow metrics."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    link_run = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.job = 'link'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
+    metrics = link_run.data.metrics
+    return {k: metrics.get(k) for k in ("candidate_pairs", "f1", "precision", "recall", "records")}
 
 
 def bench_size(
@@ -414,21 +443,7 @@ def bench_size(
         result["incremental"] = bench_incremental(spark, lake, overrides, incremental_change, jobs["link"])
         print(f"[bench] {people:,}: incremental {json.dumps(result['incremental'])}", flush=True)
 
-    experiment = client.get_experiment_by_name(config.tracking.experiment)
-    link_run = client.search_runs(
-        [experiment.experiment_id],
-        filter_string="tags.job = 'link'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )[0]
-    metrics = link_run.data.metrics
-    result["linkage"] = {
-        "candidate_pairs": metrics.get("candidate_pairs"),
-        "f1": metrics.get("f1"),
-        "precision": metrics.get("precision"),
-        "recall": metrics.get("recall"),
-        "records": metrics.get("records"),
-    }
+    result["linkage"] = last_link_metrics(config)
     result["peak_memory_mb"] = {"driver_jvm": jvm_peak_rss_mb(spark), "python": python_peak_rss_mb()}
 
     model = load_model_json(config, str(version))
@@ -561,6 +576,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(written to results/link-<people>.md; the other figures are kept).",
     )
     parser.add_argument(
+        "--current-rules",
+        action="store_true",
+        help="With --link-only: link with this code's prediction blocking rules and fixed corrections, the trained "
+        "estimates kept (to measure a change of either without training again).",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -568,10 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).",
     )
     args = parser.parse_args(argv)
+    if args.current_rules and not args.link_only:
+        parser.error("--current-rules applies to --link-only")
     if args.link_only:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         for people in args.sizes:
-            table = bench_link_only(people, args.work, args.shuffle_partitions, args.set)
+            table = bench_link_only(people, args.work, args.shuffle_partitions, args.set, args.current_rules)
             (RESULTS_DIR / f"link-{people}.md").write_text(table + "\n", encoding="utf-8")
             print(table)
         return 0

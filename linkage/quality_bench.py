@@ -212,29 +212,31 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
 
 
 def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, extra: Sequence[str]) -> str:
-    """Link again with the approved model's trained weights and this code's fixed corrections (EM never sees the
-    corrections, so training is unchanged by them): measures a change of corrections without ingest and train.
-    Registers that model as a new version and approves it, so a later score or replay reads it. Returns the version."""
+    """Link again with the approved model's trained weights and this code's fixed corrections and prediction blocking
+    rules (linkage.link.fields.with_current_rules_and_corrections): measures a change of either without ingest and
+    train. Returns the version registered and approved for it (a later score or replay reads it)."""
+    overrides = pipeline_overrides(raw, lake, label, extra)
+    version = approve_current_rules_and_corrections(
+        spark, load_config(None, overrides=overrides), "quality bench"
+    )
+    run_job(job_mains()["link"], overrides)
+    return version
+
+
+def approve_current_rules_and_corrections(spark, config, bench: str) -> str:
+    """Register the approved model with this code's rules and corrections as a new version of the lake's model, and
+    approve it. Returns the version."""
     from linkage.lake import read_table
-    from linkage.link.fields import plan_model, populated_columns, populated_counts
+    from linkage.link.fields import populated_columns, populated_counts, with_current_rules_and_corrections
     from linkage.link.registry import approve_model, approved_version, load_model_json, register_model
-    from linkage.link.settings import CORRECTIONS, with_corrections
     from linkage.schemas import PEOPLE_STD
     from linkage.tracking import tracking_run
 
-    overrides = pipeline_overrides(raw, lake, label, extra)
-    config = load_config(None, overrides=overrides)
-    model = load_model_json(config, approved_version(config))
-    names = {c.get_comparison("spark").as_dict()["output_column_name"] for c in CORRECTIONS}
-    populated = populated_columns(populated_counts(read_table(spark, str(lake), PEOPLE_STD)))
-    model = with_corrections(
-        {**model, "comparisons": [c for c in model["comparisons"] if c["output_column_name"] not in names]},
-        corrections=plan_model(populated).corrections,
-    )
-    with tracking_run(config, job="quality-bench-relink") as run:
+    populated = populated_columns(populated_counts(read_table(spark, str(config.paths.lake), PEOPLE_STD)))
+    model = with_current_rules_and_corrections(load_model_json(config, approved_version(config)), populated)
+    with tracking_run(config, job=f"{bench.replace(' ', '-')}-relink") as run:
         version = register_model(config, run, model)
-    approve_model(config, version, {}, how="automatic (quality bench)")
-    run_job(job_mains()["link"], overrides)
+    approve_model(config, version, {}, how=f"automatic ({bench})")
     return version
 
 
@@ -590,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--relink",
         action="store_true",
         help="Link the lakes a run left (lake-<label>) again with the trained model and this code's fixed "
-        "corrections, without ingest and train (to measure a change of corrections).",
+        "corrections and prediction blocking rules, without ingest and train (to measure a change of either).",
     )
     parser.add_argument(
         "--no-before",

@@ -32,7 +32,7 @@ def test_full_extract_keeps_the_full_model():
 def test_no_postcode_drops_its_comparison_rules_and_em_session_and_adds_one_on_date_of_birth():
     plan = fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS))
     assert plan.dropped["comparisons"] == ["postcode"]
-    assert len(plan.dropped["blocking_rules"]) == 3 and all(
+    assert len(plan.dropped["blocking_rules"]) == 4 and all(
         "postcode" in r for r in plan.dropped["blocking_rules"]
     )
     assert plan.dropped["em_sessions"] == [
@@ -46,7 +46,17 @@ def test_no_postcode_drops_its_comparison_rules_and_em_session_and_adds_one_on_d
 def test_no_nhs_number_drops_its_comparison_rule_prior_rule_and_the_relatives_correction():
     plan = fields.plan_model(ALL_COLUMNS - {"nhs_number"})
     assert plan.dropped["comparisons"] == ["nhs_number", "relatives"]
-    assert plan.dropped["blocking_rules"] == ["l.`nhs_number` = r.`nhs_number`"]
+    # The canonical-names rule runs once for each side lacking an NHS number; with none anywhere both sides always
+    # lack one, so the second copy would pair the same records again.
+    assert plan.dropped["blocking_rules"] == [
+        "l.`nhs_number` = r.`nhs_number`",
+        "l.forename_canonical = r.forename_canonical AND l.surname_canonical = r.surname_canonical "
+        "AND l.year_of_birth = r.year_of_birth AND r.nhs_number IS NULL",
+    ]
+    assert (
+        "l.forename_canonical = r.forename_canonical AND l.surname_canonical = r.surname_canonical "
+        "AND l.year_of_birth = r.year_of_birth AND l.nhs_number IS NULL"
+    ) in [fields.rule_sql(r) for r in plan.prediction_rules]
     assert [fields.rule_sql(r) for r in plan.prior_rules] == [
         "(l.`forename_std` = r.`forename_std`) AND (l.`surname_std` = r.`surname_std`) AND "
         "(l.`date_of_birth` = r.`date_of_birth`)"
@@ -80,6 +90,26 @@ def test_names_and_date_of_birth_only_add_a_blocking_rule_on_each_field_alone():
     # Either identifier present: no single-field rules.
     assert not fields.plan_model(ALL_COLUMNS - {"nhs_number"}).added_prediction_rules
     assert not fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS)).added_prediction_rules
+
+
+def test_a_column_a_rule_only_tests_for_null_need_not_be_populated():
+    sql = "l.a = r.a AND l.`b` = r.`b` AND l.nhs_number IS NULL"
+    assert fields.rule_columns(sql) == {"a", "b"}
+    assert fields.rule_columns("l.a = r.a AND l.nhs_number = r.nhs_number") == {"a", "nhs_number"}
+
+
+def test_a_registered_model_keeps_one_of_two_rules_that_act_alike_on_the_extract():
+    left, right = "l.a = r.a AND l.nhs_number IS NULL", "l.a = r.a AND r.nhs_number IS NULL"
+    model = {
+        "comparisons": [],
+        "blocking_rules_to_generate_predictions": [{"blocking_rule": left}, {"blocking_rule": right}],
+    }
+    adapted, dropped = fields.model_for_populated(model, frozenset({"a"}))
+    assert adapted["blocking_rules_to_generate_predictions"] == [{"blocking_rule": left}]
+    assert dropped == [right]
+    # Where NHS numbers are held, the two rules pair different records: both stay.
+    adapted, dropped = fields.model_for_populated(model, frozenset({"a", "nhs_number"}))
+    assert len(adapted["blocking_rules_to_generate_predictions"]) == 2 and not dropped
 
 
 def test_a_registered_model_loses_only_the_blocking_rules_on_missing_fields():
@@ -197,3 +227,29 @@ def prior_rules_recall_in_truth(rows: list[dict], truth: list[tuple], blanked: t
         found(a, b) for records in by_person.values() for i, a in enumerate(records) for b in records[i + 1 :]
     ]
     return sum(pairs) / len(pairs)
+
+
+def test_a_trained_model_takes_this_codes_rules_and_corrections_with_its_estimates_kept():
+    estimated = {"output_column_name": "forename", "comparison_levels": [], "m_estimated": 0.25}
+    trained = {
+        "probability_two_random_records_match": 0.001,
+        "comparisons": [
+            estimated,
+            {"output_column_name": "relatives", "comparison_levels": [], "stale": True},
+        ],
+        "blocking_rules_to_generate_predictions": [{"blocking_rule": "l.x = r.x", "sql_dialect": "spark"}],
+    }
+    full = fields.with_current_rules_and_corrections(trained, ALL_COLUMNS)
+    plan = fields.plan_model(ALL_COLUMNS)
+    assert full["probability_two_random_records_match"] == 0.001
+    assert full["comparisons"][0] == estimated
+    assert [c["output_column_name"] for c in full["comparisons"]] == ["forename", "family", "relatives"]
+    assert not any(c.get("stale") for c in full["comparisons"])
+    assert [r["blocking_rule"] for r in full["blocking_rules_to_generate_predictions"]] == [
+        fields.rule_sql(r) for r in plan.prediction_rules
+    ]
+    # No NHS numbers: no relatives correction, no rule on the number, one copy of the canonical-names rule.
+    without = fields.with_current_rules_and_corrections(trained, ALL_COLUMNS - {"nhs_number"})
+    assert [c["output_column_name"] for c in without["comparisons"]] == ["forename", "family"]
+    rules = [r["blocking_rule"] for r in without["blocking_rules_to_generate_predictions"]]
+    assert len(rules) == len(plan.prediction_rules) - 2 and not any("= r.`nhs_number`" in r for r in rules)

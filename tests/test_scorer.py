@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import people_frame, random_model, synthetic_people
+from builders import people_frame, person, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from linkage.link.model import (
@@ -97,3 +97,63 @@ def test_blocking_pair_counts_equal_splinks_blocking_analysis(spark, make_config
         (r["marginal_comparison_count"], r["cumulative_comparison_count"]) for r in splinks
     ]
     assert ours[-1]["cumulative_pairs"] > 200 and sum(r["marginal_pairs"] > 0 for r in ours) >= 3
+
+
+def test_name_rules_need_more_than_names_where_the_records_hold_more(spark):
+    """Hand-built pairs for the two name rules. A swap of forename and surname pairs records only beside the same
+    year of birth or postcode district, or where a year is missing; canonical names with the year pair records
+    only where one lacks an NHS number (where both hold one, the NHS rule or the model's non-match evidence
+    decides)."""
+    import datetime
+
+    from linkage.link.scorer import MATCH_KEY, UID, blocked_pairs, with_unique_id
+    from linkage.link.settings import BLOCKING_RULES_FOR_PREDICTION as RULES
+
+    def record(dataset, record_id, forename, surname, dob, district, nhs=None):
+        born = None if dob is None else datetime.date.fromisoformat(dob)
+        return person(
+            dataset,
+            record_id,
+            forename_std=forename,
+            surname_std=surname,
+            forename_canonical=forename,
+            surname_canonical=surname,
+            date_of_birth=born,
+            year_of_birth=None if born is None else born.year,
+            postcode_district=district,
+            nhs_number=nhs,
+        )
+
+    rows = [
+        # Swapped names: (a1, a2) same year; (b1, b2) same district; (c1, c2) no year on one side; (d1, d2) neither.
+        record("gp", "a1", "ALAW", "BRYN", "1970-01-02", "LS1"),
+        record("hospital", "a2", "BRYN", "ALAW", "1970-06-07", "M1"),
+        record("gp", "b1", "CERI", "DELYTH", "1971-01-02", "LS2"),
+        record("hospital", "b2", "DELYTH", "CERI", "1981-06-07", "LS2"),
+        record("gp", "c1", "EIRA", "FFION", "1972-01-02", "LS3"),
+        record("third_sector", "c2", "FFION", "EIRA", None, "M3"),
+        record("gp", "d1", "GWYN", "HEDD", "1973-01-02", "LS4"),
+        record("hospital", "d2", "HEDD", "GWYN", "1983-06-07", "M4"),
+        # Canonical names and year, dates differ: (e1, e2) one NHS number missing; (f1, f2) two valid, different.
+        record("gp", "e1", "IFAN", "JONES", "1974-01-02", "LS5", "9434765811"),
+        record("social_care", "e2", "IFAN", "JONES", "1974-03-04", "M5"),
+        record("gp", "f1", "LOWRI", "MORGAN", "1975-01-02", "LS6", "9434765919"),
+        record("hospital", "f2", "LOWRI", "MORGAN", "1975-03-04", "M6", "4010232137"),
+    ]
+    frame = people_frame(spark, rows).withColumns(
+        {"forename_phonetic": F.soundex("forename_std"), "surname_phonetic": F.soundex("surname_std")}
+    )
+    records = with_unique_id(model_input(frame), (SOURCE_DATASET, UNIQUE_ID))
+    rules = tuple(r.get_blocking_rule("spark").blocking_rule_sql for r in RULES)
+    pairs = blocked_pairs(records, rules).select(MATCH_KEY, f"{UID}_l", f"{UID}_r").collect()
+    found = {
+        tuple(sorted(r[f"{UID}_{s}"].split("-__-")[1] for s in "lr")): rules[int(r[MATCH_KEY])] for r in pairs
+    }
+    assert set(found) == {("a1", "a2"), ("b1", "b2"), ("c1", "c2"), ("e1", "e2")}
+    assert (
+        "year_of_birth = r.year_of_birth" in found[("a1", "a2")]
+        and "forename_std = r.surname_std" in found[("a1", "a2")]
+    )
+    assert "postcode_district" in found[("b1", "b2")]
+    assert "year_of_birth IS NULL" in found[("c1", "c2")]
+    assert "nhs_number IS NULL" in found[("e1", "e2")]

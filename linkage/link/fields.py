@@ -74,6 +74,8 @@ PRIOR_FALLBACK_RULES = (
 )
 
 _RULE_COLUMN = re.compile(r"\b[lr]\.[`\"]?(\w+)")
+# `AND l.x IS NULL` (or r.x) in a blocking rule: a condition on one side only, which Spark applies before the join.
+_NULL_TEST = re.compile(r"\s+AND\s+[lr]\.[`\"]?(\w+)[`\"]?\s+IS\s+NULL\b", re.IGNORECASE)
 _LEVEL_COLUMN = re.compile(r"\b(\w+?)_[lr]\b")
 
 
@@ -112,8 +114,26 @@ def rule_sql(rule: Any, dialect: str = "spark") -> str:
 
 
 def rule_columns(sql: str) -> frozenset[str]:
-    """Columns a blocking rule reads (`l.x`, `r.x`)."""
-    return frozenset(_RULE_COLUMN.findall(sql))
+    """Columns a blocking rule needs populated (`l.x`, `r.x`): a column it only tests for null needs no values."""
+    return frozenset(_RULE_COLUMN.findall(_NULL_TEST.sub("", sql)))
+
+
+def _rule_on(sql: str, populated: frozenset[str]) -> str:
+    """The rule as it acts on this extract: a null test of a column no record holds is always true, so dropped.
+    Two rules that differ only in such tests (`l.x IS NULL`, `r.x IS NULL`) pair the same records."""
+    return _NULL_TEST.sub(lambda m: "" if m.group(1) not in populated else m.group(0), sql)
+
+
+def _distinct_rules(rule_sqls: list[str], populated: frozenset[str]) -> list[int]:
+    """Indexes of the rules to keep: the first of those that act alike on this extract."""
+    seen: set[str] = set()
+    kept = []
+    for i, sql in enumerate(rule_sqls):
+        acting = _rule_on(sql, populated)
+        if acting not in seen:
+            seen.add(acting)
+            kept.append(i)
+    return kept
 
 
 def comparison_columns(comparison: dict) -> frozenset[str]:
@@ -178,10 +198,10 @@ class ModelPlan:
 
 
 def _usable_rules(rules, populated: frozenset[str]) -> tuple[list, list[str]]:
-    kept, dropped = [], []
-    for rule in rules:
-        (kept if rule_columns(rule_sql(rule)) <= populated else dropped).append(rule)
-    return kept, [rule_sql(r) for r in dropped]
+    """The rules that can see data here (each once, as `_distinct_rules`), and the SQL of those dropped."""
+    usable = [r for r in rules if rule_columns(rule_sql(r)) <= populated]
+    kept = [usable[i] for i in _distinct_rules([rule_sql(r) for r in usable], populated)]
+    return kept, [rule_sql(r) for r in rules if r not in kept]
 
 
 def _estimated_by(rule, comparison: dict) -> bool:
@@ -305,7 +325,8 @@ def model_for_populated(model: dict, populated: frozenset[str]) -> tuple[dict, l
     Comparisons stay: on a missing column they fall to their null level, which weighs nothing.
     """
     rules = model.get("blocking_rules_to_generate_predictions", [])
-    kept = [r for r in rules if rule_columns(r["blocking_rule"]) <= populated]
+    usable = [r for r in rules if rule_columns(r["blocking_rule"]) <= populated]
+    kept = [usable[i] for i in _distinct_rules([r["blocking_rule"] for r in usable], populated)]
     dropped = [r["blocking_rule"] for r in rules if r not in kept]
     if rules and not kept:
         from linkage.errors import InputError
@@ -336,3 +357,24 @@ def present_shares(counts: dict[str, dict[str, int]]) -> dict[str, float]:
         )
         for column in columns
     }
+
+
+def with_current_rules_and_corrections(model: dict, populated: frozenset[str]) -> dict:
+    """A trained model (Splink JSON) with this code's prediction blocking rules and fixed corrections for the fields
+    populated here, its estimates kept. Neither is read by training (EM has its own rules and never sees the
+    corrections; u and the prior neither), so this is what `train` would register from the same data: the benches
+    use it to measure a change of rules or corrections without training again."""
+    from linkage.link.settings import with_corrections
+
+    plan = plan_model(populated)
+    names = {c.get_comparison("spark").as_dict()["output_column_name"] for c in CORRECTIONS}
+    return with_corrections(
+        {
+            **model,
+            "comparisons": [c for c in model["comparisons"] if c["output_column_name"] not in names],
+            "blocking_rules_to_generate_predictions": [
+                r.get_blocking_rule("spark").as_dict() for r in plan.prediction_rules
+            ],
+        },
+        corrections=plan.corrections,
+    )
