@@ -365,7 +365,7 @@ def bench_link_only(
     overrides = [o for o in overrides if not o.startswith("paths.lake=")] + [f"paths.lake={copy}"]
     config, spark = bench_session(overrides)
     if current_rules:
-        from linkage.quality_bench import approve_current_rules_and_corrections
+        from linkage.link.registry import approve_current_rules_and_corrections
 
         approve_current_rules_and_corrections(spark, config, "bench")
     job = run_job_quietly(job_mains()["link"], overrides)

@@ -215,28 +215,13 @@ def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, ex
     """Link again with the approved model's trained weights and this code's fixed corrections and prediction blocking
     rules (linkage.link.fields.with_current_rules_and_corrections): measures a change of either without ingest and
     train. Returns the version registered and approved for it (a later score or replay reads it)."""
+    from linkage.link.registry import approve_current_rules_and_corrections
+
     overrides = pipeline_overrides(raw, lake, label, extra)
     version = approve_current_rules_and_corrections(
         spark, load_config(None, overrides=overrides), "quality bench"
     )
     run_job(job_mains()["link"], overrides)
-    return version
-
-
-def approve_current_rules_and_corrections(spark, config, bench: str) -> str:
-    """Register the approved model with this code's rules and corrections as a new version of the lake's model, and
-    approve it. Returns the version."""
-    from linkage.lake import read_table
-    from linkage.link.fields import populated_columns, populated_counts, with_current_rules_and_corrections
-    from linkage.link.registry import approve_model, approved_version, load_model_json, register_model
-    from linkage.schemas import PEOPLE_STD
-    from linkage.tracking import tracking_run
-
-    populated = populated_columns(populated_counts(read_table(spark, str(config.paths.lake), PEOPLE_STD)))
-    model = with_current_rules_and_corrections(load_model_json(config, approved_version(config)), populated)
-    with tracking_run(config, job=f"{bench.replace(' ', '-')}-relink") as run:
-        version = register_model(config, run, model)
-    approve_model(config, version, {}, how=f"automatic ({bench})")
     return version
 
 

@@ -200,3 +200,20 @@ def approve(ctx: CommandContext) -> None:
         f"{config.tracking.registered_model} version {ctx.args.version} is now "
         f"'{config.tracking.approved_alias}' (approved by {approver_from(environ) or 'unknown'})"
     )
+
+
+def approve_current_rules_and_corrections(spark, config: AppConfig, bench: str) -> str:
+    """For the benches: register the approved model with this code's prediction blocking rules and fixed corrections
+    (linkage.link.fields.with_current_rules_and_corrections, its estimates kept) as a new version, and approve it.
+    Returns the version."""
+    from linkage.lake import read_table
+    from linkage.link.fields import populated_columns, populated_counts, with_current_rules_and_corrections
+    from linkage.schemas import PEOPLE_STD
+    from linkage.tracking import tracking_run
+
+    populated = populated_columns(populated_counts(read_table(spark, str(config.paths.lake), PEOPLE_STD)))
+    model = with_current_rules_and_corrections(load_model_json(config, approved_version(config)), populated)
+    with tracking_run(config, job=f"{bench.replace(' ', '-')}-relink") as run:
+        version = register_model(config, run, model)
+    approve_model(config, version, {}, how=f"automatic ({bench})")
+    return version
