@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from splink import block_on
 
+from linkage.link.scorer import rule_columns_read
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     COMPARISONS,
@@ -73,7 +74,6 @@ PRIOR_FALLBACK_RULES = (
     block_on("forename_std", "surname_std", "postcode_std"),
 )
 
-_RULE_COLUMN = re.compile(r"\b[lr]\.[`\"]?(\w+)")
 # `AND l.x IS NULL` (or r.x) in a blocking rule: a condition on one side only, which Spark applies before the join.
 _NULL_TEST = re.compile(r"\s+AND\s+[lr]\.[`\"]?(\w+)[`\"]?\s+IS\s+NULL\b", re.IGNORECASE)
 _LEVEL_COLUMN = re.compile(r"\b(\w+?)_[lr]\b")
@@ -115,7 +115,7 @@ def rule_sql(rule: Any, dialect: str = "spark") -> str:
 
 def rule_columns(sql: str) -> frozenset[str]:
     """Columns a blocking rule needs populated (`l.x`, `r.x`): a column it only tests for null needs no values."""
-    return frozenset(_RULE_COLUMN.findall(_NULL_TEST.sub("", sql)))
+    return frozenset(rule_columns_read((_NULL_TEST.sub("", sql),)))
 
 
 def _rule_on(sql: str, populated: frozenset[str]) -> str:
@@ -124,13 +124,14 @@ def _rule_on(sql: str, populated: frozenset[str]) -> str:
     return _NULL_TEST.sub(lambda m: "" if m.group(1) not in populated else m.group(0), sql)
 
 
-def _distinct_rules(rule_sqls: list[str], populated: frozenset[str]) -> list[int]:
-    """Indexes of the rules to keep: the first of those that act alike on this extract."""
+def _kept_rules(rule_sqls: list[str], populated: frozenset[str]) -> list[int]:
+    """Indexes of the rules to keep: those whose columns are populated here, and of those that act alike on this
+    extract only the first."""
     seen: set[str] = set()
     kept = []
     for i, sql in enumerate(rule_sqls):
         acting = _rule_on(sql, populated)
-        if acting not in seen:
+        if rule_columns(sql) <= populated and acting not in seen:
             seen.add(acting)
             kept.append(i)
     return kept
@@ -198,10 +199,10 @@ class ModelPlan:
 
 
 def _usable_rules(rules, populated: frozenset[str]) -> tuple[list, list[str]]:
-    """The rules that can see data here (each once, as `_distinct_rules`), and the SQL of those dropped."""
-    usable = [r for r in rules if rule_columns(rule_sql(r)) <= populated]
-    kept = [usable[i] for i in _distinct_rules([rule_sql(r) for r in usable], populated)]
-    return kept, [rule_sql(r) for r in rules if r not in kept]
+    """The rules that can see data here (each once, as `_kept_rules`), and the SQL of those dropped."""
+    sqls = [rule_sql(r) for r in rules]
+    kept = _kept_rules(sqls, populated)
+    return [rules[i] for i in kept], [sql for i, sql in enumerate(sqls) if i not in kept]
 
 
 def _estimated_by(rule, comparison: dict) -> bool:
@@ -325,9 +326,9 @@ def model_for_populated(model: dict, populated: frozenset[str]) -> tuple[dict, l
     Comparisons stay: on a missing column they fall to their null level, which weighs nothing.
     """
     rules = model.get("blocking_rules_to_generate_predictions", [])
-    usable = [r for r in rules if rule_columns(r["blocking_rule"]) <= populated]
-    kept = [usable[i] for i in _distinct_rules([r["blocking_rule"] for r in usable], populated)]
-    dropped = [r["blocking_rule"] for r in rules if r not in kept]
+    indexes = _kept_rules([r["blocking_rule"] for r in rules], populated)
+    kept = [rules[i] for i in indexes]
+    dropped = [r["blocking_rule"] for i, r in enumerate(rules) if i not in indexes]
     if rules and not kept:
         from linkage.errors import InputError
 
