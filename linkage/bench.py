@@ -2,6 +2,7 @@
 Splink's Spark backend with Spark's default settings, so the ratios come from one run.
 
     python -m linkage.bench --sizes 100000 1000000     (make bench)
+    python -m linkage.bench --sizes 1000000 --link-only [--standalone-workers 2]
 
 For each size: generate a synthetic extract (reused when present), ingest, train, approve, link
 with this project's jobs and settings, timing each stage; then predict + cluster the same model
@@ -20,8 +21,8 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
-from contextlib import redirect_stdout
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,34 @@ def bench_incremental_only(
     }
 
 
+@contextmanager
+def link_master(size_work: Path, workers: int, worker_memory: str) -> Iterator[list[str]]:
+    """The settings that put the link job on a standalone cluster of `workers` one-core workers, started here and
+    stopped on exit (none for 0 workers: the configured local master)."""
+    if not workers:
+        yield []
+        return
+    import subprocess
+
+    from linkage.standalone import standalone_cluster
+
+    daemons: list[subprocess.Popen] = []
+    with standalone_cluster(
+        size_work / "standalone",
+        daemons,
+        workers=workers,
+        cores_per_worker=1,
+        memory_per_worker=worker_memory,
+    ) as cluster:
+        print(f"[bench] standalone cluster: {workers} workers of 1 core, {worker_memory} each", flush=True)
+        yield [
+            f"spark.master={cluster.master_url}",
+            "spark.conf.spark.executor.cores=1",
+            f"spark.conf.spark.executor.memory={worker_memory}",
+            f"spark.conf.spark.cores.max={workers}",
+        ]
+
+
 def bench_link_only(
     people: int, work: Path, shuffle_partitions: int, settings: Sequence[str], current_rules: bool = False
 ) -> str:
@@ -582,6 +611,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "estimates kept (to measure a change of either without training again).",
     )
     parser.add_argument(
+        "--standalone-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="With --link-only: run the link job on a Spark standalone cluster of N one-core workers on 127.0.0.1 "
+        "(a master started for the run, and stopped), the bench's process the driver, instead of local[2].",
+    )
+    parser.add_argument(
+        "--worker-memory",
+        default="4g",
+        help="With --standalone-workers: each worker's (and its executor's) memory.",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -589,13 +631,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).",
     )
     args = parser.parse_args(argv)
-    if args.current_rules and not args.link_only:
-        parser.error("--current-rules applies to --link-only")
+    if (args.current_rules or args.standalone_workers) and not args.link_only:
+        parser.error("--current-rules and --standalone-workers apply to --link-only")
     if args.link_only:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         for people in args.sizes:
-            table = bench_link_only(people, args.work, args.shuffle_partitions, args.set, args.current_rules)
-            (RESULTS_DIR / f"link-{people}.md").write_text(table + "\n", encoding="utf-8")
+            with link_master(args.work / str(people), args.standalone_workers, args.worker_memory) as master:
+                table = bench_link_only(
+                    people, args.work, args.shuffle_partitions, [*master, *args.set], args.current_rules
+                )
+            where = f"-standalone{args.standalone_workers}" if args.standalone_workers else ""
+            (RESULTS_DIR / f"link-{people}{where}.md").write_text(table + "\n", encoding="utf-8")
             print(table)
         return 0
     results = []

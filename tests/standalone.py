@@ -1,144 +1,36 @@
-"""A Spark standalone cluster (a master and one worker on 127.0.0.1) and the link job submitted to it.
-
-Started with PySpark's own `spark-class` launcher (the pip package ships no sbin/start-*.sh) and driven
-through `spark-submit --master spark://127.0.0.1:PORT`, exactly as an operator would. The submission
+"""A Spark standalone cluster (a master and one worker on 127.0.0.1, linkage.standalone) and the link job
+submitted to it, driven through `spark-submit --master spark://127.0.0.1:PORT`, exactly as an operator would. The submission
 reads what the session's pipeline wrote, so it runs in a background thread as soon as that pipeline
 ends (tests/conftest.py): its minutes overlap the in-process tests instead of adding to the run.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pyspark
 from conftest import SHORT_LIVED_JVM, in_background, in_background_session
 
+from linkage import standalone as cluster
 from linkage.config import PROJECT_ROOT
+from linkage.standalone import SPARK_BIN, cluster_env
 
-SPARK_BIN = Path(pyspark.__file__).parent / "bin"
-# A bound, not a timing: on a loaded 2-core machine a worker JVM took over 90 s to register.
-STARTUP_SECONDS = 300
 SUBMIT_TIMEOUT_SECONDS = 900
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Spark daemon exited early with code {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {seconds} s")
-
-
-def wait_for_log(path: Path, needle: str, process: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Spark daemon exited early with code {process.returncode}")
-        if path.exists() and needle in path.read_text(errors="replace"):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"'{needle}' not seen in {path.name} after {seconds} s")
-
-
-def cluster_env() -> dict[str, str]:
-    env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
-    # spark-class locates SPARK_HOME with the python3 on PATH: it must be the venv's.
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    env["SPARK_HOME"] = str(SPARK_BIN.parent)
-    env["SPARK_DAEMON_JAVA_OPTS"] = SHORT_LIVED_JVM  # the master and the worker
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    return env
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @contextmanager
 def standalone_cluster(work: Path, daemons: list[subprocess.Popen]) -> Iterator[tuple[str, Path]]:
-    """(master URL, worker folder) of a master and one 2-core worker, stopped on exit; `daemons` holds the
-    running processes so whoever owns the run can kill them if it ends first."""
-    env = cluster_env()
-    master_port, master_ui, worker_ui = free_port(), free_port(), free_port()
-    master_url = f"spark://127.0.0.1:{master_port}"
-    master_log, worker_log = work / "master.log", work / "worker.log"
-    master = subprocess.Popen(
-        [
-            str(SPARK_BIN / "spark-class"),
-            "org.apache.spark.deploy.master.Master",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(master_port),
-            "--webui-port",
-            str(master_ui),
-        ],
-        env=env,
-        stdout=master_log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=in_background_session,  # noqa: PLW1509 - priority only, before exec
-    )
-    daemons.append(master)
-    try:
-        wait_for_port(master_port, master, STARTUP_SECONDS)
-        worker = subprocess.Popen(
-            [
-                str(SPARK_BIN / "spark-class"),
-                "org.apache.spark.deploy.worker.Worker",
-                master_url,
-                "--host",
-                "127.0.0.1",
-                "--cores",
-                "2",
-                "--memory",
-                "3g",
-                "--webui-port",
-                str(worker_ui),
-                "--work-dir",
-                str(work / "worker"),
-            ],
-            env=env,
-            stdout=worker_log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=in_background_session,  # noqa: PLW1509 - priority only, before exec
-        )
-        daemons.append(worker)
-        wait_for_log(worker_log, "Successfully registered with master", worker, STARTUP_SECONDS)
-        yield master_url, work / "worker"
-    finally:
-        for daemon in reversed(daemons):
-            stop(daemon)
+    """(master URL, worker folder) of a master and one 2-core worker, at a lower priority than the tests."""
+    with cluster.standalone_cluster(
+        work, daemons, daemon_java_options=SHORT_LIVED_JVM, preexec=in_background_session
+    ) as started:
+        yield started.master_url, started.worker_dirs[0]
 
 
 @dataclass(frozen=True)
@@ -185,7 +77,7 @@ def submit_link(
     ]
     submit = subprocess.Popen(
         command,
-        env=cluster_env(),
+        env=cluster_env(SHORT_LIVED_JVM),
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

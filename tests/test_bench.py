@@ -124,6 +124,19 @@ def test_link_only_needs_a_lake_an_earlier_run_left(tmp_path):
     assert not (tmp_path / "1000" / "lake-link-only").exists()
 
 
+def test_a_standalone_cluster_is_for_the_link_job_alone(tmp_path, capsys):
+    import pytest
+
+    from linkage.bench import link_master, main
+
+    with pytest.raises(SystemExit):
+        main(["--sizes", "1000", "--standalone-workers", "2", "--work", str(tmp_path)])
+    assert "apply to --link-only" in capsys.readouterr().err
+    with link_master(tmp_path, 0, "1g") as settings:
+        assert settings == []  # no workers: the configured local master, nothing started
+    assert not (tmp_path / "standalone").exists()
+
+
 def test_a_nested_step_keeps_its_own_window_inside_its_parents():
     # "cluster and key: clusters" prints before "cluster and key" ends: both windows are reported.
     job = {

@@ -234,3 +234,13 @@ def test_java_options_are_appended_to_the_factorys_own():
         == f"{default['spark.driver.extraJavaOptions']} -XX:TieredStopAtLevel=1"
     )
     assert "TieredStopAtLevel" not in default["spark.driver.extraJavaOptions"]
+
+
+def test_generated_code_of_any_size_is_compiled_on_the_driver_and_the_executors():
+    from linkage.session import JIT_HUGE_METHODS, session_settings
+
+    settings = session_settings(load_config(None).spark)
+    assert JIT_HUGE_METHODS == "-XX:-DontCompileHugeMethods"
+    assert JIT_HUGE_METHODS in settings["spark.driver.extraJavaOptions"].split()
+    assert settings["spark.executor.extraJavaOptions"] == JIT_HUGE_METHODS
+

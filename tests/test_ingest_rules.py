@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from linkage import sources
 from linkage.ingest.rules import DateRules, closed_code, with_reason
-from linkage.ingest.stage import whole_stage_codegen
+from linkage.ingest.stage import raw_line_of_quarantined_only, whole_stage_codegen
 
 RULES = DateRules(1900, date(2026, 6, 30))
 
@@ -70,6 +70,18 @@ def test_whole_stage_codegen_is_switched_on_only_inside_ingest(spark):
     with whole_stage_codegen(spark):
         assert spark.conf.get(key) == "true"
     assert spark.conf.get(key) == before
+
+
+def test_only_quarantined_rows_keep_their_raw_line_for_the_cache(spark):
+    classified = spark.createDataFrame(
+        [(2, "line two", None), (3, "line three", "malformed_row"), (4, "line four", "duplicate_id")],
+        "line_number long, raw_line string, reason_code string",
+    )
+    expected = spark.createDataFrame(
+        [(2, None, None), (3, "line three", "malformed_row"), (4, "line four", "duplicate_id")],
+        "line_number long, raw_line string, reason_code string",
+    )
+    assert_df_equality(raw_line_of_quarantined_only(classified), expected, ignore_nullable=True)
 
 
 def test_third_sector_client_refs_are_unique_per_organisation(spark):

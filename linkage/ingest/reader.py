@@ -270,7 +270,9 @@ def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> 
 
 def _odd_quote_count(line: Column) -> Column:
     """True for a line holding an odd number of `"`: it opens or closes a quoted field running over a line break."""
-    return (F.length(line) - F.length(F.regexp_replace(line, '"', ""))) % 2 == 1
+    # A plain replace, not regexp_replace: where every field is quoted, every line is counted, and at 1M people
+    # the scan of all files took 5.4 s with the regex and 2.2 s without (gp files, same session).
+    return (F.length(line) - F.length(F.replace(line, F.lit('"'), F.lit("")))) % 2 == 1
 
 
 def files_with_odd_quote_lines(spark: SparkSession, paths: Mapping[int, str]) -> set[int]:
