@@ -243,4 +243,3 @@ def test_generated_code_of_any_size_is_compiled_on_the_driver_and_the_executors(
     assert JIT_HUGE_METHODS == "-XX:-DontCompileHugeMethods"
     assert JIT_HUGE_METHODS in settings["spark.driver.extraJavaOptions"].split()
     assert settings["spark.executor.extraJavaOptions"] == JIT_HUGE_METHODS
-
