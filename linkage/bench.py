@@ -3,6 +3,7 @@ Splink's Spark backend with Spark's default settings, so the ratios come from on
 
     python -m linkage.bench --sizes 100000 1000000     (make bench)
     python -m linkage.bench --sizes 1000000 --link-only [--standalone-workers 2]
+    python -m linkage.bench --sizes 1000000 --ingest-only
 
 For each size: generate a synthetic extract (reused when present), ingest, train, approve, link
 with this project's jobs and settings, timing each stage; then predict + cluster the same model
@@ -204,6 +205,35 @@ def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
 
+def duckdb_train_run(people_pd, config, plan) -> tuple[float, dict]:
+    """(seconds, model JSON) of Splink on DuckDB training the settings `train` trains (the same comparisons, prior
+    rules, u sample and EM sessions, through the same train_linker), with Splink's own EM loop."""
+    from splink import DuckDBAPI
+    from splink.blocking_rule_library import CustomRule
+
+    from linkage.link.duckdb_model import spark_sql_to_duckdb
+    from linkage.link.fields import rule_sql
+    from linkage.link.model import build_linker, train_linker
+    from linkage.link.settings import build_settings
+
+    def in_duckdb(rules) -> list:
+        return [CustomRule(spark_sql_to_duckdb(rule_sql(rule)), sql_dialect="duckdb") for rule in rules]
+
+    settings = build_settings(config, plan.comparisons, plan.prediction_rules).create_settings_dict("spark")
+    db_api = DuckDBAPI()
+    tables = [
+        db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
+        for source, frame in people_pd.groupby("source_dataset")
+    ]
+    linker = build_linker(tables, model_for_duckdb(settings))
+    _, seconds = timed(
+        lambda: train_linker(
+            linker, config, in_duckdb(plan.em_rules), in_duckdb(plan.prior_rules), pattern_counts=False
+        )
+    )
+    return seconds, linker.misc.save_model_to_json()
+
+
 def spark_defaults_run(spark, people_df, model: dict, threshold: float, scratch: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
     from splink import Linker
@@ -348,6 +378,23 @@ def bench_incremental_only(
     }
 
 
+def bench_ingest_only(people: int, work: Path, shuffle_partitions: int, settings: Sequence[str]) -> str:
+    """The ingest job alone on the size's extract (generated first when absent), each step's wall and Spark task
+    time and the driver's peak; returns that (markdown)."""
+    from linkage.synthetic import extract_present, generate_extract
+
+    raw, _, overrides = size_overrides(people, work, shuffle_partitions, settings)
+    config, spark = bench_session(overrides)
+    if not extract_present(raw):
+        generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
+    job = run_job_quietly(job_mains()["ingest"], overrides)
+    table = substage_table(
+        [{"people": people, "substages": {"ingest": task_time_by_stage(job, spark_stage_times(spark))}}]
+    )
+    csv_mb = sum(path.stat().st_size for path in raw.glob("*.csv") if not path.name.startswith("truth")) / 1e6
+    return f"{table}\n\n{csv_mb:,.0f} MB of CSV read; driver JVM peak {jvm_peak_rss_mb(spark):,.0f} MB."
+
+
 @contextmanager
 def link_master(size_work: Path, workers: int, worker_memory: str) -> Iterator[list[str]]:
     """The settings that put the link job on a standalone cluster of `workers` one-core workers, started here and
@@ -482,8 +529,13 @@ def bench_size(
         ["source_dataset", "source_record_id", "true_person_id"]
     ]
 
-    duck = duckdb_run(people_df.toPandas(), model, threshold)
+    from linkage.link.fields import plan_model, populated_columns, populated_counts
+
+    people_pd = people_df.toPandas()
+    duck = duckdb_run(people_pd, model, threshold)
+    plan = plan_model(populated_columns(populated_counts(people_df)))
     result["duckdb"] = {
+        "train_seconds": duckdb_train_run(people_pd, config.linkage, plan)[0],
         "predict_cluster_seconds": duck["predict_cluster_seconds"],
         "candidate_pairs": duck["candidate_pairs"],
         "f1": pairwise_f1(duck["clusters"], truth),
@@ -504,8 +556,9 @@ def bench_size(
 def markdown_table(results: list[dict[str, Any]]) -> str:
     rows = [
         "| people | generate s | ingest s | train s | link s | driver JVM peak MB | candidate pairs | F1 (this project) "
-        "| Splink DuckDB predict+cluster s | F1 | Splink Spark defaults predict+cluster s | F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Splink DuckDB train s | Splink DuckDB predict+cluster s | F1 | Splink Spark defaults predict+cluster s "
+        "| F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "stages" not in r:  # only the incremental comparison was run at this size
@@ -514,7 +567,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['people']:,} | {s.get('generate', 0):.0f} | {s['ingest']:.0f} | {s['train']:.0f} | {s['link']:.0f} "
             f"| {r['peak_memory_mb']['driver_jvm']:.0f} | {r['linkage']['candidate_pairs'] or 0:,.0f} "
-            f"| {r['linkage']['f1'] or float('nan'):.4f} | {r['duckdb']['predict_cluster_seconds']:.1f} "
+            f"| {r['linkage']['f1'] or float('nan'):.4f} | {r['duckdb'].get('train_seconds', float('nan')):.1f} "
+            f"| {r['duckdb']['predict_cluster_seconds']:.1f} "
             f"| {r['duckdb']['f1']:.4f} | {r['spark_defaults']['predict_cluster_seconds']:.1f} "
             f"| {r['spark_defaults']['f1']:.4f} |"
         )
@@ -605,6 +659,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(written to results/link-<people>.md; the other figures are kept).",
     )
     parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="Only the ingest job, step by step, on the size's extract (generated when absent), into the size's "
+        "lake (written to results/ingest-<people>.md; the other figures are kept).",
+    )
+    parser.add_argument(
         "--current-rules",
         action="store_true",
         help="With --link-only: link with this code's prediction blocking rules and fixed corrections, the trained "
@@ -631,8 +691,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="A setting for every job of the run, e.g. --set spark.driver_memory=4g (repeatable).",
     )
     args = parser.parse_args(argv)
+    if args.ingest_only and (args.link_only or args.incremental_only):
+        parser.error("--ingest-only runs the ingest job alone")
     if (args.current_rules or args.standalone_workers) and not args.link_only:
         parser.error("--current-rules and --standalone-workers apply to --link-only")
+    if args.ingest_only:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        for people in args.sizes:
+            table = bench_ingest_only(people, args.work, args.shuffle_partitions, args.set)
+            (RESULTS_DIR / f"ingest-{people}.md").write_text(table + "\n", encoding="utf-8")
+            print(table)
+        return 0
     if args.link_only:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         for people in args.sizes:

@@ -132,6 +132,9 @@ def test_a_standalone_cluster_is_for_the_link_job_alone(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--sizes", "1000", "--standalone-workers", "2", "--work", str(tmp_path)])
     assert "apply to --link-only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--sizes", "1000", "--ingest-only", "--link-only", "--work", str(tmp_path)])
+    assert "runs the ingest job alone" in capsys.readouterr().err
     with link_master(tmp_path, 0, "1g") as settings:
         assert settings == []  # no workers: the configured local master, nothing started
     assert not (tmp_path / "standalone").exists()
@@ -151,3 +154,28 @@ def test_a_nested_step_keeps_its_own_window_inside_its_parents():
     report = task_time_by_stage(job, spark_stages)
     assert report["cluster and key: clusters"]["task_seconds"] == 4.0
     assert report["cluster and key"]["task_seconds"] == 6.0
+
+
+def test_splink_on_duckdb_trains_the_settings_that_train_trains(spark, pipeline_run):
+    from linkage.bench import duckdb_train_run
+    from linkage.config import load_config
+    from linkage.link.fields import plan_model, populated_columns, populated_counts
+    from linkage.link.model import model_input
+    from linkage.link.settings import build_settings
+
+    people_df = model_input(spark.read.format("delta").load(f"{pipeline_run.lake}/restricted/people_std"))
+    plan = plan_model(populated_columns(populated_counts(people_df)))
+    seconds, model = duckdb_train_run(people_df.toPandas(), load_config(None).linkage, plan)
+    assert seconds > 0 and model["sql_dialect"] == "duckdb"
+    assert [c["output_column_name"] for c in model["comparisons"]] == [
+        c.get_comparison("spark").output_column_name for c in plan.comparisons
+    ]
+    # Trained: the prior, and every comparison's m away from the starting values of the untrained settings.
+    untrained = build_settings(load_config(None).linkage, plan.comparisons, plan.prediction_rules)
+    untrained = untrained.create_settings_dict("spark")
+    assert model["probability_two_random_records_match"] != untrained["probability_two_random_records_match"]
+    for trained, start in zip(model["comparisons"], untrained["comparisons"], strict=True):
+        m = [level.get("m_probability") for level in trained["comparison_levels"]]
+        assert m != [level.get("m_probability") for level in start["comparison_levels"]], trained[
+            "output_column_name"
+        ]

@@ -22,7 +22,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
@@ -147,11 +147,13 @@ def train_linker(
     em_rules=EM_BLOCKING_RULES,
     prior_rules=PRIOR_DETERMINISTIC_RULES,
     skipped: list[str] | None = None,
+    pattern_counts: bool = True,
 ) -> list:
     """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields.
 
     A session whose rule finds no pairs (e.g. postcodes present but never shared) is skipped and named in
-    `skipped`; the others stand.
+    `skipped`; the others stand. `pattern_counts=False` leaves Splink's own EM loop in place (the bench's plain
+    Splink comparison).
     """
     if config.probability_two_random_records_match is None:
         linker.training.estimate_probability_two_random_records_match(
@@ -163,9 +165,8 @@ def train_linker(
     sessions, failures = [], []
     for rule in em_rules:
         try:
-            with (
-                em_over_pattern_counts()
-            ):  # Splink's estimates (to 1e-6), iterated over pattern counts in the driver
+            # Splink's estimates (to 1e-6), iterated over pattern counts in the driver.
+            with em_over_pattern_counts() if pattern_counts else nullcontext():
                 sessions.append(
                     linker.training.estimate_parameters_using_expectation_maximisation(
                         rule, max_pairs=config.em_max_pairs
