@@ -191,16 +191,21 @@ def splink_predict_and_cluster(linker, threshold: float) -> tuple[Any, int]:
     return frame, int(candidates["n"].iloc[0])
 
 
-def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
-    from splink import DuckDBAPI, Linker
+def duckdb_tables(people_pd) -> list:
+    """The records as Splink's DuckDB input tables, one per source (as `register_sources` does on Spark)."""
+    from splink import DuckDBAPI
 
-    model = model_for_duckdb(model)
     db_api = DuckDBAPI()
-    tables = [
+    return [
         db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
         for source, frame in people_pd.groupby("source_dataset")
     ]
-    linker = Linker(tables, model)
+
+
+def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
+    from splink import Linker
+
+    linker = Linker(duckdb_tables(people_pd), model_for_duckdb(model))
     (clusters, candidates), seconds = timed(lambda: splink_predict_and_cluster(linker, threshold))
     return {"predict_cluster_seconds": seconds, "candidate_pairs": candidates, "clusters": clusters}
 
@@ -208,7 +213,6 @@ def duckdb_run(people_pd, model: dict, threshold: float) -> dict[str, Any]:
 def duckdb_train_run(people_pd, config, plan) -> tuple[float, dict]:
     """(seconds, model JSON) of Splink on DuckDB training the settings `train` trains (the same comparisons, prior
     rules, u sample and EM sessions, through the same train_linker), with Splink's own EM loop."""
-    from splink import DuckDBAPI
     from splink.blocking_rule_library import CustomRule
 
     from linkage.link.duckdb_model import spark_sql_to_duckdb
@@ -220,12 +224,7 @@ def duckdb_train_run(people_pd, config, plan) -> tuple[float, dict]:
         return [CustomRule(spark_sql_to_duckdb(rule_sql(rule)), sql_dialect="duckdb") for rule in rules]
 
     settings = build_settings(config, plan.comparisons, plan.prediction_rules).create_settings_dict("spark")
-    db_api = DuckDBAPI()
-    tables = [
-        db_api.register(frame, dataset_display_name=source, table_name=f"input_{source}")
-        for source, frame in people_pd.groupby("source_dataset")
-    ]
-    linker = build_linker(tables, model_for_duckdb(settings))
+    linker = build_linker(duckdb_tables(people_pd), model_for_duckdb(settings))
     _, seconds = timed(
         lambda: train_linker(
             linker, config, in_duckdb(plan.em_rules), in_duckdb(plan.prior_rules), pattern_counts=False
