@@ -268,6 +268,54 @@ def test_mutual_single_best_candidates_link_between_best_link_and_upper(spark):
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
 
 
+def test_a_best_link_joins_an_unlinked_record_never_two_persons(spark):
+    # Person A: g1 + h1 at the upper threshold. Person B: g2 + s1 by NHS number. t9 is unlinked; g7 and h7 too.
+    nhs = spark.createDataFrame([("gp", "g2", "social_care", "s1")], PAIR_SCHEMA)
+    scored = predictions(
+        spark,
+        [
+            ("gp", "g1", "hospital", "h1", 0.999, 10.0),
+            # Mutual best, but both records are in persons of two: one borderline pair would merge four records.
+            ("hospital", "h1", "social_care", "s1", 0.9, 3.2),
+            # t9's best links: to person A (kept, its best) and to person B (refused: it would chain A and B).
+            ("gp", "g1", "third_sector", "t9", 0.9, 3.2),
+            ("social_care", "s1", "third_sector", "t9", 0.88, 2.9),
+            # Two unlinked records, each the other's best: they link.
+            ("gp", "g7", "hospital", "h7", 0.86, 2.6),
+        ],
+    )
+    schema = PAIR_SCHEMA + ", match_probability double, method string"
+    thresholds = ThresholdsConfig(lower=0.5, upper=0.995, best_link=0.85)
+    expected = [
+        ("gp", "g1", "hospital", "h1", 0.999, "probabilistic"),
+        ("gp", "g2", "social_care", "s1", None, "nhs_number"),
+        ("gp", "g1", "third_sector", "t9", 0.9, "probabilistic"),
+        ("gp", "g7", "hospital", "h7", 0.86, "probabilistic"),
+    ]
+    assert_df_equality(
+        spine.link_edges(nhs, scored, thresholds),
+        spark.createDataFrame(expected, schema),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_column_order=True,
+    )
+    # The first release's rule: every mutual best pair links, and persons A and B become one.
+    assert_df_equality(
+        spine.link_edges(nhs, scored, thresholds.model_copy(update={"best_link_scope": "any"})),
+        spark.createDataFrame(
+            [
+                *expected,
+                ("hospital", "h1", "social_care", "s1", 0.9, "probabilistic"),
+                ("social_care", "s1", "third_sector", "t9", 0.88, "probabilistic"),
+            ],
+            schema,
+        ),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_column_order=True,
+    )
+
+
 def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
     nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)

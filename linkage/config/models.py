@@ -285,6 +285,12 @@ class ThresholdsConfig(Frozen):
         description="A pair at or above this (below upper) links when each record is the other's single best "
         "candidate in its source.",
     )
+    best_link_scope: Literal["unlinked_records", "any"] = Field(
+        "unlinked_records",
+        description="What a best_link link (below upper) may join. unlinked_records: a record with no link at or "
+        "above upper, by NHS number or by clerical match, by its single best such link, so two persons of "
+        "several records are never merged on one borderline pair; any: every mutual best pair (the first release).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ThresholdsConfig:
