@@ -193,8 +193,9 @@ def run_pipeline(raw: Path, lake: Path, label: str, extra: Sequence[str] = ()) -
 
 def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None:
     """Link again as today's model did (base b3e5dce): the same trained model without the relatives correction,
-    and no splitting of conflicting clusters. Training is unchanged by this work on extracts that hold every field
-    (EM never sees the fixed corrections and the random draws are seeded), so this is that model, relinked."""
+    no splitting of conflicting clusters, and best links between any mutual best candidates. Training is unchanged
+    by this work on extracts that hold every field (EM never sees the fixed corrections and the random draws are
+    seeded), so this is that model, relinked."""
     from linkage.link.registry import approved_version, load_model_json, register_model
     from linkage.tracking import tracking_run
 
@@ -208,7 +209,11 @@ def link_before(raw: Path, lake: Path, label: str, extra: Sequence[str]) -> None
     with tracking_run(config, job="quality-bench-before") as run:
         version = register_model(config, run, model)
     link = job_mains()["link"]
-    run_job(link, [*overrides, "linkage.conflict_split_rounds=0"], ["--model-version", version])
+    run_job(
+        link,
+        [*overrides, "linkage.conflict_split_rounds=0", "linkage.thresholds.best_link_scope=any"],
+        ["--model-version", version],
+    )
 
 
 def relink_with_current_corrections(spark, raw: Path, lake: Path, label: str, extra: Sequence[str]) -> str:
