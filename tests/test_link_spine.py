@@ -257,13 +257,20 @@ def test_mutual_single_best_candidates_link_between_best_link_and_upper(spark):
         ],
     )
     edges = spine.link_edges(spark.createDataFrame([], PAIR_SCHEMA), scored, thresholds)
-    expected = spark.createDataFrame(
+    assert_edges(
+        edges,
         [
             ("gp", "g3", "third_sector", "t2", 0.85, "probabilistic"),
             ("gp", "g5", "third_sector", "t4", 0.995, "probabilistic"),
             ("gp", "g3", "hospital", "h2", 0.8, "probabilistic"),
         ],
-        PAIR_SCHEMA + ", match_probability double, method string",
+    )
+
+
+def assert_edges(edges, rows) -> None:
+    """The edges are exactly these (pair, match_probability, method) rows, in any order."""
+    expected = edges.sparkSession.createDataFrame(
+        rows, PAIR_SCHEMA + ", match_probability double, method string"
     )
     assert_df_equality(edges, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
 
@@ -284,7 +291,6 @@ def test_a_best_link_joins_an_unlinked_record_never_two_persons(spark):
             ("gp", "g7", "hospital", "h7", 0.86, 2.6),
         ],
     )
-    schema = PAIR_SCHEMA + ", match_probability double, method string"
     thresholds = ThresholdsConfig(lower=0.5, upper=0.995, best_link=0.85)
     expected = [
         ("gp", "g1", "hospital", "h1", 0.999, "probabilistic"),
@@ -292,27 +298,15 @@ def test_a_best_link_joins_an_unlinked_record_never_two_persons(spark):
         ("gp", "g1", "third_sector", "t9", 0.9, "probabilistic"),
         ("gp", "g7", "hospital", "h7", 0.86, "probabilistic"),
     ]
-    assert_df_equality(
-        spine.link_edges(nhs, scored, thresholds),
-        spark.createDataFrame(expected, schema),
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_column_order=True,
-    )
+    assert_edges(spine.link_edges(nhs, scored, thresholds), expected)
     # The first release's rule: every mutual best pair links, and persons A and B become one.
-    assert_df_equality(
+    assert_edges(
         spine.link_edges(nhs, scored, thresholds.model_copy(update={"best_link_scope": "any"})),
-        spark.createDataFrame(
-            [
-                *expected,
-                ("hospital", "h1", "social_care", "s1", 0.9, "probabilistic"),
-                ("social_care", "s1", "third_sector", "t9", 0.88, "probabilistic"),
-            ],
-            schema,
-        ),
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_column_order=True,
+        [
+            *expected,
+            ("hospital", "h1", "social_care", "s1", 0.9, "probabilistic"),
+            ("social_care", "s1", "third_sector", "t9", 0.88, "probabilistic"),
+        ],
     )
 
 
