@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker
@@ -45,7 +46,7 @@ from linkage.link.fields import (
 )
 from linkage.link.match_free_u import UChange, u_floor, with_match_free_u
 from linkage.link.prior import PriorRecall, with_estimated_prior
-from linkage.link.scorer import MATCH_KEY, blocked_pairs, with_unique_id
+from linkage.link.scorer import MATCH_KEY, UID, blocked_pair_ids, rule_columns_read, with_unique_id
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     EM_BLOCKING_RULES,
@@ -273,13 +274,25 @@ def blocking_pair_counts(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTI
     Counted in one Spark job over the compiled scorer's own blocking joins, where Splink's analysis runs a
     materialised SQL pipeline per rule (14.5 s of a 300-person train). Rules may call Splink's JVM functions:
     call it inside splink_backend.
+
+    The pairs are counted as ids, and the id and the columns the rules read are cached for the count: every
+    rule's join reads the records twice, and otherwise each read went back to the table. At 100k people (bench
+    lake, warm session) 18.0 s that way against 11.6 s this way.
     """
     rule_sqls = tuple(rule_sql(rule) for rule in rules)
-    records = with_unique_id(model_input(people_df), (SOURCE_DATASET, UNIQUE_ID))
-    by_rule = {
-        row[MATCH_KEY]: row["count"]
-        for row in blocked_pairs(records, rule_sqls).groupBy(MATCH_KEY).count().collect()
-    }
+    keys = [UID, *[c for c in rule_columns_read(rule_sqls) if c != UID]]
+    records = (
+        with_unique_id(model_input(people_df), (SOURCE_DATASET, UNIQUE_ID))
+        .select(*keys)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        by_rule = {
+            row[MATCH_KEY]: row["count"]
+            for row in blocked_pair_ids(records, rule_sqls).groupBy(MATCH_KEY).count().collect()
+        }
+    finally:
+        records.unpersist()
     counts, cumulative = [], 0
     for key, sql in enumerate(rule_sqls):
         marginal = by_rule.get(str(key), 0)

@@ -189,6 +189,21 @@ def blocked_pairs(
     changed x all, and unchanged x changed, so a small change joins a small side to the records instead of
     the records to themselves. The pairs are exactly those of the full joins that touch a changed record.
     """
+    pairs = blocked_pair_ids(records_df, blocking_rules, changed_df)
+    left = records_df.select(*[F.col(c).alias(f"{c}_l") for c in records_df.columns])
+    right = records_df.select(*[F.col(c).alias(f"{c}_r") for c in records_df.columns])
+    return (
+        pairs.join(left, f"{UID}_l")
+        .join(right, f"{UID}_r")
+        .select(MATCH_KEY, *[f"{c}_{side}" for side in ("l", "r") for c in records_df.columns])
+    )
+
+
+def blocked_pair_ids(
+    records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
+) -> DataFrame:
+    """`blocked_pairs` as ids alone: (match_key, __uid_l, __uid_r), each pair once. records_df needs the composite
+    id and the columns the rules read (`rule_columns_read`)."""
     keys = [UID, *[c for c in rule_columns_read(blocking_rules) if c != UID]]
     records_keys = records_df.select(*keys)
     if changed_df is None:
@@ -218,13 +233,7 @@ def blocked_pairs(
     pairs = joins[0]
     for join in joins[1:]:
         pairs = pairs.unionByName(join)
-    left = records_df.select(*[F.col(c).alias(f"{c}_l") for c in records_df.columns])
-    right = records_df.select(*[F.col(c).alias(f"{c}_r") for c in records_df.columns])
-    return (
-        pairs.join(left, f"{UID}_l")
-        .join(right, f"{UID}_r")
-        .select(MATCH_KEY, *[f"{c}_{side}" for side in ("l", "r") for c in records_df.columns])
-    )
+    return pairs
 
 
 def gamma(comparison: CompiledComparison) -> Column:
