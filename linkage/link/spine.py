@@ -110,7 +110,8 @@ def link_edges(
     best_candidates_df: DataFrame | None = None,
 ) -> DataFrame:
     """Pairs that link, with how: NHS number, the model (at or above the upper threshold, or at or above best_link
-    between mutual single best candidates), or a clerical match.
+    between mutual single best candidates: with `best_link_scope` unlinked_records, only where one record has no
+    other link, `best_links_of_unlinked_records`), or a clerical match.
 
     A clerical non_match removes the pair whatever else says so (the two records can still meet
     through other links; the reviewer then sees them again in the QA conflicts). A pair's latest
