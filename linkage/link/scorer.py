@@ -174,6 +174,11 @@ def rule_columns_read(blocking_rules: tuple[str, ...]) -> list[str]:
     return list(found)
 
 
+def rule_keys(blocking_rules: tuple[str, ...]) -> list[str]:
+    """The composite id and every column the rules read: all a blocking join needs of a record."""
+    return [UID, *[c for c in rule_columns_read(blocking_rules) if c != UID]]
+
+
 def blocked_pairs(
     records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
 ) -> DataFrame:
@@ -203,8 +208,8 @@ def blocked_pair_ids(
     records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
 ) -> DataFrame:
     """`blocked_pairs` as ids alone: (match_key, __uid_l, __uid_r), each pair once. records_df needs the composite
-    id and the columns the rules read (`rule_columns_read`)."""
-    keys = [UID, *[c for c in rule_columns_read(blocking_rules) if c != UID]]
+    id and the columns the rules read (`rule_keys`)."""
+    keys = rule_keys(blocking_rules)
     records_keys = records_df.select(*keys)
     if changed_df is None:
         sides = [(records_keys, records_keys)]

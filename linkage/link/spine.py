@@ -134,7 +134,6 @@ def link_edges(
         .where(F.col("match_probability") < thresholds.upper)
         .withColumn("method", F.lit("probabilistic"))
     )
-    non_matches = None
     if decisions_df is not None:
         decisions = latest_decisions(decisions_df)
         strong = strong.unionByName(
@@ -161,24 +160,18 @@ def best_links_of_unlinked_records(strong_df: DataFrame, weak_df: DataFrame) -> 
     people (README, Quality bench): false pairs 156 -> 150 on families (chosen on), 56 -> 32 on default and
     181 -> 134 on messy, with no true pair lost on families and default and 20 of 62,686 on messy.
     """
-    linked = (
-        strong_df.select(*[F.col(f"{c}_l").alias(c) for c in RECORD_KEY])
-        .unionByName(strong_df.select(*[F.col(f"{c}_r").alias(c) for c in RECORD_KEY]))
-        .distinct()
-    )
-    ends = weak_df.select(
-        *[F.col(f"{c}_l").alias(c) for c in RECORD_KEY],
-        *[F.col(f"{c}_r").alias(f"other_{c}") for c in RECORD_KEY],
-        *PAIR_KEYS,
-        "match_probability",
-    ).unionByName(
-        weak_df.select(
-            *[F.col(f"{c}_r").alias(c) for c in RECORD_KEY],
-            *[F.col(f"{c}_l").alias(f"other_{c}") for c in RECORD_KEY],
-            *PAIR_KEYS,
-            "match_probability",
-        )
-    )
+
+    def end(df: DataFrame, side: str, *carried: Column | str) -> DataFrame:
+        return df.select(*[F.col(f"{c}_{side}").alias(c) for c in RECORD_KEY], *carried)
+
+    linked = end(strong_df, "l").unionByName(end(strong_df, "r")).distinct()
+
+    def seen_from(side: str, other: str) -> DataFrame:
+        """Each weak link from its `side` record, with the other record (to break ties) and the pair."""
+        other_record = [F.col(f"{c}_{other}").alias(f"other_{c}") for c in RECORD_KEY]
+        return end(weak_df, side, *other_record, *PAIR_KEYS, "match_probability")
+
+    ends = seen_from("l", "r").unionByName(seen_from("r", "l"))
     best_first = Window.partitionBy(*RECORD_KEY).orderBy(
         F.col("match_probability").desc(), *[F.col(f"other_{c}") for c in RECORD_KEY]
     )
