@@ -306,23 +306,31 @@ def split_conflicting_clusters(
         return edges_df, clusters_df, 0
     part_clusters = materialised(clusters_df.join(conflicted, "cluster_id", how="left_semi"))
     part_records = part_clusters.select(*RECORD_KEY)
-    # An edge inside a cluster has both ends in it, so its left end tells which cluster it is in.
-    left_ends = part_records.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY])
-    left_keys = [f"{c}_l" for c in RECORD_KEY]
-    part_edges = materialised(edges_df.join(left_ends, left_keys, how="left_semi"))
+    part_edges = materialised(edges_inside(edges_df, part_records))
     part_people = materialised(people_df.join(part_records, list(RECORD_KEY), how="left_semi"))
     kept_edges, split_clusters, removed = split_rounds(
         part_edges, part_clusters, part_people, conflicted, recluster, rounds
     )
     if not removed:
         return edges_df, clusters_df, 0
-    edges = materialised(edges_df.join(left_ends, left_keys, how="left_anti").unionByName(kept_edges))
-    clusters = materialised(
-        clusters_df.join(conflicted, "cluster_id", how="left_anti").unionByName(
-            split_clusters.select(*clusters_df.columns)
-        )
-    )
+    edges = materialised(edges_inside(edges_df, part_records, how="left_anti").unionByName(kept_edges))
+    clusters = materialised(with_clusters_replaced(clusters_df, conflicted, split_clusters))
     return edges, clusters, removed
+
+
+def edges_inside(edges_df: DataFrame, records_df: DataFrame, how: str = "left_semi") -> DataFrame:
+    """The edges inside the clusters of `records_df` (RECORD_KEY columns, whole clusters), or with how="left_anti"
+    every other edge. An edge inside a cluster has both ends in it, so its left end tells which cluster it is in."""
+    left_ends = records_df.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY])
+    return edges_df.join(left_ends, [f"{c}_l" for c in RECORD_KEY], how=how)
+
+
+def with_clusters_replaced(clusters_df: DataFrame, replaced_df: DataFrame, parts_df: DataFrame) -> DataFrame:
+    """clusters_df with the clusters listed in replaced_df (cluster_id) replaced by parts_df, their records'
+    clusters now."""
+    return clusters_df.join(replaced_df, "cluster_id", how="left_anti").unionByName(
+        parts_df.select(*clusters_df.columns)
+    )
 
 
 def split_rounds(
@@ -347,15 +355,8 @@ def split_rounds(
             break
         removed += dropped
         records = clusters_df.join(conflicted, "cluster_id", how="left_semi").select(*RECORD_KEY)
-        their_edges = kept.join(
-            records.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY]),
-            [f"{c}_l" for c in RECORD_KEY],
-            how="left_semi",
-        )
         clusters_df = materialised(
-            clusters_df.join(conflicted, "cluster_id", how="left_anti").unionByName(
-                recluster(their_edges, records).select(*clusters_df.columns)
-            )
+            with_clusters_replaced(clusters_df, conflicted, recluster(edges_inside(kept, records), records))
         )
         edges_df = kept
     return edges_df, clusters_df, removed
