@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,16 +86,34 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def _daemon(
-    arguments: list[str], log: Path, env: dict[str, str], preexec: Callable[[], None] | None
-) -> subprocess.Popen:
+def at_lower_priority(command: list[str], niceness: int | None, own_session: bool = False) -> list[str]:
+    """`command` run at `niceness` (its own children inherit it); unchanged for None.
+
+    For a command started in a session of its own (`start_new_session=True`), the session's CPU group is
+    lowered too: Linux shares CPU between sessions first (autogroups) and by niceness only inside one. Without
+    autogroups (a kernel setting) there is no /proc/self/autogroup, and niceness alone applies machine-wide.
+
+    The priority is set by `nice` and a shell in the child, never by a preexec_fn: a preexec_fn makes Python
+    reinitialise itself in the forked child, which drops the other threads' state. When the fork comes from a
+    thread beside a live Spark session (a cluster started in the background), that ran PySpark's per-thread
+    Py4J finalizers in the child, which shut down the parent's sockets to the JVM: a call in flight on the
+    main thread then failed with "Connection reset by peer".
+    """
+    if niceness is None:
+        return command
+    if not own_session:
+        return ["nice", "-n", str(niceness), *command]
+    lower_group_then_run = 'echo "$0" > /proc/self/autogroup 2>/dev/null; exec nice -n "$0" "$@"'
+    return ["sh", "-c", lower_group_then_run, str(niceness), *command]
+
+
+def _daemon(arguments: list[str], log: Path, env: dict[str, str], niceness: int | None) -> subprocess.Popen:
     return subprocess.Popen(
-        [str(SPARK_BIN / "spark-class"), *arguments],
+        at_lower_priority([str(SPARK_BIN / "spark-class"), *arguments], niceness, own_session=True),
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=preexec,  # noqa: PLW1509 - priority only, before exec
     )
 
 
@@ -107,9 +125,10 @@ def standalone_cluster(
     cores_per_worker: int = 2,
     memory_per_worker: str = "3g",
     daemon_java_options: str = "",
-    preexec: Callable[[], None] | None = None,
+    niceness: int | None = None,
 ) -> Iterator[StandaloneCluster]:
-    """A master and `workers` workers on 127.0.0.1, logs and work folders under `work`, stopped on exit.
+    """A master and `workers` workers on 127.0.0.1, logs and work folders under `work`, stopped on exit; the
+    daemons at `niceness` when given.
 
     `daemons` holds the running processes, so whoever owns the run can kill them if it ends first.
     """
@@ -119,7 +138,7 @@ def standalone_cluster(
     work.mkdir(parents=True, exist_ok=True)
     master_arguments = ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
     master_arguments += ["--port", str(master_port), "--webui-port", str(free_port())]
-    master = _daemon(master_arguments, work / "master.log", env, preexec)
+    master = _daemon(master_arguments, work / "master.log", env, niceness)
     daemons.append(master)
     try:
         wait_for_port(master_port, master, STARTUP_SECONDS)
@@ -131,7 +150,7 @@ def standalone_cluster(
             arguments = ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1"]
             arguments += ["--cores", str(cores_per_worker), "--memory", memory_per_worker]
             arguments += ["--webui-port", str(free_port()), "--work-dir", str(worker_dir)]
-            worker = _daemon(arguments, log, env, preexec)
+            worker = _daemon(arguments, log, env, niceness)
             daemons.append(worker)
             started.append((worker, log))
             worker_dirs.append(worker_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig, load_config
 from linkage.session import build_spark
+from linkage.standalone import at_lower_priority
 
 # Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
 # its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
@@ -109,21 +109,6 @@ CHEAP_SPARK = [
 # nothing waits for them until the last tests (see pytest_collection_modifyitems): at a lower priority they
 # take the core the in-process tests leave idle instead of slowing the tests the run is waiting on.
 BACKGROUND_NICENESS = 10
-
-
-def in_background() -> None:
-    """preexec_fn for a background subprocess: lower its priority (its own children inherit it)."""
-    os.nice(BACKGROUND_NICENESS)
-
-
-def in_background_session() -> None:
-    """in_background for a subprocess started in a session of its own (start_new_session). Linux shares CPU
-    between sessions first (autogroups) and by niceness only inside one, so the new session's group is
-    lowered too."""
-    in_background()
-    # Without autogroups (a kernel setting) there is no such file, and niceness alone applies machine-wide.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(str(BACKGROUND_NICENESS))
 
 
 def bare_env(home: Path) -> dict[str, str]:
@@ -221,13 +206,12 @@ def start_pipeline(work: Path) -> StartedPipeline:
     ]
     with (work / "stdout.txt").open("w") as stdout, (work / "stderr.txt").open("w") as stderr:
         process = subprocess.Popen(
-            [*command, *overrides],
+            at_lower_priority([*command, *overrides], BACKGROUND_NICENESS),
             cwd=PROJECT_ROOT,
             env=bare_env(work / "home"),
             stdout=stdout,
             stderr=stderr,
             text=True,
-            preexec_fn=in_background,  # noqa: PLW1509 - os.nice only, before exec
         )
     return StartedPipeline(process, work, lake, raw, tracking_uri, overrides, command, raw_before)
 

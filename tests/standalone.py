@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from conftest import SHORT_LIVED_JVM, in_background, in_background_session
+from conftest import BACKGROUND_NICENESS, SHORT_LIVED_JVM
 
 from linkage import standalone as cluster
 from linkage.config import PROJECT_ROOT
-from linkage.standalone import SPARK_BIN, cluster_env
+from linkage.standalone import SPARK_BIN, at_lower_priority, cluster_env
 
 SUBMIT_TIMEOUT_SECONDS = 900
 
@@ -28,7 +28,7 @@ SUBMIT_TIMEOUT_SECONDS = 900
 def standalone_cluster(work: Path, daemons: list[subprocess.Popen]) -> Iterator[tuple[str, Path]]:
     """(master URL, worker folder) of a master and one 2-core worker, at a lower priority than the tests."""
     with cluster.standalone_cluster(
-        work, daemons, daemon_java_options=SHORT_LIVED_JVM, preexec=in_background_session
+        work, daemons, daemon_java_options=SHORT_LIVED_JVM, niceness=BACKGROUND_NICENESS
     ) as started:
         yield started.master_url, started.worker_dirs[0]
 
@@ -76,13 +76,12 @@ def submit_link(
         *[part for key, value in settings.items() for part in ("--set", f"{key}={value}")],
     ]
     submit = subprocess.Popen(
-        command,
+        at_lower_priority(command, BACKGROUND_NICENESS),
         env=cluster_env(SHORT_LIVED_JVM),
         cwd=work,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=in_background,  # noqa: PLW1509 - priority only, before exec
     )
     processes.append(submit)
     stdout, stderr = submit.communicate(timeout=SUBMIT_TIMEOUT_SECONDS)
