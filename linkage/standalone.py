@@ -96,8 +96,8 @@ def at_lower_priority(command: list[str], niceness: int | None, own_session: boo
     The priority is set by `nice` and a shell in the child, never by a preexec_fn: a preexec_fn makes Python
     reinitialise itself in the forked child, which drops the other threads' state. When the fork comes from a
     thread beside a live Spark session (a cluster started in the background), that ran PySpark's per-thread
-    Py4J finalizers in the child, which shut down the parent's sockets to the JVM: a call in flight on the
-    main thread then failed with "Connection reset by peer".
+    Py4J finalizers in the child, which shut down the parent's sockets to the JVM: the parent's next call
+    reconnected, and a call in flight could fail with "Connection reset by peer" (inferred, not reproduced).
     """
     if niceness is None:
         return command
