@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from session_jvm import SessionJvm, gateway_exit_status
 
 from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig, load_config
 from linkage.session import build_spark
@@ -34,12 +35,47 @@ TEST_SPARK = SparkConfig(
 )
 
 
+SESSION_JVM = pytest.StashKey[SessionJvm]()
+
+
 @pytest.fixture(scope="session")
-def spark():
+def spark(request, tmp_path_factory):
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
-    session = build_spark(TEST_SPARK)
+    jvm = SessionJvm(tmp_path_factory.mktemp("spark-jvm"))
+    request.config.stash[SESSION_JVM] = jvm
+    with jvm.stderr_captured():
+        config = TEST_SPARK.model_copy(update={"java_options": jvm.java_options()})
+        session = build_spark(config, spark_log_file=str(jvm.spark_log))
     yield session
-    session.stop()
+    if gateway_exit_status() is None:  # a dead JVM is reported by pytest_runtest_protocol, not here
+        session.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Stop the run at the first test after the session's JVM died, saying how it ended (tests/session_jvm.py)."""
+    yield
+    jvm = item.config.stash.get(SESSION_JVM, None)
+    if jvm is None or item.session.shouldstop:
+        return
+    status = gateway_exit_status()
+    if status is not None:
+        report = jvm.death_report(status, after=item.nodeid)
+        item.config.stash[JVM_DEATH] = report
+        item.session.shouldstop = report.splitlines()[0]
+
+
+JVM_DEATH = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The session JVM's GC figures on every run, and the whole report when it died."""
+    jvm = config.stash.get(SESSION_JVM, None)
+    if jvm is None:
+        return
+    terminalreporter.section("the tests' Spark JVM")
+    for line in config.stash.get(JVM_DEATH, jvm.gc_summary()).splitlines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,6 +84,8 @@ def release_cached_frames():
     yield
     from pyspark.sql import SparkSession
 
+    if gateway_exit_status() is not None:  # the JVM died: nothing is cached any more
+        return
     session = SparkSession.getActiveSession()
     if session is not None:
         session.catalog.clearCache()
