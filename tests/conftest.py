@@ -20,6 +20,12 @@ from linkage.standalone import at_lower_priority
 # Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
 # its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
 # session (build_spark -> getOrCreate) and leave it running because the test run owns it.
+# Spark sizes the on-heap pages of its sorts, aggregations and hash joins from the heap (64 MB at 4 GB on two
+# cores), and each operator of each running task takes at least one: on a few rows that is pure heap. Measured on
+# tests/test_incremental.py: the heap after a GC pause peaked at 3,826 MB of 4,096 with the default (1.6 GB of it
+# page arrays at the peak) and at 1,182 MB with 2 MB pages. A heap that full can throw OutOfMemoryError in a
+# task, and in local mode a task's fatal error ends the whole JVM.
+TINY_DATA_PAGE = "2m"
 TEST_SPARK = SparkConfig(
     master="local[2]",
     shuffle_partitions=1,
@@ -31,6 +37,7 @@ TEST_SPARK = SparkConfig(
         # The suite runs the same jobs over and over (ingest alone a dozen times): a code cache larger
         # than Spark's 100 entries compiles each generated class once instead of once per job.
         "spark.sql.codegen.cache.maxEntries": "2000",
+        "spark.buffer.pageSize": TINY_DATA_PAGE,
     },
 )
 
@@ -139,6 +146,7 @@ CHEAP_SPARK = [
     f"spark.shuffle_partitions={TEST_SPARK.shuffle_partitions}",
     "spark.driver_memory=2g",
     "spark.conf.spark.ui.enabled=false",
+    f"spark.conf.spark.buffer.pageSize={TINY_DATA_PAGE}",
     f"spark.java_options={SHORT_LIVED_JVM}",
 ]
 
