@@ -52,7 +52,10 @@ class SessionJvm:
         return self.folder / "gc.log"
 
     def java_options(self) -> str:
-        """A GC log (one line per pause) and any crash report in the folder."""
+        """A GC log (one line per pause) and any crash report in the folder; none for a folder whose path would
+        split the options (Spark splits them at spaces, -Xlog at colons), e.g. a --basetemp with a space."""
+        if re.search(r"[\s:\"']", str(self.folder)):
+            return ""
         return f"-Xlog:gc:file={self.gc_log}:uptime:filecount=0 -XX:ErrorFile={self.folder}/hs_err_pid%p.log"
 
     @contextmanager
