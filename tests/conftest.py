@@ -17,15 +17,16 @@ from linkage.config import PROJECT_ROOT, AppConfig, SparkConfig, load_config
 from linkage.session import build_spark
 from linkage.standalone import at_lower_priority
 
-# Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
-# its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
-# session (build_spark -> getOrCreate) and leave it running because the test run owns it.
 # Spark sizes the on-heap pages of its sorts, aggregations and hash joins from the heap (64 MB at 4 GB on two
 # cores), and each operator of each running task takes at least one: on a few rows that is pure heap. Measured on
 # tests/test_incremental.py: the heap after a GC pause peaked at 3,826 MB of 4,096 with the default (1.6 GB of it
 # page arrays at the peak) and at 1,182 MB with 2 MB pages. A heap that full can throw OutOfMemoryError in a
 # task, and in local mode a task's fatal error ends the whole JVM.
 TINY_DATA_PAGE = "2m"
+
+# Tiny data: one shuffle partition and no UI. On a few rows a task's cost is deserialising its plan, not
+# its rows, so a second partition doubles the work and splits nothing. Jobs run inside tests reuse this
+# session (build_spark -> getOrCreate) and leave it running because the test run owns it.
 TEST_SPARK = SparkConfig(
     master="local[2]",
     shuffle_partitions=1,
@@ -43,6 +44,7 @@ TEST_SPARK = SparkConfig(
 
 
 SESSION_JVM = pytest.StashKey[SessionJvm]()
+JVM_DEATH = pytest.StashKey[str]()  # the report, once the session JVM was found dead
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +72,6 @@ def pytest_runtest_protocol(item, nextitem):
         report = jvm.death_report(status, after=item.nodeid)
         item.config.stash[JVM_DEATH] = report
         item.session.shouldstop = report.splitlines()[0]
-
-
-JVM_DEATH = pytest.StashKey[str]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
