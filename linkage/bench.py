@@ -479,7 +479,10 @@ def bench_size(
     shuffle_partitions: int,
     settings: Sequence[str] = (),
     incremental_change: float = 0.0,
+    peers: bool = True,
 ) -> dict[str, Any]:
+    """One size's whole run: generate (when absent), ingest, train, approve and link, then (peers) the same model
+    on Splink's DuckDB backend and on Spark defaults over the same records."""
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
@@ -523,6 +526,8 @@ def bench_size(
 
     result["linkage"] = last_link_metrics(config)
     result["peak_memory_mb"] = {"driver_jvm": jvm_peak_rss_mb(spark), "python": python_peak_rss_mb()}
+    if not peers:
+        return result
 
     model = load_model_json(config, str(version))
     threshold = config.linkage.thresholds.upper
@@ -566,15 +571,22 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         if "stages" not in r:  # only the incremental comparison was run at this size
             continue
         s = r["stages"]
+        # A size run with --no-peers has no DuckDB or Spark-defaults figures.
+        duck, plain = r.get("duckdb", {}), r.get("spark_defaults", {})
         rows.append(
             f"| {r['people']:,} | {s.get('generate', 0):.0f} | {s['ingest']:.0f} | {s['train']:.0f} | {s['link']:.0f} "
             f"| {r['peak_memory_mb']['driver_jvm']:.0f} | {r['linkage']['candidate_pairs'] or 0:,.0f} "
-            f"| {r['linkage']['f1'] or float('nan'):.4f} | {r['duckdb'].get('train_seconds', float('nan')):.1f} "
-            f"| {r['duckdb']['predict_cluster_seconds']:.1f} "
-            f"| {r['duckdb']['f1']:.4f} | {r['spark_defaults']['predict_cluster_seconds']:.1f} "
-            f"| {r['spark_defaults']['f1']:.4f} |"
+            f"| {r['linkage']['f1'] or float('nan'):.4f} | {_figure(duck, 'train_seconds', '.1f')} "
+            f"| {_figure(duck, 'predict_cluster_seconds', '.1f')} | {_figure(duck, 'f1', '.4f')} "
+            f"| {_figure(plain, 'predict_cluster_seconds', '.1f')} | {_figure(plain, 'f1', '.4f')} |"
         )
     return "\n".join(rows)
+
+
+def _figure(figures: dict[str, Any], name: str, spec: str) -> str:
+    """A peer's figure for the table, or "not run"."""
+    value = figures.get(name)
+    return "not run" if value is None else format(value, spec)
 
 
 def substage_table(results: list[dict[str, Any]]) -> str:
@@ -686,6 +698,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="With --standalone-workers: each worker's (and its executor's) memory.",
     )
     parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="Skip Splink on DuckDB and on Spark defaults (for a size where only this project's scaling is wanted: "
+        "the peers hold every record in the bench's Python process).",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -723,7 +741,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 people, args.work, args.shuffle_partitions, args.set, args.incremental_change
             )
         else:
-            result = bench_size(people, args.work, args.shuffle_partitions, args.set, args.incremental_change)
+            result = bench_size(
+                people,
+                args.work,
+                args.shuffle_partitions,
+                args.set,
+                args.incremental_change,
+                peers=not args.no_peers,
+            )
         results.append(result)
         print(
             f"[bench] {people:,}: {json.dumps({k: v for k, v in result.items() if k != 'people'}, default=str)}",

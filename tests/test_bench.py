@@ -114,6 +114,29 @@ def test_an_incremental_only_run_replaces_that_part_of_the_sizes_earlier_result(
     assert "| 10 |" not in markdown_table([ten])
 
 
+def test_a_size_run_without_peers_says_they_were_not_run():
+    from linkage.bench import markdown_table
+
+    measured = {
+        "stages": {"ingest": 500.0, "train": 400.0, "link": 1500.0},
+        "peak_memory_mb": {"driver_jvm": 7000.0},
+        "linkage": {"candidate_pairs": 40_000_000.0, "f1": 0.98},
+    }
+    alone = markdown_table([{"people": 5_000_000, **measured}])
+    with_peers = markdown_table(
+        [
+            {
+                "people": 1_000_000,
+                **measured,
+                "duckdb": {"train_seconds": 18.6, "predict_cluster_seconds": 21.0, "f1": 0.975},
+                "spark_defaults": {"predict_cluster_seconds": 212.1, "f1": 0.9752},
+            }
+        ]
+    )
+    assert alone.splitlines()[-1].endswith("| 0.9800 | not run | not run | not run | not run | not run |")
+    assert with_peers.splitlines()[-1].endswith("| 0.9800 | 18.6 | 21.0 | 0.9750 | 212.1 | 0.9752 |")
+
+
 def test_link_only_needs_a_lake_an_earlier_run_left(tmp_path):
     import pytest
 
