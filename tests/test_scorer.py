@@ -7,6 +7,7 @@ from builders import people_frame, person, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from linkage.link.model import (
+    blocking_block_sizes,
     blocking_pair_counts,
     build_linker,
     model_input,
@@ -97,6 +98,31 @@ def test_blocking_pair_counts_equal_splinks_blocking_analysis(spark, make_config
         (r["marginal_comparison_count"], r["cumulative_comparison_count"]) for r in splinks
     ]
     assert ours[-1]["cumulative_pairs"] > 200 and sum(r["marginal_pairs"] > 0 for r in ours) >= 3
+
+
+def test_block_sizes_equal_splinks_blocks_before_filter_conditions(spark, make_config, people):
+    """What train logs per rule: Splink's comparisons before filter conditions (the sum of n_largest_blocks'
+    block_count over every block) and its largest block, for symmetric rules and for the swapped-name and
+    swapped-day-and-month rules, whose two sides are different columns."""
+    from splink.blocking_analysis import n_largest_blocks
+
+    with splink_backend(spark, make_config(), "test-block-sizes") as db_api:
+        ours = blocking_block_sizes(people, BLOCKING_RULES_FOR_PREDICTION)
+        tables = register_sources(db_api, people)
+        splinks = []
+        for rule in BLOCKING_RULES_FOR_PREDICTION:
+            blocks = n_largest_blocks(
+                tables, blocking_rule=rule, link_type="link_and_dedupe", n_largest=1_000_000
+            ).as_pandas_dataframe()["block_count"]
+            splinks.append((int(blocks.sum()), int(blocks.max()) if len(blocks) else 0))
+    assert [(r["comparisons_before_filters"], r["largest_block_comparisons"]) for r in ours] == splinks
+    swapped = [
+        i
+        for i, rule in enumerate(BLOCKING_RULES_FOR_PREDICTION)
+        if "forename_std = r.surname_std" in str(ours[i]["rule"])
+    ]
+    assert swapped and any(ours[i]["comparisons_before_filters"] > 0 for i in swapped)
+    assert all(r["largest_block_comparisons"] <= r["comparisons_before_filters"] for r in ours)
 
 
 def test_name_rules_need_more_than_names_where_the_records_hold_more(spark):
