@@ -179,6 +179,8 @@ def test_train_and_link_an_extract_without_a_field(
     assert train_job.main(argv, {}) == 0, capsys.readouterr().err[-2000:]
     out = capsys.readouterr().out
     assert f"no values for {', '.join(blanked)}" in out
+    # Each training step is timed in the job's output (the bench reports them).
+    assert "train model: u" in out and "train model: em 0" in out
     version = re.search(r"version (\d+); approve it", out).group(1)
     model = load_model_json(config, version)
     # No rule needs a blanked column; one may still test it for null (always true here).
@@ -198,6 +200,21 @@ def test_train_and_link_an_extract_without_a_field(
         ).read_text(encoding="utf-8")
     )
     assert adaptation["dropped_comparisons"][0] == dropped_comparison
+    # Each rule kept is logged with its blocks, to check before linking; none of a dropped rule.
+    blocks = json.loads(
+        Path(
+            client.download_artifacts(train_run.info.run_id, "model/blocking_block_sizes.json", str(tmp_path))
+        ).read_text(encoding="utf-8")
+    )
+    assert [b["rule"] for b in blocks] == [
+        r["blocking_rule"] for r in model["blocking_rules_to_generate_predictions"]
+    ]
+    assert all(0 <= b["largest_block_comparisons"] <= b["comparisons_before_filters"] for b in blocks)
+    assert sum(b["comparisons_before_filters"] for b in blocks) > len(rows)
+    assert (
+        train_run.data.metrics["blocking.comparisons_before_filters.rule_0"]
+        == blocks[0]["comparisons_before_filters"]
+    )
     # The prior's rules' recall is estimated from the trained model, and near what the rules find among true pairs.
     assert train_run.data.params["model.prior_recall_source"] == "estimated"
     estimated = float(train_run.data.params["model.prior_recall"])

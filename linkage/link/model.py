@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import reduce
 from typing import Any, NamedTuple
 
@@ -150,25 +150,31 @@ def train_linker(
     prior_rules=PRIOR_DETERMINISTIC_RULES,
     skipped: list[str] | None = None,
     pattern_counts: bool = True,
+    stage: Callable[[str], AbstractContextManager] = lambda name: nullcontext(),
 ) -> list:
     """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields.
 
     A session whose rule finds no pairs (e.g. postcodes present but never shared) is skipped and named in
     `skipped`; the others stand. `pattern_counts=False` leaves Splink's own EM loop in place (the bench's plain
-    Splink comparison).
+    Splink comparison). `stage(name)` times each step (the job's stage clock; the bench reports them).
     """
     if config.probability_two_random_records_match is None:
-        linker.training.estimate_probability_two_random_records_match(
-            list(prior_rules), recall=assumed_prior_recall(config)
+        with stage("train model: prior"):
+            linker.training.estimate_probability_two_random_records_match(
+                list(prior_rules), recall=assumed_prior_recall(config)
+            )
+    with stage("train model: u"):
+        linker.training.estimate_u_using_random_sampling(
+            max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks
         )
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks
-    )
     sessions, failures = [], []
-    for rule in em_rules:
+    for index, rule in enumerate(em_rules):
         try:
             # Splink's estimates (to 1e-6), iterated over pattern counts in the driver.
-            with em_over_pattern_counts() if pattern_counts else nullcontext():
+            with (
+                stage(f"train model: em {index}"),
+                em_over_pattern_counts() if pattern_counts else nullcontext(),
+            ):
                 sessions.append(
                     linker.training.estimate_parameters_using_expectation_maximisation(
                         rule, max_pairs=config.em_max_pairs
@@ -220,6 +226,7 @@ def train_model(
     config: LinkageConfig,
     plan: ModelPlan | None = None,
     counts: dict[str, dict[str, int]] | None = None,
+    stage: Callable[[str], AbstractContextManager] = lambda name: nullcontext(),
 ) -> TrainedModel:
     """Estimate the model on people_std, with the comparisons and rules of `plan` (default: the full model).
 
@@ -232,7 +239,12 @@ def train_model(
         plan = plan_model(populated_columns(counts))
     trained = build_linker(tables, build_settings(config, plan.comparisons, plan.prediction_rules))
     train_linker(
-        trained, config, plan.em_rules, plan.prior_rules, skipped=plan.dropped.setdefault("em_sessions", [])
+        trained,
+        config,
+        plan.em_rules,
+        plan.prior_rules,
+        skipped=plan.dropped.setdefault("em_sessions", []),
+        stage=stage,
     )
     model = trained.misc.save_model_to_json()
     if config.probability_two_random_records_match is None and config.prior_recall is None:

@@ -46,7 +46,7 @@ def run(ctx: JobContext) -> StageResult:
                 }
             )
         with ctx.stage("train model"):
-            trained_model = train_model(db_api, people, config.linkage, plan, populated)
+            trained_model = train_model(db_api, people, config.linkage, plan, populated, stage=ctx.stage)
         model = trained_model.model
         log_training(ctx, plan, trained_model.prior_recall, trained_model.u_changes)
         with ctx.stage("log and register model"):
