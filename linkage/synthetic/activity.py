@@ -15,7 +15,7 @@ from linkage.config import SyntheticConfig
 from linkage.synthetic.codelists import icd10_codes
 from linkage.synthetic.population import Population
 from linkage.synthetic.records import SourceRecords
-from linkage.synthetic.strings import replace
+from linkage.synthetic.strings import compact, replace
 from linkage.synthetic.vocab import (
     GP_NOISE_CODES,
     ICD10_NOISE,
@@ -67,7 +67,7 @@ class _Rows:
         names = ["record", *self.columns]
         if not self.chunks:
             return {"record": np.zeros(0, int)} | {k: np.zeros(0, d) for k, d in self.columns.items()}
-        return {name: np.concatenate([c[name] for c in self.chunks]) for name in names}
+        return {name: compact(np.concatenate([c[name] for c in self.chunks])) for name in names}
 
 
 def _missing(dtype: str):

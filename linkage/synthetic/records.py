@@ -13,7 +13,16 @@ import numpy as np
 
 from linkage.config import SyntheticConfig
 from linkage.synthetic.population import Population
-from linkage.synthetic.strings import ascii_fold, break_one_digit, partition, prefixed_ids, replace, typo
+from linkage.synthetic.strings import (
+    ascii_fold,
+    break_one_digit,
+    compact,
+    partition,
+    prefixed_ids,
+    replace,
+    typo,
+    with_room_for,
+)
 from linkage.synthetic.vocab import FORENAME_VARIANTS, GROUPS, SUBGROUPS, SURNAME_VARIANTS
 
 DUPLICATE_ERROR_FACTOR = 1.5  # a second record made elsewhere is copied less carefully
@@ -35,6 +44,11 @@ class SourceRecords:
     dob: np.ndarray  # datetime64[D] as recorded (errors applied)
     postcode: np.ndarray  # "" = missing
     nhs_number: np.ndarray  # "" = missing
+
+    def __post_init__(self) -> None:
+        for name, values in vars(self).items():
+            if isinstance(values, np.ndarray):
+                object.__setattr__(self, name, compact(values))
 
     @property
     def size(self) -> int:
@@ -142,7 +156,7 @@ def _swap_variants(
     """Replace a name by one of its variants (nickname, spelling, transliteration) at the given rate."""
     chosen = np.flatnonzero(rng.random(len(values)) < rate)
     picks = rng.integers(0, 1 << 30, len(chosen))
-    out = values.copy()
+    out = with_room_for(values, np.array([v for variants in table.values() for v in variants]))
     subset = values[chosen]
     for name, variants in table.items():  # a loop over the variant table, not over people
         hit = np.flatnonzero(subset == name)
@@ -153,15 +167,17 @@ def _swap_variants(
 
 def _fold_some(values: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     chosen = np.flatnonzero(rng.random(len(values)) < rate)
-    out = values.copy()
-    out[chosen] = ascii_fold(values[chosen])
+    folded = ascii_fold(values[chosen])
+    out = with_room_for(values, folded)
+    out[chosen] = folded
     return out
 
 
 def _typo_some(values: np.ndarray, rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     chosen = np.flatnonzero(rng.random(len(values)) < rate)
-    out = values.copy()
-    out[chosen] = typo(values[chosen], rng)
+    typed = typo(values[chosen], rng)
+    out = with_room_for(values, typed)
+    out[chosen] = typed
     return out
 
 

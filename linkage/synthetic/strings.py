@@ -13,6 +13,25 @@ from linkage.synthetic.vocab import ASCII_FOLD, INWARD_LETTERS
 NHS_WEIGHTS = np.arange(10, 1, -1)  # modulus-11 weights of the first nine digits
 
 
+def compact(values: np.ndarray) -> np.ndarray:
+    """The same strings in the narrowest unicode dtype that holds them (other arrays unchanged).
+
+    numpy sizes a string operation's result for the longest string it could make (np.strings.add of U20 and
+    U28 is U48, so 8-character postcodes sat in U48), several times what the values need: at 5M people the
+    generator's arrays outgrew a 24 GB machine. Values are unchanged, so the files are byte for byte the same.
+    """
+    if values.dtype.kind != "U" or values.size == 0:
+        return values
+    width = max(1, int(np.strings.str_len(values).max()))
+    return values if 4 * width >= values.dtype.itemsize else values.astype(f"U{width}")
+
+
+def with_room_for(values: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """A copy of `values` wide enough to take `new`'s strings: numpy cuts a longer string assigned into a unicode
+    array to the array's width without a word, and compacted arrays have no spare width."""
+    return values.astype(f"U{max(values.dtype.itemsize, np.asarray(new).dtype.itemsize, 4) // 4}")
+
+
 def nhs_check_digit(first_nine: np.ndarray) -> np.ndarray:
     """Modulus-11 check digit of 9-digit integers; 10 means the number cannot be issued."""
     digits = (first_nine[:, None] // 10 ** np.arange(8, -1, -1)) % 10
