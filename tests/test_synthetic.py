@@ -24,7 +24,14 @@ from jobs.generate import main as generate_main
 from linkage.config import PROJECT_ROOT, SyntheticConfig
 from linkage.synthetic import FILES, extract_present, generate_extract
 from linkage.synthetic.population import age_at
-from linkage.synthetic.strings import break_one_digit, nhs_check_digit, typo, valid_nhs_numbers
+from linkage.synthetic.strings import (
+    break_one_digit,
+    compact,
+    nhs_check_digit,
+    typo,
+    valid_nhs_numbers,
+    with_room_for,
+)
 
 REFERENCE = date(2026, 6, 30)
 PEOPLE = 5000
@@ -166,6 +173,27 @@ def test_typo_makes_exactly_one_keying_edit_and_keeps_the_first_letter():
     assert (
         damaged != names
     ).mean() > 0.8  # transposing a double letter or a 2-letter name can leave it as is
+
+
+def test_string_arrays_are_kept_at_their_narrowest_and_widened_before_longer_names_go_in():
+    from linkage.synthetic.records import _typo_some
+
+    # np.strings.add sizes its result for the longest string it could make: the values need far less.
+    postcodes = np.strings.add(
+        np.strings.add(np.array(["AB1", "CD22"], dtype="U20"), " "), np.array(["2XY", "9ZZ"])
+    )
+    assert postcodes.dtype.itemsize > 4 * 8
+    narrow = compact(postcodes)
+    assert narrow.dtype == np.dtype("U8") and (narrow == postcodes).all()
+    assert compact(np.arange(3)).dtype == np.arange(3).dtype and compact(np.array([], dtype="U9")).size == 0
+    # A typo can add a letter: into an array at its narrowest it would be cut without a word.
+    names = compact(np.array(["Ann", "Bob"] * 50))
+    assert names.dtype == np.dtype("U3")
+    roomy = with_room_for(names, np.array(["Anna"]))
+    assert roomy.dtype == np.dtype("U4") and (roomy == names).all()
+    damaged = _typo_some(names, np.ones(len(names)), np.random.default_rng(5))
+    assert (np.strings.str_len(damaged) == 4).any()
+    assert set(np.strings.str_len(damaged) - np.strings.str_len(names)) <= {-1, 0, 1}
 
 
 def test_age_at_counts_whole_years_including_leap_day_birthdays():
