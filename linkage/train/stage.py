@@ -33,7 +33,7 @@ def run(ctx: JobContext) -> StageResult:
     ctx.say(f"model fields: {plan.describe()}")
     ctx.run.log_params(plan_params(plan))
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
-        with ctx.stage("count blocked pairs"):
+        with ctx.stage("block sizes"):
             # Each rule's blocks, to check before linking (a rule meeting a common value grows fastest); the pairs
             # each rule adds beyond the others are counted by the link run, from the pairs it scores.
             blocking = blocking_block_sizes(people, plan.prediction_rules)
