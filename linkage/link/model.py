@@ -27,7 +27,7 @@ from functools import reduce
 from typing import Any, NamedTuple
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import Linker
 from splink.backends.spark import SparkAPI
@@ -47,7 +47,7 @@ from linkage.link.fields import (
 )
 from linkage.link.match_free_u import UChange, u_floor, with_match_free_u
 from linkage.link.prior import PriorRecall, with_estimated_prior
-from linkage.link.scorer import MATCH_KEY, blocked_pair_ids, rule_keys, with_unique_id
+from linkage.link.scorer import MATCH_KEY, blocked_pair_ids, rule_columns_read, rule_keys, with_unique_id
 from linkage.link.settings import (
     BLOCKING_RULES_FOR_PREDICTION,
     EM_BLOCKING_RULES,
@@ -280,15 +280,26 @@ def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
     return pages
 
 
-def _block(keys: list[str]) -> Column:
-    """The block a record falls in under equality conditions on `keys` (SQL over one record), as one string; null
-    when a key is null (an equality with null holds for no pair). With no conditions every record is in one block."""
-    if not keys:
-        return F.lit("all")
-    values = [F.expr(key) for key in keys]
-    return F.when(
-        reduce(lambda a, b: a & b, [v.isNotNull() for v in values]),
-        F.to_json(F.struct(*[v.alias(f"key_{i}") for i, v in enumerate(values)])),
+def _rule_blocks(records_df: DataFrame, index: int, rule: Any) -> DataFrame:
+    """(rule, comparisons, largest) of one rule: its records grouped by the values of its equality conditions'
+    keys (a record with a null key is in no block: an equality with null holds for no pair)."""
+    conditions = rule.get_blocking_rule("spark")._equi_join_conditions  # noqa: SLF001
+    left, right = [k for k, _ in conditions], [k for _, k in conditions]
+
+    def keyed(keys: list[str], side_l: int, side_r: int) -> DataFrame:
+        values = [F.expr(key).alias(f"key_{i}") for i, key in enumerate(keys)] or [F.lit(0).alias("key_0")]
+        keyed_df = records_df.select(*values, F.lit(side_l).alias("in_l"), F.lit(side_r).alias("in_r"))
+        return keyed_df.dropna(subset=[f"key_{i}" for i in range(len(values))])
+
+    # A symmetric rule's two sides are one: its records are counted once, as both.
+    sides = keyed(left, 1, 1) if left == right else keyed(left, 1, 0).unionByName(keyed(right, 0, 1))
+    keys = [c for c in sides.columns if c.startswith("key_")]
+    return (
+        sides.groupBy(*keys)
+        .agg(F.sum("in_l").cast("long").alias("count_l"), F.sum("in_r").cast("long").alias("count_r"))
+        .select((F.col("count_l") * F.col("count_r")).alias("comparisons"))
+        .agg(F.sum("comparisons").alias("comparisons"), F.max("comparisons").alias("largest"))
+        .select(F.lit(index).alias("rule"), "comparisons", "largest")
     )
 
 
@@ -300,41 +311,29 @@ def blocking_block_sizes(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTI
     A rule's equality conditions split the records into blocks; a block whose left keys n_l records share and whose
     right keys n_r share makes n_l x n_r comparisons (each pair twice and each record with itself when the rule is
     symmetric). This is what grows when a rule meets a common value, so it is what to check before linking a new
-    extract. It needs no join of the records: one aggregation of every rule's keys, where counting the pairs
-    each rule adds beyond the rules above it (`blocking_pair_counts`) runs every rule's self-join, 59.4 s of a 202 s
-    train at 1M people. The link run logs those marginal counts from its own pairs (`pairs_by_blocking_rule.*`).
+    extract. It needs no join of the records: one aggregation per rule of the columns the rules read (cached once),
+    where counting the pairs each rule adds beyond the rules above it (`blocking_pair_counts`) runs every rule's
+    self-join, 59.4 s of a 202 s train at 1M people. The link run logs those marginal counts from its own pairs
+    (`pairs_by_blocking_rule.*`).
     """
-    records = model_input(people_df)
-    sides = []
-    for index, rule in enumerate(rules):
-        conditions = rule.get_blocking_rule("spark")._equi_join_conditions  # noqa: SLF001
-        left, right = [k for k, _ in conditions], [k for _, k in conditions]
-        # A symmetric rule's two sides are one: its records are counted once, as both.
-        for side, keys in [("lr", left)] if left == right else [("l", left), ("r", right)]:
-            sides.append(
-                F.struct(F.lit(index).alias("rule"), F.lit(side).alias("side"), _block(keys).alias("block"))
-            )
-    blocks = (
-        records.select(F.explode(F.array(*sides)).alias("key"))
-        .select("key.*")
-        .where(F.col("block").isNotNull())
-        .groupBy("rule", "block")
-        .agg(
-            F.count_if(F.col("side") != "r").cast("long").alias("count_l"),
-            F.count_if(F.col("side") != "l").cast("long").alias("count_r"),
-        )
-        .select("rule", (F.col("count_l") * F.col("count_r")).alias("comparisons"))
-        .groupBy("rule")
-        .agg(F.sum("comparisons").alias("comparisons"), F.max("comparisons").alias("largest"))
+    rule_sqls = tuple(rule_sql(rule) for rule in rules)
+    records = (
+        model_input(people_df).select(*rule_columns_read(rule_sqls)).persist(StorageLevel.MEMORY_AND_DISK)
     )
-    by_rule = {row["rule"]: row for row in blocks.collect()}
+    try:
+        blocks = reduce(
+            DataFrame.unionByName, [_rule_blocks(records, i, rule) for i, rule in enumerate(rules)]
+        )
+        by_rule = {row["rule"]: row for row in blocks.collect()}
+    finally:
+        records.unpersist()
     return [
         {
-            "rule": rule_sql(rule),
-            "comparisons_before_filters": int(by_rule[i]["comparisons"]) if i in by_rule else 0,
-            "largest_block_comparisons": int(by_rule[i]["largest"]) if i in by_rule else 0,
+            "rule": sql,
+            "comparisons_before_filters": int(by_rule[i]["comparisons"] or 0),
+            "largest_block_comparisons": int(by_rule[i]["largest"] or 0),
         }
-        for i, rule in enumerate(rules)
+        for i, sql in enumerate(rule_sqls)
     ]
 
 
