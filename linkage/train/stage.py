@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pyspark.sql import DataFrame
+
 from linkage.harness import JobContext, StageResult
 from linkage.link.fields import (
     ModelPlan,
@@ -34,17 +36,7 @@ def run(ctx: JobContext) -> StageResult:
     ctx.run.log_params(plan_params(plan))
     with splink_backend(ctx.spark, config, ctx.run.run_id) as db_api:
         with ctx.stage("block sizes"):
-            # Each rule's blocks, to check before linking (a rule meeting a common value grows fastest); the pairs
-            # each rule adds beyond the others are counted by the link run, from the pairs it scores.
-            blocking = blocking_block_sizes(people, plan.prediction_rules)
-            ctx.run.log_dict(blocking, "model/blocking_block_sizes.json")
-            ctx.run.log_metrics(
-                {
-                    f"blocking.{measure}.rule_{i}": r[measure]
-                    for i, r in enumerate(blocking)
-                    for measure in ("comparisons_before_filters", "largest_block_comparisons")
-                }
-            )
+            log_block_sizes(ctx, people, plan)
         with ctx.stage("train model"):
             trained_model = train_model(db_api, people, config.linkage, plan, populated, stage=ctx.stage)
         model = trained_model.model
@@ -63,6 +55,20 @@ def run(ctx: JobContext) -> StageResult:
         f"`python -m jobs.approve --version {version}`"
     )
     return StageResult(summary={"model_version": version, "records": sum(counts.values())})
+
+
+def log_block_sizes(ctx: JobContext, people: DataFrame, plan: ModelPlan) -> None:
+    """Each prediction rule's blocks, to check before linking (a rule meeting a common value grows fastest); the
+    pairs each rule adds beyond the others are counted by the link run, from the pairs it scores."""
+    blocking = blocking_block_sizes(people, plan.prediction_rules)
+    ctx.run.log_dict(blocking, "model/blocking_block_sizes.json")
+    ctx.run.log_metrics(
+        {
+            f"blocking.{measure}.rule_{i}": r[measure]
+            for i, r in enumerate(blocking)
+            for measure in ("comparisons_before_filters", "largest_block_comparisons")
+        }
+    )
 
 
 def log_training(
