@@ -11,7 +11,7 @@ from datetime import date
 
 import numpy as np
 
-from linkage.synthetic.strings import compact, partition, postcodes, prefixed_ids, valid_nhs_numbers
+from linkage.synthetic.strings import compact_fields, partition, postcodes, prefixed_ids, valid_nhs_numbers
 from linkage.synthetic.vocab import POOLS, POSTCODE_AREAS, SUBGROUPS
 
 HOUSEHOLD_SIZES = np.array([1, 2, 3, 4, 5])
@@ -52,9 +52,7 @@ class Population:
 
     def __post_init__(self) -> None:
         # Every string array at its narrowest (linkage.synthetic.strings.compact): a third of the memory.
-        for name, values in vars(self).items():
-            if isinstance(values, np.ndarray):
-                object.__setattr__(self, name, compact(values))
+        compact_fields(self)
 
     @property
     def size(self) -> int:

@@ -16,7 +16,7 @@ from linkage.synthetic.population import Population
 from linkage.synthetic.strings import (
     ascii_fold,
     break_one_digit,
-    compact,
+    compact_fields,
     partition,
     prefixed_ids,
     replace,
@@ -46,9 +46,7 @@ class SourceRecords:
     nhs_number: np.ndarray  # "" = missing
 
     def __post_init__(self) -> None:
-        for name, values in vars(self).items():
-            if isinstance(values, np.ndarray):
-                object.__setattr__(self, name, compact(values))
+        compact_fields(self)
 
     @property
     def size(self) -> int:

@@ -26,6 +26,13 @@ def compact(values: np.ndarray) -> np.ndarray:
     return values if 4 * width >= values.dtype.itemsize else values.astype(f"U{width}")
 
 
+def compact_fields(instance: object) -> None:
+    """Every numpy array field of a frozen dataclass `compact`ed in place (call from its __post_init__)."""
+    for name, values in vars(instance).items():
+        if isinstance(values, np.ndarray):
+            object.__setattr__(instance, name, compact(values))
+
+
 def with_room_for(values: np.ndarray, new: np.ndarray) -> np.ndarray:
     """A copy of `values` wide enough to take `new`'s strings: numpy cuts a longer string assigned into a unicode
     array to the array's width without a word, and compacted arrays have no spare width."""
