@@ -304,9 +304,9 @@ def _rule_blocks(records_df: DataFrame, index: int, rule: Any) -> DataFrame:
 
 
 def blocking_block_sizes(people_df: DataFrame, rules=BLOCKING_RULES_FOR_PREDICTION) -> list[dict[str, Any]]:
-    """Each prediction rule's comparisons before its filter conditions and its largest block: Splink's
-    `number_of_comparisons_generated_pre_filter_conditions` (splink.blocking_analysis.count_comparisons_from_blocking_rule)
-    and the `block_count` of `n_largest_blocks`, for link_and_dedupe (tests/test_scorer.py).
+    """Each prediction rule's comparisons before its filter conditions and its largest block, for link_and_dedupe:
+    the sum and the largest of the `block_count`s that splink.blocking_analysis.n_largest_blocks gives over every
+    block (tests/test_scorer.py).
 
     A rule's equality conditions split the records into blocks; a block whose left keys n_l records share and whose
     right keys n_r share makes n_l x n_r comparisons (each pair twice and each record with itself when the rule is
