@@ -16,11 +16,11 @@ from jobs import train as train_job
 from linkage.lake import read_table
 from linkage.link import fields
 from linkage.link.registry import load_model_json
-from linkage.link.settings import MODEL_COLUMNS
+from linkage.link.settings import MODEL_COLUMNS, RECORD_SOURCE
 from linkage.schemas import PERSON_SPINE
 
 POSTCODE_COLUMNS = ("postcode_std", "postcode_sector", "postcode_district")
-ALL_COLUMNS = frozenset(MODEL_COLUMNS)
+ALL_COLUMNS = frozenset({*MODEL_COLUMNS, RECORD_SOURCE})
 
 
 def test_full_extract_keeps_the_full_model():
@@ -90,6 +90,20 @@ def test_names_and_date_of_birth_only_add_a_blocking_rule_on_each_field_alone():
     # Either identifier present: no single-field rules.
     assert not fields.plan_model(ALL_COLUMNS - {"nhs_number"}).added_prediction_rules
     assert not fields.plan_model(ALL_COLUMNS - set(POSTCODE_COLUMNS)).added_prediction_rules
+
+
+def test_an_extract_from_one_source_drops_the_source_comparison():
+    # Only records of two sources can form a pair across sources: with one, the comparison has one level to see.
+    two_sources = {"gp": {"records": 3, "forename_std": 3}, "hospital": {"records": 2, "forename_std": 2}}
+    one_source = {"gp": {"records": 5, "forename_std": 5}, "hospital": {"records": 0, "forename_std": 0}}
+    assert "record_source" in fields.populated_columns(two_sources)
+    assert "record_source" not in fields.populated_columns(one_source)
+    plan = fields.plan_model(ALL_COLUMNS - {"record_source"})
+    assert plan.dropped["comparisons"] == ["source"]
+    assert "source" in [
+        c.get_comparison("spark").as_dict()["output_column_name"]
+        for c in fields.plan_model(ALL_COLUMNS).comparisons
+    ]
 
 
 def test_a_column_a_rule_only_tests_for_null_need_not_be_populated():

@@ -123,6 +123,15 @@ def test_the_pipelines_train_registers_a_model_and_its_link_writes_new_keys(spar
         True,
     ]
 
+    # The source comparison is estimated from the extract, not fixed: a true pair lies inside one source (a duplicate
+    # registration) far less often than two random records do, so that level weighs against a match.
+    source = next(
+        c for c in load_model_json(config, version)["comparisons"] if c["output_column_name"] == "source"
+    )
+    same_source = source["comparison_levels"][1]
+    assert not same_source.get("fix_m_probability") and not same_source.get("fix_u_probability")
+    assert same_source["m_probability"] < same_source["u_probability"]
+
     # Every key is new, recorded once under the run that made it.
     # (Reruns keeping keys are covered on hand-built clusters in test_link_spine.)
     registry = read_table(spark, config.paths.lake, PERSON_REGISTRY)

@@ -278,3 +278,37 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         2**settings.HOUSEHOLD_CORRECTION_BITS,
     ]
     assert all(level.get("fix_m_probability") for level in relatives["comparison_levels"][1:])
+
+
+def test_source_comparison_sets_pairs_inside_one_source_apart(spark_with_splink_functions):
+    spark = spark_with_splink_functions
+    records = spark.createDataFrame(
+        [("gp", "1"), ("gp", "2"), ("hospital", "1")], "source_dataset string, source_record_id string"
+    ).withColumn(settings.RECORD_SOURCE, F.col("source_dataset"))
+    left = records.select(*[F.col(c).alias(f"{c}_l") for c in records.columns])
+    right = records.select(*[F.col(c).alias(f"{c}_r") for c in records.columns])
+    pairs = left.crossJoin(right).where(
+        F.struct("source_dataset_l", "source_record_id_l")
+        < F.struct("source_dataset_r", "source_record_id_r")
+    )
+    source = next(
+        c
+        for c in settings.COMPARISONS
+        if c.get_comparison("spark").as_dict()["output_column_name"] == "source"
+    )
+    levels = level_labels(source.get_comparison("spark").as_dict())
+    found = {
+        (
+            row["source_dataset_l"],
+            row["source_record_id_l"],
+            row["source_dataset_r"],
+            row["source_record_id_r"],
+        ): row["level"]
+        for row in pairs.select("*", first_level(levels).alias("level")).collect()
+    }
+    same, different = levels[1][1], levels[2][1]
+    assert found == {
+        ("gp", "1", "gp", "2"): same,
+        ("gp", "1", "hospital", "1"): different,
+        ("gp", "2", "hospital", "1"): different,
+    }

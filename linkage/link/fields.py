@@ -24,6 +24,7 @@ from linkage.link.settings import (
     EM_BLOCKING_RULES,
     MODEL_COLUMNS,
     PRIOR_DETERMINISTIC_RULES,
+    RECORD_SOURCE,
     SOURCE_DATASET,
     UNIQUE_ID,
 )
@@ -39,6 +40,9 @@ COMPARISON_NEEDS = {
     "sex": "sex",
     "postcode": "postcode_std",
     "nhs_number": "nhs_number",
+    # One source alone (a dedupe-only extract) has no pair across sources: `populated_columns` counts the source column
+    # as populated only when two sources hold records.
+    "source": RECORD_SOURCE,
     # Fixed corrections: "family" reads forenames (it tells apart relatives by them); "relatives" needs both.
     "family": "forename_std",
     "relatives": "nhs_number",
@@ -100,13 +104,17 @@ def populated_counts(people_df: DataFrame) -> dict[str, dict[str, int]]:
 
 
 def populated_columns(counts: dict[str, dict[str, int]]) -> frozenset[str]:
-    """Columns held by at least MIN_POPULATED records across all sources."""
+    """Columns held by at least MIN_POPULATED records across all sources, and the source column when at least two
+    sources hold records (only then can a pair lie across sources)."""
     totals: dict[str, int] = {}
     for per_source in counts.values():
         for column, n in per_source.items():
             if column != "records":
                 totals[column] = totals.get(column, 0) + n
-    return frozenset(c for c, n in totals.items() if n >= MIN_POPULATED)
+    populated = {c for c, n in totals.items() if n >= MIN_POPULATED}
+    if sum(1 for per_source in counts.values() if per_source["records"]) >= 2:
+        populated.add(RECORD_SOURCE)
+    return frozenset(populated)
 
 
 def rule_sql(rule: Any, dialect: str = "spark") -> str:
@@ -214,17 +222,26 @@ def _estimated_in(rule, comparisons: list[dict]) -> list[dict]:
     return [d for d in comparisons if _estimated_by(rule, d)]
 
 
+# Comparisons that do not count as a session's second view of a pair: one source or two says little about which
+# pairs match, so a session estimating the date of birth beside it alone still sees each pair once.
+NOT_COMPANY = frozenset({"source"})
+
+
+def _informative(comparisons: list[dict]) -> list[dict]:
+    return [d for d in comparisons if d["output_column_name"] not in NOT_COMPANY]
+
+
 def _company_needed(comparisons: list[dict]) -> int:
     """Comparisons a session must estimate together: two when the model has two (EM needs a second view of each pair
     to tell matches from non-matches: a session estimating one comparison alone made FEBRL3's date of birth
     `else` level m = 4e-6, -17.9 bits, when 6% of its true pairs have dates that disagree), else one."""
-    return min(2, len(comparisons))
+    return min(2, len(_informative(comparisons)))
 
 
 def _sessions_with_company(rules: list, comparisons: list[dict]) -> tuple[list, list]:
     """The sessions that estimate enough comparisons together, and those that do not."""
     needed = _company_needed(comparisons)
-    kept = [r for r in rules if len(_estimated_in(r, comparisons)) >= needed]
+    kept = [r for r in rules if len(_informative(_estimated_in(r, comparisons))) >= needed]
     return kept, [r for r in rules if r not in kept]
 
 
@@ -242,7 +259,7 @@ def _with_fallback_sessions(kept_em: list, comparisons: list[dict], populated: f
             if (
                 rule_columns(sql) <= populated
                 and sql not in {rule_sql(r) for r in kept_em}
-                and len(estimated) >= needed
+                and len(_informative(estimated)) >= needed
                 and any(d in unestimated for d in estimated)
             ):
                 kept_em.append(rule)

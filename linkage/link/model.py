@@ -53,6 +53,7 @@ from linkage.link.settings import (
     EM_BLOCKING_RULES,
     MODEL_COLUMNS,
     PRIOR_DETERMINISTIC_RULES,
+    RECORD_SOURCE,
     SOURCE_DATASET,
     UNIQUE_ID,
     build_settings,
@@ -112,11 +113,11 @@ def remove_path(spark: SparkSession, path: str) -> None:
 
 
 def model_input(people_df: DataFrame) -> DataFrame:
-    """The columns the model reads, one row per source record."""
+    """The columns the model reads, one row per source record, and the source under its comparison's name."""
     missing = [c for c in MODEL_COLUMNS if c not in people_df.columns]
     if missing:
         raise InputError(f"restricted/people_std lacks columns the model needs: {', '.join(missing)}")
-    return people_df.select(*MODEL_COLUMNS)
+    return people_df.select(*MODEL_COLUMNS, F.col(SOURCE_DATASET).alias(RECORD_SOURCE))
 
 
 def register_sources(db_api: SparkAPI, people_df: DataFrame) -> list:

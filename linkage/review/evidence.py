@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from linkage.link.duckdb_model import model_for_duckdb
-from linkage.link.settings import MODEL_COLUMNS, SOURCE_DATASET
+from linkage.link.settings import MODEL_COLUMNS, RECORD_SOURCE, SOURCE_DATASET
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,14 @@ def term_frequency_columns(model: Mapping[str, Any]) -> list[str]:
 
 def model_frame(records: Iterable[Mapping[str, Any]], tf_columns: Iterable[str]) -> pd.DataFrame:
     """The records as the model reads them: its columns and the term frequency columns, one row each."""
-    columns = [*MODEL_COLUMNS, *[f"tf_{c}" for c in tf_columns]]
-    return pd.DataFrame([{c: record.get(c) for c in columns} for record in records], columns=columns)
+    columns = [*MODEL_COLUMNS, RECORD_SOURCE, *[f"tf_{c}" for c in tf_columns]]
+    return pd.DataFrame(
+        [
+            {**{c: record.get(c) for c in columns}, RECORD_SOURCE: record.get(SOURCE_DATASET)}
+            for record in records
+        ],
+        columns=columns,
+    )
 
 
 def waterfall_from_splink(rows: list[Mapping[str, Any]]) -> Waterfall:
