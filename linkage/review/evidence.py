@@ -52,14 +52,10 @@ def term_frequency_columns(model: Mapping[str, Any]) -> list[str]:
 
 def model_frame(records: Iterable[Mapping[str, Any]], tf_columns: Iterable[str]) -> pd.DataFrame:
     """The records as the model reads them: its columns and the term frequency columns, one row each."""
-    columns = [*MODEL_COLUMNS, RECORD_SOURCE, *[f"tf_{c}" for c in tf_columns]]
-    return pd.DataFrame(
-        [
-            {**{c: record.get(c) for c in columns}, RECORD_SOURCE: record.get(SOURCE_DATASET)}
-            for record in records
-        ],
-        columns=columns,
-    )
+    columns = [*MODEL_COLUMNS, *[f"tf_{c}" for c in tf_columns]]
+    frame = pd.DataFrame([{c: record.get(c) for c in columns} for record in records], columns=columns)
+    # The source again under the source comparison's name, as linkage.link.model.model_input adds it.
+    return frame.assign(**{RECORD_SOURCE: frame[SOURCE_DATASET]})
 
 
 def waterfall_from_splink(rows: list[Mapping[str, Any]]) -> Waterfall:
