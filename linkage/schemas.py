@@ -250,6 +250,18 @@ PERSON_SPINE = TableContract(
             "SHA-256 of the record's standardised columns when linked: `link --incremental` rescores only records "
             "whose fingerprint changed.",
         ),
+        (
+            "link_component",
+            "string",
+            "The record's connected component of links before clusters were split (its smallest record uid): "
+            "`link --incremental` reclusters only the components a change reaches.",
+        ),
+        (
+            "link_settings",
+            "string",
+            "SHA-256 of what turned scores into clusters (model version, thresholds, cluster limits): "
+            "`link --incremental` keeps earlier clusters only under the same.",
+        ),
         RUN_ID,
     ),
 )

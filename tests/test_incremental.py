@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import shutil
+from datetime import date
 
 import pytest
-from builders import people_frame, random_model, synthetic_people
+from builders import PAIR_SCHEMA, people_frame, person, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from jobs import link as link_job
 from linkage.lake import read_table
-from linkage.link import incremental
+from linkage.link import incremental, spine
 from linkage.link.model import model_input, splink_backend
+from linkage.link.pairs import link_pairs
 from linkage.link.scorer import materialised_scores
-from linkage.schemas import PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, SCORED_PAIRS
+from linkage.link.stage import cluster, clusters_after_change
+from linkage.schemas import LINK_PAIRS, PEOPLE_STD, PERSON_REGISTRY, PERSON_SPINE, SCORED_PAIRS
 
 KEYS = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r", "match_key"]
 
@@ -156,7 +160,7 @@ def test_link_incremental_after_a_change_gives_the_persons_of_a_full_relink(
     spines = {}
     for mode in ("full", "incremental"):
         lake = tmp_path / mode
-        for contract in (PERSON_SPINE, PERSON_REGISTRY, SCORED_PAIRS):
+        for contract in (PERSON_SPINE, PERSON_REGISTRY, SCORED_PAIRS, LINK_PAIRS):
             shutil.copytree(
                 pipeline_run.lake / contract.zone / contract.name, lake / contract.zone / contract.name
             )
@@ -171,5 +175,152 @@ def test_link_incremental_after_a_change_gives_the_persons_of_a_full_relink(
         out = capsys.readouterr().out
         if mode == "incremental":
             assert "incremental: 2 new or changed records" in out
+            assert "records in the components reclustered" in out
+            assert "clusters every component" not in out
     assert spines["incremental"] == spines["full"]
     assert len(spines["full"]) == people.count()  # one record gone, one new
+
+
+def predictions_frame(spark, rows):
+    """Scored pairs from (left, right, probability), each record 'source:id'."""
+    return spark.createDataFrame(
+        [(*left.split(":"), *right.split(":"), math.log2(p / (1 - p)), p) for left, right, p in rows],
+        PAIR_SCHEMA + ", match_weight double, match_probability double",
+    )
+
+
+def partition(clusters_df) -> set[frozenset[str]]:
+    members: dict[str, set[str]] = {}
+    for row in clusters_df.collect():
+        members.setdefault(row.cluster_id, set()).add(f"{row.source_dataset}:{row.source_record_id}")
+    return {frozenset(m) for m in members.values()}
+
+
+def edge_set(edges_df) -> set[tuple]:
+    return {
+        (r.source_record_id_l, r.source_record_id_r, r.method, r.match_probability)
+        for r in edges_df.collect()
+    }
+
+
+def test_reclustering_only_the_components_a_change_reaches_gives_the_clusters_of_clustering_all(
+    spark, make_config
+):
+    config = make_config().linkage
+    born = {"old": date(1950, 1, 1), "young": date(1990, 1, 1)}
+    records = [
+        *(person(*r.split(":")) for r in ("gp:g1", "hospital:h1", "social_care:s1")),  # A: s1 goes
+        *(person(*r.split(":")) for r in ("gp:g2", "hospital:h2")),  # B: gains the new h7
+        *(person(*r.split(":")) for r in ("gp:g3", "hospital:h3", "hospital:h4")),  # C: untouched
+        # D: untouched, split: a parent's and a child's own NHS numbers chained through a record without one.
+        person("gp", "g6", nhs_number="9434765919", date_of_birth=born["old"], forename_std="ANN"),
+        person("hospital", "h6", date_of_birth=born["old"], forename_std="ANN"),
+        person("social_care", "s6", nhs_number="4010232137", date_of_birth=born["young"], forename_std="ANN"),
+        person("gp", "g5"),  # E: a singleton the new record is scored against
+    ]
+    before_pairs = [
+        ("gp:g1", "hospital:h1", 0.999),
+        ("gp:g1", "social_care:s1", 0.999),
+        ("gp:g2", "hospital:h2", 0.999),
+        ("gp:g3", "hospital:h3", 0.999),
+        ("gp:g3", "hospital:h4", 0.3),
+        ("gp:g6", "hospital:h6", 0.9995),
+        ("hospital:h6", "social_care:s6", 0.996),  # the weakest link of the conflicted cluster: split off
+        ("gp:g5", "hospital:h3", 0.2),
+    ]
+    no_nhs_links = spark.createDataFrame([], PAIR_SCHEMA)
+    people_before = people_frame(spark, records)
+    predictions_before = predictions_frame(spark, before_pairs)
+    edges_before = spine.link_edges(no_nhs_links, predictions_before, config.thresholds)
+    kept_before, clusters_before, removed_before = cluster(people_before, edges_before, config)
+    previous_spine = spine.assign_person_keys(clusters_before, None)
+    previous_link_pairs = link_pairs(predictions_before, kept_before, previous_spine)
+    assert removed_before == 1
+    # The split cluster's records keep the component they were split from.
+    assert {
+        r.source_record_id: r[incremental.COMPONENT]
+        for r in previous_spine.where("source_record_id IN ('g6', 'h6', 's6')").collect()
+    } == {"g6": "gp-__-g6", "h6": "gp-__-g6", "s6": "gp-__-g6"}
+
+    # The next extract: s1 gone, h7 new (g2's duplicate, scored against g5 too).
+    people_after = people_frame(
+        spark, [r for r in records if r["source_record_id"] != "s1"] + [person("hospital", "h7")]
+    )
+    after_pairs = [p for p in before_pairs if "social_care:s1" not in p] + [
+        ("gp:g2", "hospital:h7", 0.999),
+        ("gp:g5", "hospital:h7", 0.1),
+    ]
+    predictions_after = predictions_frame(spark, after_pairs)
+    rescored = predictions_frame(spark, after_pairs[-2:])
+    changed = spark.createDataFrame([("hospital", "h7")], "source_dataset string, source_record_id string")
+    stale = incremental.stale_records(people_after, previous_spine, changed)
+    touched = incremental.touched_records(stale, rescored, predictions_before, None)
+    assert sorted(r.source_record_id for r in touched.collect()) == ["g1", "g2", "g5", "h7", "s1"]
+
+    edges_after = spine.link_edges(no_nhs_links, predictions_after, config.thresholds)
+    full_edges, full_clusters, _ = cluster(people_after, edges_after, config)
+    edges, clusters, _, affected = clusters_after_change(
+        people_after, edges_after, previous_spine, previous_link_pairs, touched, changed, config
+    )
+    # Only A, B, E and the new record are clustered again (s1 is gone); C and D are kept as they were.
+    assert sorted(r.source_record_id for r in affected.collect()) == [
+        "g1",
+        "g2",
+        "g5",
+        "h1",
+        "h2",
+        "h7",
+        "s1",
+    ]
+    assert (
+        partition(clusters)
+        == partition(full_clusters)
+        == {
+            frozenset({"gp:g1", "hospital:h1"}),
+            frozenset({"gp:g2", "hospital:h2", "hospital:h7"}),
+            frozenset({"gp:g3", "hospital:h3"}),
+            frozenset({"hospital:h4"}),
+            frozenset({"gp:g6", "hospital:h6"}),
+            frozenset({"social_care:s6"}),
+            frozenset({"gp:g5"}),
+        }
+    )
+    assert edge_set(edges) == edge_set(full_edges)
+    assert {r.source_record_id: r[incremental.COMPONENT] for r in clusters.collect()} == {
+        r.source_record_id: r[incremental.COMPONENT] for r in full_clusters.collect()
+    }
+    assert sorted(clusters.columns) == sorted(full_clusters.columns)
+
+
+def test_an_incremental_run_clusters_every_component_when_it_cannot_keep_them_and_says_why(
+    spark, make_config
+):
+    config = make_config().linkage
+    model = {"blocking_rules_to_generate_predictions": [{"blocking_rule": "l.x = r.x"}]}
+    settings = incremental.link_settings(config, model, "3")
+    schema = (
+        "source_dataset string, source_record_id string, person_key string, link_component string, "
+        "link_settings string, run_id string"
+    )
+    previous = spark.createDataFrame([("gp", "1", "P1", "gp-__-1", settings, "run-a")], schema)
+    pairs = spark.createDataFrame([("run-a",)], "run_id string")
+    assert incremental.recluster_reason(previous, pairs, settings) is None
+    assert incremental.recluster_reason(previous, None, settings) == "no previous link_pairs"
+    assert (
+        incremental.recluster_reason(previous.drop(incremental.COMPONENT), pairs, settings)
+        == "the previous spine holds no link components"
+    )
+    for other in (
+        incremental.link_settings(config, model, "4"),
+        incremental.link_settings(make_config("linkage.thresholds.upper=0.99").linkage, model, "3"),
+        incremental.link_settings(config, {"blocking_rules_to_generate_predictions": []}, "3"),
+    ):
+        assert (
+            incremental.recluster_reason(previous, pairs, other)
+            == "the model or the linkage settings changed since the previous spine"
+        )
+    other_run = spark.createDataFrame([("run-b",)], "run_id string")
+    assert (
+        incremental.recluster_reason(previous, other_run, settings)
+        == "the previous link_pairs were written by another run than the previous spine"
+    )

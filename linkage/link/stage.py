@@ -91,10 +91,21 @@ class LinkInputs:
     previous_registry: DataFrame | None
     decisions: DataFrame | None
     previous_pairs: DataFrame | None = None  # the last run's scored pairs, read for --incremental only
+    previous_link_pairs: DataFrame | None = None  # the last run's link_pairs, read for --incremental only
 
     @property
     def known_keys(self) -> DataFrame | None:
         return self.previous_registry.select("person_key") if self.previous_registry is not None else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an incremental run rescored: the new or changed records, those and the gone ones (stale), and the
+    pairs scored again."""
+
+    changed: DataFrame
+    stale: DataFrame
+    rescored: DataFrame
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,9 @@ def read_link_inputs(ctx: JobContext) -> LinkInputs:
     previous_spine, previous_spine_version = _current(ctx, PERSON_SPINE)
     previous_registry, _ = _current(ctx, PERSON_REGISTRY)
     decisions, _ = _current(ctx, REVIEW_DECISIONS)
-    previous_pairs = _current(ctx, SCORED_PAIRS)[0] if getattr(ctx.args, "incremental", False) else None
+    is_incremental = getattr(ctx.args, "incremental", False)
+    previous_pairs = _current(ctx, SCORED_PAIRS)[0] if is_incremental else None
+    previous_link_pairs = _current(ctx, LINK_PAIRS)[0] if is_incremental else None
     run.log_params(
         {
             "model_version": version,
@@ -184,6 +197,7 @@ def read_link_inputs(ctx: JobContext) -> LinkInputs:
         previous_registry,
         decisions,
         previous_pairs,
+        previous_link_pairs,
     )
 
 
@@ -198,7 +212,7 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
     # One definition for the two readers: changed records (--incremental) and the spine the next run compares.
     record_fingerprints = incremental.fingerprints(people)
     with ctx.stage("predict"):
-        predictions = score(ctx, inputs, record_fingerprints, metrics)
+        predictions, change = score(ctx, inputs, record_fingerprints, metrics)
         names = {
             str(i): f"{i}_{r['blocking_rule']}"
             for i, r in enumerate(inputs.model["blocking_rules_to_generate_predictions"])
@@ -216,9 +230,21 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
                 (F.col("method") == "probabilistic") & (F.col("match_probability") < thresholds.upper)
             ).count()
         with ctx.stage("cluster and key: clusters"):
-            edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster(
-                people, edges, ctx.config.linkage
+            settings = incremental.link_settings(ctx.config.linkage, inputs.model, inputs.model_version)
+            reason = "a full link" if change is None else None
+            reason = reason or incremental.recluster_reason(
+                inputs.previous_spine, inputs.previous_link_pairs, settings
             )
+            if reason is None:
+                edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster_changed(
+                    ctx, inputs, change, edges, metrics
+                )
+            else:
+                if change is not None:
+                    ctx.say(f"incremental link clusters every component ({reason})")
+                edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster(
+                    people, edges, ctx.config.linkage
+                )
         with ctx.stage("cluster and key: link patterns"):
             metrics.update(qa.link_pattern_metrics(edges, people))
         with ctx.stage("cluster and key: keys"):
@@ -227,17 +253,17 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
                 spine.with_match_method(keyed, edges)
                 .drop("cluster_id", "record_uid")
                 .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
-                .withColumn("run_id", F.lit(ctx.run.run_id))
+                .withColumns({incremental.SETTINGS: F.lit(settings), "run_id": F.lit(ctx.run.run_id)})
             )
     return Linked(predictions, best_candidates, edges, person_spine)
 
 
 def score(
     ctx: JobContext, inputs: LinkInputs, record_fingerprints: DataFrame, metrics: dict[str, float]
-) -> DataFrame:
+) -> tuple[DataFrame, Change | None]:
     """The approved model compiled to one Spark plan (linkage.link.scorer), computed once and kept: over every
     candidate pair, or (--incremental) over the pairs holding a new or changed record, with the last run's
-    scores for the others (linkage.link.incremental)."""
+    scores for the others (linkage.link.incremental, whose Change is returned too)."""
     records = model_input(inputs.people)
     changed, reason = None, None
     if getattr(ctx.args, "incremental", False):
@@ -252,9 +278,9 @@ def score(
             ctx.say(f"incremental link not possible ({reason}): linking in full")
     ctx.run.log_params({"link.mode": "full" if changed is None or reason else "incremental"})
     if changed is None or reason:
-        return scorer.materialised_scores(records, inputs.model)[0]
+        return scorer.materialised_scores(records, inputs.model)[0], None
     rescored, rescored_count = scorer.materialised_scores(records, inputs.model, changed)
-    stale = incremental.stale_records(inputs.people, inputs.previous_spine, changed)
+    stale = materialised(incremental.stale_records(inputs.people, inputs.previous_spine, changed))
     reused = incremental.reusable_pairs(inputs.previous_pairs, stale)
     predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
     metrics["incremental.records_changed"] = changed_count
@@ -264,28 +290,87 @@ def score(
         f"incremental: {metrics['incremental.records_changed']:.0f} new or changed records, "
         f"{rescored_count} pairs rescored, {metrics['incremental.pairs_reused']:.0f} reused"
     )
-    return predictions
+    return predictions, Change(changed, stale, rescored)
+
+
+def cluster_changed(
+    ctx: JobContext, inputs: LinkInputs, change: Change, edges: DataFrame, metrics: dict[str, float]
+) -> tuple[DataFrame, DataFrame, int]:
+    """`clusters_after_change` for an incremental run, counting and saying how many records it reclustered."""
+    config = ctx.config.linkage
+    touched = incremental.touched_records(
+        change.stale, change.rescored, inputs.previous_pairs, inputs.decisions
+    )
+    edges, clusters, removed, affected = clusters_after_change(
+        inputs.people,
+        edges,
+        inputs.previous_spine,
+        inputs.previous_link_pairs,
+        touched,
+        change.changed,
+        config,
+    )
+    metrics["incremental.records_reclustered"] = affected.count()
+    ctx.say(
+        f"incremental: {metrics['incremental.records_reclustered']:.0f} records in the components reclustered"
+    )
+    return edges, clusters, removed
+
+
+def clusters_after_change(
+    people: DataFrame,
+    edges: DataFrame,
+    previous_spine: DataFrame,
+    previous_link_pairs: DataFrame,
+    touched: DataFrame,
+    changed: DataFrame,
+    config: LinkageConfig,
+) -> tuple[DataFrame, DataFrame, int, DataFrame]:
+    """(edges kept, clusters, links removed splitting conflicts, records reclustered) after a change: the
+    components the change reaches (linkage.link.incremental.affected_records) clustered as `cluster` does, every
+    other one's clusters and links as the previous run left them. The links removed are the reclustered
+    components' only."""
+    affected = materialised(
+        incremental.affected_records(
+            touched, edges, previous_spine, changed, config.components_in_driver_max_edges
+        )
+    )
+    part_people = people.join(F.broadcast(affected), list(spine.RECORD_KEY), how="left_semi")
+    part_edges, part_clusters, removed = cluster(part_people, spine.edges_inside(edges, affected), config)
+    clusters = materialised(
+        part_clusters.unionByName(incremental.kept_clusters(people, previous_spine, affected))
+    )
+    kept_edges = incremental.kept_edges(previous_link_pairs, affected)
+    return materialised(part_edges.unionByName(kept_edges)), clusters, removed, affected
 
 
 def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple[DataFrame, DataFrame, int]:
     """(edges kept, clusters, links removed splitting conflicts): components of the links; when a cluster is
-    oversized, again without the weaker model links inside oversized clusters; then split at conflicts."""
+    oversized, again without the weaker model links inside oversized clusters; then split at conflicts. Each
+    record's cluster carries its component before all that (incremental.COMPONENT)."""
     driver_max_edges = config.components_in_driver_max_edges
-    clusters = clusters_of(people, edges, driver_max_edges)
+    # Read by the size check, the conflict split and (after a split) the components' join below: computed once.
+    components_df = materialised(clusters_of(people, edges, driver_max_edges))
+    clusters, reclustered = components_df, False
     if clusters.groupBy("cluster_id").count().where(F.col("count") > config.max_cluster_size).count():
         edges = materialised(
             spine.without_weak_edges_in_oversized_clusters(
                 edges, clusters, config.max_cluster_size, config.oversized_cluster_probability
             )
         )
-        clusters = clusters_of(people, edges, driver_max_edges)
-    return spine.split_conflicting_clusters(
+        clusters, reclustered = clusters_of(people, edges, driver_max_edges), True
+    edges, clusters, removed = spine.split_conflicting_clusters(
         edges,
         clusters,
         people,
         lambda kept, records: clusters_of(records, kept, driver_max_edges),
         config.conflict_split_rounds,
     )
+    # Each record's component before the splits: what the next incremental run reclusters as a whole.
+    if not (reclustered or removed):
+        return edges, clusters.withColumn(incremental.COMPONENT, F.col("cluster_id")), removed
+    component = components_df.select(*spine.RECORD_KEY, F.col("cluster_id").alias(incremental.COMPONENT))
+    return edges, materialised(clusters.join(component, list(spine.RECORD_KEY), how="inner")), removed
 
 
 def write_link_tables(ctx: JobContext, inputs: LinkInputs, linked: Linked) -> dict[str, TableWrite]:
