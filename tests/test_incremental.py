@@ -259,8 +259,9 @@ def test_reclustering_only_the_components_a_change_reaches_gives_the_clusters_of
 
     edges_after = spine.link_edges(no_nhs_links, predictions_after, config.thresholds)
     full_edges, full_clusters, _ = cluster(people_after, edges_after, config)
-    edges, clusters, _, affected = clusters_after_change(
-        people_after, edges_after, previous_spine, previous_link_pairs, touched, changed, config
+    affected = incremental.affected_records(touched, edges_after, previous_spine, changed)
+    edges, clusters, _ = clusters_after_change(
+        people_after, edges_after, previous_spine, previous_link_pairs, affected, config
     )
     # Only A, B, E and the new record are clustered again (s1 is gone); C and D are kept as they were.
     assert sorted(r.source_record_id for r in affected.collect()) == [
@@ -290,6 +291,17 @@ def test_reclustering_only_the_components_a_change_reaches_gives_the_clusters_of
         r.source_record_id: r[incremental.COMPONENT] for r in full_clusters.collect()
     }
     assert sorted(clusters.columns) == sorted(full_clusters.columns)
+    # Keys: the kept clusters keep theirs without voting, and every record's key and cluster size are a full run's.
+    keys = {
+        r.source_record_id: (r.person_key, r.cluster_size)
+        for r in incremental.keys_after_change(clusters, previous_spine, None, affected).collect()
+    }
+    assert keys == {
+        r.source_record_id: (r.person_key, r.cluster_size)
+        for r in spine.assign_person_keys(full_clusters, previous_spine, None).collect()
+    }
+    previous_keys = {r.source_record_id: r.person_key for r in previous_spine.collect()}
+    assert keys["s6"][0] == previous_keys["s6"] and keys["h4"][0] == previous_keys["h4"]
 
 
 def test_an_incremental_run_clusters_every_component_when_it_cannot_keep_them_and_says_why(

@@ -38,7 +38,7 @@ import hashlib
 import json
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from linkage.config import LinkageConfig
@@ -46,7 +46,7 @@ from linkage.link.components import COMPONENT as LABEL
 from linkage.link.components import DRIVER_MAX_EDGES, NODE, connected_components
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.lineage import materialised
-from linkage.link.spine import RECORD_KEY, record_uid
+from linkage.link.spine import RECORD_KEY, assign_person_keys, record_uid
 
 FINGERPRINT = "record_fingerprint"
 # Not part of what a record says: the run that wrote it, and the values as supplied (linkage reads the
@@ -269,3 +269,32 @@ def kept_edges(previous_link_pairs_df: DataFrame, affected_df: DataFrame) -> Dat
         F.when(F.col("method") == "probabilistic", F.col("match_probability")).alias("match_probability"),
         "method",
     )
+
+
+def keys_after_change(
+    clusters_df: DataFrame,
+    previous_spine_df: DataFrame,
+    known_keys_df: DataFrame | None,
+    affected_df: DataFrame,
+) -> DataFrame:
+    """`linkage.link.spine.assign_person_keys` of an incremental run's clusters, with the votes of the reclustered
+    records (`affected_df`) alone.
+
+    A kept cluster is a previous cluster whole (`kept_clusters`: its cluster_id is the previous person key), and no
+    other cluster holds a record of that key, so it wins the key outright, as every record voting would give; its
+    size is its records'. The reclustered clusters vote with the previous keys of their own records, which no kept
+    record holds; a new key still avoids every key the registry or the previous spine ever held."""
+    reached = F.broadcast(affected_df.select(*RECORD_KEY))
+    previous_keys = previous_spine_df.select("person_key")
+    taken = previous_keys if known_keys_df is None else known_keys_df.unionByName(previous_keys)
+    reclustered = assign_person_keys(
+        clusters_df.join(reached, list(RECORD_KEY), how="left_semi"),
+        previous_spine_df.join(reached, list(RECORD_KEY), how="left_semi"),
+        taken,
+    )
+    kept = clusters_df.join(reached, list(RECORD_KEY), how="left_anti").select(
+        *clusters_df.columns,
+        F.col("cluster_id").alias("person_key"),
+        F.count("*").over(Window.partitionBy("cluster_id")).cast("int").alias("cluster_size"),
+    )
+    return reclustered.unionByName(kept.select(*reclustered.columns))

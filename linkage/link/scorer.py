@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,11 +145,15 @@ def compile_model(model: dict[str, Any]) -> CompiledModel:
     )
 
 
-def with_term_frequencies(records_df: DataFrame, columns: tuple[str, ...]) -> DataFrame:
-    """Add tf_<column>: the share of records with this value among records where the column is known (Splink's)."""
+def with_term_frequencies(
+    records_df: DataFrame, columns: tuple[str, ...], counted_df: DataFrame | None = None
+) -> DataFrame:
+    """Add tf_<column>: the share of records with this value among records where the column is known (Splink's),
+    counted over `counted_df` (all the records) when records_df is some of them."""
+    counted = records_df if counted_df is None else counted_df
     for column in columns:
         counts = (
-            records_df.where(F.col(column).isNotNull())
+            counted.where(F.col(column).isNotNull())
             .groupBy(column)
             .count()
             .withColumn("total", F.sum("count").over(Window.partitionBy()))
@@ -205,10 +210,14 @@ def blocked_pairs(
 
 
 def blocked_pair_ids(
-    records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
+    records_df: DataFrame,
+    blocking_rules: tuple[str, ...],
+    changed_df: DataFrame | None = None,
+    rule_indexes: Iterable[int] | None = None,
 ) -> DataFrame:
     """`blocked_pairs` as ids alone: (match_key, __uid_l, __uid_r), each pair once. records_df needs the composite
-    id and the columns the rules read (`rule_keys`)."""
+    id and the columns the rules read (`rule_keys`). With `rule_indexes`, only the pairs those rules are the first
+    to find."""
     keys = rule_keys(blocking_rules)
     records_keys = records_df.select(*keys)
     if changed_df is None:
@@ -221,6 +230,8 @@ def blocked_pair_ids(
         sides = [(changed, records_keys), (unchanged, changed)]
     joins = []
     for key, rule in enumerate(blocking_rules):
+        if rule_indexes is not None and key not in rule_indexes:
+            continue
         condition = F.expr(f"({rule})") & (F.col(f"l.{UID}") < F.col(f"r.{UID}"))
         if key:
             earlier = " OR ".join(f"coalesce(({r}), false)" for r in blocking_rules[:key])
@@ -337,17 +348,54 @@ def materialised_scores(
     Released once the pairs are computed.
     """
     compiled = compile_model(model)
+    if changed_keys is not None:
+        return rescored_scores(records_df, compiled, changed_keys)
     records = scoring_records(records_df, compiled).persist(StorageLevel.MEMORY_AND_DISK)
-    changed = None
     try:
-        if changed_keys is not None:
-            keys = list(changed_keys.columns)
-            changed = records.join(changed_keys, keys, how="left_semi").select(*records.columns)
-            changed = changed.persist(StorageLevel.MEMORY_AND_DISK)
-        predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules, changed), compiled))
+        predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules), compiled))
         count = predictions.count()
     finally:
         records.unpersist()
-        if changed is not None:
-            changed.unpersist()
+    return predictions, count
+
+
+def rescored_scores(
+    records_df: DataFrame, compiled: CompiledModel, changed_keys: DataFrame
+) -> tuple[DataFrame, int]:
+    """`materialised_scores` of the pairs holding a changed record (`changed_keys`: source_dataset,
+    source_record_id), with the same weights, at the cost of the few records involved.
+
+    A full scoring joins every record, with its term frequencies, to the pairs. Here the rules' joins read only
+    the records' ids and the columns the rules read (kept, with the term-frequency columns, for the duration),
+    each rule's pairs are stored as they are found (one union of every rule's two joins was a plan that took as
+    long to analyse as to run), and term frequencies, still counted over all the records, are attached to the
+    records the pairs hold alone. At 1M people and a 1% change (78,185 pairs): term frequencies over every
+    record 28.5 s, the rules' joins in one plan 30.6 s against 16.3 s one rule at a time (README, Incremental link).
+    """
+    rules = compiled.blocking_rules
+    records = with_unique_id(records_df, compiled.unique_id_columns)
+    narrow = records.select(*dict.fromkeys([*rule_keys(rules), *compiled.tf_columns]))
+    narrow = narrow.persist(StorageLevel.MEMORY_AND_DISK)
+    changed_ids = with_unique_id(changed_keys, compiled.unique_id_columns).select(UID)
+    changed = narrow.join(F.broadcast(changed_ids), UID, how="left_semi").persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        ids = None
+        for key in range(len(rules)):
+            found = materialised(blocked_pair_ids(narrow, rules, changed, rule_indexes=(key,)))
+            ids = found if ids is None else ids.unionByName(found)
+        ids = materialised(ids)
+        held = ids.select(F.col(f"{UID}_l").alias(UID)).unionByName(ids.select(F.col(f"{UID}_r").alias(UID)))
+        involved = with_term_frequencies(
+            records.join(F.broadcast(held.distinct()), UID, how="left_semi"), compiled.tf_columns, narrow
+        )
+        left = involved.select(*[F.col(c).alias(f"{c}_l") for c in involved.columns])
+        right = involved.select(*[F.col(c).alias(f"{c}_r") for c in involved.columns])
+        pairs = ids.join(left, f"{UID}_l").join(right, f"{UID}_r")
+        predictions = materialised(scored(pairs, compiled))
+        count = predictions.count()
+    finally:
+        narrow.unpersist()
+        changed.unpersist()
     return predictions, count

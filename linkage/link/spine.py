@@ -223,6 +223,10 @@ YEARS_APART_DAYS = 366
 NHS_NUMBERS_APART = 2
 
 
+# The people columns `conflicting_clusters` reads.
+CONFLICT_COLUMNS = ("nhs_number", "date_of_birth", "forename_std")
+
+
 def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFrame:
     """cluster_id of each cluster holding two records with different valid NHS numbers and either dates of birth
     years apart, or numbers more than two digits apart with forenames that are not equal.
@@ -232,9 +236,7 @@ def conflicting_clusters(clusters_df: DataFrame, people_df: DataFrame) -> DataFr
     then the forenames are equal.
     """
     holders = clusters_df.select("cluster_id", *RECORD_KEY).join(
-        people_df.select(*RECORD_KEY, "nhs_number", "date_of_birth", "forename_std").where(
-            F.col("nhs_number").isNotNull()
-        ),
+        people_df.select(*RECORD_KEY, *CONFLICT_COLUMNS).where(F.col("nhs_number").isNotNull()),
         list(RECORD_KEY),
         how="inner",
     )

@@ -8,6 +8,8 @@ and logs aggregate QA to the run: nothing record-level goes to MLflow.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,8 +237,9 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
             reason = reason or incremental.recluster_reason(
                 inputs.previous_spine, inputs.previous_link_pairs, settings
             )
+            affected = None  # the records reclustered, when the others' clusters are kept
             if reason is None:
-                edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster_changed(
+                edges, clusters, metrics["links_removed_splitting_conflicts"], affected = cluster_changed(
                     ctx, inputs, change, edges, metrics
                 )
             else:
@@ -248,7 +251,13 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         with ctx.stage("cluster and key: link patterns"):
             metrics.update(qa.link_pattern_metrics(edges, people))
         with ctx.stage("cluster and key: keys"):
-            keyed = materialised(spine.assign_person_keys(clusters, inputs.previous_spine, inputs.known_keys))
+            if affected is None:
+                keyed = spine.assign_person_keys(clusters, inputs.previous_spine, inputs.known_keys)
+            else:
+                keyed = incremental.keys_after_change(
+                    clusters, inputs.previous_spine, inputs.known_keys, affected
+                )
+            keyed = materialised(keyed)
             person_spine = (
                 spine.with_match_method(keyed, edges)
                 .drop("cluster_id", "record_uid")
@@ -271,18 +280,23 @@ def score(
             inputs.previous_spine, inputs.previous_pairs, inputs.model_version
         )
         if reason is None:
-            changed = materialised(incremental.changed_records(record_fingerprints, inputs.previous_spine))
-            changed_count = changed.count()
-            reason = incremental.too_large_a_change(changed_count, inputs.people.count())
+            with ctx.stage("predict: changed records"):
+                changed = materialised(
+                    incremental.changed_records(record_fingerprints, inputs.previous_spine)
+                )
+                changed_count = changed.count()
+                reason = incremental.too_large_a_change(changed_count, inputs.people.count())
         if reason:
             ctx.say(f"incremental link not possible ({reason}): linking in full")
     ctx.run.log_params({"link.mode": "full" if changed is None or reason else "incremental"})
     if changed is None or reason:
         return scorer.materialised_scores(records, inputs.model)[0], None
-    rescored, rescored_count = scorer.materialised_scores(records, inputs.model, changed)
-    stale = materialised(incremental.stale_records(inputs.people, inputs.previous_spine, changed))
-    reused = incremental.reusable_pairs(inputs.previous_pairs, stale)
-    predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
+    with ctx.stage("predict: rescored"):
+        rescored, rescored_count = scorer.materialised_scores(records, inputs.model, changed)
+    with ctx.stage("predict: reused"):
+        stale = materialised(incremental.stale_records(inputs.people, inputs.previous_spine, changed))
+        reused = incremental.reusable_pairs(inputs.previous_pairs, stale)
+        predictions = materialised(rescored.select(*incremental.SCORED_PAIR_COLUMNS).unionByName(reused))
     metrics["incremental.records_changed"] = changed_count
     metrics["incremental.pairs_rescored"] = rescored_count
     metrics["incremental.pairs_reused"] = predictions.count() - rescored_count
@@ -295,26 +309,27 @@ def score(
 
 def cluster_changed(
     ctx: JobContext, inputs: LinkInputs, change: Change, edges: DataFrame, metrics: dict[str, float]
-) -> tuple[DataFrame, DataFrame, int]:
-    """`clusters_after_change` for an incremental run, counting and saying how many records it reclustered."""
+) -> tuple[DataFrame, DataFrame, int, DataFrame]:
+    """`clusters_after_change` for an incremental run, on the records its change reaches (each step timed); returns
+    those records too."""
     config = ctx.config.linkage
-    touched = incremental.touched_records(
-        change.stale, change.rescored, inputs.previous_pairs, inputs.decisions
-    )
-    edges, clusters, removed, affected = clusters_after_change(
-        inputs.people,
-        edges,
-        inputs.previous_spine,
-        inputs.previous_link_pairs,
-        touched,
-        change.changed,
-        config,
-    )
-    metrics["incremental.records_reclustered"] = affected.count()
+    with ctx.stage("cluster and key: clusters: reached"):
+        touched = incremental.touched_records(
+            change.stale, change.rescored, inputs.previous_pairs, inputs.decisions
+        )
+        affected = materialised(
+            incremental.affected_records(
+                touched, edges, inputs.previous_spine, change.changed, config.components_in_driver_max_edges
+            )
+        )
+        metrics["incremental.records_reclustered"] = affected.count()
     ctx.say(
         f"incremental: {metrics['incremental.records_reclustered']:.0f} records in the components reclustered"
     )
-    return edges, clusters, removed
+    edges, clusters, removed = clusters_after_change(
+        inputs.people, edges, inputs.previous_spine, inputs.previous_link_pairs, affected, config, ctx.stage
+    )
+    return edges, clusters, removed, affected
 
 
 def clusters_after_change(
@@ -322,26 +337,28 @@ def clusters_after_change(
     edges: DataFrame,
     previous_spine: DataFrame,
     previous_link_pairs: DataFrame,
-    touched: DataFrame,
-    changed: DataFrame,
+    affected: DataFrame,
     config: LinkageConfig,
-) -> tuple[DataFrame, DataFrame, int, DataFrame]:
-    """(edges kept, clusters, links removed splitting conflicts, records reclustered) after a change: the
-    components the change reaches (linkage.link.incremental.affected_records) clustered as `cluster` does, every
+    stage: Callable[[str], AbstractContextManager] = lambda name: nullcontext(),
+) -> tuple[DataFrame, DataFrame, int]:
+    """(edges kept, clusters, links removed splitting conflicts) after a change: the components the change reaches
+    (`affected`, RECORD_KEY rows: linkage.link.incremental.affected_records) clustered as `cluster` does, every
     other one's clusters and links as the previous run left them. The links removed are the reclustered
-    components' only."""
-    affected = materialised(
-        incremental.affected_records(
-            touched, edges, previous_spine, changed, config.components_in_driver_max_edges
+    components' only. `stage(name)` times each step."""
+    with stage("cluster and key: clusters: reclustered"):
+        # Only what `cluster` reads of a record: its key, and the conflict rule's columns.
+        part_people = materialised(
+            people.select(*spine.RECORD_KEY, *spine.CONFLICT_COLUMNS).join(
+                F.broadcast(affected), list(spine.RECORD_KEY), how="left_semi"
+            )
         )
-    )
-    part_people = people.join(F.broadcast(affected), list(spine.RECORD_KEY), how="left_semi")
-    part_edges, part_clusters, removed = cluster(part_people, spine.edges_inside(edges, affected), config)
-    clusters = materialised(
-        part_clusters.unionByName(incremental.kept_clusters(people, previous_spine, affected))
-    )
-    kept_edges = incremental.kept_edges(previous_link_pairs, affected)
-    return materialised(part_edges.unionByName(kept_edges)), clusters, removed, affected
+        part_edges, part_clusters, removed = cluster(part_people, spine.edges_inside(edges, affected), config)
+    with stage("cluster and key: clusters: kept"):
+        clusters = materialised(
+            part_clusters.unionByName(incremental.kept_clusters(people, previous_spine, affected))
+        )
+        kept_edges = incremental.kept_edges(previous_link_pairs, affected)
+        return materialised(part_edges.unionByName(kept_edges)), clusters, removed
 
 
 def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple[DataFrame, DataFrame, int]:
