@@ -7,12 +7,12 @@ they were, and so are the pairs among them. `link --incremental`:
    spine keeps each record's fingerprint), and takes as changed every record whose key and
    fingerprint are not on the previous spine: new records and records whose identifiers changed;
 2. scores, with the approved model, only the candidate pairs holding a changed record (changed x
-   all and unchanged x changed: `linkage.link.scorer.blocked_pairs`);
+   all and unchanged x changed: `linkage.link.scorer.rescored_scores`);
 3. takes every other pair from the previous run's scored pairs (`restricted/scored_pairs`), minus
    pairs holding a record that is gone;
 4. reclusters only the link components the change reaches (`affected_records`), and keeps every other
-   component's clusters and links as the previous run left them (`kept_clusters`, `kept_edges`); then keys and
-   writes as a full link does.
+   component's clusters, links and keys as the previous run left them (`kept_clusters`, `kept_edges`,
+   `keys_after_change`); then writes as a full link does.
 
 So person keys, the registry's events and reviewer decisions keep their meaning. The one
 difference from a full relink is stated, not hidden: a reused pair keeps the term-frequency
