@@ -46,7 +46,7 @@ from linkage.link.components import COMPONENT as LABEL
 from linkage.link.components import DRIVER_MAX_EDGES, NODE, connected_components
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.lineage import materialised
-from linkage.link.spine import RECORD_KEY, assign_person_keys, record_uid
+from linkage.link.spine import RECORD_KEY, assign_person_keys, edges_inside, pair_ends, record_uid
 
 FINGERPRINT = "record_fingerprint"
 # Not part of what a record says: the run that wrote it, and the values as supplied (linkage reads the
@@ -166,13 +166,6 @@ def recluster_reason(
     return None
 
 
-def _ends(pairs_df: DataFrame) -> DataFrame:
-    """Both records of every pair, as RECORD_KEY rows."""
-    return pairs_df.select(*[F.col(f"{c}_l").alias(c) for c in RECORD_KEY]).unionByName(
-        pairs_df.select(*[F.col(f"{c}_r").alias(c) for c in RECORD_KEY])
-    )
-
-
 def holding_any(pairs_df: DataFrame, records_df: DataFrame) -> DataFrame:
     """The pairs holding at least one of `records_df` (RECORD_KEY rows, few: broadcast)."""
     held = None
@@ -191,11 +184,11 @@ def touched_records(
     lost a candidate, so its best candidates may differ); both ends of every reviewed pair (a decision may be new)."""
     touched = (
         stale_df.select(*RECORD_KEY)
-        .unionByName(_ends(rescored_df))
-        .unionByName(_ends(holding_any(previous_pairs_df.select(*PAIR_KEYS), stale_df)))
+        .unionByName(pair_ends(rescored_df))
+        .unionByName(pair_ends(holding_any(previous_pairs_df.select(*PAIR_KEYS), stale_df)))
     )
     if decisions_df is not None:
-        touched = touched.unionByName(_ends(decisions_df))
+        touched = touched.unionByName(pair_ends(decisions_df))
     return touched.distinct()
 
 
@@ -262,9 +255,8 @@ def kept_clusters(people_df: DataFrame, previous_spine_df: DataFrame, affected_d
 def kept_edges(previous_link_pairs_df: DataFrame, affected_df: DataFrame) -> DataFrame:
     """The links the previous run kept (after its splits: link_pairs' direct links) outside the affected records,
     in the shape of `linkage.link.spine.link_edges` (an NHS-number or clerical link carries no probability)."""
-    left_ends = F.broadcast(affected_df.select(*[F.col(c).alias(f"{c}_l") for c in RECORD_KEY]))
     direct = previous_link_pairs_df.where(F.col("is_linked") & (F.col("method") != "transitive"))
-    return direct.join(left_ends, [f"{c}_l" for c in RECORD_KEY], how="left_anti").select(
+    return edges_inside(direct, F.broadcast(affected_df), how="left_anti").select(
         *PAIR_KEYS,
         F.when(F.col("method") == "probabilistic", F.col("match_probability")).alias("match_probability"),
         "method",

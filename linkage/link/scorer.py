@@ -184,9 +184,7 @@ def rule_keys(blocking_rules: tuple[str, ...]) -> list[str]:
     return [UID, *[c for c in rule_columns_read(blocking_rules) if c != UID]]
 
 
-def blocked_pairs(
-    records_df: DataFrame, blocking_rules: tuple[str, ...], changed_df: DataFrame | None = None
-) -> DataFrame:
+def blocked_pairs(records_df: DataFrame, blocking_rules: tuple[str, ...]) -> DataFrame:
     """The union of the rules' self-joins, each pair once, tagged with the first rule (match_key) that finds it.
 
     Each rule joins the records' ids and the columns the rules read (a few short columns), and the pairs found are
@@ -194,16 +192,16 @@ def blocked_pairs(
     rule, 26 times for 13 rules: at 1M people (5.2M pairs) scoring into a no-op sink took 219.2 s that way and
     157.6 s this way. (With the 12.9M pairs of the rules before they were narrowed it was the other way round:
     156.3 s against 178.9 s, the pairs then outnumbering the records eight to one.)
-
-    With `changed_df` (some of the records, same columns), only the pairs holding at least one changed record:
-    changed x all, and unchanged x changed, so a small change joins a small side to the records instead of
-    the records to themselves. The pairs are exactly those of the full joins that touch a changed record.
     """
-    pairs = blocked_pair_ids(records_df, blocking_rules, changed_df)
+    return with_records(blocked_pair_ids(records_df, blocking_rules), records_df)
+
+
+def with_records(pair_ids_df: DataFrame, records_df: DataFrame) -> DataFrame:
+    """(match_key, every column of both records suffixed _l and _r) of pairs given as ids (`blocked_pair_ids`)."""
     left = records_df.select(*[F.col(c).alias(f"{c}_l") for c in records_df.columns])
     right = records_df.select(*[F.col(c).alias(f"{c}_r") for c in records_df.columns])
     return (
-        pairs.join(left, f"{UID}_l")
+        pair_ids_df.join(left, f"{UID}_l")
         .join(right, f"{UID}_r")
         .select(MATCH_KEY, *[f"{c}_{side}" for side in ("l", "r") for c in records_df.columns])
     )
@@ -217,7 +215,11 @@ def blocked_pair_ids(
 ) -> DataFrame:
     """`blocked_pairs` as ids alone: (match_key, __uid_l, __uid_r), each pair once. records_df needs the composite
     id and the columns the rules read (`rule_keys`). With `rule_indexes`, only the pairs those rules are the first
-    to find."""
+    to find.
+
+    With `changed_df` (some of the records, same columns), only the pairs holding at least one changed record:
+    changed x all, and unchanged x changed, so a small change joins a small side to the records instead of
+    the records to themselves. The pairs are exactly those of the full joins that touch a changed record."""
     keys = rule_keys(blocking_rules)
     records_keys = records_df.select(*keys)
     if changed_df is None:
@@ -390,10 +392,7 @@ def rescored_scores(
         involved = with_term_frequencies(
             records.join(F.broadcast(held.distinct()), UID, how="left_semi"), compiled.tf_columns, narrow
         )
-        left = involved.select(*[F.col(c).alias(f"{c}_l") for c in involved.columns])
-        right = involved.select(*[F.col(c).alias(f"{c}_r") for c in involved.columns])
-        pairs = ids.join(left, f"{UID}_l").join(right, f"{UID}_r")
-        predictions = materialised(scored(pairs, compiled))
+        predictions = materialised(scored(with_records(ids, involved), compiled))
         count = predictions.count()
     finally:
         narrow.unpersist()

@@ -51,6 +51,13 @@ def ordered_pairs(pairs_df: DataFrame) -> DataFrame:
     )
 
 
+def pair_ends(pairs_df: DataFrame) -> DataFrame:
+    """(source_dataset, source_record_id) of every record named by a pair, once each."""
+    left = pairs_df.select(*[F.col(f"{c}_l").alias(c) for c in RECORD_KEY])
+    right = pairs_df.select(*[F.col(f"{c}_r").alias(c) for c in RECORD_KEY])
+    return left.unionByName(right).distinct()
+
+
 def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFrame:
     """For each record (as the left side) and each other source, the pair with its single best-weighted candidate
     there, with `carried` columns: both directions of every pair are ranked, so a pair appears once per end

@@ -233,17 +233,18 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
             ).count()
         with ctx.stage("cluster and key: clusters"):
             settings = incremental.link_settings(ctx.config.linkage, inputs.model, inputs.model_version)
-            reason = "a full link" if change is None else None
-            reason = reason or incremental.recluster_reason(
-                inputs.previous_spine, inputs.previous_link_pairs, settings
-            )
             affected = None  # the records reclustered, when the others' clusters are kept
-            if reason is None:
+            reason = (
+                None
+                if change is None
+                else incremental.recluster_reason(inputs.previous_spine, inputs.previous_link_pairs, settings)
+            )
+            if change is not None and reason is None:
                 edges, clusters, metrics["links_removed_splitting_conflicts"], affected = cluster_changed(
                     ctx, inputs, change, edges, metrics
                 )
             else:
-                if change is not None:
+                if reason:
                     ctx.say(f"incremental link clusters every component ({reason})")
                 edges, clusters, metrics["links_removed_splitting_conflicts"] = cluster(
                     people, edges, ctx.config.linkage

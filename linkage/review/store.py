@@ -124,19 +124,6 @@ def queue_pairs(queue_df: DataFrame, extra: Iterable[str] = (), by_score: bool =
     )
 
 
-def pair_ends(pairs_df: DataFrame) -> DataFrame:
-    """(source_dataset, source_record_id) of every record named by a pair."""
-    left = pairs_df.select(
-        F.col("source_dataset_l").alias("source_dataset"),
-        F.col("source_record_id_l").alias("source_record_id"),
-    )
-    right = pairs_df.select(
-        F.col("source_dataset_r").alias("source_dataset"),
-        F.col("source_record_id_r").alias("source_record_id"),
-    )
-    return left.unionByName(right).distinct()
-
-
 def records_to_review(ends_df: DataFrame, spine_df: DataFrame | None, people_df: DataFrame) -> DataFrame:
     """The pair records and every other record of their persons, with what the reviewer and the model see."""
     shown = sorted({c for _, std, raw in DISPLAY_FIELDS for c in (std, raw) if c} | set(MODEL_COLUMNS))
