@@ -420,6 +420,53 @@ def test_pairwise_precision_recall_on_a_hand_checked_example(spark):
     assert metrics["recall_gap.ethnic_group"] == 1 - 1 / 3
 
 
+def test_spine_metrics_on_a_hand_checked_spine(spark):
+    # P1 = gp a, gp b, hospital h1 (two NHS numbers, birth years 3 apart); P2 = gp c;
+    # P3 = hospital h2, social care s1 (one NHS number, birth years 1 apart); P4 = social care s2.
+    records = [
+        ("gp", "a", "P1", "nhs_number", "9434765919", 1980),
+        ("gp", "b", "P1", "probabilistic", "9434765870", 1980),
+        ("hospital", "h1", "P1", "nhs_number", "9434765919", 1983),
+        ("gp", "c", "P2", "unlinked", None, 1950),
+        ("hospital", "h2", "P3", "probabilistic", "9434765862", 1990),
+        ("social_care", "s1", "P3", "probabilistic", None, 1991),
+        ("social_care", "s2", "P4", "unlinked", None, None),
+    ]
+    spine_df = spark.createDataFrame(
+        [r[:4] for r in records],
+        "source_dataset string, source_record_id string, person_key string, match_method string",
+    )
+    people_df = spark.createDataFrame(
+        [(r[0], r[1], r[4], r[5]) for r in records],
+        "source_dataset string, source_record_id string, nhs_number string, year_of_birth int",
+    )
+    metrics = qa.spine_metrics(spine_df, people_df)
+    assert {k: v for k, v in metrics.items() if not k.startswith("cluster_size.p")} == {
+        "records_by_method.nhs_number": 2,
+        "records_by_method.probabilistic": 3,
+        "records_by_method.unlinked": 2,
+        "persons": 4,
+        "records": 7,
+        "records.gp": 3,
+        "records.hospital": 2,
+        "records.social_care": 2,
+        "cluster_size.largest_1": 3,
+        "cluster_size.largest_2": 2,
+        "cluster_size.largest_3": 1,
+        "cluster_size.largest_4": 1,
+        # Two of gp's three records share a person with another gp record; no other source has a duplicate.
+        "within_source_duplicate_rate.gp": 2 / 3,
+        # gp a and b are with hospital h1; h1 with gp; h2 with social care s1 and s1 with h2.
+        "link_rate.gp.hospital": 2 / 3,
+        "link_rate.hospital.gp": 1 / 2,
+        "link_rate.hospital.social_care": 1 / 2,
+        "link_rate.social_care.hospital": 1 / 2,
+        "conflict_clusters.two_valid_nhs_numbers": 1,
+        "conflict_clusters.birth_years_apart": 1,
+    }
+    assert metrics["cluster_size.p50"] in (1, 2) and metrics["cluster_size.p99.9"] == 3
+
+
 def test_precision_recall_with_nothing_predicted_or_true():
     assert qa.precision_recall_f1(0, 0, 0) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert qa.precision_recall_f1(0, 3, 2) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
