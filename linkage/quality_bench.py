@@ -411,6 +411,7 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     from linkage.link.settings import (
         HOUSEHOLD_CORRECTION_BITS,
         RELATIVES_CORRECTION_BITS,
+        SHARED_NUMBER_CORRECTION_BITS,
         TWINS_CORRECTION_BITS,
     )
     from linkage.schemas import PEOPLE_STD
@@ -440,6 +441,7 @@ def correction_effects(spark, lake: Path, raw: Path, label: str, upper: float) -
     # Splink 5 keeps each comparison's weight (mw_<name>, bits), not its gamma: a level is told by its fixed weight.
     levels = {
         RELATIVES_CORRECTION_BITS: "joint: two valid NHS numbers, DOB disagrees",
+        SHARED_NUMBER_CORRECTION_BITS: "shared: one NHS number, DOBs a generation apart",
         HOUSEHOLD_CORRECTION_BITS: "household: postcode + surname or forename, DOB disagrees",
         TWINS_CORRECTION_BITS: "twins: NHS numbers >2 digits apart, forenames not equal",
     }

@@ -183,6 +183,23 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
             (date(1975, 5, 6), date(2004, 9, 1)),
             "parent and child with one forename, two numbers",
         ),
+        # A baby registered under the mother's number, or a parent's number on the child's record.
+        pair(
+            same("JOHN"),
+            same("OKAFOR"),
+            same("E1 6AN"),
+            same("9434765919"),
+            (date(1975, 5, 6), date(2004, 9, 1)),
+            "parent and child with one forename, a shared number",
+        ),
+        pair(
+            same("GRACE"),
+            same("MENSAH"),
+            same("LS1 4AP"),
+            same("9434765919"),
+            (date(1990, 1, 2), date(1996, 8, 15)),
+            "true duplicate, a date of birth some years out",
+        ),
         pair(
             same("JOHN"),
             same("OKAFOR"),
@@ -254,12 +271,14 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         row["case"]: row["level"]
         for row in pairs.select("case", first_level(labels).alias("level")).collect()
     }
-    null, joint, twins, household, none = (label for _, label in labels)
+    null, joint, shared, twins, household, none = (label for _, label in labels)
     assert found == {
         "twins: one date of birth, two numbers": twins,
         "true duplicate, a relative's number on one record": none,
         "true duplicate, a wrong-but-valid number and a forename typo": none,
         "parent and child with one forename, two numbers": joint,
+        "parent and child with one forename, a shared number": shared,
+        "true duplicate, a date of birth some years out": none,
         "parent and child with one forename, no numbers": household,
         "parent and child with one forename, two surnames, no numbers": household,
         "neighbours, no name shared": none,
@@ -272,8 +291,9 @@ def test_relatives_correction_levels_on_hand_built_pairs(spark_with_splink_funct
         level.get("m_probability", 1) / level.get("u_probability", 1)
         for level in relatives["comparison_levels"]
     ]
-    assert weights[1:4] == [
+    assert weights[1:5] == [
         2**settings.RELATIVES_CORRECTION_BITS,
+        2**settings.SHARED_NUMBER_CORRECTION_BITS,
         2**settings.TWINS_CORRECTION_BITS,
         2**settings.HOUSEHOLD_CORRECTION_BITS,
     ]
