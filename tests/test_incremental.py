@@ -178,9 +178,8 @@ def test_link_incremental_after_a_change_gives_the_persons_of_a_full_relink(
             assert "records in the components reclustered" in out
             assert "clusters every component" not in out
     assert spines["incremental"] == spines["full"]
-    # The review sampling frame, the reclustered records' pairs computed again and every other row kept, is the frame
-    # of this run's own scores, links and persons. (Not a full relink's: the reused pairs keep the previous run's
-    # weights, where a full relink's term frequencies count the changed extract.)
+    # The review sampling frame is the frame of this run's own scores, links and persons. (Not a full relink's: the
+    # reused pairs keep the previous run's weights, where a full relink's term frequencies count the changed extract.)
     lake = tmp_path / "incremental"
     written = read_table(spark, str(lake), LINK_PAIRS).drop("run_id")
     direct_links = written.where("is_linked AND method != 'transitive'")
@@ -315,19 +314,6 @@ def test_reclustering_only_the_components_a_change_reaches_gives_the_clusters_of
     }
     previous_keys = {r.source_record_id: r.person_key for r in previous_spine.collect()}
     assert keys["s6"][0] == previous_keys["s6"] and keys["h4"][0] == previous_keys["h4"]
-    # link_pairs: the reclustered records' pairs computed again, the others' rows the previous run's, as a full run.
-    full_spine = spine.assign_person_keys(full_clusters, previous_spine, None)
-    incremental_spine = incremental.keys_after_change(clusters, previous_spine, None, affected)
-    assert sorted(
-        incremental.link_pairs_after_change(
-            predictions_after,
-            edges,
-            incremental_spine,
-            spine.single_best_candidates(predictions_after, "match_probability"),
-            previous_link_pairs,
-            affected,
-        ).collect()
-    ) == sorted(link_pairs(predictions_after, full_edges, full_spine).collect())
 
 
 def test_an_incremental_run_clusters_every_component_when_it_cannot_keep_them_and_says_why(

@@ -46,7 +46,6 @@ from linkage.link.components import COMPONENT as LABEL
 from linkage.link.components import DRIVER_MAX_EDGES, NODE, connected_components
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.lineage import materialised
-from linkage.link.pairs import link_pairs
 from linkage.link.spine import RECORD_KEY, assign_person_keys, edges_inside, pair_ends, record_uid
 
 FINGERPRINT = "record_fingerprint"
@@ -262,37 +261,6 @@ def kept_edges(previous_link_pairs_df: DataFrame, affected_df: DataFrame) -> Dat
         F.when(F.col("method") == "probabilistic", F.col("match_probability")).alias("match_probability"),
         "method",
     )
-
-
-def link_pairs_after_change(
-    predictions_df: DataFrame,
-    edges_df: DataFrame,
-    spine_df: DataFrame,
-    best_candidates_df: DataFrame,
-    previous_link_pairs_df: DataFrame,
-    affected_df: DataFrame,
-) -> DataFrame:
-    """`linkage.link.pairs.link_pairs` after a change: the pairs holding a reclustered record (`affected_df`) computed
-    from this run's scores, links, persons and best candidates (`best_candidates_df`: over every scored pair), every
-    other pair's row as the previous run wrote it.
-
-    A pair with neither record reclustered holds no touched record, so its score was reused, neither record's best
-    candidate changed, both records kept their person and its links were kept: its row is the previous one. A pair
-    joining a reclustered and a kept record is in no person (whole components are reclustered) and was in none
-    before, and is computed like the others. Grouping every scored pair again took 20.5 s of the 57 s of writes of
-    an incremental link at 1M people."""
-    affected = F.broadcast(affected_df.select(*RECORD_KEY))
-    kept = previous_link_pairs_df
-    for side in ("l", "r"):
-        ends = affected.select(*[F.col(c).alias(f"{c}_{side}") for c in RECORD_KEY])
-        kept = kept.join(ends, [f"{c}_{side}" for c in RECORD_KEY], how="left_anti")
-    changed = link_pairs(
-        holding_any(predictions_df, affected_df),
-        edges_inside(edges_df, affected),
-        spine_df.join(affected, list(RECORD_KEY), how="left_semi"),
-        holding_any(best_candidates_df, affected_df),
-    )
-    return changed.unionByName(kept.select(*changed.columns))
 
 
 def keys_after_change(

@@ -119,9 +119,6 @@ class Linked:
     best_candidates: DataFrame  # linkage.link.spine.single_best_candidates of the predictions
     edges: DataFrame
     person_spine: DataFrame
-    affected: DataFrame | None = (
-        None  # the records reclustered when an incremental run kept the others' clusters
-    )
 
 
 def run(ctx: JobContext) -> StageResult:
@@ -268,7 +265,7 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
                 .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
                 .withColumns({incremental.SETTINGS: F.lit(settings), "run_id": F.lit(ctx.run.run_id)})
             )
-    return Linked(predictions, best_candidates, edges, person_spine, affected)
+    return Linked(predictions, best_candidates, edges, person_spine)
 
 
 def score(
@@ -418,18 +415,12 @@ def write_link_tables(ctx: JobContext, inputs: LinkInputs, linked: Linked) -> di
         spine.review_pairs(linked.predictions, thresholds, inputs.decisions).withColumn("run_id", run_id),
     )
     # The frame clerical review samples are drawn from (accuracy estimates without truth).
-    if linked.affected is None:
-        pairs = link_pairs(linked.predictions, linked.edges, new_spine, linked.best_candidates)
-    else:
-        pairs = incremental.link_pairs_after_change(
-            linked.predictions,
-            linked.edges,
-            new_spine,
-            linked.best_candidates,
-            inputs.previous_link_pairs,
-            linked.affected,
-        )
-    write(LINK_PAIRS, pairs.withColumn("run_id", run_id))
+    write(
+        LINK_PAIRS,
+        link_pairs(linked.predictions, linked.edges, new_spine, linked.best_candidates).withColumn(
+            "run_id", run_id
+        ),
+    )
     # What the next incremental run reuses for pairs whose records do not change.
     write(
         SCORED_PAIRS,
