@@ -92,6 +92,9 @@ def test_a_header_only_people_file_for_a_source_that_had_people_is_refused(
     files = dict(FILES)
     files["hospital_patients.csv"] = FILES["hospital_patients.csv"].splitlines()[0] + "\n"  # header only
     files["gp_events.csv"] = "\n" + FILES["gp_events.csv"]  # blank first line
+    # A quoted line break (lines 4-5: one record) read with an undecodable line (6): the first pass reads both
+    # lines of the record as malformed rows, and the file is read again with its line breaks found.
+    files["third_sector_contacts.csv"] += 'C3,R1,Carers Centre,2021-03-06,"Debt\nadvice",Y\n'
     files["third_sector_contacts.csv"] += "C9,R1,Carers Centre,2021-03-05,D\xe9bt,Y\n"
     write_extract(tmp_path / "raw", files)
     (tmp_path / "raw" / "third_sector_contacts.csv").write_bytes(
@@ -109,3 +112,6 @@ def test_a_header_only_people_file_for_a_source_that_had_people_is_refused(
     assert metrics["ingest.hospital.hospital_patients.read"] == 0
     assert metrics["ingest.gp.gp_events.read"] == 7  # the blank first line is neither a row nor an empty file
     assert metrics["ingest.third_sector.third_sector_contacts.quarantined.encoding_error"] == 1
+    assert metrics["ingest.third_sector.third_sector_contacts.quarantined.malformed_row"] == 0
+    assert metrics["ingest.third_sector.third_sector_contacts.read"] == 4  # C1, C2, C3 (two lines), C9
+    assert metrics["ingest.third_sector.third_sector_contacts.accepted"] == 2

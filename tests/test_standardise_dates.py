@@ -25,6 +25,12 @@ def test_date_parse_reads_both_forms_and_rejects_the_rest(spark):
             (" 2020-02-29 ", date(2020, 2, 29)),  # leap day, surrounding spaces
             ("2021-02-29", None),  # no such day
             ("31/02/2019", None),
+            ("1900-02-29", None),  # a century year that is not a leap year
+            ("29/02/2000", date(2000, 2, 29)),  # one that is
+            ("2023-04-31", None),  # a 30-day month
+            ("2023-13-01", None),  # no month 13
+            ("2023-00-10", None),  # no month 0
+            ("2023-01-00", None),  # no day 0
             ("1980-5-17", None),  # not either shape
             ("17.05.1980", None),
             ("not known", None),

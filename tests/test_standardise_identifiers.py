@@ -47,6 +47,8 @@ def test_nhs_number_modulus_11(spark):
             ("1111111111", None, False),  # passes the arithmetic but is a placeholder
             ("2000000010", "2000000010", True),  # 2*10 + 1*2 = 22, 22 mod 11 = 0: check 11 becomes 0
             ("1234567890", None, False),  # weighted sum 210 gives check 10: no valid number
+            ("0123456789", "0123456789", True),  # a leading zero: sum 156, 156 mod 11 = 2, check 9
+            ("0123456788", None, False),
             ("", None, None),  # none supplied
             (None, None, None),
         ],

@@ -177,18 +177,27 @@ def read_rows(spark: SparkSession, raw: RawFile, layout: FileLayout) -> DataFram
     return read_files(spark, [(raw, layout)])[0]
 
 
-def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> list[DataFrame]:
+def read_files(
+    spark: SparkSession, files: list[tuple[RawFile, FileLayout]], find_line_breaks: bool = True
+) -> list[DataFrame]:
     """read_rows of several files, in order, finding every CSV file's quoted line breaks in one Spark job
-    (a job per file is a fixed cost of a second or more, paid eight times by every ingest)."""
+    (a job per file is a fixed cost of a second or more, paid eight times by every ingest).
+
+    find_line_breaks=False skips that search and reads every physical line as a record: the first pass of
+    ingest, which rereads only a file where one of those lines turns out to hold an odd number of quotes (such a
+    line is always malformed when read alone; see `may_hold_quoted_line_breaks`). Searching every file first was
+    a scan of every byte: 9.5 s of Spark task time at 1M people, for files that almost never hold a line break."""
     csv_lines = {
         index: _numbered_csv_lines(spark, raw, layout)
         for index, (raw, layout) in enumerate(files)
         if raw.format != "parquet" and layout.header
     }
-    # Numbering lines takes a few small Spark jobs per file; only a file that has a line with an odd number of
-    # quotes can hold a quoted line break, and one scan of the unnumbered text finds those files.
-    odd_files = files_with_odd_quote_lines(spark, {index: files[index][0].path for index in csv_lines})
-    spans = quoted_line_break_spans(spark, {index: csv_lines[index] for index in odd_files})
+    spans: dict[int, list[tuple[int, int]]] = {}
+    if find_line_breaks:
+        # Numbering lines takes a few small Spark jobs per file; only a file that has a line with an odd number of
+        # quotes can hold a quoted line break, and one scan of the unnumbered text finds those files.
+        odd_files = files_with_odd_quote_lines(spark, {index: files[index][0].path for index in csv_lines})
+        spans = quoted_line_break_spans(spark, {index: csv_lines[index] for index in odd_files})
     rows = []
     for index, (raw, layout) in enumerate(files):
         if raw.format == "parquet":
@@ -199,6 +208,13 @@ def read_files(spark: SparkSession, files: list[tuple[RawFile, FileLayout]]) -> 
             records_df = join_quoted_line_breaks(spark, csv_lines[index], spans.get(index, []))
             rows.append(_parsed_csv_records(records_df, layout))
     return rows
+
+
+def may_hold_quoted_line_breaks(is_malformed: Column, raw_line: Column) -> Column:
+    """True for a row read as one physical line that may be part of a record spanning several: it holds an odd
+    number of `"`. Every such line is malformed read alone (a quoted field holds an even number, so one quote is
+    left unpaired), so the test needs only the malformed rows, whose raw lines quarantine keeps."""
+    return is_malformed & has_odd_quotes(raw_line)
 
 
 def _empty_rows(spark: SparkSession, layout: FileLayout) -> DataFrame:
@@ -268,7 +284,7 @@ def quote_spans(odd_lines: list[int], max_lines: int = MAX_LINES_PER_RECORD) -> 
     return spans
 
 
-def _odd_quote_count(line: Column) -> Column:
+def has_odd_quotes(line: Column) -> Column:
     """True for a line holding an odd number of `"`: it opens or closes a quoted field running over a line break."""
     # A plain replace, not regexp_replace: where every field is quoted, every line is counted, and at 1M people
     # the scan of all files took 5.4 s with the regex and 2.2 s without (gp files, same session).
@@ -287,7 +303,7 @@ def files_with_odd_quote_lines(spark: SparkSession, paths: Mapping[int, str]) ->
             # Most lines hold no quote at all: a byte search rules them out before the regex. Only valid UTF-8 can be
             # ruled out so: the regex decodes the line, and a broken byte sequence may count differently decoded.
             .where(
-                (F.col("value").contains('"') | ~F.is_valid_utf8("value")) & _odd_quote_count(F.col("value"))
+                (F.col("value").contains('"') | ~F.is_valid_utf8("value")) & has_odd_quotes(F.col("value"))
             )
             .select(F.lit(index).alias("file_index"))
             for index, path in paths.items()
@@ -307,7 +323,7 @@ def quoted_line_break_spans(
     odd_df = reduce(
         DataFrame.unionByName,
         [
-            lines_df.where(_odd_quote_count(F.col("raw_line"))).select(
+            lines_df.where(has_odd_quotes(F.col("raw_line"))).select(
                 F.lit(index).alias("file_index"), "line_number"
             )
             for index, lines_df in lines_by_file.items()

@@ -24,8 +24,24 @@ from linkage.harness import JobContext, StageResult
 from linkage.ingest import fields
 from linkage.ingest.guards import previous_people_counts, refuse_emptied_sources
 from linkage.ingest.people import standardise_people
-from linkage.ingest.reader import FileLayout, RawFile, locate, read_files, read_header_at, resolve_layout
-from linkage.ingest.rules import REASON_CODES, DateRules, accepted_rows, quarantine_rows, with_reason
+from linkage.ingest.reader import (
+    FileLayout,
+    RawFile,
+    locate,
+    may_hold_quoted_line_breaks,
+    read_files,
+    read_header_at,
+    resolve_layout,
+)
+from linkage.ingest.rules import (
+    ENCODING_ERROR,
+    MALFORMED_ROW,
+    REASON_CODES,
+    DateRules,
+    accepted_rows,
+    quarantine_rows,
+    with_reason,
+)
 from linkage.schemas import PEOPLE_STD, QUARANTINE
 from linkage.standardise.names import read_nicknames
 from linkage.tracking import RunContext
@@ -159,21 +175,36 @@ def classify_files(
     """Read, classify and count every file; standardise the accepted rows. The classified rows are cached
     (each file is parsed once, then counted, standardised and written from memory) until `cleanup` closes,
     also when a later step fails: the pipeline's session lives on."""
-    rows = read_files(spark, [(plan.raw, plan.layout) for plan in planned])
+    files = [(plan.raw, plan.layout) for plan in planned]
+
+    def classify(plan: PlannedFile, rows_df: DataFrame) -> DataFrame:
+        classified_df = (
+            with_reason(rows_df, plan.rules, rules)
+            .transform(raw_line_of_quarantined_only)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        cleanup.callback(classified_df.unpersist)
+        return classified_df
+
+    # Every physical line read as a record first; a file where a quarantined line may be part of a record with a
+    # quoted line break is read again, its line breaks found (see reader.read_files).
     cached = [
-        with_reason(rows_df, plan.rules, rules)
-        .transform(raw_line_of_quarantined_only)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-        for plan, rows_df in zip(planned, rows, strict=True)
+        classify(plan, rows_df)
+        for plan, rows_df in zip(planned, read_files(spark, files, find_line_breaks=False), strict=True)
     ]
+    counts = reason_counts(cached)
+    reread = files_with_quoted_line_breaks(cached, counts)
+    if reread:
+        for index, rows_df in zip(reread, read_files(spark, [files[i] for i in reread]), strict=True):
+            cached[index].unpersist()
+            cached[index] = classify(planned[index], rows_df)
+        for index, file_counts in zip(reread, reason_counts([cached[i] for i in reread]), strict=True):
+            counts[index] = file_counts
     # The nickname list is built from Python rows: cached, its two broadcasts need no Python worker.
     nicknames_df = nicknames_df.persist(StorageLevel.MEMORY_AND_DISK)
-    for df in [*cached, nicknames_df]:
-        cleanup.callback(df.unpersist)
+    cleanup.callback(nicknames_df.unpersist)
     classified = Classified()
-    for plan, classified_df, (by_reason, last_line, continued) in zip(
-        planned, cached, reason_counts(cached), strict=True
-    ):
+    for plan, classified_df, (by_reason, last_line, continued) in zip(planned, cached, counts, strict=True):
         read = rows_read(plan.raw, last_line, plan.layout.header_line, continued)
         _record_counts(classified.counts, plan, read, by_reason)
         classified.quarantine.append(quarantine_rows(classified_df, plan.raw.source, plan.raw.name))
@@ -184,6 +215,35 @@ def classify_files(
             declaration = sources.get(plan.raw.source)
             classified.activity[plan.raw.source] = declaration.standardised_activity(accepted_df)
     return classified
+
+
+def files_with_quoted_line_breaks(
+    classified: list[DataFrame], counts: list[tuple[dict[str | None, int], int, int]]
+) -> list[int]:
+    """Indexes of the files read line by line whose malformed rows include a line with an odd number of quotes:
+    one Spark job over the quarantined rows of the files that have malformed or undecodable rows, none when no
+    file has any."""
+    suspects = [
+        index
+        for index, (by_reason, _, _) in enumerate(counts)
+        if by_reason.get(MALFORMED_ROW) or by_reason.get(ENCODING_ERROR)
+    ]
+    if not suspects:
+        return []
+    odd_df = reduce(
+        DataFrame.unionByName,
+        [
+            classified[index]
+            .where(
+                F.col("reason_code").isin(MALFORMED_ROW, ENCODING_ERROR)
+                & may_hold_quoted_line_breaks(F.col("is_malformed"), F.col("raw_line"))
+            )
+            .select(F.lit(index).alias("file_index"))
+            .limit(1)
+            for index in suspects
+        ],
+    )
+    return sorted(row["file_index"] for row in odd_df.collect())
 
 
 def raw_line_of_quarantined_only(classified_df: DataFrame) -> DataFrame:
