@@ -79,6 +79,8 @@ def write_table(df: DataFrame, lake: str, contract: TableContract, run: RunConte
         .tableProperty("linkage.code_version", stamp["code_version"])
         .option("userMetadata", json.dumps(stamp, sort_keys=True))
     )
+    if contract.stats_columns:
+        writer = writer.tableProperty("delta.dataSkippingStatsColumns", ",".join(contract.stats_columns))
     if contract.partition_by:
         writer = writer.partitionedBy(*[F.col(name) for name in contract.partition_by])
     writer.createOrReplace()

@@ -32,6 +32,9 @@ class TableContract:
     description: str
     columns: tuple[Column, ...]
     partition_by: tuple[str, ...] = ()
+    # Columns Delta keeps file statistics (min, max, nulls) on, for skipping files on read; empty: Delta's default,
+    # the first 32 columns. Computing them is part of every write.
+    stats_columns: tuple[str, ...] = ()
 
     @property
     def schema(self) -> StructType:
@@ -132,6 +135,9 @@ PEOPLE_STD = TableContract(
         ("organisation", "string", "Third-sector organisation (third sector only)."),
         RUN_ID,
     ),
+    # Read whole by train and link, looked up by key by review: statistics on its 30-odd identifier columns cost
+    # writing time and skip nothing (at 1M people, writing it from memory took 9.3 s with them, 6.5 s without).
+    stats_columns=("source_dataset", "source_record_id"),
 )
 
 _ACTIVITY_KEY = (

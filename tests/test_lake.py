@@ -1,6 +1,7 @@
 """Delta round trip through the contract: one transaction per write, stamps, time travel, history."""
 
 import json
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -63,6 +64,29 @@ def test_column_comments_and_description_are_stored(spark, make_config):
         f.name: f.metadata.get("comment") for f in lake.read_table(spark, config.paths.lake, TOY).schema
     }
     assert comments == {"id": "Row id.", "n": "A number."}
+
+
+def _file_statistics(path) -> list[dict]:
+    """The per-file statistics of every file a table's log adds."""
+    return [
+        json.loads(json.loads(line)["add"]["stats"])
+        for log in sorted((path / "_delta_log").glob("*.json"))
+        for line in log.read_text().splitlines()
+        if '"add"' in line
+    ]
+
+
+def test_statistics_are_kept_on_the_contracts_stats_columns_only(spark, make_config):
+    config = make_config()
+    keyed = TableContract("restricted", "keyed", "Statistics on id only.", TOY.columns, stats_columns=("id",))
+    frame = spark.createDataFrame([("a", 1), ("b", 2)], "id string, n int")
+    with tracking_run(config, job="test-lake") as run:
+        lake.write_table(frame, config.paths.lake, keyed, run)
+        lake.write_table(frame, config.paths.lake, TOY, run)
+    keyed_stats = _file_statistics(Path(lake.table_path(config.paths.lake, keyed)))
+    default_stats = _file_statistics(Path(lake.table_path(config.paths.lake, TOY)))
+    assert keyed_stats and all(set(s["minValues"]) == {"id"} for s in keyed_stats)
+    assert default_stats and all(set(s["minValues"]) == {"id", "n"} for s in default_stats)
 
 
 def test_write_refuses_frames_that_break_the_contract(spark, make_config):
