@@ -241,7 +241,12 @@ def _numbered_csv_lines(spark: SparkSession, raw: RawFile, layout: FileLayout) -
 
 def _parsed_csv_records(records_df: DataFrame, layout: FileLayout) -> DataFrame:
     width = len(layout.header)
-    unquoted = F.regexp_replace("raw_line", _QUOTED_FIELD, "")
+    line = F.col("raw_line")
+    # The spec quotes fields only where needed, so most lines of a site's extract hold no quote: the regex is run on
+    # those that do. Over the 1M bench extract's 3.5M gp event lines with their quotes taken out, the field count
+    # took 0.73 s this way and 1.57 s with the regex on every line, best of five in one session (the generator quotes
+    # every field: no gain there).
+    unquoted = F.when(line.contains('"'), F.regexp_replace(line, _QUOTED_FIELD, "")).otherwise(line)
     field_count = F.size(F.split(unquoted, ",", -1))
     # Wrong field count, an unbalanced quote, or a blank line: the row cannot be trusted field by field.
     is_malformed = (field_count != width) | unquoted.contains('"') | (F.trim("raw_line") == "")
