@@ -223,6 +223,7 @@ def files_with_quoted_line_breaks(
     """Indexes of the files read line by line whose malformed rows include a line with an odd number of quotes:
     one Spark job over the quarantined rows of the files that have malformed or undecodable rows, none when no
     file has any."""
+    # A malformed line that is also undecodable is counted under its first reason, encoding_error.
     suspects = [
         index
         for index, (by_reason, _, _) in enumerate(counts)
@@ -234,10 +235,7 @@ def files_with_quoted_line_breaks(
         DataFrame.unionByName,
         [
             classified[index]
-            .where(
-                F.col("reason_code").isin(MALFORMED_ROW, ENCODING_ERROR)
-                & may_hold_quoted_line_breaks(F.col("is_malformed"), F.col("raw_line"))
-            )
+            .where(may_hold_quoted_line_breaks(F.col("is_malformed"), F.col("raw_line")))
             .select(F.lit(index).alias("file_index"))
             .limit(1)
             for index in suspects
