@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from linkage import sources
 from linkage.ingest.rules import DateRules, closed_code, with_reason
-from linkage.ingest.stage import raw_line_of_quarantined_only, whole_stage_codegen
+from linkage.ingest.stage import raw_line_of_quarantined_only
 
 RULES = DateRules(1900, date(2026, 6, 30))
 
@@ -62,14 +62,6 @@ def test_closed_code_returns_the_canonical_spelling_or_null(spark):
         "raw string, expected string",
     )
     assert_column_equality(df.withColumn("actual", closed_code(F.col("raw"), allowed)), "actual", "expected")
-
-
-def test_whole_stage_codegen_is_switched_on_only_inside_ingest(spark):
-    key = "spark.sql.codegen.wholeStage"
-    before = spark.conf.get(key)
-    with whole_stage_codegen(spark):
-        assert spark.conf.get(key) == "true"
-    assert spark.conf.get(key) == before
 
 
 def test_only_quarantined_rows_keep_their_raw_line_for_the_cache(spark):

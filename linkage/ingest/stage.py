@@ -7,8 +7,7 @@ checked against the lines read, printed, returned and logged to MLflow (aggregat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
@@ -133,7 +132,7 @@ def run(ctx: JobContext) -> StageResult:
         planned = plan_files(ctx)
         nicknames_df = read_nicknames(ctx.spark, config.ingest.nicknames_file)
     ctx.run.log_params({"ingest.latest_plausible_date": rules.latest.isoformat()})
-    with whole_stage_codegen(ctx.spark), ExitStack() as cleanup:
+    with ExitStack() as cleanup:
         with ctx.stage("classify rows"):
             classified = classify_files(ctx.spark, planned, rules, nicknames_df, cleanup)
         counts = classified.counts
@@ -281,23 +280,6 @@ def totals(counts: dict[str, int]) -> dict[str, int]:
         f"ingest.rows_{kind}": sum(v for k, v in counts.items() if k.endswith(f".{kind}"))
         for kind in ("read", "accepted", "quarantined")
     }
-
-
-@contextmanager
-def whole_stage_codegen(spark: SparkSession) -> Iterator[None]:
-    """Turn whole-stage codegen on for ingest's plain queries, then restore the session's setting.
-
-    The session factory turns it off for Splink's very large generated SQL; ingest does not need
-    that, and its row-by-row work over millions of lines is faster compiled (Spark falls back to
-    interpreted execution by itself if a stage's code is too large).
-    """
-    key = "spark.sql.codegen.wholeStage"
-    previous = spark.conf.get(key)
-    spark.conf.set(key, "true")
-    try:
-        yield
-    finally:
-        spark.conf.set(key, previous)
 
 
 def _record_counts(

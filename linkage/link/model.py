@@ -10,8 +10,8 @@ Spark settings for this workload (set by linkage.session and config, not here):
   Use about 2 x cores up to 1M records; more only on a cluster.
 - break_lineage_method "parquet" (linkage.break_lineage_method): "persist" ran out of heap while
   clustering 100k records; parquet files in <scratch>/splink-<run id> are deleted at job end.
-- spark.sql.codegen.wholeStage=false: Splink's generated CASE expressions can exceed the JVM's
-  64 KB method limit.
+- spark.sql.codegen.wholeStage stays on (Spark's default): a stage whose generated code exceeds the JVM's
+  64 KB method limit falls back to interpreted execution by itself, and the rest runs compiled.
 - No caching of Splink tables (they are re-read from parquet); only the small NHS-number pair and
   edge frames are persisted, and released before the job ends.
 """
