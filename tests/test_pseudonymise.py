@@ -22,7 +22,7 @@ from jobs.pseudonymise import main as pseudonymise_main
 from linkage import lake, sources
 from linkage.errors import ConfigError
 from linkage.pseudonymise import load_release_key, person_id_for, pseudonym
-from linkage.pseudonymise.person import preferred_value, source_rank
+from linkage.pseudonymise.person import persons_with_conflicts, preferred_value, source_rank
 from linkage.schemas import (
     PEOPLE_STD,
 )
@@ -182,6 +182,35 @@ def test_conflicting_values_resolve_by_count_then_gp_then_recency_or_recency_fir
         [("p1", "M"), ("p2", "F"), ("p3", "F"), ("p4", None)], "person_id string, sex string"
     )
     assert_df_equality(got_recent, expected_recent, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_a_conflict_is_two_distinct_known_values_on_one_persons_records(spark):
+    records = spark.createDataFrame(
+        [
+            # p1: two sexes and two dates of birth; the same district twice.
+            ("p1", date(1980, 1, 1), 1980, "M", "White", 3, "LS1"),
+            ("p1", date(1980, 2, 1), 1980, "F", "White", 3, "LS1"),
+            # p2: one known value and a null per attribute: nothing conflicts.
+            ("p2", date(1990, 1, 1), 1990, "F", "Asian", None, "LS2"),
+            ("p2", None, None, None, None, 4, None),
+            # p3: three records, the third with a second ethnic group and a second district.
+            ("p3", None, 2001, "M", "Black", 5, "LS3"),
+            ("p3", None, 2001, "M", "Black", 5, "LS3"),
+            ("p3", None, 2001, "M", "Mixed", 5, "LS4"),
+            # p4: a single record cannot conflict.
+            ("p4", date(1970, 1, 1), 1970, "F", "White", 1, "LS5"),
+        ],
+        "person_id string, date_of_birth date, year_of_birth int, sex string, ethnic_group string, "
+        "imd_decile int, postcode_district string",
+    )
+    assert persons_with_conflicts(records) == {
+        "date_of_birth": 1,
+        "year_of_birth": 0,
+        "sex": 1,
+        "ethnic_group": 1,
+        "imd_decile": 0,
+        "postcode_district": 1,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,8 +145,12 @@ def build_person(records_df: DataFrame, reference_date: date, run_id: str) -> Da
 def persons_with_conflicts(records_df: DataFrame) -> dict[str, int]:
     """How many persons' records hold more than one distinct value per attribute (QA aggregates only)."""
     names = [*MOST_COMMON_ATTRIBUTES, *MOST_RECENT_ATTRIBUTES]
-    distinct_df = records_df.groupBy("person_id").agg(*[F.count_distinct(name).alias(name) for name in names])
-    totals = distinct_df.agg(
-        *[F.sum(F.when(F.col(name) > 1, 1).otherwise(0)).alias(name) for name in names]
+    # More than one distinct non-null value is a minimum and a maximum that differ. count_distinct of several
+    # columns makes Spark copy every row once per column (an Expand) before grouping: at 1M people 11-14 s.
+    bounds_df = records_df.groupBy("person_id").agg(
+        *[agg(name).alias(f"{name}__{agg.__name__}") for name in names for agg in (F.min, F.max)]
+    )
+    totals = bounds_df.agg(
+        *[F.count_if(F.col(f"{name}__min") != F.col(f"{name}__max")).alias(name) for name in names]
     ).first()
     return {name: int(totals[name] or 0) for name in names}
