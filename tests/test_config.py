@@ -236,6 +236,20 @@ def test_java_options_are_appended_to_the_factorys_own():
     assert "TieredStopAtLevel" not in default["spark.driver.extraJavaOptions"]
 
 
+def test_the_driver_runs_the_throughput_collector_unless_the_config_names_another():
+    from linkage.session import THROUGHPUT_GC, session_settings
+
+    default = session_settings(load_config(None).spark)["spark.driver.extraJavaOptions"].split()
+    assert THROUGHPUT_GC == "-XX:+UseParallelGC"
+    assert THROUGHPUT_GC in default
+    # The JVM refuses to start with two collectors: the configured one replaces the default.
+    chosen = session_settings(
+        load_config(None, overrides=["spark.java_options=-Xmx1g -XX:+UseSerialGC"]).spark
+    )["spark.driver.extraJavaOptions"].split()
+    assert "-XX:+UseSerialGC" in chosen
+    assert THROUGHPUT_GC not in chosen
+
+
 def test_generated_code_of_any_size_is_compiled_on_the_driver_and_the_executors():
     from linkage.session import JIT_HUGE_METHODS, session_settings
 

@@ -91,7 +91,8 @@ class SparkConfig(Frozen):
     java_options: str = Field(
         "",
         description="Extra driver JVM options, after the factory's own; only applies when the job starts "
-        "the JVM itself. E.g. -XX:TieredStopAtLevel=1 for short runs on tiny data.",
+        "the JVM itself. E.g. -XX:TieredStopAtLevel=1 for short runs on tiny data. A collector named here "
+        "(-XX:+UseG1GC, -XX:+UseSerialGC) replaces the factory's -XX:+UseParallelGC.",
     )
     conf: dict[str, str] = Field(
         default_factory=dict, description="Any other spark.* settings, passed as they are."
