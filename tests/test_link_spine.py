@@ -310,6 +310,42 @@ def test_a_best_link_joins_an_unlinked_record_never_two_persons(spark):
     )
 
 
+def test_a_best_link_to_persons_ignores_the_persons_own_records_unless_they_refute_it(spark):
+    # Person A: g1 + h1 + g5 at the upper threshold; g2, unlinked, fits A's records at 0.87-0.9.
+    # Person B: g3 + h3 by NHS number; g4, unlinked, fits h3 at 0.9 but g3 badly: a relative.
+    nhs = spark.createDataFrame([("gp", "g3", "hospital", "h3")], PAIR_SCHEMA)
+    scored = predictions(
+        spark,
+        [
+            ("gp", "g1", "hospital", "h1", 0.999, 10.0),
+            ("gp", "g1", "gp", "g5", 0.999, 10.0),
+            ("gp", "g2", "hospital", "h1", 0.9, 3.2),
+            ("gp", "g1", "gp", "g2", 0.88, 2.9),
+            ("gp", "g2", "gp", "g5", 0.87, 2.7),
+            ("gp", "g3", "hospital", "h3", 0.99, 6.6),
+            ("gp", "g4", "hospital", "h3", 0.9, 3.2),
+            ("gp", "g3", "gp", "g4", 0.2, -2.0),
+        ],
+    )
+    strong = [
+        ("gp", "g1", "hospital", "h1", 0.999, "probabilistic"),
+        ("gp", "g1", "gp", "g5", 0.999, "probabilistic"),
+        ("gp", "g3", "hospital", "h3", None, "nhs_number"),
+    ]
+    thresholds = ThresholdsConfig(lower=0.5, upper=0.995, best_link=0.85)
+    assert thresholds.best_link_scope == "unlinked_records_to_persons"
+    # Record to person: h1's best among the records not linked to it is g2, which fits g1 too (0.88): g2 joins A by its
+    # best pair. h3's best such record is g4, but g4 fits g3, h3's GP record, at 0.2: refused.
+    assert_edges(
+        spine.link_edges(nhs, scored, thresholds),
+        [*strong, ("gp", "g2", "hospital", "h1", 0.9, "probabilistic")],
+    )
+    # Record to record (the rule before): h1's best GP record is g1 and g1's is g5, so g2 is no one's best and stays
+    # alone; so does g4 (h3's best GP record is g3).
+    record_to_record = thresholds.model_copy(update={"best_link_scope": "unlinked_records"})
+    assert_edges(spine.link_edges(nhs, scored, record_to_record), strong)
+
+
 def test_clerical_match_links_and_non_match_cuts_whatever_the_model_said(spark):
     thresholds = ThresholdsConfig(lower=0.5, upper=0.95)
     nhs = spark.createDataFrame([("gp", "1", "hospital", "1")], PAIR_SCHEMA)

@@ -286,11 +286,14 @@ class ThresholdsConfig(Frozen):
         description="A pair at or above this (below upper) links when each record is the other's single best "
         "candidate in its source.",
     )
-    best_link_scope: Literal["unlinked_records", "any"] = Field(
-        "unlinked_records",
-        description="What a best_link link (below upper) may join. unlinked_records: a record with no link at or "
-        "above upper, by NHS number or by clerical match, by its single best such link, so two persons of "
-        "several records are never merged on one borderline pair; any: every mutual best pair (the first release).",
+    best_link_scope: Literal["unlinked_records_to_persons", "unlinked_records", "any"] = Field(
+        "unlinked_records_to_persons",
+        description="What a best_link link (below upper) may join. unlinked_records_to_persons: a record with no link "
+        "at or above upper, by NHS number or by clerical match, by its single best such link, where each record is "
+        "the other's best among the records not yet linked to it (a person's own records do not outrank its next "
+        "duplicate) and the lone record fits, at best_link or above, each record of its own source that the other "
+        "is linked to; unlinked_records: the same with the best among all candidates; so two persons of several records "
+        "are never merged on one borderline pair; any: every mutual best pair (the first release).",
     )
 
     @model_validator(mode="after")
