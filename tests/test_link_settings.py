@@ -332,3 +332,65 @@ def test_source_comparison_sets_pairs_inside_one_source_apart(spark_with_splink_
         ("gp", "1", "hospital", "1"): different,
         ("gp", "2", "hospital", "1"): different,
     }
+
+
+def test_names_swapped_with_a_typo_are_weighed_once_as_a_swap(spark_with_splink_functions):
+    spark = spark_with_splink_functions
+    columns = ("forename_std", "surname_std", "forename_canonical", "surname_canonical")
+    columns += ("forename_phonetic", "surname_phonetic")
+    schema = ", ".join(f"{c}_{side} string" for c in columns for side in "lr") + ", case string"
+
+    def pair(left: tuple[str, str], right: tuple[str, str], case: str) -> tuple:
+        # Canonical forms as the names themselves; phonetic forms that never agree by accident.
+        names = {"forename": (left[0], right[0]), "surname": (left[1], right[1])}
+        values = [v for c in ("forename", "surname") for v in names[c]]
+        values += [v for c in ("forename", "surname") for v in names[c]]
+        values += [
+            f"{side}{v}" for c in ("forename", "surname") for side, v in zip("lr", names[c], strict=True)
+        ]
+        return (*values, case)
+
+    pairs = spark.createDataFrame(
+        [
+            pair(("JOHN", "SMITH"), ("SMITH", "JOHN"), "swapped"),
+            pair(("JOHN", "SMITH"), ("SMITH", "JOHHN"), "swapped, one misspelt"),
+            pair(("JOHN", "SMITH"), ("SMITHE", "JON"), "swapped, both misspelt"),
+            pair(("JOHN", "SMITH"), ("MARY", "JONES"), "strangers"),
+            pair(("JOHN", "SMITH"), ("JOHN", "SMITHE"), "surname misspelt, not swapped"),
+        ],
+        schema,
+    ).withColumns({f"surname_parts_{side}": F.split(f"surname_std_{side}", " ") for side in "lr"})
+    comparisons = {
+        c["output_column_name"]: c
+        for c in (c.get_comparison("spark").as_dict() for c in settings.COMPARISONS)
+    }
+    found = {
+        row["case"]: (row["forename"], row["surname"])
+        for row in pairs.select(
+            "case",
+            first_level(level_labels(comparisons["forename"])).alias("forename"),
+            first_level(level_labels(comparisons["surname"])).alias("surname"),
+        ).collect()
+    }
+    fuzzy = (
+        "forename and surname swapped, one misspelt",
+        "surname and forename swapped, one misspelt (weighed in forename)",
+    )
+    assert found["swapped"] == (
+        "forename and surname swapped",
+        "surname and forename swapped (weighed in forename)",
+    )
+    assert found["swapped, one misspelt"] == fuzzy
+    assert found["swapped, both misspelt"] == fuzzy
+    else_labels = tuple(level_labels(comparisons[c])[-1][1] for c in ("forename", "surname"))
+    assert found["strangers"] == else_labels
+    assert found["surname misspelt, not swapped"][0] != fuzzy[0]
+    assert found["surname misspelt, not swapped"][1] not in fuzzy
+    # The swap with a typo counts once: its surname level adds nothing.
+    surname_level = next(
+        level
+        for level in comparisons["surname"]["comparison_levels"]
+        if level.get("label_for_charts") == fuzzy[1]
+    )
+    assert surname_level["m_probability"] == surname_level["u_probability"]
+    assert surname_level["fix_m_probability"] and surname_level["fix_u_probability"]
