@@ -75,15 +75,18 @@ def dob_disagrees_sql() -> str:
 def _name_comparison(column: str, other: str) -> cl.CustomComparison:
     """Exact, swapped with the other name, canonical (nickname/transliteration), fuzzy, phonetic."""
     std, canonical, phonetic = f"{column}_std", f"{column}_canonical", f"{column}_phonetic"
-    swapped = cll.ColumnsReversedLevel(std, f"{other}_std", symmetrical=True)
-    if column == "forename":
-        swapped = swapped.configure(label_for_charts="forename and surname swapped")
-    else:
-        # Both name comparisons see a swap; counting it twice made two swapped common names alone (no date of birth,
-        # no postcode) outweigh the prior: 159 of 351 false links at 100k people. The forename comparison counts it.
-        swapped = swapped.configure(
-            label_for_charts="surname and forename swapped (weighed in forename)", **NEUTRAL
+
+    def weighed_in_forename(swap_level, how: str = ""):
+        """A swap level, weighed in the forename comparison and neutral in the surname one. Both name comparisons see
+        a swap; counting it twice made two swapped common names alone (no date of birth, no postcode) outweigh the
+        prior: 159 of 351 false links at 100k people. The forename comparison counts it."""
+        if column == "forename":
+            return swap_level.configure(label_for_charts=f"forename and surname swapped{how}")
+        return swap_level.configure(
+            label_for_charts=f"surname and forename swapped{how} (weighed in forename)", **NEUTRAL
         )
+
+    swapped = weighed_in_forename(cll.ColumnsReversedLevel(std, f"{other}_std", symmetrical=True))
     levels = [
         cll.NullLevel(std),
         cll.ExactMatchLevel(std, term_frequency_adjustments=True),
@@ -105,14 +108,7 @@ def _name_comparison(column: str, other: str) -> cl.CustomComparison:
     fuzzy_swap = cll.CustomLevel(
         f"jaro_winkler({std}_l, {other}_std_r) >= 0.92 AND jaro_winkler({other}_std_l, {std}_r) >= 0.92"
     )
-    if column == "forename":
-        levels.append(fuzzy_swap.configure(label_for_charts="forename and surname swapped, one misspelt"))
-    else:
-        levels.append(
-            fuzzy_swap.configure(
-                label_for_charts="surname and forename swapped, one misspelt (weighed in forename)", **NEUTRAL
-            )
-        )
+    levels.append(weighed_in_forename(fuzzy_swap, ", one misspelt"))
     levels += [
         cll.ExactMatchLevel(phonetic).configure(label_for_charts=f"{phonetic} equal"),
         cll.JaroWinklerLevel(std, 0.8),

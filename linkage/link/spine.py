@@ -58,23 +58,24 @@ def pair_ends(pairs_df: DataFrame) -> DataFrame:
     return left.unionByName(right).distinct()
 
 
+def both_directions(pairs_df: DataFrame, *carried: str) -> DataFrame:
+    """Each pair as it is and with its two records exchanged, with `carried` columns: every record of a pair appears
+    once on the left."""
+    exchanged = pairs_df.select(
+        *[F.col(f"{c}_{b}").alias(f"{c}_{a}") for a, b in (("l", "r"), ("r", "l")) for c in RECORD_KEY],
+        *carried,
+    )
+    return pairs_df.select(*PAIR_KEYS, *carried).unionByName(exchanged)
+
+
 def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFrame:
     """For each record (as the left side) and each other source, the pair with its single best-weighted candidate
     there, with `carried` columns: both directions of every pair are ranked, so a pair appears once per end
     whose best it is. A tie for best is no one's best."""
-    weights = predictions_df.select(*PAIR_KEYS, "match_weight", *carried)
-    swapped = weights.select(
-        F.col("source_dataset_r").alias("source_dataset_l"),
-        F.col("source_record_id_r").alias("source_record_id_l"),
-        F.col("source_dataset_l").alias("source_dataset_r"),
-        F.col("source_record_id_l").alias("source_record_id_r"),
-        "match_weight",
-        *carried,
-    )
     by_record_and_source = Window.partitionBy(
         "source_dataset_l", "source_record_id_l", "source_dataset_r"
     ).orderBy(F.col("match_weight").desc(), F.col("source_record_id_r"))
-    ranked = weights.unionByName(swapped).select(
+    ranked = both_directions(predictions_df, "match_weight", *carried).select(
         "*",
         F.row_number().over(by_record_and_source).alias("rank"),
         F.lead("match_weight").over(by_record_and_source).alias("next_weight"),
@@ -148,6 +149,9 @@ def link_edges(
         )
         non_matches = decisions.where("decision = 'non_match'").select(*PAIR_KEYS)
         strong = strong.join(non_matches, list(PAIR_KEYS), how="left_anti")
+    if thresholds.best_link_scope != "any":
+        # Read several times below: stored once, so its plan (a scan of every scored pair) runs once.
+        strong = materialised(strong)
     if thresholds.best_link_scope == "unlinked_records_to_persons":
         # Best among the records not yet linked to it: a record's strong partners (its own person's other records)
         # do not outrank the lone record that is best for it. Only pairs in [best_link, upper) can be that best. Where
@@ -156,7 +160,6 @@ def link_edges(
         # quality bench (README): FEBRL3 recall 0.7758 -> 0.7823 with no false pair; families, messy, default and
         # FEBRL4 unchanged. Without the fit to the other's linked records (without_refuted_joins) FEBRL4 gained 4
         # false pairs and families 8.
-        strong = materialised(strong)
         # One scan of the scored pairs: every pair at best_link or above is strong or one of these.
         below_upper = materialised(
             ordered_pairs(
@@ -178,11 +181,9 @@ def link_edges(
         if non_matches is not None:
             weak = weak.join(non_matches, list(PAIR_KEYS), how="left_anti")
     weak = weak.withColumn("method", F.lit("probabilistic"))
-    if thresholds.best_link_scope in ("unlinked_records", "unlinked_records_to_persons"):
-        # Each is read twice below (weak by each end): stored, their plans (a window over every scored pair
-        # behind weak) run once. At 1M people, link_edges 18.5 s -> 9.9 s, the same links.
-        if thresholds.best_link_scope == "unlinked_records":
-            strong = materialised(strong)
+    if thresholds.best_link_scope != "any":
+        # Weak is read twice below (by each end): stored, its plan (a window over every scored pair) runs once. With
+        # strong stored above, at 1M people link_edges 18.5 s -> 9.9 s, the same links.
         weak = best_links_of_unlinked_records(strong, materialised(weak))
     return strong.unionByName(weak).distinct()
 
@@ -192,37 +193,28 @@ def without_refuted_joins(weak_df: DataFrame, strong_df: DataFrame, supported_df
     (a, b), every strong partner c of b from a's source (and the reverse) must pair with a at best_link or above
     (`supported_df`, ordered pairs). A person's other record in a's source that a does not resemble says a is a
     relative or a namesake, not one more duplicate."""
-    neighbours = strong_df.select(
-        *[F.col(f"{c}_l").alias(f"x_{c}") for c in RECORD_KEY],
-        *[F.col(f"{c}_r").alias(f"y_{c}") for c in RECORD_KEY],
-    )
-    neighbours = neighbours.unionByName(
-        strong_df.select(
-            *[F.col(f"{c}_r").alias(f"x_{c}") for c in RECORD_KEY],
-            *[F.col(f"{c}_l").alias(f"y_{c}") for c in RECORD_KEY],
-        )
-    )
-    pairs = weak_df.select(*PAIR_KEYS)
+    # (a record on the left, one of its strong partners on the right)
+    partners = both_directions(strong_df.select(*PAIR_KEYS)).alias("partner")
+    pairs = weak_df.select(*PAIR_KEYS).alias("weak")
 
     def required(near: str, far: str) -> DataFrame:
         """(the weak pair, the pair of its `near` record with each strong partner of its `far` one in near's source)."""
         joined = pairs.join(
-            neighbours,
-            [F.col(f"{c}_{far}") == F.col(f"x_{c}") for c in RECORD_KEY]
-            + [F.col(f"source_dataset_{near}") == F.col("y_source_dataset")],
-        ).where(F.col(f"source_record_id_{near}") != F.col("y_source_record_id"))
+            partners,
+            [F.col(f"weak.{c}_{far}") == F.col(f"partner.{c}_l") for c in RECORD_KEY]
+            + [F.col(f"weak.source_dataset_{near}") == F.col("partner.source_dataset_r")],
+        ).where(F.col(f"weak.source_record_id_{near}") != F.col("partner.source_record_id_r"))
         return ordered_pairs(
             joined.select(
-                *PAIR_KEYS,
-                *[F.col(f"{c}_{near}").alias(f"need_{c}_l") for c in RECORD_KEY],
-                *[F.col(f"y_{c}").alias(f"need_{c}_r") for c in RECORD_KEY],
+                *[F.col(f"weak.{k}").alias(f"weak_{k}") for k in PAIR_KEYS],
+                *[F.col(f"weak.{c}_{near}").alias(f"{c}_l") for c in RECORD_KEY],
+                *[F.col(f"partner.{c}_r").alias(f"{c}_r") for c in RECORD_KEY],
             )
-            .withColumnsRenamed({k: f"weak_{k}" for k in PAIR_KEYS})
-            .withColumnsRenamed({f"need_{k}": k for k in PAIR_KEYS})
         )
 
     needs = required("l", "r").unionByName(required("r", "l"))
-    refuted = needs.join(supported_df.distinct(), list(PAIR_KEYS), how="left_anti").select(
+    # An anti-join: the supporting pairs need not be distinct.
+    refuted = needs.join(supported_df, list(PAIR_KEYS), how="left_anti").select(
         *[F.col(f"weak_{k}").alias(k) for k in PAIR_KEYS]
     )
     return weak_df.join(refuted, list(PAIR_KEYS), how="left_anti")

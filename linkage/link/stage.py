@@ -222,7 +222,8 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
     with ctx.stage("cluster and key"):
         with ctx.stage("cluster and key: edges"):
-            # Ranked once over every scored pair; read by the mutual-best links and by link_pairs.
+            # Ranked once over every scored pair; read by link_pairs, and by the mutual-best links when
+            # best_link_scope ranks every candidate (unlinked_records, any).
             best_candidates = materialised(spine.single_best_candidates(predictions, "match_probability"))
             edges = materialised(
                 spine.link_edges(nhs_links, predictions, thresholds, inputs.decisions, best_candidates)
