@@ -21,19 +21,26 @@ def starting_model(config) -> dict:
     return model
 
 
-def trained(db_api, people, model, rule):
+def trained(db_api, people, model, rule, max_pairs=None):
     linker = build_linker(register_sources(db_api, people), model)
-    session = linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    # The probe that estimates the rule's pairs reads every record: a 1% probe of a test extract finds none.
+    session = linker.training.estimate_parameters_using_expectation_maximisation(
+        rule, max_pairs=max_pairs, record_sample_proportion=1.0
+    )
     settings = session.core_model_settings
     levels = {
         (c.output_column_name, level.comparison_vector_value): (level.m_probability, level.u_probability)
         for c in settings.comparisons
         for level in c._comparison_levels_excluding_null
     }
-    return levels, settings.probability_two_random_records_match, len(session._core_model_settings_history)
+    history = len(session._core_model_settings_history)
+    return levels, settings.probability_two_random_records_match, history, session._sample_threshold
 
 
-def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
+# None: every blocked pair; 100: Splink samples records so the session sees about 100 of the extract's pairs, and
+# the counts (one query of Splink's SQL) must hold the same sample as Splink's stored comparison vectors.
+@pytest.mark.parametrize("max_pairs", [None, 100])
+def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config, max_pairs):
     rows, _ = synthetic_people(seed=11)
     people = model_input(
         people_frame(spark, rows).withColumns(
@@ -49,10 +56,15 @@ def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
         1
     ]  # date of birth and district: the name comparisons (with term frequencies) are estimated
     with splink_backend(spark, config, "test-em") as db_api:
-        splink_levels, splink_prior, splink_iterations = trained(db_api, people, model, rule)
+        splink_levels, splink_prior, splink_iterations, sampled = trained(
+            db_api, people, model, rule, max_pairs
+        )
         with em.em_over_pattern_counts():
-            pattern_levels, pattern_prior, pattern_iterations = trained(db_api, people, model, rule)
+            pattern_levels, pattern_prior, pattern_iterations, _ = trained(
+                db_api, people, model, rule, max_pairs
+            )
 
+    assert (sampled is not None) == (max_pairs is not None)
     assert splink_iterations > 2  # EM moved the starting values over several iterations
     assert pattern_iterations == splink_iterations
     assert pattern_prior == pytest.approx(splink_prior, abs=1e-6)
@@ -70,6 +82,7 @@ def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config):
     assert (
         em.em_training_session.expectation_maximisation is not em.pattern_expectation_maximisation
     )  # restored
+    assert em.em_training_session.EMTrainingSession._comparison_vectors is not em.session_comparison_vectors
 
 
 def test_match_probability_is_splinks_two_branch_formula():
