@@ -59,6 +59,7 @@ from linkage.link.settings import (
     build_settings,
     with_corrections,
 )
+from linkage.link.u_sampling import u_counts_in_one_query
 
 # The recall the prior is first estimated with when none is configured, before EM: it only scales the prior, which
 # `with_estimated_prior` rescales with the recall the trained model gives. EM starts from the same prior as before
@@ -156,15 +157,18 @@ def train_linker(
     """Prior from near-certain rules, u by random sampling, then m by EM in sessions that each fix one rule's fields.
 
     A session whose rule finds no pairs (e.g. postcodes present but never shared) is skipped and named in
-    `skipped`; the others stand. `pattern_counts=False` leaves Splink's own EM loop in place (the bench's plain
-    Splink comparison). `stage(name)` times each step (the job's stage clock; the bench reports them).
+    `skipped`; the others stand. `pattern_counts=False` leaves Splink's own EM loop and u counting in place (the
+    bench's plain Splink comparison). `stage(name)` times each step (the job's stage clock; the bench reports them).
     """
     if config.probability_two_random_records_match is None:
         with stage("train model: prior"):
             linker.training.estimate_probability_two_random_records_match(
                 list(prior_rules), recall=assumed_prior_recall(config)
             )
-    with stage("train model: u"):
+    with (
+        stage("train model: u"),
+        u_counts_in_one_query(linker) if pattern_counts else nullcontext(),
+    ):
         linker.training.estimate_u_using_random_sampling(
             max_pairs=config.u_max_pairs, seed=config.seed, num_chunks=config.u_num_chunks
         )
