@@ -38,6 +38,16 @@ def people_frame(spark, rows: list[dict]):
     return spark.createDataFrame([tuple(row.get(n) for n in names) for row in rows], PEOPLE_STD.schema)
 
 
+def phonetic_people_frame(spark, rows: list[dict]):
+    """`people_frame` with the phonetic name columns the model compares (Soundex of the canonical names)."""
+    return people_frame(spark, rows).withColumns(
+        {
+            "forename_phonetic": F.soundex("forename_canonical"),
+            "surname_phonetic": F.soundex("surname_canonical"),
+        }
+    )
+
+
 def person(dataset, record_id, **values):
     return {"source_dataset": dataset, "source_record_id": record_id, **values}
 
@@ -506,12 +516,7 @@ def synthetic_people(seed: int = 7) -> tuple[list[dict], list[tuple]]:
 
 
 def write_people(spark, config, rows) -> None:
-    people = people_frame(spark, rows).withColumns(
-        {
-            "forename_phonetic": F.soundex("forename_canonical"),
-            "surname_phonetic": F.soundex("surname_canonical"),
-        }
-    )
+    people = phonetic_people_frame(spark, rows)
     with tracking_run(config, job="test-setup") as run:
         lake.write_table(people.withColumn("run_id", F.lit(run.run_id)), config.paths.lake, PEOPLE_STD, run)
 

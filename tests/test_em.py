@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import people_frame, synthetic_people, with_random_parameters
-from pyspark.sql import functions as F
+from builders import phonetic_people_frame, synthetic_people, with_random_parameters
 
 from linkage.link import em
 from linkage.link.model import build_linker, model_input, register_sources, splink_backend
@@ -42,14 +41,7 @@ def trained(db_api, people, model, rule, max_pairs=None):
 @pytest.mark.parametrize("max_pairs", [None, 100])
 def test_em_over_pattern_counts_gives_splink_estimates(spark, make_config, max_pairs):
     rows, _ = synthetic_people(seed=11)
-    people = model_input(
-        people_frame(spark, rows).withColumns(
-            {
-                "forename_phonetic": F.soundex("forename_canonical"),
-                "surname_phonetic": F.soundex("surname_canonical"),
-            }
-        )
-    )
+    people = model_input(phonetic_people_frame(spark, rows))
     config = make_config()
     model = starting_model(config)
     rule = EM_BLOCKING_RULES[

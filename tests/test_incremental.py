@@ -7,7 +7,7 @@ import shutil
 from datetime import date
 
 import pytest
-from builders import PAIR_SCHEMA, people_frame, person, random_model, synthetic_people
+from builders import PAIR_SCHEMA, people_frame, person, phonetic_people_frame, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from jobs import link as link_job
@@ -23,12 +23,7 @@ KEYS = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_re
 
 
 def records(spark, rows):
-    frame = people_frame(spark, rows).withColumns(
-        {
-            "forename_phonetic": F.soundex("forename_canonical"),
-            "surname_phonetic": F.soundex("surname_canonical"),
-        }
-    )
+    frame = phonetic_people_frame(spark, rows)
     return model_input(frame).cache()
 
 

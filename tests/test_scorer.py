@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builders import people_frame, person, random_model, synthetic_people
+from builders import people_frame, person, phonetic_people_frame, random_model, synthetic_people
 from pyspark.sql import functions as F
 
 from linkage.link.model import (
@@ -23,12 +23,7 @@ PAIR = ["source_dataset_l", "source_record_id_l", "source_dataset_r", "source_re
 @pytest.fixture(scope="module")
 def people(spark):
     rows, _ = synthetic_people(seed=11)
-    frame = people_frame(spark, rows).withColumns(
-        {
-            "forename_phonetic": F.soundex("forename_canonical"),
-            "surname_phonetic": F.soundex("surname_canonical"),
-        }
-    )
+    frame = phonetic_people_frame(spark, rows)
     return model_input(frame).cache()
 
 

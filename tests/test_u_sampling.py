@@ -5,8 +5,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import pytest
-from builders import people_frame, synthetic_people
-from pyspark.sql import functions as F
+from builders import phonetic_people_frame, synthetic_people
 
 from linkage.link import u_sampling
 from linkage.link.model import build_linker, model_input, register_sources, splink_backend
@@ -27,14 +26,7 @@ def estimated_u(db_api, people, settings, num_chunks: int, in_one_query: bool) -
 @pytest.mark.parametrize("num_chunks", [1, 3])
 def test_u_from_one_query_per_chunk_equals_splinks(spark, make_config, num_chunks):
     rows, _ = synthetic_people(seed=11)
-    people = model_input(
-        people_frame(spark, rows).withColumns(
-            {
-                "forename_phonetic": F.soundex("forename_canonical"),
-                "surname_phonetic": F.soundex("surname_canonical"),
-            }
-        )
-    )
+    people = model_input(phonetic_people_frame(spark, rows))
     config = make_config()
     settings = build_settings(config.linkage).get_settings("spark").as_dict()
     with splink_backend(spark, config, "test-u") as db_api:
