@@ -189,8 +189,8 @@ def pattern_expectation_maximisation(
     df_comparison_vector_values,
 ):
     """splink.internals.expectation_maximisation.expectation_maximisation, same arguments and result (the
-    parameter history), with the iterations over pattern counts. `df_comparison_vector_values` may be the pattern
-    counts already (`PatternCounts`, from `session_comparison_vectors`)."""
+    parameter history), with the iterations over the pattern counts (`PatternCounts`) that
+    `session_comparison_vectors` gave the session in place of its comparison vectors; Splink's own loop otherwise."""
     given_patterns = isinstance(df_comparison_vector_values, PatternCounts)
 
     def splinks_loop(settings):
@@ -209,18 +209,10 @@ def pattern_expectation_maximisation(
             ),
         )
 
-    if not _handled_in_driver(training_fixed_probabilities, core_model_settings):
+    # session_comparison_vectors counts patterns exactly when this test holds, with the same settings.
+    if not given_patterns or not _handled_in_driver(training_fixed_probabilities, core_model_settings):
         return splinks_loop(core_model_settings)
-    if given_patterns:
-        patterns = df_comparison_vector_values.as_pandas_dataframe()
-    else:
-        pipeline = CTEPipeline([df_comparison_vector_values])
-        pipeline.enqueue_sql(
-            pattern_counts_sql(core_model_settings, not estimate_without_term_frequencies), PATTERN_COUNTS
-        )
-        patterns_table = db_api.sql_pipeline_to_splink_dataframe(pipeline)
-        patterns = patterns_table.as_pandas_dataframe()
-        patterns_table.drop_table_from_database_and_remove_from_cache()
+    patterns = df_comparison_vector_values.rows
     gammas = {
         c._gamma_column_name: patterns[c._gamma_column_name].to_numpy(dtype=np.int64)  # noqa: SLF001
         for c in core_model_settings.comparisons
@@ -259,16 +251,9 @@ class PatternCounts:
 
     rows: pd.DataFrame
     comparison_vectors: Callable[[], Any]
-    templated_name: str = PATTERN_COUNTS
 
     def as_record_list(self, limit: int | None = None) -> list[dict[str, Any]]:
         return (self.rows if limit is None else self.rows.head(limit)).to_dict("records")
-
-    def as_pandas_dataframe(self) -> pd.DataFrame:
-        return self.rows
-
-    def drop_table_from_database_and_remove_from_cache(self) -> None:
-        """Nothing is stored in Spark."""
 
 
 def session_comparison_vectors(session: Any) -> Any:

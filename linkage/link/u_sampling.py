@@ -59,9 +59,8 @@ def u_counts_in_one_query(linker: Any) -> Iterator[None]:
     comparisons = [deepcopy(c) for c in settings.comparisons]
     for comparison in comparisons:
         for level in comparison.comparison_levels:
-            level._tf_adjustment_column = (
-                None  # as estimate_u_values does: the sample has no term frequencies
-            )
+            # As estimate_u_values does: the sample has no term frequencies.
+            level._tf_adjustment_column = None  # noqa: SLF001
     uid_columns = settings.column_info_settings.unique_id_input_columns
     uid_blocking_columns = [name for column in uid_columns for name in column.l_r_names_as_l_r]
     blocking_columns = list(
