@@ -46,7 +46,14 @@ from linkage.link.components import COMPONENT as LABEL
 from linkage.link.components import DRIVER_MAX_EDGES, NODE, connected_components
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.lineage import materialised
-from linkage.link.spine import RECORD_KEY, assign_person_keys, edges_inside, pair_ends, record_uid
+from linkage.link.spine import (
+    RECORD_JOIN_KEY,
+    RECORD_KEY,
+    assign_person_keys,
+    edges_inside,
+    pair_ends,
+    record_uid,
+)
 
 FINGERPRINT = "record_fingerprint"
 # Not part of what a record says: the run that wrote it, and the values as supplied (linkage reads the
@@ -71,13 +78,15 @@ def changed_records(fingerprints_df: DataFrame, previous_spine_df: DataFrame) ->
     """Keys of the records (`fingerprints` of this extract) that are new, or whose fingerprint differs from the one
     on the previous spine."""
     previous = previous_spine_df.select(*RECORD_KEY, FINGERPRINT)
-    return fingerprints_df.join(previous, [*RECORD_KEY, FINGERPRINT], how="left_anti").select(*RECORD_KEY)
+    return fingerprints_df.join(previous, [*RECORD_JOIN_KEY, FINGERPRINT], how="left_anti").select(
+        *RECORD_KEY
+    )
 
 
 def stale_records(people_df: DataFrame, previous_spine_df: DataFrame, changed_df: DataFrame) -> DataFrame:
     """Keys whose previous pairs cannot be reused: the changed records and the records that are gone."""
     gone = previous_spine_df.select(*RECORD_KEY).join(
-        people_df.select(*RECORD_KEY), list(RECORD_KEY), how="left_anti"
+        people_df.select(*RECORD_KEY), list(RECORD_JOIN_KEY), how="left_anti"
     )
     return changed_df.select(*RECORD_KEY).unionByName(gone)
 
@@ -90,7 +99,7 @@ def reusable_pairs(previous_pairs_df: DataFrame, stale_df: DataFrame) -> DataFra
     pairs = previous_pairs_df.select(*SCORED_PAIR_COLUMNS)
     for side in ("l", "r"):
         stale = F.broadcast(stale_df.select(*[F.col(c).alias(f"{c}_{side}") for c in RECORD_KEY]))
-        pairs = pairs.join(stale, [f"{c}_{side}" for c in RECORD_KEY], how="left_anti")
+        pairs = pairs.join(stale, [f"{c}_{side}" for c in RECORD_JOIN_KEY], how="left_anti")
     return pairs
 
 
@@ -171,7 +180,7 @@ def holding_any(pairs_df: DataFrame, records_df: DataFrame) -> DataFrame:
     held = None
     for side in ("l", "r"):
         keys = F.broadcast(records_df.select(*[F.col(c).alias(f"{c}_{side}") for c in RECORD_KEY]))
-        found = pairs_df.join(keys, [f"{c}_{side}" for c in RECORD_KEY], how="left_semi")
+        found = pairs_df.join(keys, [f"{c}_{side}" for c in RECORD_JOIN_KEY], how="left_semi")
         held = found if held is None else held.unionByName(found)
     return held.distinct()
 
@@ -211,7 +220,9 @@ def affected_records(
     touched record) are kept; with one edge from TOUCHED to each touched record's component they make a small
     graph, whose connected components (in the driver up to driver_max_edges) label every component reached from
     TOUCHED with it."""
-    new_records = changed_df.join(previous_spine_df.select(*RECORD_KEY), list(RECORD_KEY), how="left_anti")
+    new_records = changed_df.join(
+        previous_spine_df.select(*RECORD_KEY), list(RECORD_JOIN_KEY), how="left_anti"
+    )
     component_of = materialised(
         previous_spine_df.select(*RECORD_KEY, _uid().alias(UID), COMPONENT).unionByName(
             new_records.select(*RECORD_KEY, _uid().alias(UID), _uid().alias(COMPONENT))
@@ -230,7 +241,7 @@ def affected_records(
         .where(F.col("component_l") != F.col("component_r"))
         .select(F.col("component_l").alias("src"), F.col("component_r").alias("dst"))
     )
-    seeds = component_of.join(touched_df.select(*RECORD_KEY), list(RECORD_KEY), how="left_semi").select(
+    seeds = component_of.join(touched_df.select(*RECORD_KEY), list(RECORD_JOIN_KEY), how="left_semi").select(
         F.lit(TOUCHED).alias("src"), F.col(COMPONENT).alias("dst")
     )
     labels = connected_components(across.unionByName(seeds), driver_max_edges=driver_max_edges)
@@ -245,9 +256,9 @@ def kept_clusters(people_df: DataFrame, previous_spine_df: DataFrame, affected_d
     (RECORD_KEY, record_uid, cluster_id, and the record's previous COMPONENT). cluster_id is the previous person key:
     one per previous cluster, and never a record uid (a uid holds the separator a key lacks), so it names no
     reclustered cluster too."""
-    kept = people_df.select(*RECORD_KEY).join(affected_df, list(RECORD_KEY), how="left_anti")
+    kept = people_df.select(*RECORD_KEY).join(affected_df, list(RECORD_JOIN_KEY), how="left_anti")
     previous = previous_spine_df.select(*RECORD_KEY, F.col("person_key").alias("cluster_id"), COMPONENT)
-    return kept.join(previous, list(RECORD_KEY), how="inner").select(
+    return kept.join(previous, list(RECORD_JOIN_KEY), how="inner").select(
         *RECORD_KEY, _uid().alias(UID), "cluster_id", COMPONENT
     )
 
@@ -280,11 +291,11 @@ def keys_after_change(
     previous_keys = previous_spine_df.select("person_key")
     taken = previous_keys if known_keys_df is None else known_keys_df.unionByName(previous_keys)
     reclustered = assign_person_keys(
-        clusters_df.join(reached, list(RECORD_KEY), how="left_semi"),
-        previous_spine_df.join(reached, list(RECORD_KEY), how="left_semi"),
+        clusters_df.join(reached, list(RECORD_JOIN_KEY), how="left_semi"),
+        previous_spine_df.join(reached, list(RECORD_JOIN_KEY), how="left_semi"),
         taken,
     )
-    kept = clusters_df.join(reached, list(RECORD_KEY), how="left_anti").select(
+    kept = clusters_df.join(reached, list(RECORD_JOIN_KEY), how="left_anti").select(
         *clusters_df.columns,
         F.col("cluster_id").alias("person_key"),
         F.count("*").over(Window.partitionBy("cluster_id")).cast("int").alias("cluster_size"),

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from linkage.demographics import UNKNOWN, age_band, age_in_year, imd_quintile, or_unknown
 from linkage.link.deterministic import PAIR_KEYS
-from linkage.link.spine import NHS_NUMBERS_APART, RECORD_KEY, YEARS_APART_DAYS
+from linkage.link.spine import NHS_NUMBERS_APART, RECORD_JOIN_KEY, RECORD_KEY, YEARS_APART_DAYS
 
 TRUTH_SCHEMA = (
     "source_dataset string, source_record_id string, true_person_id string, ethnic_group string, "
@@ -67,7 +67,7 @@ def pairwise_counts(
     """
     cells = (
         spine_df.select(*RECORD_KEY, "person_key")
-        .join(truth_df, list(RECORD_KEY), how="inner")
+        .join(truth_df, list(RECORD_JOIN_KEY), how="inner")
         .groupBy("person_key", "true_person_id", *groups)
         .agg(F.count("*").alias("n"))
         .persist(StorageLevel.MEMORY_AND_DISK)
@@ -141,7 +141,7 @@ def person_summaries(spine_df: DataFrame, people_df: DataFrame, sources: list[st
     of numbers and a map of sources per person (collect_set, map_from_entries) cannot use Spark's hash aggregation
     and took twice as long at 1M people."""
     identifiers = spine_df.select(*RECORD_KEY, "person_key").join(
-        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_KEY), how="left"
+        people_df.select(*RECORD_KEY, "nhs_number", "year_of_birth"), list(RECORD_JOIN_KEY), how="left"
     )
     return identifiers.groupBy("person_key").agg(
         F.count("*").alias("size"),
@@ -230,7 +230,7 @@ def with_pair_values(
     for side in ("l", "r"):
         pairs_df = pairs_df.join(
             values.select(*[F.col(c).alias(f"{c}_{side}") for c in (*RECORD_KEY, *columns)]),
-            [f"{c}_{side}" for c in RECORD_KEY],
+            [f"{c}_{side}" for c in RECORD_JOIN_KEY],
             how="left",
         )
     return pairs_df

@@ -263,7 +263,7 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
             person_spine = (
                 spine.with_match_method(keyed, edges)
                 .drop("cluster_id", "record_uid")
-                .join(record_fingerprints, list(spine.RECORD_KEY), how="left")
+                .join(record_fingerprints, list(spine.RECORD_JOIN_KEY), how="left")
                 .withColumns({incremental.SETTINGS: F.lit(settings), "run_id": F.lit(ctx.run.run_id)})
             )
     return Linked(predictions, best_candidates, edges, person_spine)
@@ -351,7 +351,7 @@ def clusters_after_change(
         # Only what `cluster` reads of a record: its key, and the conflict rule's columns.
         part_people = materialised(
             people.select(*spine.RECORD_KEY, *spine.CONFLICT_COLUMNS).join(
-                F.broadcast(affected), list(spine.RECORD_KEY), how="left_semi"
+                F.broadcast(affected), list(spine.RECORD_JOIN_KEY), how="left_semi"
             )
         )
         part_edges, part_clusters, removed = cluster(part_people, spine.edges_inside(edges, affected), config)
@@ -389,7 +389,7 @@ def cluster(people: DataFrame, edges: DataFrame, config: LinkageConfig) -> tuple
     if not (reclustered or removed):
         return edges, clusters.withColumn(incremental.COMPONENT, F.col("cluster_id")), removed
     component = components_df.select(*spine.RECORD_KEY, F.col("cluster_id").alias(incremental.COMPONENT))
-    return edges, materialised(clusters.join(component, list(spine.RECORD_KEY), how="inner")), removed
+    return edges, materialised(clusters.join(component, list(spine.RECORD_JOIN_KEY), how="inner")), removed
 
 
 def write_link_tables(ctx: JobContext, inputs: LinkInputs, linked: Linked) -> dict[str, TableWrite]:

@@ -57,7 +57,7 @@ def person_records(
     source_priority: Sequence[str],
 ) -> DataFrame:
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
-    key = ["source_dataset", "source_record_id"]
+    key = ["source_record_id", "source_dataset"]  # the record id first: linkage.link.spine.RECORD_JOIN_KEY
     return (
         record_person_df.join(people_df, key, how="left")
         .join(activity_span_df, key, how="left")

@@ -37,6 +37,8 @@ from linkage.schemas import (
 )
 
 RECORD_KEY = ["source_dataset", "source_record_id"]
+# The order to join on: the record id first (see linkage.link.spine.RECORD_JOIN_KEY).
+RECORD_JOIN_KEY = [*reversed(RECORD_KEY)]
 
 
 def record_person_map(spine_df: DataFrame, key: bytes) -> DataFrame:
@@ -51,7 +53,7 @@ def pseudonymise_activity(
 ) -> DataFrame:
     """Activity rows keyed by person_id, holding only the contract's columns (local ids dropped)."""
     return (
-        activity_df.join(record_person_df, RECORD_KEY, how="inner")
+        activity_df.join(record_person_df, RECORD_JOIN_KEY, how="inner")
         .withColumn("run_id", F.lit(run_id))
         .select(*contract.column_names)
     )
