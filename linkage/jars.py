@@ -68,7 +68,7 @@ def _artifact(jar_name: str) -> str:
 
 
 def write_spark_defaults(jars: list[str]) -> Path:
-    from linkage.session import JIT_HUGE_METHODS
+    from linkage.session import JIT_OPTIONS
 
     conf_dir = spark_home() / "conf"
     conf_dir.mkdir(exist_ok=True)
@@ -79,8 +79,8 @@ def write_spark_defaults(jars: list[str]) -> Path:
         f"spark.jars {','.join(jars)}\n"
         "spark.sql.extensions io.delta.sql.DeltaSparkSessionExtension\n"
         "spark.sql.catalog.spark_catalog org.apache.spark.sql.delta.catalog.DeltaCatalog\n"
-        f"spark.driver.extraJavaOptions -Dlog4j2.configurationFile={log4j} {JIT_HUGE_METHODS}\n"
-        f"spark.executor.extraJavaOptions {JIT_HUGE_METHODS}\n",
+        f"spark.driver.extraJavaOptions -Dlog4j2.configurationFile={log4j} {JIT_OPTIONS}\n"
+        f"spark.executor.extraJavaOptions {JIT_OPTIONS}\n",
         encoding="utf-8",
     )
     return path

@@ -66,6 +66,11 @@ def check_java() -> None:
 # standardising the gp people file took 11.6 s with them compiled against 16.2 s without, and the ingest job
 # 121.0 s against 132.0 s (same extract, one run each).
 JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
+# Room for that compiled code: 512 MB of code cache, not the JVM's 240 MB. A test run's pipeline subprocess once died
+# in train ("Out of space in CodeCache for adapters", a VirtualMachineError that stops the JVM) after the cache had
+# filled and the JIT compiler had switched itself off. A size in spark.java_options comes later and wins.
+CODE_CACHE = "-XX:ReservedCodeCacheSize=512m"
+JIT_OPTIONS = f"{JIT_HUGE_METHODS} {CODE_CACHE}"
 
 # The throughput collector for the driver: a job is a batch whose pauses nobody waits on, and G1's concurrent marking
 # and write barriers take CPU from the tasks on a machine with few cores. At 1M people on 2 cores (local[2], where the
@@ -111,9 +116,9 @@ def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> 
         # conf/log4j2.properties). At 1M people, on against off: train 166.5 s against 193.9 s (the same model to
         # 1e-16), link 348.8 s against 366.9 s (the same accuracy).
         "spark.sql.codegen.wholeStage": "true",
-        "spark.driver.extraJavaOptions": f"{log_options} {JIT_HUGE_METHODS}"
+        "spark.driver.extraJavaOptions": f"{log_options} {JIT_OPTIONS}"
         + ("" if _NAMES_A_COLLECTOR.search(config.java_options) else f" {THROUGHPUT_GC}"),
-        "spark.executor.extraJavaOptions": JIT_HUGE_METHODS,
+        "spark.executor.extraJavaOptions": JIT_OPTIONS,
         # Recorded for executors; what the driver's SparkContext actually uses is the environment
         # variable set by use_worker_python (PySpark ignores this setting under `python -m`).
         "spark.pyspark.python": worker_python(config, os.environ),

@@ -251,9 +251,15 @@ def test_the_driver_runs_the_throughput_collector_unless_the_config_names_anothe
 
 
 def test_generated_code_of_any_size_is_compiled_on_the_driver_and_the_executors():
-    from linkage.session import JIT_HUGE_METHODS, session_settings
+    from linkage.session import CODE_CACHE, JIT_HUGE_METHODS, session_settings
 
     settings = session_settings(load_config(None).spark)
     assert JIT_HUGE_METHODS == "-XX:-DontCompileHugeMethods"
-    assert JIT_HUGE_METHODS in settings["spark.driver.extraJavaOptions"].split()
-    assert settings["spark.executor.extraJavaOptions"] == JIT_HUGE_METHODS
+    assert CODE_CACHE == "-XX:ReservedCodeCacheSize=512m"
+    for options in (settings["spark.driver.extraJavaOptions"], settings["spark.executor.extraJavaOptions"]):
+        assert {JIT_HUGE_METHODS, CODE_CACHE} <= set(options.split())
+    # A code cache size in the config comes after the default: the JVM takes the last one.
+    chosen = session_settings(
+        load_config(None, overrides=["spark.java_options=-XX:ReservedCodeCacheSize=1g"]).spark
+    )["spark.driver.extraJavaOptions"].split()
+    assert chosen.index("-XX:ReservedCodeCacheSize=1g") > chosen.index(CODE_CACHE)
