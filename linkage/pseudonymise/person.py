@@ -19,6 +19,10 @@ from pyspark.sql import functions as F
 from linkage import sources
 from linkage.demographics import PERSON_AGE_BAND_STARTS, age_at, age_band, birth_date, known, or_unknown
 
+RECORD_KEY = ["source_dataset", "source_record_id"]
+# The order to join on: the record id first (see linkage.link.spine.RECORD_JOIN_KEY).
+RECORD_JOIN_KEY = [*reversed(RECORD_KEY)]
+
 NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
 # Attributes chosen per person by the most-common rule, and the one chosen by recency.
@@ -57,10 +61,9 @@ def person_records(
     source_priority: Sequence[str],
 ) -> DataFrame:
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
-    key = ["source_record_id", "source_dataset"]  # the record id first: linkage.link.spine.RECORD_JOIN_KEY
     return (
-        record_person_df.join(people_df, key, how="left")
-        .join(activity_span_df, key, how="left")
+        record_person_df.join(people_df, RECORD_JOIN_KEY, how="left")
+        .join(activity_span_df, RECORD_JOIN_KEY, how="left")
         .select(
             "person_id",
             "source_dataset",

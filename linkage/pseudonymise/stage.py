@@ -18,6 +18,8 @@ from linkage.errors import InputError
 from linkage.harness import JobContext, StageResult
 from linkage.pseudonymise.keys import load_release_key
 from linkage.pseudonymise.person import (
+    RECORD_JOIN_KEY,
+    RECORD_KEY,
     build_person,
     person_records,
     persons_with_conflicts,
@@ -35,10 +37,6 @@ from linkage.schemas import (
     PERSON_TABLE_NAME,
     TableContract,
 )
-
-RECORD_KEY = ["source_dataset", "source_record_id"]
-# The order to join on: the record id first (see linkage.link.spine.RECORD_JOIN_KEY).
-RECORD_JOIN_KEY = [*reversed(RECORD_KEY)]
 
 
 def record_person_map(spine_df: DataFrame, key: bytes) -> DataFrame:
