@@ -320,6 +320,63 @@ def test_summary_counts_breakdowns_totals_and_overlapping_sources(spark):
     assert counts[("identified_by_gp", "true")] == 2 and counts[("identified_by_gp", "false")] == 1
 
 
+def test_cohort_events_read_each_table_once_and_give_one_event_per_criterion_matched(spark, tmp_path):
+    """Two criteria on one codelist, a criterion with its ending codes and a dotted, lower-case ICD-10 code in the
+    array of secondary diagnoses: every (criterion, kind) a row matches is one event, as one filtered copy of the
+    table per criterion gave."""
+    from chispa import assert_df_equality
+    from pyspark.sql.types import DateType, StringType, StructField, StructType
+
+    from linkage.cohorts.builder import ENDING, EVENT, cohort_events, compile_criteria
+
+    path = tmp_path / "events.yaml"
+    path.write_text(
+        "description: x\ncriteria:\n"
+        "  first_dose: {table: gp_events, codelist: mmr_vaccination, aggregation: first}\n"
+        "  any_dose: {table: gp_events, codelist: mmr_vaccination, aggregation: count}\n"
+        "  hypertension: {table: gp_events, codelist: hypertension_diagnosis, resolved_by: hypertension_resolved}\n"
+        "  self_harm: {table: hospital_episodes, codelist: self_harm_icd10,"
+        " code_columns: [primary_diagnosis, secondary_diagnoses]}\n"
+        "population:\n  any: [first_dose, any_dose, hypertension, self_harm]\n"
+    )
+    compiled = compile_criteria(load_declaration(path), CONFIG.codelists)
+    inputs = tables(
+        spark,
+        [person("p1", 2020)],
+        gp_events=[
+            gp("p1", date(2024, 1, 5), f" {MMR} "),
+            gp("p1", date(2025, 2, 1), HYP),
+            gp("p1", date(2025, 3, 1), HYP_RESOLVED),
+            gp("p1", date(2027, 1, 1), HYP),  # after the index date: no event
+            gp("p1", date(2025, 4, 1), AST),  # in no codelist
+        ],
+        hospital=[
+            hospital("p1", date(2025, 5, 1), primary="I10", secondary=["j45", "x70.1"]),
+            hospital("p1", date(2025, 6, 1), primary="X85", secondary=None),
+        ],
+    )
+    schema = StructType(
+        [
+            StructField("person_id", StringType()),
+            StructField("criterion", StringType()),
+            StructField("kind", StringType()),
+            StructField("event_date", DateType()),
+        ]
+    )
+    expected = spark.createDataFrame(
+        [
+            ("p1", "first_dose", EVENT, date(2024, 1, 5)),
+            ("p1", "any_dose", EVENT, date(2024, 1, 5)),
+            ("p1", "hypertension", EVENT, date(2025, 2, 1)),
+            ("p1", "hypertension", ENDING, date(2025, 3, 1)),
+            ("p1", "self_harm", EVENT, date(2025, 5, 1)),
+        ],
+        schema,
+    )
+    actual = cohort_events(inputs, compiled, date(2026, 6, 30))
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def test_declaration_naming_an_unknown_column_fails_with_the_column_name(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(

@@ -1,8 +1,8 @@
 """One builder compiles any cohort declaration to Spark: events -> per-person aggregates -> population.
 
-Every criterion becomes a filtered projection `(person_id, criterion, kind, event_date)` of its
-table; all criteria of a cohort are unioned and aggregated per person in ONE groupBy (conditional
-aggregates), then joined onto pseudonymised/person, filtered by the population and extended with
+Every criterion becomes events `(person_id, criterion, kind, event_date)` of its table, all the
+criteria over one table in one scan of it; the tables' events are unioned and aggregated per person
+in ONE groupBy (conditional aggregates), then joined onto pseudonymised/person, filtered by the population and extended with
 the declared variables. Nothing is collected to the driver.
 """
 
@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from linkage import schemas, sources
-from linkage.cohorts.codelists import Codelist, load_codelist
+from linkage.cohorts.codelists import Codelist, load_codelist, normalise_code
 from linkage.cohorts.contracts import PERSON_COLUMNS, person_contract, variable_types
 from linkage.cohorts.declaration import Condition, Criterion, Declaration, Window, parse_offset
 from linkage.cohorts.disclosure import TOTAL_CATEGORY, apply_disclosure_control, with_totals
@@ -96,13 +96,32 @@ def in_window(event_date: Column, window: Window, index_date: Column) -> Column:
     return inside & (event_date > shifted(index_date, window.start)) if window.start else inside
 
 
-def code_matches(df: DataFrame, contract: TableContract, columns: list[str], codelist: Codelist) -> Column:
-    """The codelist matched on any of the columns; array columns (secondary diagnoses) on any element."""
+def normalised_code_column(name: str) -> str:
+    return f"__code_{name}"
+
+
+def with_normalised_codes(df: DataFrame, contract: TableContract, columns: set[str]) -> DataFrame:
+    """The code columns passed through `normalise_code` once, as `__code_<column>`: every codelist of every
+    criterion over the table then compares plain columns (array columns element by element)."""
+    types = {column.name: column.type for column in contract.columns}
+    return df.withColumns(
+        {
+            normalised_code_column(name): F.transform(F.col(name), normalise_code)
+            if types[name].startswith("array")
+            else normalise_code(F.col(name))
+            for name in sorted(columns)
+        }
+    )
+
+
+def code_matches(contract: TableContract, columns: list[str], codelist: Codelist) -> Column:
+    """The codelist matched on any of the columns (normalised by `with_normalised_codes`); array columns
+    (secondary diagnoses) on any element."""
     types = {column.name: column.type for column in contract.columns}
     matches = [
-        F.exists(F.col(name), codelist.matches)
+        F.exists(F.col(normalised_code_column(name)), codelist.matches_normalised)
         if types[name].startswith("array")
-        else codelist.matches(F.col(name))
+        else codelist.matches_normalised(F.col(normalised_code_column(name)))
         for name in columns
     ]
     return F.coalesce(
@@ -133,33 +152,70 @@ def read_inputs(
     }
 
 
-def criterion_events(
-    tables: Mapping[str, DataFrame], compiled: CompiledCriterion, index_date: date
-) -> DataFrame:
-    """(person_id, criterion, kind, event_date) of the criterion's events and of its ending codes."""
+def criterion_kinds(
+    compiled: CompiledCriterion, contract: TableContract, index_date: date
+) -> list[tuple[str, Column]]:
+    """(kind, condition) of the criterion's events and, with an ending codelist, of its ending codes."""
     criterion = compiled.criterion
-    contract = sources.source_of_table(criterion.table).pseudonymised_activity
-    table_df = tables[criterion.table]
     event_date = F.col(criterion.resolved_date_column)
     base = where_matches(criterion.where) & in_window(event_date, criterion.window, F.lit(index_date))
-    kinds = []
     if compiled.codelist is None:
-        kinds.append((EVENT, base))
-    else:
-        columns = criterion.resolved_code_columns or []
-        kinds.append((EVENT, base & code_matches(table_df, contract, columns, compiled.codelist)))
-        if compiled.ending is not None:
-            kinds.append((ENDING, base & code_matches(table_df, contract, columns, compiled.ending)))
-    frames = [
-        table_df.where(condition).select(
-            "person_id",
-            F.lit(compiled.name).alias("criterion"),
-            F.lit(kind).alias("kind"),
-            event_date.alias("event_date"),
+        return [(EVENT, base)]
+    columns = criterion.resolved_code_columns or []
+    kinds = [(EVENT, base & code_matches(contract, columns, compiled.codelist))]
+    if compiled.ending is not None:
+        kinds.append((ENDING, base & code_matches(contract, columns, compiled.ending)))
+    return kinds
+
+
+def table_events(
+    table_df: DataFrame, table: str, items: list[CompiledCriterion], index_date: date
+) -> DataFrame:
+    """(person_id, criterion, kind, event_date) of every criterion over one table, in one scan of it.
+
+    A row gives one event per (criterion, kind) it matches. A filtered copy of the table per criterion and kind
+    read and normalised the table once each: four times for asthma's GP criteria.
+    """
+    contract = sources.source_of_table(table).pseudonymised_activity
+    code_columns = {
+        name
+        for item in items
+        if item.codelist is not None
+        for name in item.criterion.resolved_code_columns or []
+    }
+    tags = [
+        F.when(
+            condition,
+            F.struct(
+                F.lit(item.name).alias("criterion"),
+                F.lit(kind).alias("kind"),
+                F.col(item.criterion.resolved_date_column).alias("event_date"),
+            ),
         )
-        for kind, condition in kinds
+        for item in items
+        for kind, condition in criterion_kinds(item, contract, index_date)
     ]
-    return reduce(DataFrame.unionByName, frames)
+    # Tags built in a projection of their own, where Spark evaluates each shared subexpression once; explode
+    # drops the rows that matched nothing.
+    return (
+        with_normalised_codes(table_df, contract, code_columns)
+        .select("person_id", F.array_compact(F.array(*tags)).alias("events"))
+        .select("person_id", F.explode("events").alias("event"))
+        .select("person_id", "event.criterion", "event.kind", "event.event_date")
+    )
+
+
+def cohort_events(
+    tables: Mapping[str, DataFrame], compiled: list[CompiledCriterion], index_date: date
+) -> DataFrame:
+    """(person_id, criterion, kind, event_date) of all of a cohort's criteria: one scan per table they read."""
+    by_table: dict[str, list[CompiledCriterion]] = {}
+    for item in compiled:
+        by_table.setdefault(item.criterion.table, []).append(item)
+    return reduce(
+        DataFrame.unionByName,
+        [table_events(tables[table], table, items, index_date) for table, items in by_table.items()],
+    )
 
 
 def person_aggregates(events_df: DataFrame, compiled: list[CompiledCriterion]) -> DataFrame:
@@ -298,9 +354,7 @@ def build_cohort(
     if compiled is None:
         compiled = compile_criteria(declaration, config.codelists)
     by_name = {item.name: item for item in compiled}
-    events_df = reduce(
-        DataFrame.unionByName, [criterion_events(tables, item, index_date) for item in compiled]
-    )
+    events_df = cohort_events(tables, compiled, index_date)
     aggregates_df = person_aggregates(events_df, compiled)
     person_df = tables[schemas.PERSON_TABLE_NAME].select(
         "person_id", "year_of_birth", "month_of_birth", "sex", "ethnic_group", "imd_decile"
