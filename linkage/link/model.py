@@ -287,20 +287,26 @@ def chart_html(trained: Linker, scoring: Linker) -> dict[str, str]:
 
 def _rule_blocks(records_df: DataFrame, index: int, rule: Any) -> DataFrame:
     """(rule, comparisons, largest) of one rule: its records grouped by the values of its equality conditions'
-    keys (a record with a null key is in no block: an equality with null holds for no pair)."""
+    keys (a record with a null key is in no block: an equality with null holds for no pair).
+
+    Grouped by a 64-bit hash of the keys, not the keys: at 1M people the thirteen rules' groupings took 14.9-16.2 s
+    against 22.4-25.3 s, with the same counts. Two blocks merge only if their keys' hashes collide: for the 3M key
+    values of the largest rule the chance that any pair does is about 2.4e-7 (n^2 / 2^65).
+    """
     conditions = rule.get_blocking_rule("spark")._equi_join_conditions  # noqa: SLF001
     left, right = [k for k, _ in conditions], [k for _, k in conditions]
 
     def keyed(keys: list[str], side_l: int, side_r: int) -> DataFrame:
-        values = [F.expr(key).alias(f"key_{i}") for i, key in enumerate(keys)] or [F.lit(0).alias("key_0")]
-        keyed_df = records_df.select(*values, F.lit(side_l).alias("in_l"), F.lit(side_r).alias("in_r"))
-        return keyed_df.dropna(subset=[f"key_{i}" for i in range(len(values))])
+        values = [F.expr(key) for key in keys] or [F.lit(0)]
+        present = reduce(lambda a, b: a & b, [value.isNotNull() for value in values])
+        return records_df.where(present).select(
+            F.xxhash64(*values).alias("block"), F.lit(side_l).alias("in_l"), F.lit(side_r).alias("in_r")
+        )
 
     # A symmetric rule's two sides are one: its records are counted once, as both.
     sides = keyed(left, 1, 1) if left == right else keyed(left, 1, 0).unionByName(keyed(right, 0, 1))
-    keys = [c for c in sides.columns if c.startswith("key_")]
     return (
-        sides.groupBy(*keys)
+        sides.groupBy("block")
         .agg(F.sum("in_l").cast("long").alias("count_l"), F.sum("in_r").cast("long").alias("count_r"))
         .select((F.col("count_l") * F.col("count_r")).alias("comparisons"))
         .agg(F.sum("comparisons").alias("comparisons"), F.max("comparisons").alias("largest"))
