@@ -17,6 +17,15 @@ from pyspark.sql.types import StructType, _parse_datatype_string
 
 from linkage.demographics import PERSON_AGE_BAND_STARTS, age_band_labels
 
+# A source record's key.
+RECORD_KEY = ("source_dataset", "source_record_id")
+# RECORD_KEY in the order to join (and partition windows) on. A sort-merge join sorts both sides by its keys in
+# the order given, comparing rows by an 8-byte prefix of the first key and in full only where prefixes tie. With
+# source_dataset first (a handful of values) nearly every comparison of a large sort was a full one: sorting was
+# 28% of the CPU samples of a 1M link and 34% of pseudonymise. The record id first: joining 3.5M gp activity rows
+# to the 1M spine took 3.8-4.0 s against 5.6-6.0 s (one session, warm). Same rows either way.
+RECORD_JOIN_KEY = ("source_record_id", "source_dataset")
+
 
 @dataclass(frozen=True)
 class Column:

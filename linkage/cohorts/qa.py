@@ -18,7 +18,7 @@ from linkage.cohorts.declaration import TruthCheck
 from linkage.config import AppConfig
 from linkage.errors import InputError
 from linkage.lake import read_table, table_exists
-from linkage.schemas import PERSON_SPINE
+from linkage.schemas import PERSON_SPINE, RECORD_JOIN_KEY
 
 PersonIdMapper = Callable[[DataFrame], DataFrame]  # frame with person_key -> (person_key, person_id)
 
@@ -53,7 +53,7 @@ def truth_person_map(spark: SparkSession, config: AppConfig, to_person_id: Perso
         "source_dataset", "source_record_id", "person_key"
     )
     votes_df = (
-        spine_df.join(truth_df, ["source_dataset", "source_record_id"], how="inner")
+        spine_df.join(truth_df, list(RECORD_JOIN_KEY), how="inner")
         .groupBy("person_key", "true_person_id")
         .agg(F.count(F.lit(1)).alias("records"))
     )

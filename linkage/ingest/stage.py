@@ -41,7 +41,7 @@ from linkage.ingest.rules import (
     quarantine_rows,
     with_reason,
 )
-from linkage.schemas import PEOPLE_STD, QUARANTINE
+from linkage.schemas import PEOPLE_STD, QUARANTINE, RECORD_JOIN_KEY
 from linkage.standardise.names import read_nicknames
 from linkage.tracking import RunContext
 
@@ -329,7 +329,7 @@ def orphan_counts(people_df: DataFrame, activity_dfs: list[DataFrame]) -> dict[s
         DataFrame.unionByName, [df.select("source_dataset", "source_record_id") for df in activity_dfs]
     )
     orphans = dict(
-        activity_keys.join(keys, ["source_dataset", "source_record_id"], how="left_anti")
+        activity_keys.join(keys, list(RECORD_JOIN_KEY), how="left_anti")
         .groupBy("source_dataset")
         .count()
         .collect()

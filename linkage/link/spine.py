@@ -16,14 +16,8 @@ from pyspark.sql import functions as F
 from linkage.config import ThresholdsConfig
 from linkage.link.deterministic import PAIR_JOIN_KEYS, PAIR_KEYS
 from linkage.link.lineage import materialised
+from linkage.schemas import RECORD_JOIN_KEY, RECORD_KEY
 
-RECORD_KEY = ("source_dataset", "source_record_id")
-# RECORD_KEY in the order to join (and partition windows) on. A sort-merge join sorts both sides by its keys in
-# the order given, comparing rows by an 8-byte prefix of the first key and in full only where prefixes tie. With
-# source_dataset first (a handful of values) nearly every comparison of a large sort was a full one: sorting was
-# 28% of the CPU samples of a 1M link and 34% of pseudonymise. The record id first: joining 3.5M gp activity rows
-# to the 1M spine took 3.8-4.0 s against 5.6-6.0 s (one session, warm). Same rows either way.
-RECORD_JOIN_KEY = ("source_record_id", "source_dataset")
 # Separator inside a record uid; cannot occur in a source name, so uids never collide.
 UID_SEPARATOR = "-__-"
 NEW_KEY_PREFIX = "P"

@@ -16,12 +16,11 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from linkage import sources
+from linkage import schemas, sources
 from linkage.demographics import PERSON_AGE_BAND_STARTS, age_at, age_band, birth_date, known, or_unknown
 
-RECORD_KEY = ["source_dataset", "source_record_id"]
-# The order to join on: the record id first (see linkage.link.spine.RECORD_JOIN_KEY).
-RECORD_JOIN_KEY = [*reversed(RECORD_KEY)]
+RECORD_KEY = list(schemas.RECORD_KEY)
+RECORD_JOIN_KEY = list(schemas.RECORD_JOIN_KEY)  # the order to join on (see linkage.schemas)
 
 NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
