@@ -68,18 +68,21 @@ def run(ctx: JobContext) -> StageResult:
     spine_df = read(PERSON_SPINE)
     # Persisted: every output joins to it, and recomputing would rerun the Python HMAC each time.
     record_person_df = record_person_map(spine_df, key).persist(StorageLevel.MEMORY_AND_DISK)
+    records_df: DataFrame | None = None
     try:
         with ctx.stage("pseudonymise keys"):
             metrics["spine_records_without_person"] = spine_df.count() - record_person_df.count()
         activity_dfs = {source: read(c) for source, c in sources.activity_std_contracts().items()}
         tables = write_activity_tables(ctx, activity_dfs, record_person_df, vocabularies, metrics)
         with ctx.stage("write person"):
+            # Persisted: the person table and the conflict counts both group it, and recomputing it joined the
+            # spine, the people and every activity row again.
             records_df = person_records(
                 record_person_df,
                 read(PEOPLE_STD),
                 record_activity_span(activity_dfs),
                 config.pseudonymise.source_priority,
-            )
+            ).persist(StorageLevel.MEMORY_AND_DISK)
             person_df = build_person(records_df, reference_date, ctx.run.run_id)
             person = sources.person_contract()
             tables[f"{person.zone}/{person.name}"] = lake.write_table(
@@ -89,6 +92,8 @@ def run(ctx: JobContext) -> StageResult:
             conflicts = persons_with_conflicts(records_df)
     finally:
         record_person_df.unpersist()
+        if records_df is not None:
+            records_df.unpersist()
     counts = {table.split("/", 1)[1]: write.rows for table, write in tables.items()}
     report_release(ctx, counts, metrics, conflicts)
     return StageResult(tables=tables, summary=counts)
