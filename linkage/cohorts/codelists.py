@@ -27,12 +27,9 @@ class Codelist:
     ranges: tuple[tuple[str, str], ...]
     provenance: tuple[str, ...]  # distinct "source (version)" of its rows
 
-    def matches(self, code: Column) -> Column:
-        """True when the code is in the list or in one of its three-character ranges; null stays null."""
-        return self.matches_normalised(normalise_code(code))
-
     def matches_normalised(self, normalised: Column) -> Column:
-        """`matches` of a code already passed through `normalise_code` (a scan normalising once for every list)."""
+        """True when the code, already passed through `normalise_code` (once per scan, for every list), is in the
+        list or in one of its three-character ranges; null stays null."""
         conditions = [normalised.isin(sorted(self.codes))] if self.codes else []
         conditions += [F.substring(normalised, 1, 3).between(low, high) for low, high in self.ranges]
         result = conditions[0]

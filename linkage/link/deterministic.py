@@ -10,7 +10,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 PAIR_KEYS = ("source_dataset_l", "source_record_id_l", "source_dataset_r", "source_record_id_r")
-# PAIR_KEYS in the order to join on: the record ids first (see linkage.link.spine.RECORD_JOIN_KEY).
+# PAIR_KEYS in the order to join on: the record ids first (see linkage.schemas.RECORD_JOIN_KEY).
 PAIR_JOIN_KEYS = ("source_record_id_l", "source_record_id_r", "source_dataset_l", "source_dataset_r")
 
 

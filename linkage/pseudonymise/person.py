@@ -16,11 +16,9 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from linkage import schemas, sources
+from linkage import sources
 from linkage.demographics import PERSON_AGE_BAND_STARTS, age_at, age_band, birth_date, known, or_unknown
-
-RECORD_KEY = list(schemas.RECORD_KEY)
-RECORD_JOIN_KEY = list(schemas.RECORD_JOIN_KEY)  # the order to join on (see linkage.schemas)
+from linkage.schemas import RECORD_JOIN_KEY
 
 NO_ACTIVITY_RANK = 2**31 - 1  # sorts after every -unix_date() of a real date
 
@@ -61,8 +59,8 @@ def person_records(
 ) -> DataFrame:
     """One row per source record with its person_id, source rank, activity span and the attributes to choose from."""
     return (
-        record_person_df.join(people_df, RECORD_JOIN_KEY, how="left")
-        .join(activity_span_df, RECORD_JOIN_KEY, how="left")
+        record_person_df.join(people_df, list(RECORD_JOIN_KEY), how="left")
+        .join(activity_span_df, list(RECORD_JOIN_KEY), how="left")
         .select(
             "person_id",
             "source_dataset",

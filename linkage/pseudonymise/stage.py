@@ -18,8 +18,6 @@ from linkage.errors import InputError
 from linkage.harness import JobContext, StageResult
 from linkage.pseudonymise.keys import load_release_key
 from linkage.pseudonymise.person import (
-    RECORD_JOIN_KEY,
-    RECORD_KEY,
     build_person,
     person_records,
     persons_with_conflicts,
@@ -35,6 +33,8 @@ from linkage.schemas import (
     PEOPLE_STD,
     PERSON_SPINE,
     PERSON_TABLE_NAME,
+    RECORD_JOIN_KEY,
+    RECORD_KEY,
     TableContract,
 )
 
@@ -51,7 +51,7 @@ def pseudonymise_activity(
 ) -> DataFrame:
     """Activity rows keyed by person_id, holding only the contract's columns (local ids dropped)."""
     return (
-        activity_df.join(record_person_df, RECORD_JOIN_KEY, how="inner")
+        activity_df.join(record_person_df, list(RECORD_JOIN_KEY), how="inner")
         .withColumn("run_id", F.lit(run_id))
         .select(*contract.column_names)
     )
