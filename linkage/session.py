@@ -79,6 +79,9 @@ JIT_OPTIONS = f"{JIT_HUGE_METHODS} {CODE_CACHE}"
 THROUGHPUT_GC = "-XX:+UseParallelGC"
 _NAMES_A_COLLECTOR = re.compile(r"-XX:\+Use\w*GC\b")
 
+# At or above spark.sql.adaptive.advisoryPartitionSizeInBytes (64 MB), or Spark ignores it.
+SHUFFLED_HASH_JOIN_MAX_PARTITION = "256m"
+
 
 def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> dict[str, str]:
     """Every Spark setting the factory applies, defaults first so config can override them.
@@ -102,6 +105,16 @@ def session_settings(config: SparkConfig, spark_log_file: str | None = None) -> 
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        # A join whose shuffled partitions all hold at most this much (as shuffled, compressed) hashes one side per
+        # partition instead of sorting both: adaptive execution decides per join, after the shuffle, so a larger
+        # extract or fewer partitions falls back to the sort-merge join by itself. The blocking rules' self-joins
+        # sorted every record's rule columns on each rule's keys, where ties between equal keys are the point: at 1M
+        # people the 13 rules' pair ids took 32.2-36.0 s hashed against 50.4-59.4 s sorted (one session, the same
+        # 5,153,154 pairs), and the link job 336.6 and 343.9 s against 368.7 and 411.0 s (alternating, the same
+        # accuracy). The hash table is built in execution memory and is not spilled, and rows take more room
+        # unpacked than shuffled: a cluster with large partitions and little memory per task sets it lower (or 0,
+        # off) in spark.conf.
+        "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold": SHUFFLED_HASH_JOIN_MAX_PARTITION,
         # The driver keeps every query's plan for the UI and status API (1000 by default), and Splink's plans run
         # to megabytes of text: a bound on what a long session (the pipeline, a test run) holds. It did not cure the
         # test run's full-GC stall, which one test's plan causes on its own. The UI still shows the latest plans.
