@@ -267,6 +267,42 @@ def test_mutual_single_best_candidates_link_between_best_link_and_upper(spark):
     )
 
 
+def test_a_records_single_best_candidate_in_each_other_source_is_its_unique_highest_weight(spark):
+    scored = predictions(
+        spark,
+        [
+            # From g1: h1 and h2 tie at the top, h3 is lower: g1 has no best hospital record.
+            ("gp", "g1", "hospital", "h1", 0.9, 3.0),
+            ("gp", "g1", "hospital", "h2", 0.9, 3.0),
+            ("gp", "g1", "hospital", "h3", 0.6, 0.5),
+            # From g2: h4 is highest alone (the tie below it does not matter); its third-sector best is t1.
+            ("gp", "g2", "hospital", "h4", 0.95, 4.0),
+            ("gp", "g2", "hospital", "h5", 0.7, 1.0),
+            ("gp", "g2", "hospital", "h6", 0.7, 1.0),
+            ("gp", "g2", "third_sector", "t1", 0.5, -0.2),
+            # Read from the right too: h1's best GP record is g1, h2's is g1, h4's is g2, h3's is g1 (its only one).
+        ],
+    )
+    best = spine.single_best_candidates(scored, "match_probability").select(
+        *deterministic.PAIR_KEYS, "match_weight", "match_probability"
+    )
+    expected = spark.createDataFrame(
+        [
+            ("gp", "g2", "hospital", "h4", 4.0, 0.95),
+            ("gp", "g2", "third_sector", "t1", -0.2, 0.5),
+            ("hospital", "h1", "gp", "g1", 3.0, 0.9),
+            ("hospital", "h2", "gp", "g1", 3.0, 0.9),
+            ("hospital", "h3", "gp", "g1", 0.5, 0.6),
+            ("hospital", "h4", "gp", "g2", 4.0, 0.95),
+            ("hospital", "h5", "gp", "g2", 1.0, 0.7),
+            ("hospital", "h6", "gp", "g2", 1.0, 0.7),
+            ("third_sector", "t1", "gp", "g2", -0.2, 0.5),
+        ],
+        PAIR_SCHEMA + ", match_weight double, match_probability double",
+    )
+    assert_df_equality(best, expected, ignore_row_order=True, ignore_nullable=True)
+
+
 def assert_edges(edges, rows) -> None:
     """The edges are exactly these (pair, match_probability, method) rows, in any order."""
     expected = edges.sparkSession.createDataFrame(
