@@ -284,21 +284,21 @@ def test_a_records_single_best_candidate_in_each_other_source_is_its_unique_high
         ],
     )
     best = spine.single_best_candidates(scored, "match_probability").select(
-        *deterministic.PAIR_KEYS, "match_weight", "match_probability"
+        *deterministic.PAIR_KEYS, "match_probability", "match_weight"
     )
-    expected = spark.createDataFrame(
+    expected = predictions(
+        spark,
         [
-            ("gp", "g2", "hospital", "h4", 4.0, 0.95),
-            ("gp", "g2", "third_sector", "t1", -0.2, 0.5),
-            ("hospital", "h1", "gp", "g1", 3.0, 0.9),
-            ("hospital", "h2", "gp", "g1", 3.0, 0.9),
-            ("hospital", "h3", "gp", "g1", 0.5, 0.6),
-            ("hospital", "h4", "gp", "g2", 4.0, 0.95),
-            ("hospital", "h5", "gp", "g2", 1.0, 0.7),
-            ("hospital", "h6", "gp", "g2", 1.0, 0.7),
-            ("third_sector", "t1", "gp", "g2", -0.2, 0.5),
+            ("gp", "g2", "hospital", "h4", 0.95, 4.0),
+            ("gp", "g2", "third_sector", "t1", 0.5, -0.2),
+            ("hospital", "h1", "gp", "g1", 0.9, 3.0),
+            ("hospital", "h2", "gp", "g1", 0.9, 3.0),
+            ("hospital", "h3", "gp", "g1", 0.6, 0.5),
+            ("hospital", "h4", "gp", "g2", 0.95, 4.0),
+            ("hospital", "h5", "gp", "g2", 0.7, 1.0),
+            ("hospital", "h6", "gp", "g2", 0.7, 1.0),
+            ("third_sector", "t1", "gp", "g2", 0.5, -0.2),
         ],
-        PAIR_SCHEMA + ", match_weight double, match_probability double",
     )
     assert_df_equality(best, expected, ignore_row_order=True, ignore_nullable=True)
 
