@@ -376,7 +376,8 @@ LINK_PAIRS = TableContract(
         (
             "is_best_candidate",
             "boolean",
-            "The pair is one record's single best-weighted candidate among the other record's source.",
+            "The pair is one record's single best-weighted candidate among the other record's source; "
+            "false below match weight -10, where review samples nothing.",
         ),
         RUN_ID,
     ),

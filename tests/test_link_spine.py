@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 
 from builders import PAIR_SCHEMA, people_frame, person
@@ -301,6 +302,25 @@ def test_a_records_single_best_candidate_in_each_other_source_is_its_unique_high
         ],
     )
     assert_df_equality(best, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_ranking_from_a_min_weight_finds_every_best_candidate_at_or_above_it_and_none_below(spark):
+    draw = random.Random(7)
+    # 80 GP records against 60 hospital records, about three candidates each, weights on a coarse grid: ties, pairs
+    # exactly at the floor, and records whose best candidate is below it.
+    grid = (-14.0, -12.0, -12.0, -10.0, -10.0, -8.0, -3.0, 0.0, 5.0)
+    rows = sorted(
+        {(f"g{draw.randrange(80)}", f"h{draw.randrange(60)}"): draw.choice(grid) for _ in range(200)}.items()
+    )
+    scored = predictions(spark, [("gp", g, "hospital", h, 0.5, w) for (g, h), w in rows])
+    columns = (*deterministic.PAIR_KEYS, "match_probability", "match_weight")
+    from_floor = spine.single_best_candidates(scored, "match_probability", min_weight=-10.0).select(*columns)
+    every = spine.single_best_candidates(scored, "match_probability").select(*columns)
+    assert_df_equality(
+        from_floor, every.where(F.col("match_weight") >= -10.0), ignore_row_order=True, ignore_nullable=True
+    )
+    # The grid's low weights are somebody's best: so ranking from the floor does leave something out.
+    assert every.where(F.col("match_weight") < -10.0).count() > 0
 
 
 def assert_edges(edges, rows) -> None:

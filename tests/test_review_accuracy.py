@@ -18,6 +18,7 @@ from jobs import review_estimate as review_estimate_job
 from linkage.config import load_config
 from linkage.lake import read_table, write_table
 from linkage.link.deterministic import PAIR_KEYS
+from linkage.link.pairs import REVIEW_FLOOR_WEIGHT
 from linkage.link.qa import TRUTH_SCHEMA
 from linkage.review.sampling import draw_review_sample
 from linkage.schemas import LINK_PAIRS, PEOPLE_STD, PERSON_SPINE, REVIEW_DECISIONS, REVIEW_SAMPLE
@@ -46,6 +47,9 @@ def test_link_writes_every_same_person_pair_and_scored_candidate(pipeline_run, s
         methods <= {None, "nhs_number", "probabilistic", "clerical", "transitive"} and "nhs_number" in methods
     )
     assert pairs.where("is_linked and method is null or not is_linked and method is not null").count() == 0
+    # The job ranks best candidates from the review floor: some are flagged, none below it.
+    assert pairs.where("is_best_candidate").count() > 0
+    assert pairs.where(f"is_best_candidate and match_weight < {REVIEW_FLOOR_WEIGHT}").count() == 0
     # Each linked pair's records share a person_key.
     spine = read_table(spark, str(pipeline_run.lake), PERSON_SPINE).select(
         "source_dataset", "source_record_id", "person_key"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from linkage.link.pairs import link_pairs
+import pytest
+
+from linkage.link.pairs import REVIEW_FLOOR_WEIGHT, link_pairs
+from linkage.link.spine import single_best_candidates
+from linkage.review import sampling
 from linkage.review.sampling import draw, stratum, with_pair_groups
 
 PAIR = (
@@ -60,8 +64,6 @@ def test_frame_holds_same_person_pairs_and_scored_candidates_with_method_and_bes
 
 
 def test_a_pair_linked_several_ways_reports_the_most_certain_and_precomputed_best_candidates_agree(spark):
-    from linkage.link.spine import single_best_candidates
-
     predictions = spark.createDataFrame(
         [("gp", "1", "hospital", "1", 25.0, 0.999), ("hospital", "2", "gp", "1", 2.0, 0.8)],
         f"{PAIR}, match_weight double, match_probability double",
@@ -91,6 +93,42 @@ def test_a_pair_linked_several_ways_reports_the_most_certain_and_precomputed_bes
     }
     best = single_best_candidates(predictions, "match_probability")
     assert sorted(link_pairs(predictions, edges, spine, best).collect()) == sorted(frame.collect())
+
+
+def test_a_candidate_below_the_review_floor_is_no_ones_best(spark):
+    # g1's only hospital candidate is below the floor; g2's are above it, h3 the higher.
+    predictions = spark.createDataFrame(
+        [
+            ("gp", "1", "hospital", "1", REVIEW_FLOOR_WEIGHT - 2.0, 0.0002),
+            ("gp", "2", "hospital", "2", REVIEW_FLOOR_WEIGHT, 0.001),
+            ("gp", "2", "hospital", "3", -4.0, 0.06),
+        ],
+        f"{PAIR}, match_weight double, match_probability double",
+    )
+    edges = spark.createDataFrame([], f"{PAIR}, method string")
+    spine = spark.createDataFrame(
+        [
+            ("gp", "1", "A"),
+            ("gp", "2", "B"),
+            ("hospital", "1", "C"),
+            ("hospital", "2", "D"),
+            ("hospital", "3", "E"),
+        ],
+        "source_dataset string, source_record_id string, person_key string",
+    )
+    best = {(r[1], r[3]): r["is_best_candidate"] for r in link_pairs(predictions, edges, spine).collect()}
+    # h2's only candidate is g2, at the floor itself; g2's best is h3.
+    assert best == {("1", "1"): False, ("2", "2"): True, ("2", "3"): True}
+    # Ranked by the link job (from the floor) or by link_pairs itself: the same flags.
+    ranked = single_best_candidates(predictions, "match_probability", min_weight=REVIEW_FLOOR_WEIGHT)
+    assert sorted(link_pairs(predictions, edges, spine, ranked).collect()) == sorted(
+        link_pairs(predictions, edges, spine).collect()
+    )
+
+
+def test_a_near_miss_floor_below_the_best_candidate_floor_is_refused(spark, make_config):
+    with pytest.raises(ValueError, match="below"):
+        sampling.frame(spark, make_config(), near_miss_floor=REVIEW_FLOOR_WEIGHT - 10.0)
 
 
 def test_strata_bands_groups_and_seeded_draw(spark):

@@ -8,6 +8,8 @@ not in the frame: the estimates assume they hold no matches, and the README says
 
 from __future__ import annotations
 
+import math
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -19,6 +21,19 @@ from linkage.link.spine import (
     ordered_pairs,
     single_best_candidates,
 )
+
+# Review never samples a scored pair below this match weight (about 1 in 1,000 odds; linkage.review.sampling's
+# near-miss floor), and the best-candidate flag only sorts the near misses above it into strata: so only the pairs
+# at or above it are ranked for it (`single_best_candidates`' min_weight). At 1M people most candidate pairs are
+# below it.
+REVIEW_FLOOR_WEIGHT = -10.0
+
+
+def best_candidate_min_weight(best_link: float) -> float:
+    """The lowest match weight the link job's best-candidate ranking must see: the review floor, or a bit below
+    the weight of the best_link probability when that is lower (mutual-best links, ranked among all candidates
+    under best_link_scope unlinked_records and any, are at or above best_link)."""
+    return min(REVIEW_FLOOR_WEIGHT, math.log2(best_link / (1.0 - best_link)) - 1.0)
 
 
 def same_person_pairs(spine_df: DataFrame) -> DataFrame:
@@ -34,10 +49,16 @@ def same_person_pairs(spine_df: DataFrame) -> DataFrame:
 def best_candidate_pairs(predictions_df: DataFrame, best_candidates_df: DataFrame | None = None) -> DataFrame:
     """Pairs that are, for at least one of their records, its single best-weighted candidate in the other's source.
 
-    Ties are no one's best (as for mutual best links): a record fitting two candidates equally has none.
-    `best_candidates_df` is `single_best_candidates(predictions_df)` (or with carried columns) when the caller has it.
+    Ties are no one's best (as for mutual best links): a record fitting two candidates equally has none. Only pairs
+    at or above REVIEW_FLOOR_WEIGHT are ranked: none below it is flagged. `best_candidates_df` is
+    `single_best_candidates(predictions_df, min_weight=...)` (or with carried columns, and a min_weight at or below
+    the floor) when the caller has it.
     """
-    best = best_candidates_df if best_candidates_df is not None else single_best_candidates(predictions_df)
+    best = (
+        best_candidates_df
+        if best_candidates_df is not None
+        else single_best_candidates(predictions_df, min_weight=REVIEW_FLOOR_WEIGHT)
+    )
     return ordered_pairs(best.select(*PAIR_KEYS)).distinct()
 
 

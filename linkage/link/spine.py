@@ -68,10 +68,19 @@ def both_directions(pairs_df: DataFrame, *carried: str) -> DataFrame:
     return pairs_df.select(*PAIR_KEYS, *carried).unionByName(exchanged)
 
 
-def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFrame:
+def single_best_candidates(
+    predictions_df: DataFrame, *carried: str, min_weight: float | None = None
+) -> DataFrame:
     """For each record (as the left side) and each other source, the pair with its single best-weighted candidate
     there, with `carried` columns: both directions of every pair are ranked, so a pair appears once per end
-    whose best it is. A tie for best is no one's best."""
+    whose best it is. A tie for best is no one's best.
+
+    With `min_weight`, only the pairs at or above it are ranked: a pair below can neither beat nor tie one above,
+    so every pair at or above it is found exactly as when all are ranked, and none below is found. Most candidate
+    pairs are far below any weight a reader of the result asks about (linkage.link.pairs.REVIEW_FLOOR_WEIGHT), and
+    this ranking sorts every scored pair twice, once from each end."""
+    if min_weight is not None:
+        predictions_df = predictions_df.where(F.col("match_weight") >= min_weight)
     by_record_and_source = Window.partitionBy(
         "source_record_id_l", "source_dataset_l", "source_dataset_r"
     ).orderBy(F.col("match_weight").desc(), F.col("source_record_id_r"))
@@ -83,7 +92,7 @@ def single_best_candidates(predictions_df: DataFrame, *carried: str) -> DataFram
     return ranked.where(
         (F.col("rank") == 1)
         & (F.col("next_weight").isNull() | (F.col("next_weight") < F.col("match_weight")))
-    )
+    ).drop("rank", "next_weight")
 
 
 def mutual_best_pairs(
@@ -94,7 +103,8 @@ def mutual_best_pairs(
     Best means the highest match weight among the record's candidates from that source, with no tie: a
     third-sector record whose name and year of birth fit two GP patients equally well links to neither. A
     person's records in one source are mostly one record, so a clear best candidate is rarely someone else.
-    `best_candidates_df` is `single_best_candidates(predictions_df, "match_probability")` when the caller has it.
+    `best_candidates_df` is `single_best_candidates(predictions_df, "match_probability")` when the caller has it
+    (with a min_weight, if any, below min_probability's weight: linkage.link.pairs.best_candidate_min_weight).
     """
     best = (
         best_candidates_df

@@ -24,7 +24,7 @@ from linkage.link import components, deterministic, fields, incremental, qa, rep
 from linkage.link.history import record_missing_history
 from linkage.link.lineage import materialised
 from linkage.link.model import model_input, splink_backend
-from linkage.link.pairs import link_pairs
+from linkage.link.pairs import best_candidate_min_weight, link_pairs
 from linkage.link.people import read_people
 from linkage.link.registry import check_approval, load_model_json, version_to_use
 from linkage.schemas import (
@@ -222,9 +222,15 @@ def link(ctx: JobContext, inputs: LinkInputs, metrics: dict[str, float]) -> Link
         metrics.update(qa.prediction_metrics(predictions, thresholds.upper, names))
     with ctx.stage("cluster and key"):
         with ctx.stage("cluster and key: edges"):
-            # Ranked once over every scored pair; read by link_pairs, and by the mutual-best links when
-            # best_link_scope ranks every candidate (unlinked_records, any).
-            best_candidates = materialised(spine.single_best_candidates(predictions, "match_probability"))
+            # Ranked once over the scored pairs at or above the review floor; read by link_pairs, and by the
+            # mutual-best links when best_link_scope ranks every candidate (unlinked_records, any).
+            best_candidates = materialised(
+                spine.single_best_candidates(
+                    predictions,
+                    "match_probability",
+                    min_weight=best_candidate_min_weight(thresholds.best_link),
+                )
+            )
             edges = materialised(
                 spine.link_edges(nhs_links, predictions, thresholds, inputs.decisions, best_candidates)
             )

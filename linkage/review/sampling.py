@@ -28,6 +28,7 @@ from linkage.demographics import imd_quintile, known, or_unknown
 from linkage.errors import InputError
 from linkage.lake import read_table, table_exists, write_table
 from linkage.link.deterministic import PAIR_KEYS
+from linkage.link.pairs import REVIEW_FLOOR_WEIGHT
 from linkage.link.qa import truth_age_band
 from linkage.link.spine import RECORD_KEY
 from linkage.schemas import LINK_PAIRS, PEOPLE_STD, REVIEW_SAMPLE
@@ -35,7 +36,9 @@ from linkage.tracking import RunContext
 
 DEFAULT_SEED = 42
 MIN_PER_STRATUM = 2  # two reviewed pairs at least, so each stratum has a variance
-NEAR_MISS_FLOOR = -10.0  # match weight; ~1 in 1000 odds: below, pairs are assumed non-matches
+# Match weight; ~1 in 1000 odds: below, pairs are assumed non-matches. link_pairs flags best candidates among the
+# pairs at or above it only, so a lower floor would put some near misses in the wrong stratum.
+NEAR_MISS_FLOOR = REVIEW_FLOOR_WEIGHT
 LINK_WEIGHT_BANDS = (20.0, 10.0)  # upper edges of bands, descending: w>=20, 10<=w<20, w<10
 NEAR_MISS_WEIGHT_BANDS = (0.0, -5.0)  # w>=0 (the review band and above), -5<=w<0, floor<=w<-5
 # Match-rate guesses are clipped so no stratum's allocation collapses to nothing on the model's word.
@@ -133,6 +136,11 @@ def _clip(p: float) -> float:
 
 def frame(spark: SparkSession, config: AppConfig, near_miss_floor: float = NEAR_MISS_FLOOR) -> DataFrame:
     """The current link run's pairs with stratum and pair groups."""
+    if near_miss_floor < REVIEW_FLOOR_WEIGHT:
+        raise ValueError(
+            f"near_miss_floor {near_miss_floor} is below {REVIEW_FLOOR_WEIGHT}, the lowest match weight at which "
+            "restricted/link_pairs flags best candidates"
+        )
     lake = config.paths.lake
     for contract in (LINK_PAIRS, PEOPLE_STD):
         if not table_exists(spark, lake, contract):
