@@ -8,10 +8,9 @@ not in the frame: the estimates assume they hold no matches, and the README says
 
 from __future__ import annotations
 
-import math
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from splink.internals.misc import prob_to_match_weight
 
 from linkage.link.deterministic import PAIR_KEYS
 from linkage.link.spine import (
@@ -33,7 +32,7 @@ def best_candidate_min_weight(best_link: float) -> float:
     """The lowest match weight the link job's best-candidate ranking must see: the review floor, or a bit below
     the weight of the best_link probability when that is lower (mutual-best links, ranked among all candidates
     under best_link_scope unlinked_records and any, are at or above best_link)."""
-    return min(REVIEW_FLOOR_WEIGHT, math.log2(best_link / (1.0 - best_link)) - 1.0)
+    return min(REVIEW_FLOOR_WEIGHT, prob_to_match_weight(best_link) - 1.0)
 
 
 def same_person_pairs(spine_df: DataFrame) -> DataFrame:
