@@ -49,7 +49,8 @@ def best_candidate_pairs(predictions_df: DataFrame, best_candidates_df: DataFram
     """Pairs that are, for at least one of their records, its single best-weighted candidate in the other's source.
 
     Ties are no one's best (as for mutual best links): a record fitting two candidates equally has none. Only pairs
-    at or above REVIEW_FLOOR_WEIGHT are ranked: none below it is flagged. `best_candidates_df` is
+    at or above REVIEW_FLOOR_WEIGHT are ranked, and none below it is flagged, also when `best_candidates_df` was
+    ranked from lower (the link job ranks from below best_link's weight when that is lower). `best_candidates_df` is
     `single_best_candidates(predictions_df, min_weight=...)` (or with carried columns, and a min_weight at or below
     the floor) when the caller has it.
     """
@@ -58,7 +59,9 @@ def best_candidate_pairs(predictions_df: DataFrame, best_candidates_df: DataFram
         if best_candidates_df is not None
         else single_best_candidates(predictions_df, min_weight=REVIEW_FLOOR_WEIGHT)
     )
-    return ordered_pairs(best.select(*PAIR_KEYS)).distinct()
+    return ordered_pairs(
+        best.where(F.col("match_weight") >= REVIEW_FLOOR_WEIGHT).select(*PAIR_KEYS)
+    ).distinct()
 
 
 def link_pairs(
