@@ -484,10 +484,9 @@ def bench_size(
     """One size's whole run: generate (when absent), ingest, train, approve and link, then (peers) the same model
     on Splink's DuckDB backend and on Spark defaults over the same records."""
     import pandas as pd
-    from mlflow.tracking import MlflowClient
 
     from linkage.link.model import model_input, remove_path
-    from linkage.link.registry import approve_model, load_model_json
+    from linkage.link.registry import approve_model, latest_version, load_model_json
     from linkage.synthetic import extract_present, generate_extract
 
     raw, lake, overrides = size_overrides(people, work, shuffle_partitions, settings)
@@ -503,11 +502,10 @@ def bench_size(
             lambda: generate_extract(config.synthetic, raw, Path(config.cohorts.codelists))
         )
     jobs = job_mains()
-    client = MlflowClient(config.tracking_uri)
     for name, main in jobs.items():
         if name == "link":
-            version = max(int(v.version) for v in client.search_model_versions(f"name = 'bench-{people}'"))
-            approve_model(config, str(version), {}, how="automatic (bench)")
+            version = latest_version(config)
+            approve_model(config, version, {}, how="automatic (bench)")
         job = run_job_quietly(main, overrides)
         result["stages"][name] = job["seconds"]
         result["substages"][name] = task_time_by_stage(job, spark_stage_times(spark))
@@ -529,7 +527,7 @@ def bench_size(
     if not peers:
         return result
 
-    model = load_model_json(config, str(version))
+    model = load_model_json(config, version)
     threshold = config.linkage.thresholds.upper
     people_df = model_input(spark.read.format("delta").load(f"{lake}/restricted/people_std"))
     truth = pd.read_csv(raw / "truth.csv", dtype=str)[

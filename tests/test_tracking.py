@@ -3,9 +3,12 @@
 import json
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
-from linkage.tracking import tracking_run
+from linkage.errors import ConfigError
+from linkage.link.registry import latest_version
+from linkage.tracking import configure_mlflow, tracking_run
 
 
 def test_run_is_logged_and_read_back(make_config):
@@ -41,3 +44,33 @@ def test_failed_job_marks_the_run_failed(make_config):
     except RuntimeError:
         pass
     assert MlflowClient(config.tracking_uri).get_run(run.run_id).info.status == "FAILED"
+
+
+def test_the_latest_model_version_comes_from_the_configured_store_whatever_the_process_last_used(
+    make_config, tmp_path
+):
+    # The bench runs each size with its own store in one process: after one size's jobs pointed MLflow's registry at
+    # their store, the next size's version was looked up there, and the bench stopped with no version to approve.
+    first, second = (
+        make_config(f"tracking.uri=sqlite:///{tmp_path / name}.db", "tracking.registered_model=sized")
+        for name in ("first", "second")
+    )
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        for config, versions in ((first, 3), (second, 1)):
+            configure_mlflow(config)
+            client = MlflowClient(config.tracking_uri, registry_uri=config.tracking_uri)
+            client.create_registered_model("sized")
+            for _ in range(versions):
+                client.create_model_version("sized", source=str(tmp_path / "model"))
+        assert mlflow.get_registry_uri() == second.tracking_uri
+        assert latest_version(first) == "3"
+        assert latest_version(second) == "1"
+        unregistered = make_config(
+            f"tracking.uri={first.tracking_uri}", "tracking.registered_model=unregistered"
+        )
+        with pytest.raises(ConfigError, match="no version"):
+            latest_version(unregistered)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])

@@ -158,6 +158,18 @@ def approved_version(config: AppConfig) -> str | None:
         return None
 
 
+def latest_version(config: AppConfig) -> str:
+    """The newest registered version of the configured model, from this configuration's store even when the process
+    last pointed MLflow elsewhere (the bench runs several sizes, each with its own store, in one process);
+    ConfigError if none."""
+    versions = _client(config).search_model_versions(f"name = '{config.tracking.registered_model}'")
+    if not versions:
+        raise ConfigError(
+            f"model '{config.tracking.registered_model}' has no version in {config.tracking_uri_shown}"
+        )
+    return str(max(int(v.version) for v in versions))
+
+
 def version_to_use(config: AppConfig, requested: str | None) -> str:
     """The command line's version, else config linkage.model_version, else the approved one; ConfigError if none."""
     version = requested or config.linkage.model_version or approved_version(config)
