@@ -177,10 +177,13 @@ def classify_files(
     files = [(plan.raw, plan.layout) for plan in planned]
 
     def classify(plan: PlannedFile, rows_df: DataFrame) -> DataFrame:
+        # PySpark's MEMORY_AND_DISK is the serialized level: every cached column batch written through the serializer
+        # and read back through it. The _DESER level, which PySpark's own DataFrame.cache() uses, keeps the batches
+        # as they are (see README, *Every target again, in one run*).
         classified_df = (
             with_reason(rows_df, plan.rules, rules)
             .transform(raw_line_of_quarantined_only)
-            .persist(StorageLevel.MEMORY_AND_DISK)
+            .persist(StorageLevel.MEMORY_AND_DISK_DESER)
         )
         cleanup.callback(classified_df.unpersist)
         return classified_df
